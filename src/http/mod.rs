@@ -1,0 +1,1 @@
+//! Pure HTTP semantics: the query, Range, conditionals, status and headers.

@@ -1,0 +1,12 @@
+//! mp4-fcgi: a FastCGI responder for MP4 pseudo-streaming.
+//!
+//! Four rooms with narrow doors:
+//! - [`mp4`]: the pure engine (index a file, plan a window, write a new moov).
+//! - [`fcgi`]: the sans-io FastCGI codec.
+//! - [`http`]: pure HTTP semantics (query, Range, conditionals, status).
+//! - [`server`]: the only room that touches sockets, files and processes.
+
+pub mod fcgi;
+pub mod http;
+pub mod mp4;
+pub mod server;

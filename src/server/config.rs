@@ -1,0 +1,100 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the pool listens when no `--listen`, fd 0 socket or `LISTEN_FDS` is given.
+/// (Not port 9000: php-fpm takes it.)
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9064";
+
+/// One `--listen` address.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ListenAddr {
+    Unix(PathBuf),
+    Tcp(std::net::SocketAddr),
+}
+
+impl std::str::FromStr for ListenAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("unix: needs a path, e.g. unix:/run/mp4-fcgi.sock".into());
+            }
+            return Ok(ListenAddr::Unix(PathBuf::from(path)));
+        }
+        s.parse().map(ListenAddr::Tcp).map_err(|_| {
+            format!("'{s}' is not unix:/path, IPv4:PORT or [IPv6]:PORT (e.g. 127.0.0.1:9064)")
+        })
+    }
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+            ListenAddr::Tcp(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+/// How body bytes leave the responder.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Offload {
+    /// Stream every byte through FastCGI STDOUT records.
+    None,
+    /// lighttpd: write the header to a file under `dir`, answer `X-Sendfile2`.
+    XSendfile2 { dir: PathBuf },
+}
+
+/// The validated configuration of the pool (built once by the CLI).
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: Vec<ListenAddr>,
+    pub socket_mode: Option<u32>,
+    pub socket_owner: Option<String>,
+    pub socket_group: Option<String>,
+    pub workers: usize,
+    /// Recycle a worker after this many requests (0: never).
+    pub max_requests: u64,
+    pub shutdown_timeout: Duration,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub pid_file: Option<PathBuf>,
+    /// Files must resolve inside this directory (symlinks included).
+    pub root: Option<PathBuf>,
+    /// Per-worker index cache budget in bytes.
+    pub cache_size: u64,
+    pub max_moov: u64,
+    /// Total PARAMS bytes accepted per request.
+    pub max_params: usize,
+    /// Concurrent connections per worker.
+    pub max_conns: usize,
+    pub status_path: Option<String>,
+    /// Development HTTP/1.1 listener (`--http`).
+    pub http: Option<std::net::SocketAddr>,
+    pub offload: Offload,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: Vec::new(),
+            socket_mode: None,
+            socket_owner: None,
+            socket_group: None,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_requests: 0,
+            shutdown_timeout: Duration::from_secs(30),
+            user: None,
+            group: None,
+            pid_file: None,
+            root: None,
+            cache_size: 64 << 20,
+            max_moov: 64 << 20,
+            max_params: 64 << 10,
+            max_conns: 1024,
+            status_path: None,
+            http: None,
+            offload: Offload::None,
+        }
+    }
+}
