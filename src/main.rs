@@ -225,7 +225,8 @@ fn cut(
         }
         .map_err(|e| format!("{}: {e}", output.display()))?;
     }
-    out.flush().map_err(|e| format!("{}: {e}", output.display()))
+    out.flush()
+        .map_err(|e| format!("{}: {e}", output.display()))
 }
 
 fn info(input: PathBuf, limits: mp4::Limits) -> Result<(), String> {

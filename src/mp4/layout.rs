@@ -48,13 +48,17 @@ impl Layout {
             return;
         }
         self.len += part.len();
-        if let (Some(Part::File { offset, len }), Part::File { offset: o2, len: l2 }) =
-            (self.parts.last_mut(), &part)
+        if let (
+            Some(Part::File { offset, len }),
+            Part::File {
+                offset: o2,
+                len: l2,
+            },
+        ) = (self.parts.last_mut(), &part)
+            && *offset + *len == *o2
         {
-            if *offset + *len == *o2 {
-                *len += *l2;
-                return;
-            }
+            *len += *l2;
+            return;
         }
         self.parts.push(part);
     }
@@ -139,8 +143,14 @@ mod tests {
     fn sample() -> Layout {
         let mut l = Layout::new();
         l.push(Part::Mem(Bytes::from_static(b"abcd")));
-        l.push(Part::File { offset: 100, len: 10 });
-        l.push(Part::File { offset: 110, len: 5 });
+        l.push(Part::File {
+            offset: 100,
+            len: 10,
+        });
+        l.push(Part::File {
+            offset: 110,
+            len: 5,
+        });
         l.push(Part::Mem(Bytes::from_static(b"xy")));
         l
     }
@@ -160,7 +170,10 @@ mod tests {
             segs,
             vec![
                 Segment::Mem(Bytes::from_static(b"cd")),
-                Segment::File { offset: 100, len: 15 },
+                Segment::File {
+                    offset: 100,
+                    len: 15
+                },
                 Segment::Mem(Bytes::from_static(b"x")),
             ]
         );

@@ -22,9 +22,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_moov: 64 << 20,
-        }
+        Limits { max_moov: 64 << 20 }
     }
 }
 
@@ -44,5 +42,10 @@ impl Window {
     }
 }
 
+mod boxes;
+mod fragmented;
 mod index;
+mod plan;
+mod tables;
+mod write;
 pub use index::{Index, Info, TrackInfo};

@@ -1,0 +1,277 @@
+//! Window → per-track sample ranges and edit lists.
+//!
+//! The reference track (the first video track, else the first track) starts at
+//! its last sync sample K presented at or before `start`. Every other track
+//! starts at its sample that holds K's presentation time, so all tracks are cut
+//! at one instant. Each track ends after its last sample presented before `end`.
+//! By default an edit list per track hides [tK, start), so players present from
+//! exactly `start` with audio and video in sync.
+
+use super::index::{Index, Track};
+use super::tables::elst::Edit;
+use super::{Error, Window};
+
+/// How many samples back a composition-order search may look. B-frame
+/// reordering spans a handful of frames; this bounds hostile tables.
+const REORDER_WINDOW: u64 = 256;
+
+/// The plan for one output track.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct TrackPlan {
+    pub track: usize,
+    /// Source samples `[a, b)`, 0-based.
+    pub a: u64,
+    pub b: u64,
+    /// The new edit list; `None` writes none (flash).
+    pub edits: Option<Vec<Edit>>,
+    /// New `mdhd` duration (media timescale).
+    pub media_duration: u64,
+    /// New `tkhd` duration (movie timescale).
+    pub track_duration: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Plan {
+    pub tracks: Vec<TrackPlan>,
+    pub movie_duration: u64,
+}
+
+/// Converts seconds to a timescale, rounding to the nearest unit.
+fn units(seconds: f64, timescale: u32) -> i64 {
+    (seconds * f64::from(timescale)).round() as i64
+}
+
+/// Per-sample timing of one track.
+struct Timing<'a> {
+    t: &'a Track,
+    stts: super::tables::runs::Cursor<'a>,
+    ctts: Option<super::tables::runs::Cursor<'a>>,
+    empty_seconds: f64,
+}
+
+impl<'a> Timing<'a> {
+    fn new(t: &'a Track, movie_timescale: u32) -> Self {
+        Timing {
+            t,
+            stts: t.stts.cursor(),
+            ctts: t.ctts.as_ref().map(|c| c.cursor()),
+            empty_seconds: t.edit.empty as f64 / f64::from(movie_timescale),
+        }
+    }
+
+    fn dts(&mut self, s: u64) -> i64 {
+        self.stts.sum_before(s) as i64
+    }
+
+    /// Composition time of sample `s`.
+    fn cts(&mut self, s: u64) -> i64 {
+        let off = self
+            .ctts
+            .as_mut()
+            .map_or(0, |c| i64::from(c.value(s) as i32));
+        self.dts(s) + off
+    }
+
+    /// The composition time shown at presentation time `p` (seconds).
+    fn cts_at(&self, p: f64) -> i64 {
+        units(p - self.empty_seconds, self.t.timescale) + self.t.edit.media_time
+    }
+
+    /// Presentation time (seconds) of composition time `c`.
+    fn presentation(&self, c: i64) -> f64 {
+        self.empty_seconds + (c - self.t.edit.media_time) as f64 / f64::from(self.t.timescale)
+    }
+
+    /// The first sample whose decode time is at or after `c` (clamped to the count).
+    fn first_dts_at_or_after(&mut self, c: i64) -> u64 {
+        let n = self.t.sample_count;
+        if c <= 0 {
+            return 0;
+        }
+        self.stts.first_at_or_after(c as u64).min(n)
+    }
+
+    /// The last sync sample presented at or before composition time `c`.
+    fn last_sync_at_or_before(&mut self, c: i64) -> Option<u64> {
+        // Samples decoded after c - min_ctts cannot be presented at or before c.
+        let limit = self.first_dts_at_or_after(c.saturating_sub(self.t.min_ctts).saturating_add(1));
+        match &self.t.stss {
+            None => {
+                let mut s = limit;
+                let floor = limit.saturating_sub(REORDER_WINDOW);
+                while s > floor {
+                    s -= 1;
+                    if self.cts(s) <= c {
+                        return Some(s);
+                    }
+                }
+                None
+            }
+            Some(sync) => {
+                let hi = sync.partition_point(|&n| u64::from(n) <= limit);
+                let lo = hi.saturating_sub(REORDER_WINDOW as usize);
+                for &n in sync.get(lo..hi).unwrap_or(&[]).iter().rev() {
+                    let s = u64::from(n).saturating_sub(1);
+                    if s < self.t.sample_count && self.cts(s) <= c {
+                        return Some(s);
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    /// The first sync sample (where a decoder can start).
+    fn first_sync(&self) -> u64 {
+        self.t
+            .stss
+            .as_ref()
+            .and_then(|s| s.first())
+            .map_or(0, |&n| u64::from(n).saturating_sub(1))
+    }
+
+    /// One past the last sample presented before composition time `c`.
+    fn end_before(&mut self, c: i64, a: u64) -> u64 {
+        let j = self.first_dts_at_or_after(c.saturating_sub(self.t.min_ctts));
+        let floor = j.saturating_sub(REORDER_WINDOW).max(a);
+        let mut s = j;
+        while s > floor {
+            if self.cts(s - 1) < c {
+                return s;
+            }
+            s -= 1;
+        }
+        floor
+    }
+
+    /// Total duration of samples `[a, b)`.
+    fn duration(&mut self, a: u64, b: u64) -> u64 {
+        let end = self.dts(b);
+        (end - self.dts(a)) as u64
+    }
+}
+
+/// Picks the tracks to output: all, or for flash the first video and audio.
+fn select(index: &Index, flash: bool) -> Vec<usize> {
+    let all = 0..index.tracks.len();
+    if !flash {
+        return all.collect();
+    }
+    let first = |f: fn(&Track) -> bool| index.tracks.iter().position(f);
+    let mut v: Vec<usize> = [first(Track::is_video), first(Track::is_audio)]
+        .into_iter()
+        .flatten()
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+pub(crate) fn plan(index: &Index, window: &Window) -> Result<Plan, Error> {
+    let duration = index.duration();
+    let start = window.start.unwrap_or(0.0);
+    let end = window.end.unwrap_or(f64::INFINITY);
+    if start >= duration {
+        return Err(Error::PastEnd { start, duration });
+    }
+    if end <= start {
+        return Err(Error::EmptyRange { start, end });
+    }
+    let chosen = select(index, window.flash);
+    let reference = chosen
+        .iter()
+        .copied()
+        .find(|&i| index.tracks[i].is_video())
+        .or_else(|| chosen.first().copied())
+        .ok_or_else(|| Error::Unsupported("no track has samples".into()))?;
+
+    // The instant every track is cut at: the reference key frame's presentation.
+    let mts = index.movie_timescale;
+    let mut rt = Timing::new(&index.tracks[reference], mts);
+    let k = rt
+        .last_sync_at_or_before(rt.cts_at(start))
+        .unwrap_or_else(|| rt.first_sync());
+    let k_cts = rt.cts(k);
+    let t_k = rt.presentation(k_cts).min(start);
+
+    let mut tracks = Vec::new();
+    for &i in &chosen {
+        let t = &index.tracks[i];
+        let mut tm = Timing::new(t, mts);
+        let a = if i == reference {
+            k
+        } else {
+            tm.last_sync_at_or_before(tm.cts_at(t_k))
+                .unwrap_or_else(|| tm.first_sync())
+        };
+        let b = if end.is_finite() {
+            tm.end_before(tm.cts_at(end), a)
+        } else {
+            t.sample_count
+        };
+        if b <= a {
+            if i == reference {
+                return Err(Error::EmptyRange { start, end });
+            }
+            log::debug!("track {}: no samples in the window, dropped", t.id);
+            continue;
+        }
+        let media_duration = tm.duration(a, b);
+        let (edits, track_duration) = if window.flash {
+            let d = media_duration as f64 / f64::from(t.timescale);
+            (None, units(d, mts).max(0) as u64)
+        } else {
+            let shown_end = end.min(index.track_end(t));
+            if shown_end <= start {
+                log::debug!("track {}: ends before the window, dropped", t.id);
+                continue;
+            }
+            let edits = edit_list(&mut tm, a, start, shown_end, mts);
+            let total = edits.iter().map(|e| e.segment_duration).sum();
+            (Some(edits), total)
+        };
+        tracks.push(TrackPlan {
+            track: i,
+            a,
+            b,
+            edits,
+            media_duration,
+            track_duration,
+        });
+    }
+    let movie_duration = tracks.iter().map(|t| t.track_duration).max().unwrap_or(0);
+    Ok(Plan {
+        tracks,
+        movie_duration,
+    })
+}
+
+/// The edit list that presents source time `[start, shown_end)` of a track
+/// whose output begins with source sample `a`.
+fn edit_list(tm: &mut Timing<'_>, a: u64, start: f64, shown_end: f64, mts: u32) -> Vec<Edit> {
+    const RATE_1: u32 = 0x0001_0000;
+    // Output media time is source decode time minus the first sample's.
+    let media_at_start = tm.cts_at(start) - tm.dts(a);
+    let total = units(shown_end - start, mts).max(0) as u64;
+    if media_at_start >= 0 {
+        return vec![Edit {
+            segment_duration: total,
+            media_time: media_at_start,
+            media_rate: RATE_1,
+        }];
+    }
+    // The track starts later than `start`: an empty edit keeps it in place.
+    let gap = units(-media_at_start as f64 / f64::from(tm.t.timescale), mts).max(0) as u64;
+    let gap = gap.min(total);
+    vec![
+        Edit {
+            segment_duration: gap,
+            media_time: -1,
+            media_rate: RATE_1,
+        },
+        Edit {
+            segment_duration: total - gap,
+            media_time: 0,
+            media_rate: RATE_1,
+        },
+    ]
+}
