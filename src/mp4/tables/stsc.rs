@@ -186,6 +186,8 @@ mod tests {
     fn zero_samples_per_chunk_cannot_loop() {
         let t = [e(1, 0)];
         assert_eq!(samples_covered(&t, 1_000_000), 0);
-        assert_eq!(Chunks::at(&t, 1_000_000, 5).take(3).count(), 3);
+        assert_eq!(Chunks::at(&t, 1_000_000, 5).next(), None);
+        // No chunk holds sample 0 either: the walk is empty, not endless.
+        assert_eq!(Chunks::at(&t, 1000, 0).count(), 0);
     }
 }
