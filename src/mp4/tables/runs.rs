@@ -98,8 +98,12 @@ impl Cursor<'_> {
     }
 
     fn advance_to(&mut self, sample: u64) -> Option<&Run> {
-        if sample < self.first {
-            self.rewind();
+        // Step back run by run: planners look a few samples behind.
+        while sample < self.first && self.idx > 0 {
+            self.idx -= 1;
+            let run = self.runs[self.idx];
+            self.first -= u64::from(run.count);
+            self.sum -= u64::from(run.count) * u64::from(run.value);
         }
         loop {
             let run = self.runs.get(self.idx)?;
