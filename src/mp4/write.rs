@@ -51,29 +51,60 @@ struct Slot {
     wide: bool,
 }
 
+/// Tracks whose byte ranges lie closer than this share one source span;
+/// farther apart (a `tmcd` sample at the head of `mdat`), they get their own,
+/// so the output never carries the film between them.
+const SPAN_GAP: u64 = 1 << 20;
+
+/// A source byte span copied into the output `mdat`.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    start: u64,
+    end: u64,
+    /// Offset of the span within the `mdat` payload.
+    at: u64,
+}
+
+/// Groups per-track byte ranges into spans, in file order.
+fn spans(mut ranges: Vec<(u64, u64)>) -> Vec<Span> {
+    ranges.sort_unstable();
+    let mut out: Vec<Span> = Vec::new();
+    for (start, end) in ranges {
+        match out.last_mut() {
+            Some(s) if start <= s.end.saturating_add(SPAN_GAP) => s.end = s.end.max(end),
+            _ => out.push(Span { start, end, at: 0 }),
+        }
+    }
+    let mut at = 0;
+    for s in &mut out {
+        s.at = at;
+        at += s.end - s.start;
+    }
+    out
+}
+
 /// Writes the output for a windowed plan.
 pub(crate) fn window(index: &Index, plan: &Plan) -> Result<Layout, Error> {
     let mut tracks: Vec<Option<TrackOut<'_>>> = index.tracks.iter().map(|_| None).collect();
-    let (mut lo, mut hi) = (u64::MAX, 0u64);
+    let mut ranges = Vec::new();
     for tp in &plan.tracks {
         let chunks = out_chunks(index, &index.tracks[tp.track], tp.a, tp.b)?;
-        for c in &chunks {
-            lo = lo.min(c.offset);
-            hi = hi.max(c.offset + c.len);
+        let lo = chunks.iter().map(|c| c.offset).min();
+        let hi = chunks.iter().map(|c| c.offset + c.len).max();
+        if let (Some(lo), Some(hi)) = (lo, hi) {
+            ranges.push((lo, hi));
         }
         if let Some(slot) = tracks.get_mut(tp.track) {
             *slot = Some(TrackOut::Crop(tp, chunks));
         }
     }
-    if lo > hi {
-        lo = hi;
-    }
+    let spans = spans(ranges);
     let spec = Spec {
         tracks,
         movie_duration: Some(plan.movie_duration),
         keep_empty: false,
     };
-    let payload = hi - lo;
+    let payload: u64 = spans.iter().map(|s| s.end - s.start).sum();
     let mdat_header = if payload + 8 > u64::from(u32::MAX) {
         16
     } else {
@@ -81,8 +112,18 @@ pub(crate) fn window(index: &Index, plan: &Plan) -> Result<Layout, Error> {
     };
     let ftyp = index.ftyp_bytes.as_deref().unwrap_or(&[]);
     let moov = write_with_offsets(index, &spec, |moov_len, _track, src| {
-        let start = (ftyp.len() + moov_len) as u64 + mdat_header;
-        src + start - lo
+        let data = (ftyp.len() + moov_len) as u64 + mdat_header;
+        // Every chunk lies in a span: spans are built from the chunks.
+        let span = spans
+            .iter()
+            .find(|s| s.start <= src && src <= s.end)
+            .copied()
+            .unwrap_or(Span {
+                start: src,
+                end: src,
+                at: 0,
+            });
+        data + span.at + (src - span.start)
     })?;
     let mut header = Vec::with_capacity(ftyp.len() + moov.len() + 16);
     header.extend_from_slice(ftyp);
@@ -90,10 +131,12 @@ pub(crate) fn window(index: &Index, plan: &Plan) -> Result<Layout, Error> {
     write_header(&mut header, b"mdat", payload + mdat_header);
     let mut layout = Layout::new();
     layout.push(Part::Mem(Bytes::from(header)));
-    layout.push(Part::File {
-        offset: lo,
-        len: payload,
-    });
+    for s in &spans {
+        layout.push(Part::File {
+            offset: s.start,
+            len: s.end - s.start,
+        });
+    }
     Ok(layout)
 }
 
@@ -425,4 +468,29 @@ fn out_chunks(index: &Index, t: &Track, a: u64, b: u64) -> Result<Vec<OutChunk>,
         });
     }
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn far_ranges_get_their_own_span() {
+        // An interleaved pair, and one sample 1 GiB earlier (a tmcd track).
+        let v = spans(vec![
+            (5 << 30, (5 << 30) + 900),
+            ((5 << 30) + 100, (5 << 30) + 1000),
+            (4 << 30, (4 << 30) + 4),
+        ]);
+        let got: Vec<_> = v.iter().map(|s| (s.start, s.end, s.at)).collect();
+        assert_eq!(
+            got,
+            vec![(4 << 30, (4 << 30) + 4, 0), (5 << 30, (5 << 30) + 1000, 4)]
+        );
+        // Gaps under SPAN_GAP are carried rather than split.
+        assert_eq!(
+            spans(vec![(0, 10), (10 + SPAN_GAP, 20 + SPAN_GAP)]).len(),
+            1
+        );
+    }
 }
