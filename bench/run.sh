@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: nginx's built-in `mp4;` against mp4-fcgi behind the
+# same nginx, in one run, on one machine. Prints one table (markdown).
+#
+#   bench/run.sh            # full run (about 6-8 minutes on 2 cores)
+#   DURATION=5 bench/run.sh # shorter wrk runs
+#
+# Needs: nginx (Debian's has --with-http_mp4_module), wrk, ffmpeg, lighttpd, curl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-16}
+CACHE=$ROOT/bench/.cache
+WORK=$(mktemp -d /tmp/mp4-fcgi-bench.XXXXXX)
+trap 'kill $(jobs -p) 2>/dev/null; [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null; [ -f "$WORK/lighttpd.pid" ] && kill "$(cat "$WORK/lighttpd.pid")" 2>/dev/null; sleep 0.5; rm -rf "$WORK"' EXIT
+
+for tool in nginx wrk ffmpeg lighttpd curl; do
+  command -v "$tool" >/dev/null || { echo "bench: '$tool' is missing (apt-get install -y nginx wrk ffmpeg lighttpd curl)" >&2; exit 2; }
+done
+
+# --- media, made once and cached -------------------------------------------
+mkdir -p "$CACHE"
+if [ ! -s "$CACHE/a.mp4" ]; then
+  echo "making the 60 s test film..." >&2
+  ffmpeg -v error -y -f lavfi -i testsrc2=size=640x360:rate=25:duration=60 \
+    -f lavfi -i sine=frequency=440:sample_rate=48000:duration=60 -map 0:v -map 1:a \
+    -c:v libx264 -preset veryfast -profile:v high -pix_fmt yuv420p -g 50 -keyint_min 50 \
+    -sc_threshold 0 -bf 2 -b:v 250k -maxrate 400k -bufsize 800k -c:a aac -b:a 96k "$CACHE/a.mp4"
+fi
+if [ ! -s "$CACHE/film2h.mp4" ]; then
+  echo "making the 2-hour film (tiny picture, ~2 minutes)..." >&2
+  ffmpeg -v error -y -f lavfi -i color=c=gray:size=64x36:rate=25:duration=7200 \
+    -f lavfi -i anullsrc=r=48000:cl=mono -t 7200 -map 0:v -map 1:a \
+    -c:v libx264 -preset ultrafast -tune zerolatency -g 50 -bf 2 -b:v 20k -c:a aac -b:a 16k \
+    "$CACHE/film2h.mp4.tmp.mp4" && mv "$CACHE/film2h.mp4.tmp.mp4" "$CACHE/film2h.mp4"
+fi
+
+# --- build ------------------------------------------------------------------
+cargo build --release -q
+BIN=$ROOT/target/release/mp4-fcgi
+
+# --- servers ----------------------------------------------------------------
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+NGINX_PORT=$(port)
+LIGHTTPD_PORT=$(port)
+SOCK=$WORK/mp4-fcgi.sock
+mkdir -p "$WORK/logs" "$WORK/tmp" "$WORK/offload"
+cat > "$WORK/nginx.conf" <<CONF
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  client_body_temp_path $WORK/tmp/body;
+  fastcgi_temp_path $WORK/tmp/fastcgi;
+  proxy_temp_path $WORK/tmp/proxy;
+  uwsgi_temp_path $WORK/tmp/uwsgi;
+  scgi_temp_path $WORK/tmp/scgi;
+  upstream mp4fcgi { server unix:$SOCK; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    root $CACHE;
+    location /nginx/ { alias $CACHE/; mp4; mp4_start_key_frame on; mp4_max_buffer_size 64m; }
+    location ~ ^/fcgi/(.+)\$ {
+      include /etc/nginx/fastcgi_params;
+      fastcgi_param SCRIPT_FILENAME $CACHE/\$1;
+      fastcgi_buffering off;
+      fastcgi_keep_conn on;
+      fastcgi_pass mp4fcgi;
+    }
+  }
+}
+CONF
+"$BIN" --listen "unix:$SOCK" --workers 1 --log-level warn &
+FCGI_PID=$!
+"$BIN" --listen "unix:$WORK/offload.sock" --workers 1 --log-level warn \
+  --offload x-sendfile2 --offload-dir "$WORK/offload" &
+OFFLOAD_PID=$!
+nginx -p "$WORK" -c "$WORK/nginx.conf" -g 'daemon on;'
+cat > "$WORK/lighttpd.conf" <<CONF
+server.document-root = "$CACHE"
+server.port = $LIGHTTPD_PORT
+server.bind = "127.0.0.1"
+server.pid-file = "$WORK/lighttpd.pid"
+server.errorlog = "$WORK/logs/lighttpd.log"
+server.modules += ( "mod_fastcgi" )
+server.stream-response-body = 2
+fastcgi.server = ( "/x/" => (( "socket" => "$WORK/offload.sock", "check-local" => "disable",
+                               "x-sendfile" => "enable",
+                               "x-sendfile-docroot" => ( "$CACHE", "$WORK/offload" ) )) )
+CONF
+lighttpd -f "$WORK/lighttpd.conf"
+sleep 1
+
+# --- measure ----------------------------------------------------------------
+rss_kib() { ps -o rss= --ppid "$1" | sort -n | tail -1; }
+wrk_rate() { # url [header] -> "req/s MB/s"
+  local out
+  if [ -n "${2:-}" ]; then out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" -H "$2" "$1"); else out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" "$1"); fi
+  local rps mbs non2xx
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  mbs=$(awk '/Transfer\/sec/ {v=$2; if (v ~ /GB/) {sub("GB","",v); v*=1024} else if (v ~ /KB/) {sub("KB","",v); v/=1024} else sub("MB","",v); print v}' <<<"$out")
+  non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+  [ -z "$non2xx" ] || echo "bench: $1 had $non2xx non-2xx answers" >&2
+  echo "$rps $mbs"
+}
+check_same_length() { # both URLs must answer the same Content-Length, or the comparison is void
+  local a b
+  a=$(curl -sI ${3:+-H "$3"} "$1" | awk 'tolower($1)=="content-length:" {print $2}' | tr -d '\r')
+  b=$(curl -sI ${3:+-H "$3"} "$2" | awk 'tolower($1)=="content-length:" {print $2}' | tr -d '\r')
+  echo "$a $b"
+}
+
+N="http://127.0.0.1:$NGINX_PORT"
+L="http://127.0.0.1:$LIGHTTPD_PORT"
+row() { # id, description, target, nginx-url, fcgi-url, [header]
+  local n f ratio
+  read -r n_rps n_mbs < <(wrk_rate "$4" "${6:-}")
+  read -r f_rps f_mbs < <(wrk_rate "$5" "${6:-}")
+  ratio=$(awk -v a="$f_rps" -v b="$n_rps" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
+  local met
+  met=$(awk -v r="$ratio" -v t="$3" 'BEGIN { print (r >= t) ? "yes" : "NO" }')
+  printf '| %s | %s | %s | %s | %.0f | %.1f | %.0f | %.1f | %s |\n' "$1" "$2" "$3" "$met" "$n_rps" "$n_mbs" "$f_rps" "$f_mbs" "$ratio"
+}
+
+echo
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); nginx $(nginx -v 2>&1 | sed 's/.*\///'); wrk -t1 -c$CONNS -d${DURATION}s"
+echo
+echo "| scenario | request | target | met | nginx req/s | nginx MB/s | mp4-fcgi req/s | mp4-fcgi MB/s | ratio |"
+echo "|---|---|---|---|---|---|---|---|---|"
+row S1 "60 s file, start=10.5&end=20" 0.7 "$N/nginx/a.mp4?start=10.5&end=20" "$N/fcgi/a.mp4?start=10.5&end=20"
+row S2 "S1 + Range: bytes=0-99" 0.7 "$N/nginx/a.mp4?start=10.5&end=20" "$N/fcgi/a.mp4?start=10.5&end=20" "Range: bytes=0-99"
+row S3 "2 h film, start=3600&end=3660, Range: bytes=0-99" 3 "$N/nginx/film2h.mp4?start=3600&end=3660" "$N/fcgi/film2h.mp4?start=3600&end=3660" "Range: bytes=0-99"
+row S4 "2 h film, start=3600&end=3660" 2 "$N/nginx/film2h.mp4?start=3600&end=3660" "$N/fcgi/film2h.mp4?start=3600&end=3660"
+row S5 "2 h film, start=60, throughput" 0.8 "$N/nginx/film2h.mp4?start=60" "$N/fcgi/film2h.mp4?start=60"
+row S6 "lighttpd X-Sendfile2 offload vs plain file" 0.95 "$L/a.mp4" "$L/x/a.mp4"
+echo
+idle=$(rss_kib "$FCGI_PID")
+echo "mp4-fcgi worker peak RSS after the run: ${idle} KiB (worker of the FastCGI pool)"
