@@ -124,14 +124,20 @@ impl ReadAt for Sparse {
 }
 
 /// A film of `seconds` with moov first: `ftyp`, `moov`, then a 64-bit `mdat`.
+#[allow(dead_code)]
 pub fn film(seconds: u32) -> Sparse {
+    film_sized(seconds, 600)
+}
+
+/// [`film`] with video samples of about `video_sample_size` bytes.
+pub fn film_sized(seconds: u32, video_sample_size: u32) -> Sparse {
     let video = TrackSpec {
         id: 1,
         handler: b"vide",
         timescale: 12800,
         delta: 512,
         count: seconds * 25,
-        sample_size: 600,
+        sample_size: video_sample_size,
         per_chunk: 12,
         sync_every: Some(50),
         ctts: true,
