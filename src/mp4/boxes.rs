@@ -167,8 +167,19 @@ pub fn scan_top(src: &dyn ReadAt, file_size: u64) -> Result<Vec<TopBox>, Error> 
         }
         let want = usize::try_from(remaining.min(32)).unwrap_or(32);
         src.read_exact_at(&mut head[..want], pos)?;
-        let h = parse_header(&head[..want], remaining, pos)?;
-        if boxes.is_empty() && !h.fourcc.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        let h = match parse_header(&head[..want], remaining, pos) {
+            Ok(h) => h,
+            Err(_) if boxes.is_empty() => {
+                return Err(Error::NotMp4("it does not start with a box"));
+            }
+            Err(e) => return Err(e),
+        };
+        if boxes.is_empty()
+            && !h
+                .fourcc
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b' ')
+        {
             return Err(Error::NotMp4("the first box has no readable type"));
         }
         if boxes.len() >= MAX_TOP_BOXES {

@@ -1,11 +1,56 @@
 //! The I/O shell: listeners, the pre-forked pool, workers' event loops, caches.
 //! The only room that touches sockets, files and processes.
 
+mod cache;
 mod config;
+mod handler;
+mod listen;
+mod master;
+mod privileges;
+mod stats;
+mod stream;
+mod worker;
+
 pub use config::{Config, DEFAULT_LISTEN, ListenAddr, Offload};
 
-/// Runs the pool until it is told to stop. Returns the process exit code.
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Runs the pool until it is told to stop.
 pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    let _ = config;
-    Err("the pool is under construction".into())
+    if let Offload::XSendfile2 { .. } = config.offload {
+        return Err("--offload x-sendfile2 is not available yet".into());
+    }
+    let listeners = listen::open(&config)?;
+    for l in &listeners {
+        match l {
+            listen::Listener::Tcp(t) => t.set_nonblocking(true)?,
+            listen::Listener::Unix { listener, .. } => listener.set_nonblocking(true)?,
+        }
+    }
+    privileges::drop_to(config.user.as_deref(), config.group.as_deref())?;
+    if let Some(p) = &config.pid_file {
+        std::fs::write(p, format!("{}\n", std::process::id()))
+            .map_err(|e| format!("--pid-file {}: {e}", p.display()))?;
+    }
+    let stats = stats::Stats::new()?;
+    let names: Vec<String> = listeners.iter().map(listen::Listener::describe).collect();
+    log::info!(
+        "mp4-fcgi {} listening on {} with {} workers (pid {})",
+        env!("CARGO_PKG_VERSION"),
+        names.join(", "),
+        config.workers,
+        std::process::id()
+    );
+    let pool_start = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let result = master::Master::new(&config, &listeners, stats, pool_start).run();
+    for l in &listeners {
+        l.remove_socket_file();
+    }
+    if let Some(p) = &config.pid_file {
+        let _ = std::fs::remove_file(p);
+    }
+    log::info!("stopped");
+    Ok(result?)
 }

@@ -1,0 +1,142 @@
+//! Listening sockets: `--listen` addresses, a socket on fd 0 (lighttpd
+//! `bin-path`, spawn-fcgi), or systemd's `LISTEN_FDS`.
+
+use super::config::{Config, DEFAULT_LISTEN, ListenAddr};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+pub enum Listener {
+    Tcp(std::net::TcpListener),
+    Unix {
+        listener: std::os::unix::net::UnixListener,
+        /// Set when we created the socket file and must remove it on exit.
+        path: Option<PathBuf>,
+    },
+}
+
+impl Listener {
+    pub fn describe(&self) -> String {
+        match self {
+            Listener::Tcp(l) => l.local_addr().map_or("tcp:?".into(), |a| a.to_string()),
+            Listener::Unix { listener, .. } => match listener.local_addr() {
+                Ok(a) => a
+                    .as_pathname()
+                    .map_or("unix:(unnamed)".into(), |p| format!("unix:{}", p.display())),
+                Err(_) => "unix:?".into(),
+            },
+        }
+    }
+
+    pub fn remove_socket_file(&self) {
+        if let Listener::Unix { path: Some(p), .. } = self {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Whether `fd` is a listening stream socket, and if so whether it is a unix one.
+fn listening_socket(fd: BorrowedFd<'_>) -> Option<bool> {
+    use nix::sys::socket::{
+        AddressFamily, SockaddrLike, SockaddrStorage, getsockname, getsockopt, sockopt,
+    };
+    if !getsockopt(&fd, sockopt::AcceptConn).ok()? {
+        return None;
+    }
+    let addr: SockaddrStorage = getsockname(std::os::fd::AsRawFd::as_raw_fd(&fd)).ok()?;
+    Some(addr.family() == Some(AddressFamily::Unix))
+}
+
+fn adopt(fd: RawFd) -> Option<Listener> {
+    // SAFETY: we only borrow the fd to ask what it is.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let is_unix = listening_socket(borrowed)?;
+    // SAFETY: the fd is a listening socket handed to us (fd 0 or LISTEN_FDS);
+    // from here on we own it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    Some(if is_unix {
+        Listener::Unix {
+            listener: owned.into(),
+            path: None,
+        }
+    } else {
+        Listener::Tcp(owned.into())
+    })
+}
+
+fn bind(addr: &ListenAddr, config: &Config) -> io::Result<Listener> {
+    match addr {
+        ListenAddr::Tcp(a) => std::net::TcpListener::bind(a).map(Listener::Tcp),
+        ListenAddr::Unix(path) => {
+            // A stale socket file from a crashed run would make bind fail.
+            if std::os::unix::net::UnixStream::connect(path).is_err() {
+                let _ = std::fs::remove_file(path);
+            }
+            let listener = std::os::unix::net::UnixListener::bind(path)?;
+            if let Some(mode) = config.socket_mode {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+            }
+            if config.socket_owner.is_some() || config.socket_group.is_some() {
+                let uid = config
+                    .socket_owner
+                    .as_deref()
+                    .map(super::privileges::uid)
+                    .transpose()?;
+                let gid = config
+                    .socket_group
+                    .as_deref()
+                    .map(super::privileges::gid)
+                    .transpose()?;
+                nix::unistd::chown(path, uid, gid).map_err(io::Error::from)?;
+            }
+            Ok(Listener::Unix {
+                listener,
+                path: Some(path.clone()),
+            })
+        }
+    }
+}
+
+/// Opens the listeners: explicit `--listen`s, else LISTEN_FDS, else fd 0,
+/// else the default address.
+pub fn open(config: &Config) -> io::Result<Vec<Listener>> {
+    let ctx = |a: &ListenAddr, e: io::Error| io::Error::new(e.kind(), format!("--listen {a}: {e}"));
+    if !config.listen.is_empty() {
+        return config
+            .listen
+            .iter()
+            .map(|a| bind(a, config).map_err(|e| ctx(a, e)))
+            .collect();
+    }
+    let fds: Vec<RawFd> = sd_notify::listen_fds()?.collect();
+    if !fds.is_empty() {
+        return fds
+            .into_iter()
+            .map(|fd| {
+                adopt(fd).ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("LISTEN_FDS: fd {fd} is not a listening socket"),
+                    )
+                })
+            })
+            .collect();
+    }
+    if let Some(l) = adopt(0) {
+        return Ok(vec![l]);
+    }
+    let default: ListenAddr = DEFAULT_LISTEN
+        .parse()
+        .map_err(|e: String| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    Ok(vec![bind(&default, config).map_err(|e| ctx(&default, e))?])
+}
+
+impl AsFd for Listener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Listener::Tcp(l) => l.as_fd(),
+            Listener::Unix { listener, .. } => listener.as_fd(),
+        }
+    }
+}

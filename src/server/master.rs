@@ -1,0 +1,269 @@
+//! The master: binds, forks the workers, then only supervises (signals,
+//! waitpid, respawn, sd_notify). It starts no threads before fork.
+
+use super::config::Config;
+use super::listen::Listener;
+use super::stats::Stats;
+use super::worker::Worker;
+use nix::poll::{PollFd, PollFlags, poll};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork};
+use sd_notify::NotifyState;
+use std::collections::HashMap;
+use std::os::fd::AsFd;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+/// A worker that dies sooner than this after its start counts as a crash loop.
+const QUICK_DEATH: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+struct Child {
+    generation: u64,
+    started: Instant,
+}
+
+enum State {
+    Running,
+    Stopping { deadline: Instant },
+}
+
+pub struct Master<'a> {
+    config: &'a Config,
+    listeners: &'a [Listener],
+    stats: Stats,
+    pool_start: u64,
+    children: HashMap<Pid, Child>,
+    generation: u64,
+    /// Respawns waiting for their backoff to end.
+    pending: Vec<Instant>,
+    quick_deaths: u32,
+    state: State,
+}
+
+fn notify(states: &[NotifyState<'_>]) {
+    // Not under systemd: NOTIFY_SOCKET is unset and this does nothing.
+    let _ = sd_notify::notify(states);
+}
+
+impl<'a> Master<'a> {
+    pub fn new(
+        config: &'a Config,
+        listeners: &'a [Listener],
+        stats: Stats,
+        pool_start: u64,
+    ) -> Self {
+        Master {
+            config,
+            listeners,
+            stats,
+            pool_start,
+            children: HashMap::new(),
+            generation: 0,
+            pending: Vec::new(),
+            quick_deaths: 0,
+            state: State::Running,
+        }
+    }
+
+    fn spawn(&mut self, sfd: &SignalFd) {
+        // SAFETY: the master is single-threaded, so the child may run any code.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                // The master's signalfd is not ours to read.
+                let _ = nix::unistd::close(std::os::fd::AsRawFd::as_raw_fd(sfd));
+                let code =
+                    match Worker::new(self.config, self.listeners, self.stats, self.pool_start) {
+                        Ok(w) => w.run(),
+                        Err(e) => {
+                            log::error!("worker {}: {e}", std::process::id());
+                            1
+                        }
+                    };
+                std::process::exit(code);
+            }
+            Ok(ForkResult::Parent { child }) => {
+                self.children.insert(
+                    child,
+                    Child {
+                        generation: self.generation,
+                        started: Instant::now(),
+                    },
+                );
+                self.stats
+                    .get()
+                    .workers
+                    .store(self.current_workers() as u64, Relaxed);
+            }
+            Err(e) => {
+                log::error!("fork failed: {e}; retrying in 1 s");
+                self.pending.push(Instant::now() + Duration::from_secs(1));
+            }
+        }
+    }
+
+    fn current_workers(&self) -> usize {
+        self.children
+            .values()
+            .filter(|c| c.generation == self.generation)
+            .count()
+    }
+
+    fn signal_all(&self, sig: Signal, only_old: bool) {
+        for (pid, c) in &self.children {
+            if !only_old || c.generation != self.generation {
+                let _ = kill(*pid, sig);
+            }
+        }
+    }
+
+    fn status_line(&self) -> String {
+        let c = self.stats.get();
+        format!(
+            "{} workers, {} requests, {} in flight, {} connections",
+            self.current_workers(),
+            c.requests.load(Relaxed),
+            c.in_flight.load(Relaxed),
+            c.connections.load(Relaxed)
+        )
+    }
+
+    fn reap(&mut self) {
+        loop {
+            let (pid, how) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => {
+                    (pid, (code != 0).then(|| format!("exit status {code}")))
+                }
+                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, Some(format!("signal {sig}"))),
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(_) => continue,
+            };
+            let Some(child) = self.children.remove(&pid) else {
+                continue;
+            };
+            if let Some(how) = &how {
+                self.stats.get().worker_deaths.fetch_add(1, Relaxed);
+                log::error!("worker {pid} died ({how})");
+            }
+            let current = child.generation == self.generation;
+            if matches!(self.state, State::Running) && current {
+                let quick = how.is_some() && child.started.elapsed() < QUICK_DEATH;
+                self.quick_deaths = if quick { self.quick_deaths + 1 } else { 0 };
+                let backoff = match self.quick_deaths {
+                    0..=2 => Duration::ZERO,
+                    n => (Duration::from_millis(100) * 2u32.saturating_pow(n - 2)).min(MAX_BACKOFF),
+                };
+                if !backoff.is_zero() {
+                    log::warn!("workers keep dying; next respawn in {backoff:?}");
+                }
+                self.pending.push(Instant::now() + backoff);
+                self.stats.get().respawns.fetch_add(1, Relaxed);
+            }
+            self.stats
+                .get()
+                .workers
+                .store(self.current_workers() as u64, Relaxed);
+        }
+    }
+
+    /// Supervises until the pool stops.
+    pub fn run(mut self) -> std::io::Result<()> {
+        let mut mask = SigSet::empty();
+        for s in [
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGQUIT,
+            Signal::SIGHUP,
+            Signal::SIGCHLD,
+        ] {
+            mask.add(s);
+        }
+        // Blocked before fork: workers inherit the mask and read their own signalfd.
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)?;
+        let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+        for _ in 0..self.config.workers {
+            self.spawn(&sfd);
+        }
+        notify(&[NotifyState::Ready, NotifyState::Status(&self.status_line())]);
+        let mut last_status = Instant::now();
+        loop {
+            let now = Instant::now();
+            let mut due = 0;
+            self.pending.retain(|t| {
+                let ready = *t <= now;
+                due += usize::from(ready);
+                !ready
+            });
+            for _ in 0..due {
+                if matches!(self.state, State::Running)
+                    && self.current_workers() < self.config.workers
+                {
+                    self.spawn(&sfd);
+                }
+            }
+            if let State::Stopping { deadline } = self.state {
+                if self.children.is_empty() {
+                    return Ok(());
+                }
+                if now >= deadline {
+                    log::warn!("shutdown timeout: killing {} workers", self.children.len());
+                    self.signal_all(Signal::SIGKILL, false);
+                    self.state = State::Stopping {
+                        deadline: now + Duration::from_secs(3600),
+                    };
+                }
+            }
+            let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+            let _ = poll(&mut fds, 200u16);
+            while let Ok(Some(info)) = sfd.read_signal() {
+                match Signal::try_from(info.ssi_signo as i32) {
+                    Ok(Signal::SIGCHLD) => self.reap(),
+                    Ok(Signal::SIGTERM | Signal::SIGINT)
+                        if matches!(self.state, State::Running) =>
+                    {
+                        log::info!(
+                            "stopping: letting {} workers finish (up to {:?})",
+                            self.children.len(),
+                            self.config.shutdown_timeout
+                        );
+                        notify(&[NotifyState::Stopping]);
+                        self.state = State::Stopping {
+                            deadline: Instant::now() + self.config.shutdown_timeout,
+                        };
+                        self.signal_all(Signal::SIGTERM, false);
+                    }
+                    Ok(Signal::SIGQUIT) => {
+                        log::info!("stopping now (SIGQUIT)");
+                        notify(&[NotifyState::Stopping]);
+                        self.signal_all(Signal::SIGKILL, false);
+                        while !self.children.is_empty() {
+                            std::thread::sleep(Duration::from_millis(10));
+                            self.reap();
+                        }
+                        return Ok(());
+                    }
+                    Ok(Signal::SIGHUP) if matches!(self.state, State::Running) => {
+                        log::info!(
+                            "SIGHUP: recycling {} workers gracefully",
+                            self.current_workers()
+                        );
+                        self.generation += 1;
+                        self.pending.clear();
+                        for _ in 0..self.config.workers {
+                            self.spawn(&sfd);
+                        }
+                        self.signal_all(Signal::SIGTERM, true);
+                    }
+                    _ => {}
+                }
+            }
+            self.reap();
+            if last_status.elapsed() >= Duration::from_secs(5) {
+                notify(&[NotifyState::Status(&self.status_line())]);
+                last_status = Instant::now();
+            }
+        }
+    }
+}
