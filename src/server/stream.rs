@@ -9,6 +9,16 @@ pub enum Stream {
     Unix(mio::net::UnixStream),
 }
 
+impl Stream {
+    /// Half-close: the peer reads EOF after everything we sent.
+    pub fn shutdown_write(&self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+        };
+    }
+}
+
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {

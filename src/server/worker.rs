@@ -43,7 +43,14 @@ struct Client {
     resp: Option<Streaming>,
     /// Close once the output is flushed.
     closing: bool,
+    /// Half-closed after the last response: input is drained and dropped
+    /// until the peer closes or this deadline passes. Closing at once could
+    /// make a peer still writing (its empty STDIN record) fail and lose the reply.
+    lingering: Option<Instant>,
 }
+
+/// How long a half-closed connection may keep us waiting for the peer's EOF.
+const LINGER: Duration = Duration::from_secs(2);
 
 enum Pump {
     Open,
@@ -144,6 +151,7 @@ impl<'a> Worker<'a> {
             return 1;
         }
         let mut events = Events::with_capacity(1024);
+        let mut last_sweep = Instant::now();
         loop {
             if self.draining && self.live == 0 {
                 return 0;
@@ -177,6 +185,10 @@ impl<'a> Worker<'a> {
                 self.accept_retry = None;
                 self.accept_all();
             }
+            if last_sweep.elapsed() >= Duration::from_millis(500) {
+                last_sweep = Instant::now();
+                self.sweep_lingering();
+            }
         }
     }
 
@@ -193,6 +205,19 @@ impl<'a> Worker<'a> {
                 if c.resp.is_none() && c.inbuf.is_empty() && c.out_pos >= c.out.len() {
                     self.close(slot);
                 }
+            }
+        }
+    }
+
+    fn sweep_lingering(&mut self) {
+        let now = Instant::now();
+        for slot in 0..self.clients.len() {
+            let expired = self.clients[slot]
+                .as_ref()
+                .and_then(|c| c.lingering)
+                .is_some_and(|t| now >= t);
+            if expired {
+                self.close(slot);
             }
         }
     }
@@ -276,6 +301,7 @@ impl<'a> Worker<'a> {
             out_pos: 0,
             resp: None,
             closing: false,
+            lingering: None,
         });
         self.live += 1;
         let c = self.stats.get();
@@ -313,6 +339,9 @@ impl<'a> Worker<'a> {
     /// Reads what arrived, answers complete requests, writes what it can.
     fn serve(&mut self, c: &mut Client) -> Pump {
         let mut buf = [0u8; 16 << 10];
+        if c.lingering.is_some() {
+            return self.linger_read(c);
+        }
         loop {
             match c.stream.read(&mut buf) {
                 Ok(0) => return Pump::Close,
@@ -412,7 +441,12 @@ impl<'a> Worker<'a> {
                 // Idle: give the buffer's memory back.
                 c.out = Vec::new();
                 if c.closing || !c.fcgi.keep_open() {
-                    return Pump::Close;
+                    if c.lingering.is_none() {
+                        c.stream.shutdown_write();
+                        c.lingering = Some(Instant::now() + LINGER);
+                    }
+                    // The peer may have closed already: check at once.
+                    return self.linger_read(c);
                 }
                 return Pump::Open;
             };
@@ -443,6 +477,21 @@ impl<'a> Worker<'a> {
                     log::error!("body read failed mid-response: {e}; connection closed");
                     return Pump::Close;
                 }
+            }
+        }
+    }
+}
+
+impl Worker<'_> {
+    fn linger_read(&mut self, c: &mut Client) -> Pump {
+        let mut buf = [0u8; 4096];
+        loop {
+            match c.stream.read(&mut buf) {
+                Ok(0) => return Pump::Close,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Pump::Open,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Pump::Close,
             }
         }
     }

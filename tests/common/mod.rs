@@ -1,0 +1,445 @@
+//! Shared test harness: tools, media, a running pool, a FastCGI client.
+#![allow(dead_code)]
+
+use mp4_fcgi::fcgi::{self, Status};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mp4-fcgi");
+
+/// A tool the test needs. Missing: with CI=true the test fails; otherwise it
+/// prints a note and the caller returns early.
+pub fn require_tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("'{name}' is required in CI (.ci/run installs it)");
+        }
+        eprintln!("note: '{name}' is not installed; skipping this test");
+    }
+    found
+}
+
+pub fn media(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/media")
+        .join(name)
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// What `ffmpeg -v error -i F -f null -` prints: empty means decoder-clean.
+pub fn decode_errors(path: &Path) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// ffprobe's container duration in seconds.
+pub fn probe_duration(path: &Path) -> f64 {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(-1.0)
+}
+
+/// One stream as ffprobe sees it.
+#[derive(Debug)]
+pub struct StreamInfo {
+    pub codec_type: String,
+    pub start_time: f64,
+    pub duration: f64,
+}
+
+pub fn probe_streams(path: &Path) -> Vec<StreamInfo> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,start_time,duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Some(StreamInfo {
+                codec_type: f.first()?.to_string(),
+                start_time: f.get(1)?.parse().unwrap_or(f64::NAN),
+                duration: f.get(2)?.parse().unwrap_or(f64::NAN),
+            })
+        })
+        .collect()
+}
+
+/// Whether the first video packet is a key frame.
+pub fn first_video_packet_is_key(path: &Path) -> bool {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=flags",
+            "-of",
+            "csv=p=0",
+            "-read_intervals",
+            "%+#1",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&out.stdout)
+        .trim_start()
+        .starts_with('K')
+}
+
+/// `mp4-fcgi cut`.
+pub fn cut(input: &Path, output: &Path, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(BIN)
+        .arg("cut")
+        .arg(input)
+        .arg(output)
+        .args(args)
+        .output()
+        .expect("mp4-fcgi runs");
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// A running pool, stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct Pool {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Pool {
+    /// Starts `mp4-fcgi --listen unix:DIR/pool.sock ARGS...` and waits until it accepts.
+    pub fn start(args: &[&str]) -> Pool {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("pool.sock");
+        let log = dir.path().join("pool.log");
+        let child = Command::new(BIN)
+            .arg("--listen")
+            .arg(format!("unix:{}", socket.display()))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("mp4-fcgi starts");
+        let pool = Pool {
+            child,
+            dir,
+            socket,
+            log,
+        };
+        pool.wait_ready();
+        pool
+    }
+
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "pool did not start: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn client(&self) -> Client<std::os::unix::net::UnixStream> {
+        Client::new(std::os::unix::net::UnixStream::connect(&self.socket).expect("connect"))
+    }
+
+    /// The workers' pids (children of the master).
+    pub fn workers(&self) -> Vec<i32> {
+        children_of(self.pid())
+    }
+
+    /// Waits until the master has `n` workers; their pids.
+    pub fn wait_workers(&self, n: usize) -> Vec<i32> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let w = self.workers();
+            if w.len() == n {
+                return w;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {n} workers, have {w:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// Waits for the master to exit; its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s.code();
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.signal(libc::SIGTERM);
+            if self.wait_exit(Duration::from_secs(5)).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+}
+
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let list =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    list.split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+pub fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn open_fds(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// A parsed FastCGI response.
+#[derive(Debug, Default)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub app_status: u32,
+    pub protocol_status: u8,
+    /// END_REQUEST arrived.
+    pub complete: bool,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Splits a CGI response (head + body).
+pub fn parse_cgi(stdout: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let end = stdout
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&stdout[..end]).into_owned();
+    let mut status = 200;
+    let mut headers = Vec::new();
+    for line in head.split("\r\n") {
+        let (n, v) = line.split_once(": ").expect("a header line");
+        if n == "Status" {
+            status = v[..3].parse().expect("a status code");
+        }
+        headers.push((n.to_string(), v.to_string()));
+    }
+    (status, headers, stdout[end + 4..].to_vec())
+}
+
+/// A minimal synchronous FastCGI client on the project's own codec.
+pub struct Client<S: Read + Write> {
+    pub stream: S,
+    next_id: u16,
+    buf: Vec<u8>,
+    /// STDOUT already read by [`Client::first_stdout`].
+    stash: Vec<u8>,
+    /// Records of other requests met while reading one reply.
+    pending: Vec<(u8, u16, Vec<u8>)>,
+}
+
+impl<S: Read + Write> Client<S> {
+    pub fn new(stream: S) -> Self {
+        Client {
+            stream,
+            next_id: 1,
+            buf: Vec::new(),
+            stash: Vec::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    /// Encodes a request without sending it; returns its id.
+    pub fn encode(&mut self, pairs: &[(&[u8], &[u8])], keep_conn: bool, out: &mut Vec<u8>) -> u16 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        fcgi::encode_begin_request(id, fcgi::FCGI_RESPONDER, keep_conn, out);
+        fcgi::encode_params(pairs, id, out);
+        fcgi::encode_record(fcgi::FCGI_STDIN, id, &[], out);
+        id
+    }
+
+    /// Waits for the first STDOUT record of `id` and keeps it for [`Client::reply`].
+    pub fn first_stdout(&mut self, id: u16) {
+        while let Some((t, rid, content)) = self.record() {
+            if rid == id && t == fcgi::FCGI_STDOUT {
+                self.stash.extend_from_slice(&content);
+                return;
+            }
+        }
+        panic!("connection closed before request {id} answered");
+    }
+
+    /// Sends BEGIN_REQUEST + PARAMS + empty STDIN; returns the request id.
+    pub fn send(&mut self, pairs: &[(&[u8], &[u8])], keep_conn: bool) -> u16 {
+        let mut out = Vec::new();
+        let id = self.encode(pairs, keep_conn, &mut out);
+        self.stream.write_all(&out).expect("send");
+        id
+    }
+
+    /// Reads one record (type, request id, content); None at EOF.
+    pub fn record(&mut self) -> Option<(u8, u16, Vec<u8>)> {
+        loop {
+            if let Status::Complete(h) = fcgi::parse_header(&self.buf)
+                && self.buf.len() >= h.record_len()
+            {
+                let content = self.buf[8..8 + usize::from(h.content_length)].to_vec();
+                self.buf.drain(..h.record_len());
+                return Some((h.rtype, h.request_id, content));
+            }
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// Reads the whole response to request `id`.
+    pub fn reply(&mut self, id: u16) -> Reply {
+        let mut stdout = std::mem::take(&mut self.stash);
+        let mut r = Reply::default();
+        let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|rec| rec.1 == id);
+        self.pending = others;
+        let mut queued = mine.into_iter();
+        while let Some((t, rid, content)) = queued.next().or_else(|| self.record()) {
+            if rid != id {
+                self.pending.push((t, rid, content));
+                continue;
+            }
+            match t {
+                fcgi::FCGI_STDOUT => stdout.extend_from_slice(&content),
+                fcgi::FCGI_END_REQUEST => {
+                    r.app_status = u32::from_be_bytes(content[..4].try_into().unwrap());
+                    r.protocol_status = content[4];
+                    r.complete = true;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        if !stdout.is_empty() {
+            let (status, headers, body) = parse_cgi(&stdout);
+            r.status = status;
+            r.headers = headers;
+            r.body = body;
+        }
+        r
+    }
+
+    /// One GET-like request with extra params.
+    pub fn get(&mut self, file: &Path, query: &str, extra: &[(&str, &str)]) -> Reply {
+        let f = file.as_os_str().as_encoded_bytes().to_vec();
+        let mut pairs: Vec<(&[u8], &[u8])> = vec![
+            (b"SCRIPT_FILENAME", &f),
+            (b"QUERY_STRING", query.as_bytes()),
+            (b"REQUEST_METHOD", b"GET"),
+            (b"SCRIPT_NAME", b"/clip.mp4"),
+        ];
+        for (n, v) in extra {
+            if let Some(p) = pairs.iter_mut().find(|(pn, _)| *pn == n.as_bytes()) {
+                p.1 = v.as_bytes();
+            } else {
+                pairs.push((n.as_bytes(), v.as_bytes()));
+            }
+        }
+        let id = self.send(&pairs, true);
+        self.reply(id)
+    }
+}
