@@ -585,3 +585,22 @@ fn a_thousand_slow_readers_on_two_workers() {
     }
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+#[test]
+fn workers_exit_when_the_master_is_killed() {
+    let mut pool = Pool::start(&["--workers", "2"]);
+    let workers = pool.wait_workers(2);
+    let _ = pool.child.kill();
+    let _ = pool.child.wait();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while workers
+        .iter()
+        .any(|w| Path::new(&format!("/proc/{w}")).exists())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "orphaned workers {workers:?} still run"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

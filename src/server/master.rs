@@ -69,9 +69,16 @@ impl<'a> Master<'a> {
     }
 
     fn spawn(&mut self, sfd: &SignalFd) {
+        let master = nix::unistd::getpid();
         // SAFETY: the master is single-threaded, so the child may run any code.
         match unsafe { fork() } {
             Ok(ForkResult::Child) => {
+                // A master killed outright must not leave workers behind:
+                // they drain and exit when it dies.
+                let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
+                if nix::unistd::getppid() != master {
+                    std::process::exit(0);
+                }
                 // The master's signalfd is not ours to read.
                 let _ = nix::unistd::close(std::os::fd::AsRawFd::as_raw_fd(sfd));
                 let code =
