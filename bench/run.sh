@@ -5,7 +5,7 @@
 #   bench/run.sh            # full run (about 6-8 minutes on 2 cores)
 #   DURATION=5 bench/run.sh # shorter wrk runs
 #
-# Needs: nginx (Debian's has --with-http_mp4_module), wrk, ffmpeg, lighttpd, curl.
+# Needs: nginx (Debian's has --with-http_mp4_module), wrk, ffmpeg, curl, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -13,10 +13,10 @@ DURATION=${DURATION:-10}
 CONNS=${CONNS:-16}
 CACHE=$ROOT/bench/.cache
 WORK=$(mktemp -d /tmp/mp4-fcgi-bench.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null; [ -f "$WORK/lighttpd.pid" ] && kill "$(cat "$WORK/lighttpd.pid")" 2>/dev/null; sleep 0.5; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null; [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null; sleep 0.5; rm -rf "$WORK"' EXIT
 
-for tool in nginx wrk ffmpeg lighttpd curl; do
-  command -v "$tool" >/dev/null || { echo "bench: '$tool' is missing (apt-get install -y nginx wrk ffmpeg lighttpd curl)" >&2; exit 2; }
+for tool in nginx wrk ffmpeg curl python3; do
+  command -v "$tool" >/dev/null || { echo "bench: '$tool' is missing (apt-get install -y nginx wrk ffmpeg curl)" >&2; exit 2; }
 done
 
 # --- media, made once and cached -------------------------------------------
@@ -43,9 +43,8 @@ BIN=$ROOT/target/release/mp4-fcgi
 # --- servers ----------------------------------------------------------------
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 NGINX_PORT=$(port)
-LIGHTTPD_PORT=$(port)
 SOCK=$WORK/mp4-fcgi.sock
-mkdir -p "$WORK/logs" "$WORK/tmp" "$WORK/offload"
+mkdir -p "$WORK/logs" "$WORK/tmp"
 cat > "$WORK/nginx.conf" <<CONF
 worker_processes 1;
 pid $WORK/nginx.pid;
@@ -76,23 +75,7 @@ http {
 CONF
 "$BIN" --listen "unix:$SOCK" --workers 1 --log-level warn &
 FCGI_PID=$!
-"$BIN" --listen "unix:$WORK/offload.sock" --workers 1 --log-level warn \
-  --offload x-sendfile2 --offload-dir "$WORK/offload" &
-OFFLOAD_PID=$!
 nginx -p "$WORK" -c "$WORK/nginx.conf" -g 'daemon on;'
-cat > "$WORK/lighttpd.conf" <<CONF
-server.document-root = "$CACHE"
-server.port = $LIGHTTPD_PORT
-server.bind = "127.0.0.1"
-server.pid-file = "$WORK/lighttpd.pid"
-server.errorlog = "$WORK/logs/lighttpd.log"
-server.modules += ( "mod_fastcgi" )
-server.stream-response-body = 2
-fastcgi.server = ( "/x/" => (( "socket" => "$WORK/offload.sock", "check-local" => "disable",
-                               "x-sendfile" => "enable",
-                               "x-sendfile-docroot" => ( "$CACHE", "$WORK/offload" ) )) )
-CONF
-lighttpd -f "$WORK/lighttpd.conf"
 sleep 1
 
 # --- measure ----------------------------------------------------------------
@@ -107,17 +90,9 @@ wrk_rate() { # url [header] -> "req/s MB/s"
   [ -z "$non2xx" ] || echo "bench: $1 had $non2xx non-2xx answers" >&2
   echo "$rps $mbs"
 }
-check_same_length() { # both URLs must answer the same Content-Length, or the comparison is void
-  local a b
-  a=$(curl -sI ${3:+-H "$3"} "$1" | awk 'tolower($1)=="content-length:" {print $2}' | tr -d '\r')
-  b=$(curl -sI ${3:+-H "$3"} "$2" | awk 'tolower($1)=="content-length:" {print $2}' | tr -d '\r')
-  echo "$a $b"
-}
-
 N="http://127.0.0.1:$NGINX_PORT"
-L="http://127.0.0.1:$LIGHTTPD_PORT"
 row() { # id, description, target, nginx-url, fcgi-url, [header]
-  local n f ratio
+  local ratio
   read -r n_rps n_mbs < <(wrk_rate "$4" "${6:-}")
   read -r f_rps f_mbs < <(wrk_rate "$5" "${6:-}")
   ratio=$(awk -v a="$f_rps" -v b="$n_rps" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
@@ -136,7 +111,6 @@ row S2 "S1 + Range: bytes=0-99" 0.7 "$N/nginx/a.mp4?start=10.5&end=20" "$N/fcgi/
 row S3 "2 h film, start=3600&end=3660, Range: bytes=0-99" 3 "$N/nginx/film2h.mp4?start=3600&end=3660" "$N/fcgi/film2h.mp4?start=3600&end=3660" "Range: bytes=0-99"
 row S4 "2 h film, start=3600&end=3660" 2 "$N/nginx/film2h.mp4?start=3600&end=3660" "$N/fcgi/film2h.mp4?start=3600&end=3660"
 row S5 "2 h film, start=60, throughput" 0.8 "$N/nginx/film2h.mp4?start=60" "$N/fcgi/film2h.mp4?start=60"
-row S6 "lighttpd X-Sendfile2 offload vs plain file" 0.95 "$L/a.mp4" "$L/x/a.mp4"
 echo
 idle=$(rss_kib "$FCGI_PID")
 echo "mp4-fcgi worker peak RSS after the run: ${idle} KiB (worker of the FastCGI pool)"

@@ -2,7 +2,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mp4_fcgi::mp4::{self, ReadAt};
-use mp4_fcgi::server::{self, Config, ListenAddr, Offload};
+use mp4_fcgi::server::{self, Config, ListenAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -100,24 +100,9 @@ struct ServeArgs {
     /// A SCRIPT_NAME that answers the pool's status (text, or JSON with ?json).
     #[arg(long)]
     status_path: Option<String>,
-    /// Also serve plain HTTP/1.1 here, for development (no front server).
-    #[arg(long, value_name = "ADDR")]
-    http: Option<std::net::SocketAddr>,
-    /// Let the front server send the bytes: `x-sendfile2` (lighttpd).
-    #[arg(long, value_enum, requires = "offload_dir")]
-    offload: Option<OffloadKind>,
-    /// Where offload mode writes generated headers.
-    #[arg(long)]
-    offload_dir: Option<PathBuf>,
     /// error, warn, info, debug or trace (RUST_LOG also works).
     #[arg(long)]
     log_level: Option<log::LevelFilter>,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum OffloadKind {
-    #[value(name = "x-sendfile2")]
-    XSendfile2,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -166,7 +151,6 @@ fn config_from(a: ServeArgs) -> Result<Config, String> {
         max_params: usize::try_from(a.max_params).map_err(|_| "--max-params is too large")?,
         max_conns: a.max_conns,
         status_path: a.status_path,
-        http: a.http,
         ..Config::default()
     };
     if let Some(n) = a.workers {
@@ -183,9 +167,6 @@ fn config_from(a: ServeArgs) -> Result<Config, String> {
             root.canonicalize()
                 .map_err(|e| format!("--root {}: {e}", root.display()))?,
         );
-    }
-    if let (Some(OffloadKind::XSendfile2), Some(dir)) = (a.offload, a.offload_dir) {
-        c.offload = Offload::XSendfile2 { dir };
     }
     Ok(c)
 }

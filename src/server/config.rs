@@ -36,15 +36,6 @@ impl std::fmt::Display for ListenAddr {
     }
 }
 
-/// How body bytes leave the responder.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Offload {
-    /// Stream every byte through FastCGI STDOUT records.
-    None,
-    /// lighttpd: write the header to a file under `dir`, answer `X-Sendfile2`.
-    XSendfile2 { dir: PathBuf },
-}
-
 /// The validated configuration of the pool (built once by the CLI).
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -69,9 +60,6 @@ pub struct Config {
     /// Concurrent connections per worker.
     pub max_conns: usize,
     pub status_path: Option<String>,
-    /// Development HTTP/1.1 listener (`--http`).
-    pub http: Option<std::net::SocketAddr>,
-    pub offload: Offload,
 }
 
 impl Default for Config {
@@ -93,8 +81,6 @@ impl Default for Config {
             max_params: 64 << 10,
             max_conns: 1024,
             status_path: None,
-            http: None,
-            offload: Offload::None,
         }
     }
 }

@@ -11,15 +11,12 @@ mod stats;
 mod stream;
 mod worker;
 
-pub use config::{Config, DEFAULT_LISTEN, ListenAddr, Offload};
+pub use config::{Config, DEFAULT_LISTEN, ListenAddr};
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Runs the pool until it is told to stop.
 pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    if let Offload::XSendfile2 { .. } = config.offload {
-        return Err("--offload x-sendfile2 is not available yet".into());
-    }
     let listeners = listen::open(&config)?;
     for l in &listeners {
         match l {
