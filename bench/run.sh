@@ -45,6 +45,8 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 NGINX_PORT=$(port)
 SOCK=$WORK/mp4-fcgi.sock
 mkdir -p "$WORK/logs" "$WORK/tmp"
+# nginx's workers run as nobody: they must reach the socket.
+chmod 755 "$WORK"
 cat > "$WORK/nginx.conf" <<CONF
 worker_processes 1;
 pid $WORK/nginx.pid;
@@ -73,7 +75,7 @@ http {
   }
 }
 CONF
-"$BIN" --listen "unix:$SOCK" --workers 1 --log-level warn &
+"$BIN" --listen "unix:$SOCK" --socket-mode 666 --workers 1 --log-level warn &
 FCGI_PID=$!
 nginx -p "$WORK" -c "$WORK/nginx.conf" -g 'daemon on;'
 sleep 1
@@ -92,7 +94,11 @@ wrk_rate() { # url [header] -> "req/s MB/s"
 }
 N="http://127.0.0.1:$NGINX_PORT"
 row() { # id, description, target, nginx-url, fcgi-url, [header]
-  local ratio
+  local ratio code
+  for u in "$4" "$5"; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' ${6:+-H "$6"} "$u")
+    case $code in 200|206) ;; *) echo "bench: $u answers $code; fix the setup first" >&2; exit 1 ;; esac
+  done
   read -r n_rps n_mbs < <(wrk_rate "$4" "${6:-}")
   read -r f_rps f_mbs < <(wrk_rate "$5" "${6:-}")
   ratio=$(awk -v a="$f_rps" -v b="$n_rps" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')

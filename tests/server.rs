@@ -604,3 +604,74 @@ fn workers_exit_when_the_master_is_killed() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn max_requests_recycles_a_worker_and_the_pid_file_names_the_master() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pool.pid");
+    let mut pool = Pool::start(&[
+        "--workers",
+        "1",
+        "--max-requests",
+        "3",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+    ]);
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(pid, pool.pid());
+    let first = pool.wait_workers(1)[0];
+    for _ in 0..3 {
+        assert_eq!(one_request(&pool.socket), 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let w = pool.workers();
+        if w.len() == 1 && w[0] != first {
+            break;
+        }
+        assert!(Instant::now() < deadline, "worker not recycled: {w:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(one_request(&pool.socket), 200);
+    assert!(pool.log_text().contains("served 3 requests, recycling"));
+    // SIGQUIT stops at once, even with a download in flight.
+    let (_c, _id) = start_download(&pool);
+    pool.signal(libc::SIGQUIT);
+    assert_eq!(pool.wait_exit(Duration::from_secs(5)), Some(0));
+    assert!(!pid_file.exists(), "the pid file is removed on exit");
+}
+
+#[test]
+fn listens_on_ipv6_loopback() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI machines have IPv6 loopback"
+        );
+        eprintln!("note: no IPv6 loopback here; skipping");
+        return;
+    }
+    let port = common::free_port();
+    let addr = format!("[::1]:{port}");
+    let mut child = Command::new(common::BIN)
+        .args(["--listen", &addr, "--workers", "1"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stream = loop {
+        if let Ok(s) = std::net::TcpStream::connect(&addr) {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no IPv6 listener");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut c = Client::new(stream);
+    assert_eq!(c.get(&media("a.mp4"), "end=2", &[]).status, 200);
+    let _ = child.kill();
+    let _ = child.wait();
+}
