@@ -1,0 +1,451 @@
+//! conf-examples/ exercised against the real front servers: each example is
+//! templated into a temp dir (paths, port) and must serve trimmed clips, HEAD,
+//! Range, errors with their bodies, and refuse bad links before the pool.
+
+mod common;
+
+use common::{Pool, media, require_tool};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+fn example(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("conf-examples")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// Replaces `from` with `to`, failing if the example no longer has `from`.
+fn sub(text: &mut String, from: &str, to: &str) {
+    assert!(
+        text.contains(from),
+        "the example no longer contains '{from}'"
+    );
+    *text = text.replace(from, to);
+}
+
+/// A media folder with a clip and a file that is not an MP4.
+fn media_root() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::copy(media("a.mp4"), d.path().join("a.mp4")).unwrap();
+    std::fs::write(d.path().join("bad.mp4"), b"not a film at all").unwrap();
+    std::fs::create_dir(d.path().join("protected")).unwrap();
+    std::fs::copy(media("a.mp4"), d.path().join("protected/a.mp4")).unwrap();
+    // Front servers' workers may run as another user.
+    std::fs::set_permissions(
+        d.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    d
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SAFETY: signalling our child; SIGTERM lets it stop its own children.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Ok(None) = self.0.try_wait() {
+            if Instant::now() > deadline {
+                let _ = self.0.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server on {port} never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct Http {
+    status: u16,
+    headers: String,
+    body: Vec<u8>,
+}
+
+fn request(port: u16, method: &str, path: &str, extra: &str) -> Http {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\n{extra}\r\n"
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let end = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    Http {
+        status: String::from_utf8_lossy(&all[9..12]).parse().unwrap(),
+        headers: String::from_utf8_lossy(&all[..end]).to_lowercase(),
+        body: all[end + 4..].to_vec(),
+    }
+}
+
+fn requests_seen(pool: &Pool) -> u64 {
+    let r = pool
+        .client()
+        .get(Path::new("/"), "json", &[("SCRIPT_NAME", "/status")]);
+    let t = r.text();
+    let at = t.find("\"requests\":").unwrap() + 11;
+    t[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The checks every front server must pass for a clip under `prefix`.
+fn check_clips(port: u16, prefix: &str, dir: &Path) {
+    let r = request(port, "GET", &format!("{prefix}/a.mp4?start=5.5&end=12"), "");
+    assert_eq!(r.status, 200, "{}", r.headers);
+    if require_tool("ffmpeg").is_some() {
+        let out = dir.join("clip.mp4");
+        std::fs::write(&out, &r.body).unwrap();
+        assert_eq!(common::decode_errors(&out), "");
+        let d = common::probe_duration(&out);
+        assert!((d - 6.5).abs() <= 0.041, "duration {d}");
+    }
+    let head = request(
+        port,
+        "HEAD",
+        &format!("{prefix}/a.mp4?start=5.5&end=12"),
+        "",
+    );
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert!(
+        head.headers
+            .contains(&format!("content-length: {}", r.body.len())),
+        "{}",
+        head.headers
+    );
+    let range = request(
+        port,
+        "GET",
+        &format!("{prefix}/a.mp4?start=5.5&end=12"),
+        "Range: bytes=0-99\r\n",
+    );
+    assert_eq!((range.status, range.body.as_slice()), (206, &r.body[..100]));
+    let missing = request(port, "GET", &format!("{prefix}/nope.mp4"), "");
+    assert_eq!(missing.status, 404);
+    assert!(String::from_utf8_lossy(&missing.body).contains("no such file"));
+    let bad = request(port, "GET", &format!("{prefix}/a.mp4?start=abc"), "");
+    assert_eq!(bad.status, 400);
+    assert!(String::from_utf8_lossy(&bad.body).contains("not a number"));
+    let not_mp4 = request(port, "GET", &format!("{prefix}/bad.mp4"), "");
+    assert_eq!(not_mp4.status, 415);
+    assert!(String::from_utf8_lossy(&not_mp4.body).contains("not an MP4"));
+}
+
+fn python(code: &str, arg: &str) -> String {
+    let out = Command::new("python3")
+        .args(["-c", code, arg])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn nginx_example() {
+    let (Some(nginx), Some(_)) = (require_tool("nginx"), require_tool("python3")) else {
+        return;
+    };
+    let root = media_root();
+    let pool = Pool::start(&[
+        "--workers",
+        "1",
+        "--status-path",
+        "/status",
+        "--socket-mode",
+        "666",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let port = common::free_port();
+    let mut conf = example("nginx.conf");
+    let user = if nix::unistd::Uid::effective().is_root() {
+        "user root root;"
+    } else {
+        ""
+    };
+    sub(&mut conf, "user www-data;", user);
+    sub(&mut conf, "worker_processes auto;", "worker_processes 1;");
+    sub(
+        &mut conf,
+        "pid /run/nginx.pid;",
+        &format!("pid {d}/nginx.pid;"),
+    );
+    sub(
+        &mut conf,
+        "error_log /var/log/nginx/error.log;",
+        &format!("error_log {d}/error.log;"),
+    );
+    let temps = format!(
+        "access_log off; client_body_temp_path {d}/b; fastcgi_temp_path {d}/f; proxy_temp_path {d}/p; \
+         uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;"
+    );
+    sub(&mut conf, "access_log /var/log/nginx/access.log;", &temps);
+    sub(
+        &mut conf,
+        "/run/mp4-fcgi/mp4-fcgi.sock",
+        &pool.socket.display().to_string(),
+    );
+    sub(
+        &mut conf,
+        "listen 80;",
+        &format!("listen 127.0.0.1:{port};"),
+    );
+    sub(&mut conf, "/srv/videos", &root.path().display().to_string());
+    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+    let _nginx = Server(
+        Command::new(nginx)
+            .args(["-g", "daemon off;", "-p"])
+            .arg(dir.path())
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port(port);
+    check_clips(port, "", dir.path());
+
+    // secure_link in front: the pool never sees refused links.
+    let token = |expires: u64| {
+        python(
+            "import base64,hashlib,sys;print(base64.urlsafe_b64encode(hashlib.md5(sys.argv[1].encode()).digest()).decode().rstrip('='))",
+            &format!("{expires}/protected/a.mp4 change-this-secret"),
+        )
+    };
+    let later = now() + 600;
+    let ok = request(
+        port,
+        "GET",
+        &format!(
+            "/protected/a.mp4?md5={}&expires={later}&start=3",
+            token(later)
+        ),
+        "",
+    );
+    assert_eq!(ok.status, 200);
+    let seen = requests_seen(&pool);
+    let bare = request(port, "GET", "/protected/a.mp4", "");
+    assert_eq!(bare.status, 403, "no link, no clip");
+    let bad = request(
+        port,
+        "GET",
+        &format!("/protected/a.mp4?md5=AAAA{}&expires={later}", token(later)),
+        "",
+    );
+    assert_eq!(bad.status, 403);
+    let past = now() - 600;
+    let old = request(
+        port,
+        "GET",
+        &format!("/protected/a.mp4?md5={}&expires={past}", token(past)),
+        "",
+    );
+    assert_eq!(old.status, 410);
+    assert_eq!(
+        requests_seen(&pool),
+        seen + 1,
+        "only the status request itself reached the pool"
+    );
+}
+
+fn lighttpd_conf(dir: &Path, port: u16, root: &Path, socket: &Path) -> String {
+    let d = dir.display();
+    let mut conf = example("lighttpd.conf");
+    sub(
+        &mut conf,
+        "server.port = 80",
+        &format!("server.port = {port}\nserver.bind = \"127.0.0.1\""),
+    );
+    sub(&mut conf, "server.username = \"www-data\"\n", "");
+    sub(&mut conf, "server.groupname = \"www-data\"\n", "");
+    sub(&mut conf, "/run/lighttpd.pid", &format!("{d}/lighttpd.pid"));
+    sub(
+        &mut conf,
+        "/var/log/lighttpd/error.log",
+        &format!("{d}/error.log"),
+    );
+    let lua = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf-examples/secdownload.lua");
+    sub(
+        &mut conf,
+        "/etc/lighttpd/secdownload.lua",
+        &lua.display().to_string(),
+    );
+    sub(
+        &mut conf,
+        "/run/mp4-fcgi/mp4-fcgi.sock",
+        &socket.display().to_string(),
+    );
+    sub(&mut conf, "/srv/videos", &root.display().to_string());
+    conf
+}
+
+fn start_lighttpd(bin: &Path, dir: &Path, conf: String, port: u16) -> Server {
+    std::fs::write(dir.join("lighttpd.conf"), conf).unwrap();
+    let s = Server(
+        Command::new(bin)
+            .arg("-D")
+            .arg("-f")
+            .arg(dir.join("lighttpd.conf"))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port(port);
+    s
+}
+
+#[test]
+fn lighttpd_example_with_secdownload() {
+    let (Some(lighttpd), Some(_)) = (require_tool("lighttpd"), require_tool("md5sum")) else {
+        return;
+    };
+    assert!(
+        Path::new("/usr/lib/lighttpd/mod_magnet.so").exists() || std::env::var("CI").is_err(),
+        "mod_magnet (lighttpd-modules-lua) is required in CI"
+    );
+    let root = media_root();
+    let pool = Pool::start(&[
+        "--workers",
+        "1",
+        "--status-path",
+        "/status",
+        "--socket-mode",
+        "666",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let conf = lighttpd_conf(dir.path(), port, root.path(), &pool.socket);
+    let _server = start_lighttpd(&lighttpd, dir.path(), conf, port);
+    check_clips(port, "", dir.path());
+
+    let token = |hex: &str| {
+        let out = Command::new("sh")
+            .args([
+                "-c",
+                &format!("printf '%s' 'change-this-secret/a.mp4{hex}' | md5sum"),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()[..32].to_string()
+    };
+    let hex = format!("{:08x}", now());
+    let ok = request(
+        port,
+        "GET",
+        &format!("/dl/{}/{hex}/a.mp4?start=3&end=6", token(&hex)),
+        "",
+    );
+    assert_eq!(ok.status, 200);
+    assert_eq!(
+        &ok.body[4..8],
+        b"ftyp",
+        "the pool answered the rewritten request"
+    );
+    let seen = requests_seen(&pool);
+    let bad = request(
+        port,
+        "GET",
+        &format!("/dl/0000{}/{hex}/a.mp4", &token(&hex)[4..]),
+        "",
+    );
+    assert_eq!(bad.status, 403);
+    let old_hex = format!("{:08x}", now() - 7200);
+    let old = request(
+        port,
+        "GET",
+        &format!("/dl/{}/{old_hex}/a.mp4", token(&old_hex)),
+        "",
+    );
+    assert_eq!(old.status, 410);
+    assert_eq!(
+        requests_seen(&pool),
+        seen + 1,
+        "refused links never reached the pool"
+    );
+}
+
+#[test]
+fn lighttpd_example_spawning_the_pool_with_bin_path() {
+    let Some(lighttpd) = require_tool("lighttpd") else {
+        return;
+    };
+    let root = media_root();
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let socket: PathBuf = dir.path().join("spawned.sock");
+    let mut conf = lighttpd_conf(dir.path(), port, root.path(), Path::new("/unused.sock"));
+    // Switch the example to its second form.
+    let form1_start = conf.find("## form 1 begin").unwrap();
+    let form1_end = conf.find("## form 1 end").unwrap();
+    let form1: String = conf[form1_start..form1_end]
+        .lines()
+        .map(|l| format!("#{l}\n"))
+        .collect();
+    conf.replace_range(form1_start..form1_end, &form1);
+    let form2_start = conf.find("## form 2 begin").unwrap();
+    let form2_end = conf.find("## form 2 end").unwrap();
+    let form2: String = conf[form2_start..form2_end]
+        .lines()
+        .map(|l| {
+            format!(
+                "{}\n",
+                l.strip_prefix('#')
+                    .filter(|_| !l.starts_with("##"))
+                    .unwrap_or(l)
+            )
+        })
+        .collect();
+    conf.replace_range(form2_start..form2_end, &form2);
+    sub(
+        &mut conf,
+        "/run/lighttpd/mp4-fcgi.sock",
+        &socket.display().to_string(),
+    );
+    sub(
+        &mut conf,
+        "/usr/local/bin/mp4-fcgi --root /",
+        &format!("{} --workers 1 --root /", common::BIN),
+    );
+    let _server = start_lighttpd(&lighttpd, dir.path(), conf, port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = request(port, "GET", "/a.mp4?start=2&end=4", "");
+        if r.status == 200 {
+            assert_eq!(&r.body[4..8], b"ftyp");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "spawned pool never answered: {}",
+            r.status
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    check_clips(port, "", dir.path());
+}
