@@ -532,3 +532,74 @@ fn apache_example() {
     wait_port(port);
     check_clips_with(port, "", dir.path(), false);
 }
+
+/// The value of `key=` in a unit file.
+fn unit_value(unit: &str, key: &str) -> String {
+    unit.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("the unit has no {key}="))
+        .to_string()
+}
+
+#[test]
+fn systemd_units_under_systemd_socket_activate() {
+    let Some(activate) = require_tool("systemd-socket-activate") else {
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd");
+    let socket_unit = std::fs::read_to_string(root.join("mp4-fcgi.socket")).unwrap();
+    let service = std::fs::read_to_string(root.join("mp4-fcgi.service")).unwrap();
+    assert_eq!(unit_value(&service, "Type"), "notify");
+    let dir = tempfile::tempdir().unwrap();
+    let media_dir = media_root();
+    // The socket unit's ListenStream and the service's ExecStart, moved into a temp dir.
+    let listen = unit_value(&socket_unit, "ListenStream");
+    let sock = dir.path().join(Path::new(&listen).file_name().unwrap());
+    let exec = unit_value(&service, "ExecStart")
+        .replace("/usr/local/bin/mp4-fcgi", common::BIN)
+        .replace("/srv/videos", media_dir.path().to_str().unwrap());
+    let mut args = exec.split_whitespace();
+    let child = Server(
+        Command::new(activate)
+            .arg("-l")
+            .arg(&sock)
+            .arg(args.next().unwrap())
+            .args(args)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+        assert!(Instant::now() < deadline, "no socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut c = common::Client::new(std::os::unix::net::UnixStream::connect(&sock).unwrap());
+    let r = c.get(&media_dir.path().join("a.mp4"), "start=3&end=5", &[]);
+    assert_eq!(r.status, 200);
+    // The service's --root and --status-path took effect.
+    let outside = c.get(&media("a.mp4"), "", &[]);
+    assert_eq!(outside.status, 403);
+    let status_path = exec
+        .split("--status-path ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let s = c.get(Path::new("/"), "", &[("SCRIPT_NAME", status_path)]);
+    assert!(s.text().contains("requests:"), "{}", s.text());
+    // ExecReload's signal recycles the workers and the socket keeps serving.
+    assert_eq!(
+        unit_value(&service, "ExecReload"),
+        "/bin/kill -HUP $MAINPID"
+    );
+    // SAFETY: signalling our child, which exec'd into mp4-fcgi.
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(300));
+    let mut c = common::Client::new(std::os::unix::net::UnixStream::connect(&sock).unwrap());
+    assert_eq!(
+        c.get(&media_dir.path().join("a.mp4"), "end=2", &[]).status,
+        200
+    );
+}
