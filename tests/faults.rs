@@ -1,0 +1,206 @@
+//! Faults and hostile input through the live pool: damaged files, peers that
+//! vanish mid-body, files that shrink while they stream, paths that try to
+//! escape. The pool answers or closes; no worker ever dies.
+
+mod common;
+
+use common::{Pool, media};
+use mp4_fcgi::fcgi;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+struct XorShift(u64);
+impl XorShift {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+fn deaths(pool: &Pool) -> u64 {
+    let r = pool
+        .client()
+        .get(Path::new("/"), "json", &[("SCRIPT_NAME", "/status")]);
+    let t = r.text();
+    let at = t.find("\"worker_deaths\":").unwrap() + 16;
+    t[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn damaged_media_through_the_live_pool() {
+    let pool = Pool::start(&["--workers", "2", "--status-path", "/status"]);
+    let workers = pool.wait_workers(2);
+    let clean = std::fs::read(media("a.mp4")).unwrap();
+    let moov = clean.windows(4).rposition(|w| w == b"moov").unwrap() - 4;
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+    let mut c = pool.client();
+    let mut answered = 0;
+    // Truncations every 16 KiB, then flips aimed at the moov.
+    let mut variants: Vec<Vec<u8>> = (0..clean.len())
+        .step_by(16 << 10)
+        .map(|n| clean[..n].to_vec())
+        .collect();
+    for _ in 0..300 {
+        let mut v = clean.clone();
+        for _ in 0..1 + rng.below(3) {
+            let at = moov + rng.below(clean.len() - moov);
+            v[at] ^= 1 << rng.below(8);
+        }
+        variants.push(v);
+    }
+    for (i, v) in variants.iter().enumerate() {
+        let path = dir.path().join(format!("v{i}.mp4"));
+        std::fs::write(&path, v).unwrap();
+        for q in ["", "start=7.3&end=15"] {
+            let r = c.get(&path, q, &[]);
+            assert!(r.complete, "variant {i} {q}: no END_REQUEST");
+            match r.status {
+                200 | 206 => assert_eq!(
+                    r.header("Content-Length"),
+                    Some(r.body.len().to_string().as_str())
+                ),
+                400..=599 => assert!(!r.text().is_empty()),
+                s => panic!("variant {i}: status {s}"),
+            }
+            answered += 1;
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
+    assert!(answered > 600);
+    assert_eq!(pool.workers(), workers, "no worker was replaced");
+    assert_eq!(deaths(&pool), 0);
+}
+
+#[test]
+fn a_peer_that_vanishes_mid_body_frees_its_slot_and_fd() {
+    let pool = Pool::start(&["--workers", "1", "--status-path", "/status"]);
+    let worker = pool.wait_workers(1)[0];
+    let f = media("two_audio.mp4");
+    // Warm up, then count the worker's fds.
+    assert_eq!(pool.client().get(&f, "end=1", &[]).status, 200);
+    let fds_before = common::open_fds(worker);
+    for _ in 0..200 {
+        let mut c = pool.client();
+        let id = c.send(
+            &[(b"SCRIPT_FILENAME", f.as_os_str().as_encoded_bytes())],
+            true,
+        );
+        c.first_stdout(id);
+        drop(c);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while common::open_fds(worker) > fds_before {
+        assert!(
+            Instant::now() < deadline,
+            "fds: {} before, {} after",
+            fds_before,
+            common::open_fds(worker)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let r = pool
+        .client()
+        .get(Path::new("/"), "json", &[("SCRIPT_NAME", "/status")]);
+    // The status body is written before its own request counts as in flight.
+    assert!(r.text().contains("\"in_flight\":0,"), "{}", r.text());
+    assert!(
+        r.text().contains("\"active_connections\":1,"),
+        "only the status connection: {}",
+        r.text()
+    );
+    assert_eq!(pool.workers(), vec![worker]);
+}
+
+#[test]
+fn a_file_truncated_while_it_streams_ends_that_response_only() {
+    let pool = Pool::start(&["--workers", "1"]);
+    let worker = pool.wait_workers(1)[0];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shrinking.mp4");
+    std::fs::copy(media("two_audio.mp4"), &path).unwrap();
+    let mut c = pool.client();
+    let id = c.send(
+        &[(b"SCRIPT_FILENAME", path.as_os_str().as_encoded_bytes())],
+        true,
+    );
+    c.first_stdout(id);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(1000)
+        .unwrap();
+    let r = c.reply(id);
+    assert!(!r.complete, "a body that cannot be read is cut, not padded");
+    // Replaced by another file entirely: served fresh (new identity, new index).
+    std::fs::copy(media("a.mp4"), &path).unwrap();
+    let r = pool.client().get(&path, "start=2", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(pool.workers(), vec![worker]);
+    assert!(pool.log_text().contains("body read failed mid-response"));
+}
+
+#[test]
+fn hostile_paths_are_refused_and_the_worker_keeps_serving() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::copy(media("a.mp4"), root.path().join("a.mp4")).unwrap();
+    let r = root.path().to_str().unwrap().to_string();
+    let pool = Pool::start(&["--workers", "1", "--root", &r]);
+    let mut c = pool.client();
+    let cases: [(&[u8], u16); 6] = [
+        (b"/etc/passwd", 403),
+        (b"/../../etc/passwd", 403),
+        (b"", 400),
+        (b"a\0b.mp4", 400),
+        (b"proxy:fcgi://localhost/%2e%2e/%2e%2e/etc/passwd", 403),
+        (b"/x\r\nSet-Cookie: a=b.mp4", 404),
+    ];
+    for (name, status) in cases {
+        let path: Vec<u8> = if name.starts_with(b"/") && !name.starts_with(b"/etc") {
+            [r.as_bytes(), name].concat()
+        } else {
+            name.to_vec()
+        };
+        let id = c.send(
+            &[(b"SCRIPT_FILENAME", &path), (b"REQUEST_METHOD", b"GET")],
+            true,
+        );
+        let reply = c.reply(id);
+        assert_eq!(reply.status, status, "{:?}", String::from_utf8_lossy(name));
+        assert!(
+            reply.headers.iter().all(|(n, _)| n != "Set-Cookie"),
+            "CR/LF never reach a header"
+        );
+    }
+    // Huge param sets: many names, each small, over the limit in total.
+    let names: Vec<String> = (0..5000).map(|i| format!("HTTP_X_{i}")).collect();
+    let mut pairs: Vec<(&[u8], &[u8])> = names.iter().map(|n| (n.as_bytes(), &b"v"[..])).collect();
+    let a = root.path().join("a.mp4");
+    pairs.push((b"SCRIPT_FILENAME", a.as_os_str().as_encoded_bytes()));
+    let id = c.send(&pairs, true);
+    assert_eq!(c.reply(id).status, 431);
+    // A name claiming a 2 GiB length: a protocol error closes that connection only.
+    let mut raw = Vec::new();
+    fcgi::encode_begin_request(9, fcgi::FCGI_RESPONDER, true, &mut raw);
+    fcgi::encode_record(
+        fcgi::FCGI_PARAMS,
+        9,
+        &[0xff, 0xff, 0xff, 0xf0, 1, b'a'],
+        &mut raw,
+    );
+    fcgi::encode_record(fcgi::FCGI_PARAMS, 9, &[], &mut raw);
+    let mut bad = pool.client();
+    bad.stream.write_all(&raw).unwrap();
+    assert!(bad.record().is_none(), "the connection is closed");
+    assert_eq!(pool.client().get(&a, "end=2", &[]).status, 200);
+    assert_eq!(pool.workers().len(), 1);
+}
