@@ -100,6 +100,10 @@ struct ServeArgs {
     /// A SCRIPT_NAME that answers the pool's status (text, or JSON with ?json).
     #[arg(long)]
     status_path: Option<String>,
+    /// Also serve plain HTTP/1.1 here, for development without a front server
+    /// (needs --root; production goes through nginx, lighttpd or Apache).
+    #[arg(long, value_name = "ADDR", requires = "root")]
+    http: Option<std::net::SocketAddr>,
     /// error, warn, info, debug or trace (RUST_LOG also works).
     #[arg(long)]
     log_level: Option<log::LevelFilter>,
@@ -151,6 +155,7 @@ fn config_from(a: ServeArgs) -> Result<Config, String> {
         max_params: usize::try_from(a.max_params).map_err(|_| "--max-params is too large")?,
         max_conns: a.max_conns,
         status_path: a.status_path,
+        http: a.http,
         ..Config::default()
     };
     if let Some(n) = a.workers {

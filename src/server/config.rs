@@ -60,6 +60,8 @@ pub struct Config {
     /// Concurrent connections per worker.
     pub max_conns: usize,
     pub status_path: Option<String>,
+    /// Development HTTP/1.1 listener (`--http`), serving files under `root`.
+    pub http: Option<std::net::SocketAddr>,
 }
 
 impl Default for Config {
@@ -81,6 +83,7 @@ impl Default for Config {
             max_params: 64 << 10,
             max_conns: 1024,
             status_path: None,
+            http: None,
         }
     }
 }

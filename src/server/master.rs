@@ -33,6 +33,8 @@ enum State {
 pub struct Master<'a> {
     config: &'a Config,
     listeners: &'a [Listener],
+    /// Listeners from this index on speak HTTP (`--http`).
+    first_http: usize,
     stats: Stats,
     pool_start: u64,
     children: HashMap<Pid, Child>,
@@ -52,12 +54,14 @@ impl<'a> Master<'a> {
     pub fn new(
         config: &'a Config,
         listeners: &'a [Listener],
+        first_http: usize,
         stats: Stats,
         pool_start: u64,
     ) -> Self {
         Master {
             config,
             listeners,
+            first_http,
             stats,
             pool_start,
             children: HashMap::new(),
@@ -81,14 +85,19 @@ impl<'a> Master<'a> {
                 }
                 // The master's signalfd is not ours to read.
                 let _ = nix::unistd::close(std::os::fd::AsRawFd::as_raw_fd(sfd));
-                let code =
-                    match Worker::new(self.config, self.listeners, self.stats, self.pool_start) {
-                        Ok(w) => w.run(),
-                        Err(e) => {
-                            log::error!("worker {}: {e}", std::process::id());
-                            1
-                        }
-                    };
+                let code = match Worker::new(
+                    self.config,
+                    self.listeners,
+                    self.first_http,
+                    self.stats,
+                    self.pool_start,
+                ) {
+                    Ok(w) => w.run(),
+                    Err(e) => {
+                        log::error!("worker {}: {e}", std::process::id());
+                        1
+                    }
+                };
                 std::process::exit(code);
             }
             Ok(ForkResult::Parent { child }) => {

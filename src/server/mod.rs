@@ -3,6 +3,7 @@
 
 mod cache;
 mod config;
+mod dev_http;
 mod handler;
 mod listen;
 mod master;
@@ -17,7 +18,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Runs the pool until it is told to stop.
 pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    let listeners = listen::open(&config)?;
+    let mut listeners = listen::open(&config)?;
+    let first_http = listeners.len();
+    if let Some(addr) = config.http {
+        let l = std::net::TcpListener::bind(addr).map_err(|e| format!("--http {addr}: {e}"))?;
+        listeners.push(listen::Listener::Tcp(l));
+    }
     for l in &listeners {
         match l {
             listen::Listener::Tcp(t) => t.set_nonblocking(true)?,
@@ -30,7 +36,10 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|e| format!("--pid-file {}: {e}", p.display()))?;
     }
     let stats = stats::Stats::new()?;
-    let names: Vec<String> = listeners.iter().map(listen::Listener::describe).collect();
+    let mut names: Vec<String> = listeners.iter().map(listen::Listener::describe).collect();
+    if let Some(http) = names.get_mut(first_http) {
+        *http = format!("http://{http} (development)");
+    }
     log::info!(
         "mp4-fcgi {} listening on {} with {} workers (pid {})",
         env!("CARGO_PKG_VERSION"),
@@ -41,7 +50,7 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let pool_start = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let result = master::Master::new(&config, &listeners, stats, pool_start).run();
+    let result = master::Master::new(&config, &listeners, first_http, stats, pool_start).run();
     for l in &listeners {
         l.remove_socket_file();
     }

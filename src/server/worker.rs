@@ -29,6 +29,8 @@ const CLIENT_BASE: usize = 1 << 16;
 /// A response being written.
 struct Streaming {
     id: u16,
+    /// Plain HTTP (`--http`): body bytes unframed, no END_REQUEST.
+    raw: bool,
     chunks: std::collections::VecDeque<Chunk>,
     layout: Option<std::rc::Rc<mp4::Layout>>,
     file: Option<std::rc::Rc<std::fs::File>>,
@@ -37,6 +39,8 @@ struct Streaming {
 struct Client {
     stream: Stream,
     fcgi: fcgi::Conn,
+    /// A `--http` connection, and whether it is kept alive.
+    http: Option<bool>,
     inbuf: Vec<u8>,
     out: Vec<u8>,
     out_pos: usize,
@@ -65,6 +69,8 @@ pub struct Worker<'a> {
     caches: Caches,
     poll: Poll,
     acceptors: Vec<Acceptor>,
+    /// Acceptors from this index on speak HTTP (`--http`).
+    first_http: usize,
     accepting: bool,
     /// When accept failed for lack of fds: try again then.
     accept_retry: Option<Instant>,
@@ -86,6 +92,7 @@ impl<'a> Worker<'a> {
     pub fn new(
         config: &'a Config,
         listeners: &[Listener],
+        first_http: usize,
         stats: Stats,
         pool_start: u64,
     ) -> io::Result<Self> {
@@ -112,6 +119,7 @@ impl<'a> Worker<'a> {
             caches: Caches::new(config.cache_size),
             poll,
             acceptors,
+            first_http,
             accepting: true,
             accept_retry: None,
             clients: Vec::new(),
@@ -253,7 +261,7 @@ impl<'a> Worker<'a> {
                     return;
                 }
                 match self.acceptors[i].accept() {
-                    Ok(stream) => self.add_client(stream),
+                    Ok(stream) => self.add_client(stream, i >= self.first_http),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
@@ -271,7 +279,7 @@ impl<'a> Worker<'a> {
         }
     }
 
-    fn add_client(&mut self, mut stream: Stream) {
+    fn add_client(&mut self, mut stream: Stream, http: bool) {
         let slot = self.free.pop().unwrap_or_else(|| {
             self.clients.push(None);
             self.clients.len() - 1
@@ -296,6 +304,7 @@ impl<'a> Worker<'a> {
         self.clients[slot] = Some(Client {
             stream,
             fcgi: fcgi::Conn::new(fcgi_limits(self.config), caps),
+            http: http.then_some(true),
             inbuf: Vec::new(),
             out: Vec::new(),
             out_pos: 0,
@@ -360,6 +369,10 @@ impl<'a> Worker<'a> {
                 Err(_) => return Pump::Close,
             }
         }
+        if c.http.is_some() {
+            self.http_input(c);
+            return self.pump(c);
+        }
         loop {
             let progress = match c.fcgi.process(&c.inbuf) {
                 Ok(p) => p,
@@ -393,6 +406,47 @@ impl<'a> Worker<'a> {
         self.pump(c)
     }
 
+    /// Answers the next complete HTTP request in the input, if any.
+    fn http_input(&mut self, c: &mut Client) {
+        if c.resp.is_some() || c.closing {
+            return;
+        }
+        let root = self
+            .config
+            .root
+            .as_deref()
+            .unwrap_or(std::path::Path::new("/nonexistent"));
+        match super::dev_http::parse(&c.inbuf, root) {
+            super::dev_http::Parsed::Partial => {}
+            super::dev_http::Parsed::Request {
+                consumed,
+                params,
+                keep_alive,
+            } => {
+                c.inbuf.drain(..consumed);
+                c.http = Some(keep_alive);
+                let r = fcgi::Request {
+                    request_id: 0,
+                    role: fcgi::FCGI_RESPONDER,
+                    keep_conn: keep_alive,
+                    params,
+                    params_overflow: false,
+                };
+                self.start(c, r);
+            }
+            super::dev_http::Parsed::Bad(status, why) => {
+                let r = crate::http::error_response(status, why);
+                c.out
+                    .extend_from_slice(&super::dev_http::response_head(&r.cgi_head(), false));
+                if let crate::http::Body::Text(t) = r.body {
+                    c.out.extend_from_slice(t.as_bytes());
+                }
+                c.inbuf.clear();
+                c.closing = true;
+            }
+        }
+    }
+
     fn start(&mut self, c: &mut Client, r: fcgi::Request) {
         if c.resp.is_some() {
             // The codec refuses a second request while one runs; be safe anyway.
@@ -412,10 +466,16 @@ impl<'a> Worker<'a> {
             file,
             ..
         } = handler::handle(&r.params, r.params_overflow, &mut ctx);
-        fcgi::encode_stdout(r.request_id, &head, &mut c.out);
+        match c.http {
+            Some(keep_alive) => c
+                .out
+                .extend_from_slice(&super::dev_http::response_head(&head, keep_alive)),
+            None => fcgi::encode_stdout(r.request_id, &head, &mut c.out),
+        }
         self.stats.get().in_flight.fetch_add(1, Relaxed);
         c.resp = Some(Streaming {
             id: r.request_id,
+            raw: c.http.is_some(),
             chunks,
             layout,
             file,
@@ -440,7 +500,11 @@ impl<'a> Worker<'a> {
             let Some(resp) = c.resp.as_mut() else {
                 // Idle: give the buffer's memory back.
                 c.out = Vec::new();
-                if c.closing || !c.fcgi.keep_open() {
+                let keep = match c.http {
+                    Some(keep_alive) => keep_alive,
+                    None => c.fcgi.keep_open(),
+                };
+                if c.closing || !keep {
                     if c.lingering.is_none() {
                         c.stream.shutdown_write();
                         c.lingering = Some(Instant::now() + LINGER);
@@ -453,10 +517,12 @@ impl<'a> Worker<'a> {
             match fill(resp, &mut c.out) {
                 Ok(true) => {}
                 Ok(false) => {
-                    let id = resp.id;
+                    let (id, raw) = (resp.id, resp.raw);
                     c.resp = None;
-                    fcgi::encode_end_request(id, 0, fcgi::FCGI_REQUEST_COMPLETE, &mut c.out);
-                    c.fcgi.finish_request(id);
+                    if !raw {
+                        fcgi::encode_end_request(id, 0, fcgi::FCGI_REQUEST_COMPLETE, &mut c.out);
+                        c.fcgi.finish_request(id);
+                    }
                     self.stats.get().in_flight.fetch_sub(1, Relaxed);
                     self.served += 1;
                     if self.config.max_requests > 0 && self.served >= self.config.max_requests {
@@ -469,6 +535,9 @@ impl<'a> Worker<'a> {
                     }
                     if self.draining {
                         c.closing = true;
+                    }
+                    if raw && !c.inbuf.is_empty() {
+                        self.http_input(c);
                     }
                 }
                 Err(e) => {
@@ -497,6 +566,15 @@ impl Worker<'_> {
     }
 }
 
+/// Appends body bytes: as STDOUT records, or as they are for plain HTTP.
+fn put(id: u16, raw: bool, bytes: &[u8], out: &mut Vec<u8>) {
+    if raw {
+        out.extend_from_slice(bytes);
+    } else {
+        fcgi::encode_stdout(id, bytes, out);
+    }
+}
+
 /// Appends STDOUT records of the next body bytes, up to [`FILL`]. Returns
 /// false when the body is complete.
 fn fill(resp: &mut Streaming, out: &mut Vec<u8>) -> io::Result<bool> {
@@ -508,7 +586,7 @@ fn fill(resp: &mut Streaming, out: &mut Vec<u8>) -> io::Result<bool> {
         match chunk {
             Chunk::Bytes(b) => {
                 let n = b.len().min(room);
-                fcgi::encode_stdout(resp.id, &b[..n], out);
+                put(resp.id, resp.raw, &b[..n], out);
                 let _ = b.split_to(n);
                 if b.is_empty() {
                     resp.chunks.pop_front();
@@ -526,7 +604,7 @@ fn fill(resp: &mut Streaming, out: &mut Vec<u8>) -> io::Result<bool> {
                 let n = match seg {
                     Segment::Mem(b) => {
                         let n = b.len().min(room);
-                        fcgi::encode_stdout(resp.id, &b[..n], out);
+                        put(resp.id, resp.raw, &b[..n], out);
                         n
                     }
                     Segment::File { offset, len } => {
@@ -534,7 +612,10 @@ fn fill(resp: &mut Streaming, out: &mut Vec<u8>) -> io::Result<bool> {
                         let file = resp.file.as_ref().ok_or(io::ErrorKind::NotFound)?;
                         // n <= FCGI_MAX_CONTENT, so it fits a record.
                         let (hdr, pad) = fcgi::stdout_header(resp.id, n as u16);
-                        out.extend_from_slice(&hdr);
+                        let pad = if resp.raw { 0 } else { pad };
+                        if !resp.raw {
+                            out.extend_from_slice(&hdr);
+                        }
                         let at = out.len();
                         out.resize(at + n, 0);
                         file.read_exact_at(&mut out[at..], offset)?;

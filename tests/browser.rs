@@ -1,0 +1,310 @@
+//! Browsers are the real clients: headless Chromium (driven by chromedriver)
+//! plays clips through nginx and through the development listener. Each must
+//! load, play (currentTime advances, no error) and report the duration asked
+//! for. A screenshot of the page is kept under target/.
+
+mod common;
+
+use common::{Pool, media, require_tool};
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        // SAFETY: signalling our child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One WebDriver command over HTTP/1.0.
+fn wd(port: u16, method: &str, path: &str, body: Option<Value>) -> Value {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    // chromedriver may keep the connection open: read by Content-Length.
+    let mut all = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        if let Some(end) = all.windows(4).position(|w: &[u8]| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&all[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("{path}: no Content-Length in {head}"));
+            if all.len() >= end + 4 + len {
+                return serde_json::from_slice(&all[end + 4..end + 4 + len])
+                    .unwrap_or_else(|e| panic!("{path}: {e}"));
+            }
+        }
+        let n = s.read(&mut buf).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(
+            n > 0,
+            "{path}: chromedriver closed early: {:?}",
+            String::from_utf8_lossy(&all)
+        );
+        all.extend_from_slice(&buf[..n]);
+    }
+}
+
+const PLAY: &str = r#"
+const [srcs, done] = [arguments[0], arguments[arguments.length - 1]];
+const results = [];
+let pending = srcs.length;
+for (const src of srcs) {
+  const v = document.createElement('video');
+  v.muted = true; v.width = 160; v.controls = true; v.src = src;
+  document.body.appendChild(v);
+  const r = {src, duration: null, currentTime: 0, error: null};
+  results.push(r);
+  let finished = false;
+  const finish = () => { if (!finished) { finished = true; r.currentTime = v.currentTime; r.duration = v.duration; if (--pending === 0) done(results); } };
+  v.addEventListener('error', () => { r.error = v.error ? v.error.code + ' ' + v.error.message : 'error'; finish(); });
+  v.addEventListener('timeupdate', () => { if (v.currentTime > 0.5) finish(); });
+  setTimeout(finish, 12000);
+  v.play().catch(e => { r.error = 'play: ' + e; finish(); });
+}
+"#;
+
+/// Plays every clip in one page at `page_url`; returns (src, duration, currentTime, error).
+fn play_all(
+    driver: u16,
+    page_url: &str,
+    srcs: &[String],
+    shot: &Path,
+) -> Vec<(String, f64, f64, Option<String>)> {
+    let caps = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+        "binary": "/usr/bin/chromium",
+        "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--autoplay-policy=no-user-gesture-required", "--window-size=900,600"]
+    }}}});
+    let session = wd(driver, "POST", "/session", Some(caps));
+    let id = session["value"]["sessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no session: {session}"))
+        .to_string();
+    wd(
+        driver,
+        "POST",
+        &format!("/session/{id}/timeouts"),
+        Some(json!({"script": 30000})),
+    );
+    wd(
+        driver,
+        "POST",
+        &format!("/session/{id}/url"),
+        Some(json!({"url": page_url})),
+    );
+    let out = wd(
+        driver,
+        "POST",
+        &format!("/session/{id}/execute/async"),
+        Some(json!({"script": PLAY, "args": [srcs]})),
+    );
+    let shot_b64 = wd(driver, "GET", &format!("/session/{id}/screenshot"), None);
+    if let Some(b64) = shot_b64["value"].as_str() {
+        let png = base64_decode(b64);
+        let _ = std::fs::write(shot, png);
+    }
+    wd(driver, "DELETE", &format!("/session/{id}"), None);
+    out["value"]
+        .as_array()
+        .unwrap_or_else(|| panic!("script result: {out}"))
+        .iter()
+        .map(|r| {
+            (
+                r["src"].as_str().unwrap_or("").to_string(),
+                r["duration"].as_f64().unwrap_or(f64::NAN),
+                r["currentTime"].as_f64().unwrap_or(0.0),
+                r["error"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let clean: Vec<u8> = s
+        .bytes()
+        .filter(|c| *c != b'=' && !c.is_ascii_whitespace())
+        .collect();
+    clean
+        .chunks(4)
+        .flat_map(|q| {
+            let n = q
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, &c)| n | (u32::from(val(c)) << (18 - 6 * i)));
+            let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+            bytes[..q.len().saturating_sub(1)].to_vec()
+        })
+        .collect()
+}
+
+fn check(results: &[(String, f64, f64, Option<String>)], expected: &[f64]) {
+    assert_eq!(results.len(), expected.len());
+    for ((src, duration, t, err), want) in results.iter().zip(expected) {
+        assert!(err.is_none(), "{src}: {err:?}");
+        assert!(*t > 0.5, "{src}: did not play (currentTime {t})");
+        assert!(
+            (duration - want).abs() <= 0.05,
+            "{src}: duration {duration}, want {want}"
+        );
+    }
+}
+
+#[test]
+fn chromium_plays_clips_through_nginx_and_the_dev_listener() {
+    let (Some(nginx), Some(driver_bin), Some(_)) = (
+        require_tool("nginx"),
+        require_tool("chromedriver"),
+        require_tool("chromium"),
+    ) else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        root.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    for f in ["a.mp4", "audio.m4a"] {
+        std::fs::copy(media(f), root.path().join(f)).unwrap();
+    }
+    std::fs::write(
+        root.path().join("page.html"),
+        "<!doctype html><title>clips</title><body></body>",
+    )
+    .unwrap();
+    let clips = [
+        "a.mp4?start=10.5&end=18",
+        "a.mp4?start=12",
+        "a.mp4",
+        "audio.m4a?start=3&end=9",
+    ];
+    let expected = [7.5, 8.0, 20.0, 6.0];
+
+    // Through nginx (conf-examples/nginx.conf's location) to the pool.
+    let pool = Pool::start(&["--workers", "1", "--socket-mode", "666"]);
+    std::fs::set_permissions(
+        pool.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let port = common::free_port();
+    let user = if nix::unistd::Uid::effective().is_root() {
+        "user root root;"
+    } else {
+        ""
+    };
+    let conf = format!(
+        "{user}\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n\
+         access_log off; client_body_temp_path {d}/b; fastcgi_temp_path {d}/f; proxy_temp_path {d}/p;\n\
+         uwsgi_temp_path {d}/u; scgi_temp_path {d}/s; include /etc/nginx/mime.types;\n\
+         server {{ listen 127.0.0.1:{port}; root {r};\n\
+           location ~ \\.(mp4|m4a)$ {{ include /etc/nginx/fastcgi_params;\n\
+             fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;\n\
+             fastcgi_buffering off; fastcgi_keep_conn on; fastcgi_pass unix:{s}; }} }}\n}}\n",
+        r = root.path().display(),
+        s = pool.socket.display(),
+    );
+    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+    let _nginx = Kill(
+        Command::new(nginx)
+            .args(["-g", "daemon off;", "-p"])
+            .arg(dir.path())
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port(port);
+
+    // The development listener, serving the same folder.
+    let dev_port = common::free_port();
+    let _dev = Kill(
+        Command::new(common::BIN)
+            .args([
+                "--http",
+                &format!("127.0.0.1:{dev_port}"),
+                "--listen",
+                &format!("unix:{d}/dev.sock"),
+            ])
+            .arg("--root")
+            .arg(root.path())
+            .args(["--workers", "1"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port(dev_port);
+
+    let driver_port = common::free_port();
+    let _driver = Kill(
+        Command::new(driver_bin)
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port(driver_port);
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    let _ = std::fs::create_dir_all(&target);
+
+    let via_nginx: Vec<String> = clips
+        .iter()
+        .map(|c| format!("http://127.0.0.1:{port}/{c}"))
+        .collect();
+    let r = play_all(
+        driver_port,
+        &format!("http://127.0.0.1:{port}/page.html"),
+        &via_nginx,
+        &target.join("browser-nginx.png"),
+    );
+    check(&r, &expected);
+
+    let via_dev: Vec<String> = clips
+        .iter()
+        .map(|c| format!("http://127.0.0.1:{dev_port}/{c}"))
+        .collect();
+    let page = format!("file://{}", root.path().join("page.html").display());
+    let r = play_all(
+        driver_port,
+        &page,
+        &via_dev,
+        &target.join("browser-dev-listener.png"),
+    );
+    check(&r, &expected);
+}
