@@ -1,0 +1,185 @@
+//! Soak: 64 connections through nginx with mixed windows and Ranges for
+//! SOAK_SECONDS (10 in CI; `SOAK_SECONDS=60 cargo test --release --test soak`
+//! for the long run). Zero errors; the workers' fds and RSS end where they began.
+
+mod common;
+
+use common::{Pool, media, require_tool};
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+struct Nginx(Child);
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SAFETY: signalling our child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One HTTP/1.0 request; Ok(()) when the status is 200/206 and the body
+/// length matches Content-Length.
+fn fetch(port: u16, path: &str, range: Option<&str>) -> Result<(), String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .map_err(|e| e.to_string())?;
+    let extra = range.map(|r| format!("Range: {r}\r\n")).unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n{extra}\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).map_err(|e| e.to_string())?;
+    let end = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no head")?;
+    let head = String::from_utf8_lossy(&all[..end]).to_lowercase();
+    let status = &head[9..12];
+    if status != "200" && status != "206" {
+        return Err(format!("{path} {range:?}: {status}"));
+    }
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or("no length")?;
+    if all.len() - end - 4 != len {
+        return Err(format!(
+            "{path}: {} bytes, Content-Length {len}",
+            all.len() - end - 4
+        ));
+    }
+    Ok(())
+}
+
+fn worker_state(pool: &Pool) -> (usize, u64) {
+    let w = pool.workers();
+    (
+        w.iter().map(|&p| common::open_fds(p)).sum(),
+        w.iter().map(|&p| common::rss_kib(p)).sum(),
+    )
+}
+
+#[test]
+fn soak_through_nginx() {
+    let Some(nginx) = require_tool("nginx") else {
+        return;
+    };
+    let seconds: u64 = std::env::var("SOAK_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let root = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        root.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    for f in ["a.mp4", "two_audio.mp4", "audio.m4a", "frag.mp4"] {
+        std::fs::copy(media(f), root.path().join(f)).unwrap();
+    }
+    let pool = Pool::start(&["--workers", "2", "--socket-mode", "666"]);
+    std::fs::set_permissions(
+        pool.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let port = common::free_port();
+    let user = if nix::unistd::Uid::effective().is_root() {
+        "user root root;"
+    } else {
+        ""
+    };
+    let conf = format!(
+        "{user}\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 1024; }}\n\
+         http {{ access_log off; client_body_temp_path {d}/b; fastcgi_temp_path {d}/f; proxy_temp_path {d}/p;\n\
+         uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;\n\
+         upstream pool {{ server unix:{s}; keepalive 32; }}\n\
+         server {{ listen 127.0.0.1:{port}; root {r};\n\
+           location ~ \\.(mp4|m4a)$ {{ include /etc/nginx/fastcgi_params;\n\
+             fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;\n\
+             fastcgi_buffering off; fastcgi_keep_conn on; fastcgi_pass pool; }} }}\n}}\n",
+        r = root.path().display(),
+        s = pool.socket.display(),
+    );
+    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+    let _nginx = Nginx(
+        Command::new(nginx)
+            .args(["-g", "daemon off;", "-p"])
+            .arg(dir.path())
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let paths = [
+        "/a.mp4?start=5.5&end=12",
+        "/a.mp4?start=10",
+        "/a.mp4",
+        "/two_audio.mp4?start=3&end=9&client=flash",
+        "/audio.m4a?start=2",
+        "/frag.mp4?start=7",
+    ];
+    let ranges = [
+        None,
+        Some("bytes=0-99"),
+        Some("bytes=1000-"),
+        Some("bytes=-500"),
+        Some("bytes=0-9,100-109"),
+    ];
+    let run = |secs: u64| -> (u64, Vec<String>) {
+        let ok = Arc::new(AtomicU64::new(0));
+        let stop = Instant::now() + Duration::from_secs(secs);
+        let threads: Vec<_> = (0..64)
+            .map(|t| {
+                let ok = ok.clone();
+                std::thread::spawn(move || {
+                    let mut i = t;
+                    while Instant::now() < stop {
+                        fetch(port, paths[i % paths.len()], ranges[(i / 7) % ranges.len()])?;
+                        ok.fetch_add(1, Relaxed);
+                        i += 1;
+                    }
+                    Ok::<(), String>(())
+                })
+            })
+            .collect();
+        let errors = threads
+            .into_iter()
+            .filter_map(|t| t.join().unwrap().err())
+            .collect();
+        (ok.load(Relaxed), errors)
+    };
+    // Warm up at the soak's own concurrency (caches, buffers, the allocator's
+    // high-water mark), then note where the workers stand.
+    let (_, errors) = run(2);
+    assert!(errors.is_empty(), "errors: {errors:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    let (fds0, rss0) = worker_state(&pool);
+    let (n, errors) = run(seconds);
+    assert!(errors.is_empty(), "errors: {errors:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    let (fds1, rss1) = worker_state(&pool);
+    eprintln!(
+        "soak {seconds} s x 64: {n} requests, 0 errors; fds {fds0} -> {fds1}; RSS {rss0} -> {rss1} KiB"
+    );
+    assert!(n > 100 * seconds, "only {n} requests");
+    assert!(fds1 <= fds0, "fds grew: {fds0} -> {fds1}");
+    // Within 1 %, or one page-granular half MiB on these small processes.
+    assert!(
+        rss1 <= rss0 + (rss0 / 100).max(512),
+        "RSS grew: {rss0} -> {rss1} KiB"
+    );
+}
