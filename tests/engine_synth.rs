@@ -1,7 +1,7 @@
 //! Engine properties on synthetic films (no encoder needed): offsets past
 //! 4 GiB, the moov/mdat forms they force, and the timeline's invariants.
 
-#[path = "../benches/synth.rs"]
+#[path = "../benches/synth/mod.rs"]
 mod synth;
 
 use mp4_fcgi::mp4::{Error, Index, Layout, Limits, Part, Window};

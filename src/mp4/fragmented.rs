@@ -162,7 +162,9 @@ fn read_traf(traf: &[u8], reference: &TrackDefaults) -> Result<Option<TrafTiming
                     .count()
                     * 4;
                 if flags & 0x100 == 0 {
-                    timing.duration += u64::from(n) * default_duration;
+                    timing.duration = timing
+                        .duration
+                        .saturating_add(u64::from(n).saturating_mul(default_duration));
                     continue;
                 }
                 if (n as usize)
@@ -175,7 +177,7 @@ fn read_traf(traf: &[u8], reference: &TrackDefaults) -> Result<Option<TrafTiming
                     });
                 }
                 for _ in 0..n {
-                    timing.duration += u64::from(r.u32()?);
+                    timing.duration = timing.duration.saturating_add(u64::from(r.u32()?));
                     r.skip(per_sample - 4)?;
                 }
             }

@@ -60,7 +60,7 @@ impl<'a> Timing<'a> {
     }
 
     fn dts(&mut self, s: u64) -> i64 {
-        self.stts.sum_before(s) as i64
+        i64::try_from(self.stts.sum_before(s)).unwrap_or(i64::MAX)
     }
 
     /// Composition time of sample `s`.
@@ -69,17 +69,18 @@ impl<'a> Timing<'a> {
             .ctts
             .as_mut()
             .map_or(0, |c| i64::from(c.value(s) as i32));
-        self.dts(s) + off
+        self.dts(s).saturating_add(off)
     }
 
     /// The composition time shown at presentation time `p` (seconds).
     fn cts_at(&self, p: f64) -> i64 {
-        units(p - self.empty_seconds, self.t.timescale) + self.t.edit.media_time
+        units(p - self.empty_seconds, self.t.timescale).saturating_add(self.t.edit.media_time)
     }
 
     /// Presentation time (seconds) of composition time `c`.
     fn presentation(&self, c: i64) -> f64 {
-        self.empty_seconds + (c - self.t.edit.media_time) as f64 / f64::from(self.t.timescale)
+        self.empty_seconds
+            + c.saturating_sub(self.t.edit.media_time) as f64 / f64::from(self.t.timescale)
     }
 
     /// The first sample whose decode time is at or after `c` (clamped to the count).
@@ -147,7 +148,7 @@ impl<'a> Timing<'a> {
     /// Total duration of samples `[a, b)`.
     fn duration(&mut self, a: u64, b: u64) -> u64 {
         let end = self.dts(b);
-        (end - self.dts(a)) as u64
+        u64::try_from(end.saturating_sub(self.dts(a))).unwrap_or(0)
     }
 }
 
@@ -250,7 +251,7 @@ pub(crate) fn plan(index: &Index, window: &Window) -> Result<Plan, Error> {
 fn edit_list(tm: &mut Timing<'_>, a: u64, start: f64, shown_end: f64, mts: u32) -> Vec<Edit> {
     const RATE_1: u32 = 0x0001_0000;
     // Output media time is source decode time minus the first sample's.
-    let media_at_start = tm.cts_at(start) - tm.dts(a);
+    let media_at_start = tm.cts_at(start).saturating_sub(tm.dts(a));
     let total = units(shown_end - start, mts).max(0) as u64;
     if media_at_start >= 0 {
         return vec![Edit {
@@ -260,7 +261,7 @@ fn edit_list(tm: &mut Timing<'_>, a: u64, start: f64, shown_end: f64, mts: u32) 
         }];
     }
     // The track starts later than `start`: an empty edit keeps it in place.
-    let gap = units(-media_at_start as f64 / f64::from(tm.t.timescale), mts).max(0) as u64;
+    let gap = units(-(media_at_start as f64) / f64::from(tm.t.timescale), mts).max(0) as u64;
     let gap = gap.min(total);
     vec![
         Edit {

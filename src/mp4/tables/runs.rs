@@ -71,11 +71,11 @@ impl Runs {
     }
 
     /// Sum of `value × count` over all runs (total duration for `stts`).
+    /// Saturates: a hostile table cannot overflow it.
     pub fn total(&self) -> u64 {
-        self.runs
-            .iter()
-            .map(|r| u64::from(r.count) * u64::from(r.value))
-            .sum()
+        self.runs.iter().fold(0u64, |acc, r| {
+            acc.saturating_add(u64::from(r.count) * u64::from(r.value))
+        })
     }
 }
 
@@ -103,7 +103,9 @@ impl Cursor<'_> {
             self.idx -= 1;
             let run = self.runs[self.idx];
             self.first -= u64::from(run.count);
-            self.sum -= u64::from(run.count) * u64::from(run.value);
+            self.sum = self
+                .sum
+                .saturating_sub(u64::from(run.count) * u64::from(run.value));
         }
         loop {
             let run = self.runs.get(self.idx)?;
@@ -111,7 +113,9 @@ impl Cursor<'_> {
             if sample < next {
                 return self.runs.get(self.idx);
             }
-            self.sum += u64::from(run.count) * u64::from(run.value);
+            self.sum = self
+                .sum
+                .saturating_add(u64::from(run.count) * u64::from(run.value));
             self.first = next;
             self.idx += 1;
         }
@@ -125,7 +129,9 @@ impl Cursor<'_> {
     /// Sum of the values of all samples before `sample` (its decode time, for `stts`).
     pub fn sum_before(&mut self, sample: u64) -> u64 {
         match self.advance_to(sample).copied() {
-            Some(run) => self.sum + (sample - self.first) * u64::from(run.value),
+            Some(run) => self
+                .sum
+                .saturating_add((sample - self.first) * u64::from(run.value)),
             None => self.sum,
         }
     }
@@ -137,14 +143,14 @@ impl Cursor<'_> {
         self.rewind();
         while let Some(run) = self.runs.get(self.idx) {
             let span = u64::from(run.count) * u64::from(run.value);
-            if self.sum + span >= t {
+            if self.sum.saturating_add(span) >= t {
                 if run.value == 0 {
                     return self.first;
                 }
                 let k = (t - self.sum).div_ceil(u64::from(run.value));
                 return self.first + k.min(u64::from(run.count));
             }
-            self.sum += span;
+            self.sum = self.sum.saturating_add(span);
             self.first += u64::from(run.count);
             self.idx += 1;
         }

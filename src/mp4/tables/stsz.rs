@@ -18,7 +18,7 @@ impl Sizes {
     /// Sum of sizes of samples `[a, b)`.
     pub fn sum(&self, a: u64, b: u64) -> u64 {
         if self.fixed != 0 {
-            return u64::from(self.fixed) * b.saturating_sub(a);
+            return u64::from(self.fixed).saturating_mul(b.saturating_sub(a));
         }
         let a = usize::try_from(a)
             .unwrap_or(usize::MAX)

@@ -1,0 +1,31 @@
+//! Every input a fuzzer crashed on stays here as a test (tests/fuzz/).
+//! Engine inputs start with 3 window bytes, as in fuzz/fuzz_targets/engine.rs.
+
+use mp4_fcgi::mp4::{Index, Limits, Window};
+
+fn engine_input(name: &str) {
+    let data = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fuzz")
+            .join(name),
+    )
+    .unwrap();
+    let (w, file) = data.split_at(3);
+    let pick = |i: usize| Some(f64::from(w[i]) / 4.0);
+    let window = Window {
+        start: pick(0).filter(|s| *s < 60.0),
+        end: pick(1).filter(|e| *e > 1.0),
+        flash: w[2] & 1 == 1,
+    };
+    if let Ok(index) = Index::build(&file.to_vec(), &Limits { max_moov: 1 << 20 }) {
+        let _ = index.info();
+        let _ = index.plan(&window);
+        let _ = index.plan(&Window::default());
+    }
+}
+
+/// An stts whose runs sum past u64 overflowed `Runs::total` (found by fuzzing, 6.3 M executions in).
+#[test]
+fn stts_total_overflow() {
+    engine_input("engine-stts-total-overflow");
+}
