@@ -290,15 +290,7 @@ impl Fragments {
             });
             return Ok(layout);
         }
-        let duration = self.duration();
-        let start = window.start.unwrap_or(0.0);
-        let end = window.end.unwrap_or(f64::INFINITY);
-        if start >= duration {
-            return Err(Error::PastEnd { start, duration });
-        }
-        if end <= start {
-            return Err(Error::EmptyRange { start, end });
-        }
+        let (start, end) = super::plan::bounds(window, self.duration())?;
         let first = self
             .list
             .iter()

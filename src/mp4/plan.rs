@@ -167,8 +167,8 @@ fn select(index: &Index, flash: bool) -> Vec<usize> {
     v
 }
 
-pub(crate) fn plan(index: &Index, window: &Window) -> Result<Plan, Error> {
-    let duration = index.duration();
+/// The window's (start, end) in seconds, or why it selects nothing.
+pub(crate) fn bounds(window: &Window, duration: f64) -> Result<(f64, f64), Error> {
     let start = window.start.unwrap_or(0.0);
     let end = window.end.unwrap_or(f64::INFINITY);
     if start >= duration {
@@ -177,6 +177,11 @@ pub(crate) fn plan(index: &Index, window: &Window) -> Result<Plan, Error> {
     if end <= start {
         return Err(Error::EmptyRange { start, end });
     }
+    Ok((start, end))
+}
+
+pub(crate) fn plan(index: &Index, window: &Window) -> Result<Plan, Error> {
+    let (start, end) = bounds(window, index.duration())?;
     let chosen = select(index, window.flash);
     let reference = chosen
         .iter()

@@ -51,52 +51,39 @@ impl Stats {
         unsafe { self.ptr.as_ref() }
     }
 
-    pub fn text(&self, pool_start: u64, now: u64) -> String {
+    /// The counters as (label, JSON key, value), for both renderings.
+    fn fields(&self, pool_start: u64, now: u64) -> [(&'static str, &'static str, i64); 11] {
         let c = self.get();
-        format!(
-            "pool:                 mp4-fcgi\n\
-             uptime seconds:       {}\n\
-             workers:              {}\n\
-             accepted connections: {}\n\
-             active connections:   {}\n\
-             requests:             {}\n\
-             in flight:            {}\n\
-             errors:               {}\n\
-             cache hits:           {}\n\
-             cache misses:         {}\n\
-             worker deaths:        {}\n\
-             respawns:             {}\n",
-            now.saturating_sub(pool_start),
-            c.workers.load(Relaxed),
-            c.started.load(Relaxed),
-            c.connections.load(Relaxed),
-            c.requests.load(Relaxed),
-            c.in_flight.load(Relaxed),
-            c.errors.load(Relaxed),
-            c.cache_hits.load(Relaxed),
-            c.cache_misses.load(Relaxed),
-            c.worker_deaths.load(Relaxed),
-            c.respawns.load(Relaxed),
-        )
+        let u = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        [
+            ("uptime seconds", "uptime", u(now.saturating_sub(pool_start))),
+            ("workers", "workers", u(c.workers.load(Relaxed))),
+            ("accepted connections", "accepted_connections", u(c.started.load(Relaxed))),
+            ("active connections", "active_connections", c.connections.load(Relaxed)),
+            ("requests", "requests", u(c.requests.load(Relaxed))),
+            ("in flight", "in_flight", c.in_flight.load(Relaxed)),
+            ("errors", "errors", u(c.errors.load(Relaxed))),
+            ("cache hits", "cache_hits", u(c.cache_hits.load(Relaxed))),
+            ("cache misses", "cache_misses", u(c.cache_misses.load(Relaxed))),
+            ("worker deaths", "worker_deaths", u(c.worker_deaths.load(Relaxed))),
+            ("respawns", "respawns", u(c.respawns.load(Relaxed))),
+        ]
+    }
+
+    pub fn text(&self, pool_start: u64, now: u64) -> String {
+        let mut out = format!("{:<22}mp4-fcgi\n", "pool:");
+        for (label, _, v) in self.fields(pool_start, now) {
+            out.push_str(&format!("{:<22}{v}\n", format!("{label}:")));
+        }
+        out
     }
 
     pub fn json(&self, pool_start: u64, now: u64) -> String {
-        let c = self.get();
-        format!(
-            "{{\"pool\":\"mp4-fcgi\",\"uptime\":{},\"workers\":{},\"accepted_connections\":{},\
-             \"active_connections\":{},\"requests\":{},\"in_flight\":{},\"errors\":{},\
-             \"cache_hits\":{},\"cache_misses\":{},\"worker_deaths\":{},\"respawns\":{}}}\n",
-            now.saturating_sub(pool_start),
-            c.workers.load(Relaxed),
-            c.started.load(Relaxed),
-            c.connections.load(Relaxed),
-            c.requests.load(Relaxed),
-            c.in_flight.load(Relaxed),
-            c.errors.load(Relaxed),
-            c.cache_hits.load(Relaxed),
-            c.cache_misses.load(Relaxed),
-            c.worker_deaths.load(Relaxed),
-            c.respawns.load(Relaxed),
-        )
+        let fields: Vec<String> = self
+            .fields(pool_start, now)
+            .iter()
+            .map(|(_, key, v)| format!("\"{key}\":{v}"))
+            .collect();
+        format!("{{\"pool\":\"mp4-fcgi\",{}}}\n", fields.join(","))
     }
 }
