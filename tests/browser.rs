@@ -9,27 +9,8 @@ use common::{Pool, media, require_tool};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        // SAFETY: signalling our child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        std::thread::sleep(Duration::from_millis(200));
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// One WebDriver command over HTTP/1.0.
 fn wd(port: u16, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -222,38 +203,19 @@ fn chromium_plays_clips_through_nginx_and_the_dev_listener() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
     let port = common::free_port();
-    let user = if nix::unistd::Uid::effective().is_root() {
-        "user root root;"
-    } else {
-        ""
-    };
-    let conf = format!(
-        "{user}\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n\
-         access_log off; client_body_temp_path {d}/b; fastcgi_temp_path {d}/f; proxy_temp_path {d}/p;\n\
-         uwsgi_temp_path {d}/u; scgi_temp_path {d}/s; include /etc/nginx/mime.types;\n\
-         server {{ listen 127.0.0.1:{port}; root {r};\n\
-           location ~ \\.(mp4|m4a)$ {{ include /etc/nginx/fastcgi_params;\n\
-             fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;\n\
-             fastcgi_buffering off; fastcgi_keep_conn on; fastcgi_pass unix:{s}; }} }}\n}}\n",
-        r = root.path().display(),
-        s = pool.socket.display(),
+    let server = format!(
+        "root {};\n  location ~ \\.(mp4|m4a)$ {{ include /etc/nginx/fastcgi_params;\n\
+         fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;\n\
+         fastcgi_buffering off; fastcgi_keep_conn on; fastcgi_pass unix:{}; }}",
+        root.path().display(),
+        pool.socket.display()
     );
-    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-    let _nginx = Kill(
-        Command::new(nginx)
-            .args(["-g", "daemon off;", "-p"])
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_port(port);
+    let conf = common::nginx_conf(dir.path(), port, "include /etc/nginx/mime.types;", &server);
+    let _nginx = common::start_nginx(&nginx, dir.path(), &conf, port);
 
     // The development listener, serving the same folder.
     let dev_port = common::free_port();
-    let _dev = Kill(
+    let _dev = common::Stop(
         Command::new(common::BIN)
             .args([
                 "--http",
@@ -268,10 +230,10 @@ fn chromium_plays_clips_through_nginx_and_the_dev_listener() {
             .spawn()
             .unwrap(),
     );
-    wait_port(dev_port);
+    common::wait_port(dev_port);
 
     let driver_port = common::free_port();
-    let _driver = Kill(
+    let _driver = common::Stop(
         Command::new(driver_bin)
             .arg(format!("--port={driver_port}"))
             .stdout(Stdio::null())
@@ -279,7 +241,7 @@ fn chromium_plays_clips_through_nginx_and_the_dev_listener() {
             .spawn()
             .unwrap(),
     );
-    wait_port(driver_port);
+    common::wait_port(driver_port);
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
     let _ = std::fs::create_dir_all(&target);
 

@@ -16,19 +16,6 @@ const FILES: [&str; 7] = [
     "audio_stz2.m4a",
 ];
 
-struct XorShift(u64);
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 fn windows() -> [Window; 4] {
     let w = |s, e, flash| Window {
         start: s,
@@ -104,7 +91,7 @@ fn truncated_files_give_errors_not_panics() {
 
 #[test]
 fn flipped_bytes_give_errors_not_panics() {
-    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let mut rng = common::XorShift(0x9e37_79b9_7f4a_7c15);
     for file in FILES {
         let clean = std::fs::read(common::media(file)).unwrap();
         let (m0, m1) = moov_range(&clean);

@@ -10,16 +10,6 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-struct XorShift(u64);
-impl XorShift {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-}
-
 fn deaths(pool: &Pool) -> u64 {
     let r = pool
         .client()
@@ -41,7 +31,7 @@ fn damaged_media_through_the_live_pool() {
     let clean = std::fs::read(media("a.mp4")).unwrap();
     let moov = clean.windows(4).rposition(|w| w == b"moov").unwrap() - 4;
     let dir = tempfile::tempdir().unwrap();
-    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+    let mut rng = common::XorShift(0x2545_f491_4f6c_dd1d);
     let mut c = pool.client();
     let mut answered = 0;
     // Truncations every 16 KiB, then flips aimed at the moov.

@@ -6,21 +6,9 @@ mod common;
 
 use common::{Pool, media, require_tool};
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
-
-struct Nginx(Child);
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SAFETY: signalling our child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// One HTTP/1.0 request; Ok(()) when the status is 200/206 and the body
 /// length matches Content-Length.
@@ -89,41 +77,23 @@ fn soak_through_nginx() {
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display();
     let port = common::free_port();
-    let user = if nix::unistd::Uid::effective().is_root() {
-        "user root root;"
-    } else {
-        ""
-    };
-    let conf = format!(
-        "{user}\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 1024; }}\n\
-         http {{ access_log off; client_body_temp_path {d}/b; fastcgi_temp_path {d}/f; proxy_temp_path {d}/p;\n\
-         uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;\n\
-         upstream pool {{ server unix:{s}; keepalive 32; }}\n\
-         server {{ listen 127.0.0.1:{port}; root {r};\n\
-           location ~ \\.(mp4|m4a)$ {{ include /etc/nginx/fastcgi_params;\n\
-             fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;\n\
-             fastcgi_buffering off; fastcgi_keep_conn on; fastcgi_pass pool; }} }}\n}}\n",
-        r = root.path().display(),
-        s = pool.socket.display(),
+    let upstream = format!(
+        "upstream pool {{ server unix:{}; keepalive 32; }}",
+        pool.socket.display()
     );
-    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-    let _nginx = Nginx(
-        Command::new(nginx)
-            .args(["-g", "daemon off;", "-p"])
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let server = format!(
+        "root {};\n  location ~ \\.(mp4|m4a)$ {{ include /etc/nginx/fastcgi_params;\n\
+         fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;\n\
+         fastcgi_buffering off; fastcgi_keep_conn on; fastcgi_pass pool; }}",
+        root.path().display()
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let _nginx = common::start_nginx(
+        &nginx,
+        dir.path(),
+        &common::nginx_conf(dir.path(), port, &upstream, &server),
+        port,
+    );
     let paths = [
         "/a.mp4?start=5.5&end=12",
         "/a.mp4?start=10",

@@ -56,16 +56,36 @@ impl Stats {
         let c = self.get();
         let u = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         [
-            ("uptime seconds", "uptime", u(now.saturating_sub(pool_start))),
+            (
+                "uptime seconds",
+                "uptime",
+                u(now.saturating_sub(pool_start)),
+            ),
             ("workers", "workers", u(c.workers.load(Relaxed))),
-            ("accepted connections", "accepted_connections", u(c.started.load(Relaxed))),
-            ("active connections", "active_connections", c.connections.load(Relaxed)),
+            (
+                "accepted connections",
+                "accepted_connections",
+                u(c.started.load(Relaxed)),
+            ),
+            (
+                "active connections",
+                "active_connections",
+                c.connections.load(Relaxed),
+            ),
             ("requests", "requests", u(c.requests.load(Relaxed))),
             ("in flight", "in_flight", c.in_flight.load(Relaxed)),
             ("errors", "errors", u(c.errors.load(Relaxed))),
             ("cache hits", "cache_hits", u(c.cache_hits.load(Relaxed))),
-            ("cache misses", "cache_misses", u(c.cache_misses.load(Relaxed))),
-            ("worker deaths", "worker_deaths", u(c.worker_deaths.load(Relaxed))),
+            (
+                "cache misses",
+                "cache_misses",
+                u(c.cache_misses.load(Relaxed)),
+            ),
+            (
+                "worker deaths",
+                "worker_deaths",
+                u(c.worker_deaths.load(Relaxed)),
+            ),
             ("respawns", "respawns", u(c.respawns.load(Relaxed))),
         ]
     }

@@ -443,3 +443,81 @@ impl<S: Read + Write> Client<S> {
         self.reply(id)
     }
 }
+
+/// Waits until something accepts on 127.0.0.1:`port`.
+pub fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A child server stopped with SIGTERM (so it can stop its own children),
+/// then SIGKILL, when dropped.
+pub struct Stop(pub Child);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Ok(None) = self.0.try_wait() {
+            if Instant::now() > deadline {
+                let _ = self.0.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// A deterministic PRNG for damage and load patterns.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// A complete nginx.conf for tests: one worker (as root when we are root,
+/// so it reads temp dirs), logs and temp paths under `dir`, `server_body`
+/// inside a server listening on 127.0.0.1:`port`.
+pub fn nginx_conf(dir: &Path, port: u16, http_extra: &str, server_body: &str) -> String {
+    let d = dir.display();
+    let user = if nix::unistd::Uid::effective().is_root() {
+        "user root root;"
+    } else {
+        ""
+    };
+    format!(
+        "{user}\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n access_log off;\n client_body_temp_path {d}/b; fastcgi_temp_path {d}/f;\n\
+          proxy_temp_path {d}/p; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;\n {http_extra}\n\
+          server {{\n  listen 127.0.0.1:{port};\n  {server_body}\n }}\n}}\n"
+    )
+}
+
+/// Starts nginx on `conf` in the foreground; stopped when dropped.
+pub fn start_nginx(bin: &Path, dir: &Path, conf: &str, port: u16) -> Stop {
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let child = Command::new(bin)
+        .args(["-g", "daemon off;", "-p"])
+        .arg(dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx starts");
+    wait_port(port);
+    Stop(child)
+}
