@@ -10,20 +10,6 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn deaths(pool: &Pool) -> u64 {
-    let r = pool
-        .client()
-        .get(Path::new("/"), "json", &[("SCRIPT_NAME", "/status")]);
-    let t = r.text();
-    let at = t.find("\"worker_deaths\":").unwrap() + 16;
-    t[at..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn damaged_media_through_the_live_pool() {
     let pool = Pool::start(&["--workers", "2", "--status-path", "/status"]);
@@ -105,7 +91,7 @@ fn damaged_media_through_the_live_pool() {
     assert!(answered > 2 * flips);
     assert!(!ffmpeg || decoded > 10, "decoded only {decoded} answers");
     assert_eq!(pool.workers(), workers, "no worker was replaced");
-    assert_eq!(deaths(&pool), 0);
+    assert_eq!(pool.counter("worker_deaths"), 0);
 }
 
 #[test]

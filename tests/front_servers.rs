@@ -7,7 +7,7 @@ mod common;
 use common::{Pool, media, require_tool};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 fn example(name: &str) -> String {
@@ -44,31 +44,7 @@ fn media_root() -> tempfile::TempDir {
     d
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SAFETY: signalling our child; SIGTERM lets it stop its own children.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while let Ok(None) = self.0.try_wait() {
-            if Instant::now() > deadline {
-                let _ = self.0.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "server on {port} never listened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use common::{Stop as Server, wait_port};
 
 struct Http {
     status: u16,
@@ -92,20 +68,6 @@ fn request(port: u16, method: &str, path: &str, extra: &str) -> Http {
         headers: String::from_utf8_lossy(&all[..end]).to_lowercase(),
         body: all[end + 4..].to_vec(),
     }
-}
-
-fn requests_seen(pool: &Pool) -> u64 {
-    let r = pool
-        .client()
-        .get(Path::new("/"), "json", &[("SCRIPT_NAME", "/status")]);
-    let t = r.text();
-    let at = t.find("\"requests\":").unwrap() + 11;
-    t[at..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 /// The checks every front server must pass for a clip under `prefix`.
@@ -269,7 +231,7 @@ fn nginx_example() {
         "",
     );
     assert_eq!(ok.status, 200);
-    let seen = requests_seen(&pool);
+    let seen = pool.counter("requests");
     let bare = request(port, "GET", "/protected/a.mp4", "");
     assert_eq!(bare.status, 403, "no link, no clip");
     let bad = request(
@@ -288,7 +250,7 @@ fn nginx_example() {
     );
     assert_eq!(old.status, 410);
     assert_eq!(
-        requests_seen(&pool),
+        pool.counter("requests"),
         seen + 1,
         "only the status request itself reached the pool"
     );
@@ -387,7 +349,7 @@ fn lighttpd_example_with_secdownload() {
         b"ftyp",
         "the pool answered the rewritten request"
     );
-    let seen = requests_seen(&pool);
+    let seen = pool.counter("requests");
     let bad = request(
         port,
         "GET",
@@ -404,7 +366,7 @@ fn lighttpd_example_with_secdownload() {
     );
     assert_eq!(old.status, 410);
     assert_eq!(
-        requests_seen(&pool),
+        pool.counter("requests"),
         seen + 1,
         "refused links never reached the pool"
     );

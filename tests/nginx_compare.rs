@@ -8,69 +8,24 @@ mod common;
 use common::{cut, decode_errors, media, probe_duration, require_tool};
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 struct Nginx {
-    child: Child,
+    _server: common::Stop,
     port: u16,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SIGTERM: nginx's fast shutdown takes its workers down too.
-        // SAFETY: signalling our child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while let Ok(None) = self.child.try_wait() {
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.wait();
-    }
 }
 
 fn start_nginx(bin: &Path) -> Nginx {
     let dir = tempfile::tempdir().unwrap();
     let port = common::free_port();
-    let media_dir = media("");
-    // Workers of a root master switch users; let them read the fixtures.
-    let user = if nix::unistd::Uid::effective().is_root() {
-        "user root root;"
-    } else {
-        ""
-    };
-    let conf = format!(
-        "{user}\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\ndaemon off;\n\
-         events {{ worker_connections 64; }}\n\
-         http {{\n access_log off;\n client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n\
-          fastcgi_temp_path {d}/fcgi;\n uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n\
-          server {{\n  listen 127.0.0.1:{port};\n\
-           location /keyframe/ {{ alias {m}/; mp4; mp4_start_key_frame on; }}\n\
-           location /default/ {{ alias {m}/; mp4; }}\n  }}\n}}\n",
-        d = dir.path().display(),
-        m = media_dir.display(),
+    let m = media("").display().to_string();
+    let locations = format!(
+        "location /keyframe/ {{ alias {m}/; mp4; mp4_start_key_frame on; }}\n  location /default/ {{ alias {m}/; mp4; }}"
     );
-    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-    let child = Command::new(bin)
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(dir.path().join("nginx.conf"))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nginx did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let conf = common::nginx_conf(dir.path(), port, "", &locations);
+    let server = common::start_nginx(bin, dir.path(), &conf, port);
     Nginx {
-        child,
+        _server: server,
         port,
         _dir: dir,
     }

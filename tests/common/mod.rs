@@ -194,6 +194,22 @@ impl Pool {
         self.child.id() as i32
     }
 
+    /// A counter from the status page (`--status-path /status` required).
+    pub fn counter(&self, key: &str) -> u64 {
+        let r = self
+            .client()
+            .get(Path::new("/"), "json", &[("SCRIPT_NAME", "/status")]);
+        let t = r.text();
+        let tag = format!("\"{key}\":");
+        let at = t.find(&tag).unwrap_or_else(|| panic!("no {key} in {t}")) + tag.len();
+        t[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
