@@ -675,3 +675,25 @@ fn listens_on_ipv6_loopback() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn socket_mode_owner_and_group_are_applied() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let uid = nix::unistd::Uid::effective().as_raw().to_string();
+    let gid = nix::unistd::Gid::effective().as_raw().to_string();
+    let pool = Pool::start(&[
+        "--workers",
+        "1",
+        "--socket-mode",
+        "660",
+        "--socket-owner",
+        &uid,
+        "--socket-group",
+        &gid,
+    ]);
+    let meta = std::fs::metadata(&pool.socket).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    assert_eq!(meta.uid().to_string(), uid);
+    assert_eq!(meta.gid().to_string(), gid);
+    assert_eq!(one_request(&pool.socket), 200);
+}
