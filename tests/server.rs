@@ -697,3 +697,42 @@ fn socket_mode_owner_and_group_are_applied() {
     assert_eq!(meta.gid().to_string(), gid);
     assert_eq!(one_request(&pool.socket), 200);
 }
+
+#[test]
+fn user_drops_privileges_after_binding() {
+    if !nix::unistd::Uid::effective().is_root() {
+        let out = Command::new(common::BIN)
+            .args(["--user", "nobody", "--listen", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("need the pool to be started as root")
+        );
+        return;
+    }
+    let nobody = nix::unistd::User::from_name("nobody")
+        .unwrap()
+        .expect("a nobody user");
+    // The clip must be readable by nobody.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let clip = dir.path().join("a.mp4");
+    std::fs::copy(media("a.mp4"), &clip).unwrap();
+    let pool = Pool::start(&["--workers", "1", "--user", "nobody"]);
+    let worker = pool.wait_workers(1)[0];
+    let status = std::fs::read_to_string(format!("/proc/{worker}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line
+            .split_whitespace()
+            .skip(1)
+            .all(|u| u == nobody.uid.to_string()),
+        "{uid_line}"
+    );
+    let mut c = pool.client();
+    assert_eq!(c.get(&clip, "end=2", &[]).status, 200);
+}
