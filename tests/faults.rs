@@ -58,24 +58,8 @@ fn damaged_media_through_the_live_pool() {
                     if ffmpeg && i % 25 == 0 {
                         let out = dir.path().join("answer.mp4");
                         std::fs::write(&out, &r.body).unwrap();
-                        let opens = |p: &Path| {
-                            std::process::Command::new("ffprobe")
-                                .args([
-                                    "-v",
-                                    "error",
-                                    "-show_entries",
-                                    "format=duration",
-                                    "-of",
-                                    "csv=p=0",
-                                ])
-                                .arg(p)
-                                .output()
-                                .unwrap()
-                                .status
-                                .success()
-                        };
                         assert!(
-                            opens(&out) || !opens(&path),
+                            common::ffprobe_opens(&out) || !common::ffprobe_opens(&path),
                             "variant {i} {q}: the source opens, our 200 does not"
                         );
                         decoded += 1;

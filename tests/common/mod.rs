@@ -51,6 +51,22 @@ pub fn decode_errors(path: &Path) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Whether ffprobe can open the file at all.
+pub fn ffprobe_opens(path: &Path) -> bool {
+    Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 /// ffprobe's container duration in seconds.
 pub fn probe_duration(path: &Path) -> f64 {
     let out = Command::new("ffprobe")
