@@ -69,6 +69,9 @@ http {
       include /etc/nginx/fastcgi_params;
       fastcgi_param SCRIPT_FILENAME $CACHE/\$1;
       fastcgi_buffering off;
+      # As conf-examples/nginx.conf: the 4k default makes nginx syscall-bound.
+      fastcgi_buffer_size ${FCGI_BUF:-64k};
+      fastcgi_buffers 4 ${FCGI_BUF:-64k};
       fastcgi_keep_conn on;
       fastcgi_pass mp4fcgi;
     }
@@ -95,6 +98,7 @@ wrk_rate() { # url [header] -> "req/s MB/s"
 N="http://127.0.0.1:$NGINX_PORT"
 row() { # id, description, target, nginx-url, fcgi-url, [header]
   local ratio code
+  case " ${ONLY:-$1} " in *" $1 "*) ;; *) return 0 ;; esac
   for u in "$4" "$5"; do
     code=$(curl -s -o /dev/null -w '%{http_code}' ${6:+-H "$6"} "$u")
     case $code in 200|206) ;; *) echo "bench: $u answers $code; fix the setup first" >&2; exit 1 ;; esac
