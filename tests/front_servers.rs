@@ -287,6 +287,34 @@ fn lighttpd_conf(dir: &Path, port: u16, root: &Path, socket: &Path) -> String {
     conf
 }
 
+/// Switches the lighttpd example from its first form to form `n`.
+fn use_form(conf: &mut String, n: u32) {
+    let span = |conf: &str, n: u32| {
+        let start = conf.find(&format!("## form {n} begin")).unwrap();
+        let end = conf.find(&format!("## form {n} end")).unwrap();
+        start..end
+    };
+    let form1 = span(conf, 1);
+    let off: String = conf[form1.clone()]
+        .lines()
+        .map(|l| format!("#{l}\n"))
+        .collect();
+    conf.replace_range(form1, &off);
+    let form = span(conf, n);
+    let on: String = conf[form.clone()]
+        .lines()
+        .map(|l| {
+            format!(
+                "{}\n",
+                l.strip_prefix('#')
+                    .filter(|_| !l.starts_with("##"))
+                    .unwrap_or(l)
+            )
+        })
+        .collect();
+    conf.replace_range(form, &on);
+}
+
 fn start_lighttpd(bin: &Path, dir: &Path, conf: String, port: u16) -> Server {
     std::fs::write(dir.join("lighttpd.conf"), conf).unwrap();
     let s = Server(
@@ -373,6 +401,82 @@ fn lighttpd_example_with_secdownload() {
 }
 
 #[test]
+fn lighttpd_example_offloading_with_x_sendfile2() {
+    let Some(lighttpd) = require_tool("lighttpd") else {
+        return;
+    };
+    let root = media_root();
+    let dir = tempfile::tempdir().unwrap();
+    let offload = dir.path().join("offload");
+    let pool = Pool::start(&[
+        "--workers",
+        "1",
+        "--socket-mode",
+        "666",
+        "--offload",
+        "x-sendfile2",
+        "--offload-dir",
+        offload.to_str().unwrap(),
+    ]);
+    let port = common::free_port();
+    let mut conf = lighttpd_conf(dir.path(), port, root.path(), &pool.socket);
+    use_form(&mut conf, 3);
+    sub(
+        &mut conf,
+        "/var/cache/mp4-fcgi",
+        &offload.display().to_string(),
+    );
+    let _server = start_lighttpd(&lighttpd, dir.path(), conf, port);
+    check_clips(port, "", dir.path());
+
+    // Byte for byte what `cut` writes, whole and in ranges, sent by lighttpd
+    // from the header file and the film.
+    let want = dir.path().join("want.mp4");
+    common::cut(
+        &root.path().join("a.mp4"),
+        &want,
+        &["--start", "10.5", "--end", "20"],
+    )
+    .unwrap();
+    let want = std::fs::read(&want).unwrap();
+    let r = request(port, "GET", "/a.mp4?start=10.5&end=20", "");
+    assert_eq!(r.status, 200);
+    assert!(r.body == want, "offloaded clip differs from `cut`");
+    assert!(
+        r.headers
+            .contains(&format!("content-length: {}", want.len())),
+        "{}",
+        r.headers
+    );
+    assert!(!r.headers.contains("x-sendfile2"), "lighttpd consumed it");
+    let half = want.len() / 2;
+    for (range, lo, hi) in [
+        ("bytes=0-99".to_string(), 0, 100),
+        (format!("bytes=1000-{half}"), 1000, half + 1),
+        ("bytes=-5000".to_string(), want.len() - 5000, want.len()),
+    ] {
+        let r = request(
+            port,
+            "GET",
+            "/a.mp4?start=10.5&end=20",
+            &format!("Range: {range}\r\n"),
+        );
+        assert_eq!(r.status, 206, "{range}");
+        assert!(r.body == want[lo..hi], "{range}: bytes differ");
+    }
+    let headers: Vec<_> = std::fs::read_dir(&offload)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("mp4fcgi-"))
+        .collect();
+    assert_eq!(
+        headers.len(),
+        2,
+        "one header file per window (5.5-12 and 10.5-20): {headers:?}"
+    );
+}
+
+#[test]
 fn lighttpd_example_spawning_the_pool_with_bin_path() {
     let Some(lighttpd) = require_tool("lighttpd") else {
         return;
@@ -382,28 +486,7 @@ fn lighttpd_example_spawning_the_pool_with_bin_path() {
     let port = common::free_port();
     let socket: PathBuf = dir.path().join("spawned.sock");
     let mut conf = lighttpd_conf(dir.path(), port, root.path(), Path::new("/unused.sock"));
-    // Switch the example to its second form.
-    let form1_start = conf.find("## form 1 begin").unwrap();
-    let form1_end = conf.find("## form 1 end").unwrap();
-    let form1: String = conf[form1_start..form1_end]
-        .lines()
-        .map(|l| format!("#{l}\n"))
-        .collect();
-    conf.replace_range(form1_start..form1_end, &form1);
-    let form2_start = conf.find("## form 2 begin").unwrap();
-    let form2_end = conf.find("## form 2 end").unwrap();
-    let form2: String = conf[form2_start..form2_end]
-        .lines()
-        .map(|l| {
-            format!(
-                "{}\n",
-                l.strip_prefix('#')
-                    .filter(|_| !l.starts_with("##"))
-                    .unwrap_or(l)
-            )
-        })
-        .collect();
-    conf.replace_range(form2_start..form2_end, &form2);
+    use_form(&mut conf, 2);
     sub(
         &mut conf,
         "/run/lighttpd/mp4-fcgi.sock",

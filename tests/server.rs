@@ -736,3 +736,71 @@ fn user_drops_privileges_after_binding() {
     let mut c = pool.client();
     assert_eq!(c.get(&clip, "end=2", &[]).status, 200);
 }
+
+#[test]
+fn offload_answers_x_sendfile2_pieces_that_rebuild_the_clip() {
+    let pool_dir = tempfile::tempdir().unwrap();
+    let offload = pool_dir.path().join("offload");
+    let pool = Pool::start(&[
+        "--workers",
+        "1",
+        "--offload",
+        "x-sendfile2",
+        "--offload-dir",
+        offload.to_str().unwrap(),
+    ]);
+    let film = media("a.mp4");
+    let want = pool_dir.path().join("want.mp4");
+    common::cut(&film, &want, &["--start", "3", "--end", "9"]).unwrap();
+    let want = std::fs::read(&want).unwrap();
+    // Reads `path first-last, ...` back, as lighttpd does.
+    let rebuild = |v: &str| -> Vec<u8> {
+        let mut out = Vec::new();
+        for piece in v.split(", ") {
+            let (path, range) = piece.rsplit_once(' ').unwrap();
+            let (a, b) = range.split_once('-').unwrap();
+            let (a, b): (usize, usize) = (a.parse().unwrap(), b.parse().unwrap());
+            let bytes = std::fs::read(path).unwrap();
+            out.extend_from_slice(&bytes[a..=b]);
+        }
+        out
+    };
+    let mut c = pool.client();
+    let r = c.get(&film, "start=3&end=9", &[]);
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty(), "the front server sends the body");
+    let v = r.header("X-Sendfile2").expect("an X-Sendfile2 header");
+    assert!(rebuild(v) == want, "pieces rebuild the clip: {v}");
+    let r = c.get(&film, "start=3&end=9", &[("HTTP_RANGE", "bytes=100-2099")]);
+    assert_eq!(r.status, 206);
+    assert!(rebuild(r.header("X-Sendfile2").unwrap()) == want[100..2100]);
+    // A HEAD, a multipart range and an error stream as before.
+    let r = c.get(&film, "start=3&end=9", &[("REQUEST_METHOD", "HEAD")]);
+    assert!(r.header("X-Sendfile2").is_none() && r.body.is_empty());
+    let r = c.get(&film, "start=3&end=9", &[("HTTP_RANGE", "bytes=0-9,20-29")]);
+    assert_eq!(r.status, 206);
+    assert!(r.header("X-Sendfile2").is_none() && !r.body.is_empty());
+    let r = c.get(&film, "start=99999", &[]);
+    assert!(r.header("X-Sendfile2").is_none() && r.status >= 400);
+}
+
+#[test]
+fn offload_dir_the_pool_cannot_write_stops_it_at_start() {
+    let out = std::process::Command::new(common::BIN)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--offload",
+            "x-sendfile2",
+            "--offload-dir",
+            "/proc/mp4-fcgi-offload",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--offload-dir /proc/mp4-fcgi-offload"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -62,6 +62,10 @@ pub struct Config {
     pub status_path: Option<String>,
     /// Development HTTP/1.1 listener (`--http`), serving files under `root`.
     pub http: Option<std::net::SocketAddr>,
+    /// `--offload x-sendfile2`: header files go here.
+    pub offload_dir: Option<PathBuf>,
+    /// Byte budget of `offload_dir`.
+    pub offload_size: u64,
 }
 
 impl Default for Config {
@@ -84,6 +88,8 @@ impl Default for Config {
             max_conns: 1024,
             status_path: None,
             http: None,
+            offload_dir: None,
+            offload_size: 1 << 30,
         }
     }
 }

@@ -42,6 +42,8 @@ pub struct Ctx<'a> {
     pub stats: Stats,
     pub pool_start: u64,
     pub limits: &'a mp4::Limits,
+    /// Set for FastCGI requests when `--offload x-sendfile2` is on.
+    pub offload: Option<&'a mut super::offload::Offload>,
 }
 
 impl Prepared {
@@ -121,8 +123,9 @@ fn script_path(params: &Params) -> Result<PathBuf, Refusal> {
     Ok(PathBuf::from(std::ffi::OsStr::from_bytes(&raw)))
 }
 
-/// Opens the file, refusing what lies outside `--root` or is not a regular file.
-fn open(path: &Path, root: Option<&Path>) -> Result<(File, std::fs::Metadata), Refusal> {
+/// Opens the file, refusing what lies outside `--root` or is not a regular
+/// file. Also returns the resolved path.
+fn open(path: &Path, root: Option<&Path>) -> Result<(File, std::fs::Metadata, PathBuf), Refusal> {
     let real = path.canonicalize().map_err(|e| Refusal::io(&e))?;
     if let Some(root) = root
         && !real.starts_with(root)
@@ -134,7 +137,7 @@ fn open(path: &Path, root: Option<&Path>) -> Result<(File, std::fs::Metadata), R
     if !meta.is_file() {
         return Err(Refusal(403, "not a regular file".into()));
     }
-    Ok((file, meta))
+    Ok((file, meta, real))
 }
 
 fn layout_for(
@@ -197,6 +200,31 @@ fn refuse(status: u16, reason: &str, path: Option<&Path>) -> Prepared {
     Prepared::from_response(http::error_response(status, reason))
 }
 
+/// Hands a one-range body to the front server as `X-Sendfile2` pieces.
+/// Multipart bodies (their boundaries live nowhere on disk) stream as usual.
+fn offload(
+    o: &mut super::offload::Offload,
+    response: &mut Response,
+    media: &Path,
+    key: FileKey,
+    window: &Window,
+    layout: &Layout,
+) {
+    let Body::Entity(parts) = &response.body else {
+        return;
+    };
+    let [BodyPart::Range(range)] = parts.as_slice() else {
+        return;
+    };
+    if range.is_empty() {
+        return;
+    }
+    if let Some(v) = o.header_value(media, key, window, layout, range.clone()) {
+        response.headers.push(("X-Sendfile2", v));
+        response.body = Body::Empty;
+    }
+}
+
 /// Answers one request.
 pub fn handle(params: &Params, params_overflow: bool, ctx: &mut Ctx<'_>) -> Prepared {
     ctx.stats.get().requests.fetch_add(1, Relaxed);
@@ -230,7 +258,7 @@ fn answer(params: &Params, params_overflow: bool, ctx: &mut Ctx<'_>) -> Prepared
         Ok(q) => q,
         Err(e) => return refuse(400, &e.to_string(), Some(&path)),
     };
-    let (file, meta) = match open(&path, ctx.config.root.as_deref()) {
+    let (file, meta, real) = match open(&path, ctx.config.root.as_deref()) {
         Ok(f) => f,
         Err(Refusal(s, why)) => return refuse(s, &why, Some(&path)),
     };
@@ -271,7 +299,10 @@ fn answer(params: &Params, params_overflow: bool, ctx: &mut Ctx<'_>) -> Prepared
         if_none_match: params.get(b"HTTP_IF_NONE_MATCH"),
         if_modified_since: params.get(b"HTTP_IF_MODIFIED_SINCE"),
     };
-    let response = http::respond(&head, &entity);
+    let mut response = http::respond(&head, &entity);
+    if let Some(o) = ctx.offload.as_deref_mut() {
+        offload(o, &mut response, &real, key, &window, &layout);
+    }
     if response.status >= 400 {
         log::warn!(
             "{}: {} {}",

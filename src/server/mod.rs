@@ -7,6 +7,7 @@ mod dev_http;
 mod handler;
 mod listen;
 mod master;
+mod offload;
 mod privileges;
 mod stats;
 mod stream;
@@ -31,6 +32,14 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     privileges::drop_to(config.user.as_deref(), config.group.as_deref())?;
+    if let Some(d) = &config.offload_dir {
+        offload::check_writable(d).map_err(|e| {
+            format!(
+                "--offload-dir {}: the pool cannot write there: {e}",
+                d.display()
+            )
+        })?;
+    }
     if let Some(p) = &config.pid_file {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .map_err(|e| format!("--pid-file {}: {e}", p.display()))?;

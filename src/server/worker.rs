@@ -87,6 +87,7 @@ pub struct Worker<'a> {
     pool_start: u64,
     limits: mp4::Limits,
     caches: Caches,
+    offload: Option<super::offload::Offload>,
     poll: Poll,
     acceptors: Vec<Acceptor>,
     /// Acceptors from this index on speak HTTP (`--http`).
@@ -137,6 +138,10 @@ impl<'a> Worker<'a> {
                 max_moov: config.max_moov,
             },
             caches: Caches::new(config.cache_size),
+            offload: config
+                .offload_dir
+                .clone()
+                .map(|d| super::offload::Offload::new(d, config.offload_size)),
             poll,
             acceptors,
             first_http,
@@ -490,6 +495,11 @@ impl<'a> Worker<'a> {
             stats: self.stats,
             pool_start: self.pool_start,
             limits: &self.limits,
+            offload: if c.http.is_none() {
+                self.offload.as_mut()
+            } else {
+                None
+            },
         };
         let Prepared {
             head,
