@@ -527,10 +527,25 @@ impl<'a> Worker<'a> {
         });
     }
 
-    /// Writes until the socket would block; refills the buffer from the body
-    /// only once it drained.
+    /// Writes until the socket would block; tops the buffer up from the body
+    /// before each write, so a short answer leaves in one write.
     fn pump(&mut self, c: &mut Client) -> Pump {
         loop {
+            if c.out.len() < FILL
+                && let Some(resp) = c.resp.as_mut()
+                && resp.piece.is_none()
+            {
+                match fill(resp, &mut c.out) {
+                    Ok(true) => {}
+                    Ok(false) => self.finish(c),
+                    Err(e) => {
+                        // The file shrank or vanished mid-stream: the status is
+                        // already sent, so all we can do is cut the connection.
+                        log::error!("body read failed mid-response: {e}; connection closed");
+                        return Pump::Close;
+                    }
+                }
+            }
             while c.out_pos < c.out.len() {
                 match c.stream.write(&c.out[c.out_pos..]) {
                     Ok(0) => return Pump::Close,
@@ -556,61 +571,52 @@ impl<'a> Worker<'a> {
                     }
                 }
             }
-            let Some(resp) = c.resp.as_mut() else {
-                // Idle: give the buffer's memory back.
-                c.out = Vec::new();
-                let keep = match c.http {
-                    Some(keep_alive) => keep_alive,
-                    None => c.fcgi.keep_open(),
-                };
-                if c.closing || !keep {
-                    if c.lingering.is_none() {
-                        c.stream.shutdown_write();
-                        c.lingering = Some(Instant::now() + LINGER);
-                    }
-                    // The peer may have closed already: check at once.
-                    return self.linger_read(c);
-                }
-                return Pump::Open;
-            };
-            match fill(resp, &mut c.out) {
-                Ok(true) => {}
-                Ok(false) => {
-                    let (id, raw, app_status) = (resp.id, resp.raw, u32::from(resp.aborted));
-                    c.resp = None;
-                    if !raw {
-                        fcgi::encode_end_request(
-                            id,
-                            app_status,
-                            fcgi::FCGI_REQUEST_COMPLETE,
-                            &mut c.out,
-                        );
-                        c.fcgi.finish_request(id);
-                    }
-                    self.stats.get().in_flight.fetch_sub(1, Relaxed);
-                    self.served += 1;
-                    if self.config.max_requests > 0 && self.served >= self.config.max_requests {
-                        log::info!(
-                            "worker {}: served {} requests, recycling",
-                            std::process::id(),
-                            self.served
-                        );
-                        self.drain();
-                    }
-                    if self.draining {
-                        c.closing = true;
-                    }
-                    if raw && !c.inbuf.is_empty() {
-                        self.http_input(c);
-                    }
-                }
-                Err(e) => {
-                    // The file shrank or vanished mid-stream: the status is
-                    // already sent, so all we can do is cut the connection.
-                    log::error!("body read failed mid-response: {e}; connection closed");
-                    return Pump::Close;
-                }
+            if c.resp.is_some() {
+                continue;
             }
+            // Idle: give the buffer's memory back.
+            c.out = Vec::new();
+            let keep = match c.http {
+                Some(keep_alive) => keep_alive,
+                None => c.fcgi.keep_open(),
+            };
+            if c.closing || !keep {
+                if c.lingering.is_none() {
+                    c.stream.shutdown_write();
+                    c.lingering = Some(Instant::now() + LINGER);
+                }
+                // The peer may have closed already: check at once.
+                return self.linger_read(c);
+            }
+            return Pump::Open;
+        }
+    }
+
+    /// The body is complete: END_REQUEST, and the next request if queued.
+    fn finish(&mut self, c: &mut Client) {
+        let Some(resp) = c.resp.take() else {
+            return;
+        };
+        if !resp.raw {
+            let app_status = u32::from(resp.aborted);
+            fcgi::encode_end_request(resp.id, app_status, fcgi::FCGI_REQUEST_COMPLETE, &mut c.out);
+            c.fcgi.finish_request(resp.id);
+        }
+        self.stats.get().in_flight.fetch_sub(1, Relaxed);
+        self.served += 1;
+        if self.config.max_requests > 0 && self.served >= self.config.max_requests {
+            log::info!(
+                "worker {}: served {} requests, recycling",
+                std::process::id(),
+                self.served
+            );
+            self.drain();
+        }
+        if self.draining {
+            c.closing = true;
+        }
+        if resp.raw && !c.inbuf.is_empty() {
+            self.http_input(c);
         }
     }
 }
