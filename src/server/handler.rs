@@ -124,14 +124,19 @@ fn script_path(params: &Params) -> Result<PathBuf, Refusal> {
 }
 
 /// Opens the file, refusing what lies outside `--root` or is not a regular
-/// file. Also returns the resolved path.
+/// file. Also returns the path opened (resolved under `--root`).
 fn open(path: &Path, root: Option<&Path>) -> Result<(File, std::fs::Metadata, PathBuf), Refusal> {
-    let real = path.canonicalize().map_err(|e| Refusal::io(&e))?;
-    if let Some(root) = root
-        && !real.starts_with(root)
-    {
-        return Err(Refusal(403, "outside the served folder (--root)".into()));
-    }
+    // Resolving costs a readlink per path component: only --root needs it.
+    let real = match root {
+        Some(root) => {
+            let real = path.canonicalize().map_err(|e| Refusal::io(&e))?;
+            if !real.starts_with(root) {
+                return Err(Refusal(403, "outside the served folder (--root)".into()));
+            }
+            real
+        }
+        None => path.to_path_buf(),
+    };
     let file = File::open(&real).map_err(|e| Refusal::io(&e))?;
     let meta = file.metadata().map_err(|e| Refusal::io(&e))?;
     if !meta.is_file() {
