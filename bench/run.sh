@@ -5,7 +5,8 @@
 #   bench/run.sh            # full run (about 6-8 minutes on 2 cores)
 #   DURATION=5 bench/run.sh # shorter wrk runs
 #
-# Needs: nginx (Debian's has --with-http_mp4_module), wrk, ffmpeg, curl, python3.
+# Needs: nginx (Debian's has --with-http_mp4_module), lighttpd, wrk, ffmpeg, curl, python3.
+# ONLY="S1 S6" runs only those rows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -13,10 +14,10 @@ DURATION=${DURATION:-10}
 CONNS=${CONNS:-16}
 CACHE=$ROOT/bench/.cache
 WORK=$(mktemp -d /tmp/mp4-fcgi-bench.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null; sleep 0.5; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null; for p in "$WORK"/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done; sleep 0.5; rm -rf "$WORK"' EXIT
 
-for tool in nginx wrk ffmpeg curl python3; do
-  command -v "$tool" >/dev/null || { echo "bench: '$tool' is missing (apt-get install -y nginx wrk ffmpeg curl)" >&2; exit 2; }
+for tool in nginx lighttpd wrk ffmpeg curl python3; do
+  command -v "$tool" >/dev/null || { echo "bench: '$tool' is missing (apt-get install -y nginx lighttpd wrk ffmpeg curl)" >&2; exit 2; }
 done
 
 # --- media, made once and cached -------------------------------------------
@@ -81,10 +82,42 @@ CONF
 "$BIN" --listen "unix:$SOCK" --socket-mode 666 --workers 1 --log-level warn &
 FCGI_PID=$!
 nginx -p "$WORK" -c "$WORK/nginx.conf" -g 'daemon on;'
+
+# S6: lighttpd sending offloaded clips (a second pool, --offload x-sendfile2)
+# against lighttpd sending the same clip, cut beforehand, as a static file.
+LIGHTTPD_PORT=$(port)
+SOCK2=$WORK/offload.sock
+mkdir -p "$WORK/offload" "$WORK/static"
+"$BIN" cut "$CACHE/a.mp4" "$WORK/static/clip.mp4" --start 10.5 --end 20
+"$BIN" cut "$CACHE/film2h.mp4" "$WORK/static/film.mp4" --start 60
+chmod -R a+rX "$WORK/static"
+cat > "$WORK/lighttpd.conf" <<CONF
+server.modules = ( "mod_alias", "mod_fastcgi" )
+server.document-root = "$CACHE"
+server.bind = "127.0.0.1"
+server.port = $LIGHTTPD_PORT
+server.pid-file = "$WORK/lighttpd.pid"
+server.errorlog = "$WORK/logs/lighttpd.log"
+server.max-connections = 4096
+server.stream-response-body = 2
+alias.url = ( "/static/" => "$WORK/static/" )
+\$HTTP["url"] !~ "^/static/" {
+  fastcgi.server = ( ".mp4" => (( "socket" => "$SOCK2", "check-local" => "disable",
+    "x-sendfile" => "enable", "x-sendfile-docroot" => ( "$CACHE", "$WORK/offload" ) )) )
+}
+CONF
+"$BIN" --listen "unix:$SOCK2" --socket-mode 666 --workers 1 --log-level warn \
+  --offload x-sendfile2 --offload-dir "$WORK/offload" &
+lighttpd -f "$WORK/lighttpd.conf"
 sleep 1
 
 # --- measure ----------------------------------------------------------------
-rss_kib() { ps -o rss= --ppid "$1" | sort -n | tail -1; }
+# A worker's resident and peak resident memory, in KiB.
+status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+worker_of() { pgrep -P "$1" | head -1; }
+FCGI_WORKER=$(worker_of "$FCGI_PID")
+NGINX_WORKER=$(worker_of "$(cat "$WORK/nginx.pid")")
+IDLE_KIB=$(status_kib "$FCGI_WORKER" VmRSS)
 wrk_rate() { # url [header] -> "req/s MB/s"
   local out
   if [ -n "${2:-}" ]; then out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" -H "$2" "$1"); else out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" "$1"); fi
@@ -96,7 +129,8 @@ wrk_rate() { # url [header] -> "req/s MB/s"
   echo "$rps $mbs"
 }
 N="http://127.0.0.1:$NGINX_PORT"
-row() { # id, description, target, nginx-url, fcgi-url, [header]
+L="http://127.0.0.1:$LIGHTTPD_PORT"
+row() { # id, description, target, baseline-url, mp4-fcgi-url, [header]
   local ratio code
   case " ${ONLY:-$1} " in *" $1 "*) ;; *) return 0 ;; esac
   for u in "$4" "$5"; do
@@ -114,13 +148,16 @@ row() { # id, description, target, nginx-url, fcgi-url, [header]
 echo
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); nginx $(nginx -v 2>&1 | sed 's/.*\///'); wrk -t1 -c$CONNS -d${DURATION}s"
 echo
-echo "| scenario | request | target | met | nginx req/s | nginx MB/s | mp4-fcgi req/s | mp4-fcgi MB/s | ratio |"
+echo "| scenario | request | target | met | baseline req/s | baseline MB/s | mp4-fcgi req/s | mp4-fcgi MB/s | ratio |"
 echo "|---|---|---|---|---|---|---|---|---|"
 row S1 "60 s file, start=10.5&end=20" 0.7 "$N/nginx/a.mp4?start=10.5&end=20" "$N/fcgi/a.mp4?start=10.5&end=20"
 row S2 "S1 + Range: bytes=0-99" 0.7 "$N/nginx/a.mp4?start=10.5&end=20" "$N/fcgi/a.mp4?start=10.5&end=20" "Range: bytes=0-99"
 row S3 "2 h film, start=3600&end=3660, Range: bytes=0-99" 3 "$N/nginx/film2h.mp4?start=3600&end=3660" "$N/fcgi/film2h.mp4?start=3600&end=3660" "Range: bytes=0-99"
 row S4 "2 h film, start=3600&end=3660" 2 "$N/nginx/film2h.mp4?start=3600&end=3660" "$N/fcgi/film2h.mp4?start=3600&end=3660"
 row S5 "2 h film, start=60, throughput" 0.8 "$N/nginx/film2h.mp4?start=60" "$N/fcgi/film2h.mp4?start=60"
+row S6 "lighttpd: offloaded S1 vs the cut clip as a static file" 0.95 "$L/static/clip.mp4" "$L/a.mp4?start=10.5&end=20"
+row S6b "lighttpd: offloaded S5 vs the cut film as a static file" 0.95 "$L/static/film.mp4" "$L/film2h.mp4?start=60"
 echo
-idle=$(rss_kib "$FCGI_PID")
-echo "mp4-fcgi worker peak RSS after the run: ${idle} KiB (worker of the FastCGI pool)"
+echo "Baseline: nginx \`mp4; mp4_start_key_frame on;\` for S1-S5, lighttpd's static file for S6."
+echo "Worker memory (KiB): mp4-fcgi idle $IDLE_KIB (target <= 8192), peak $(status_kib "$FCGI_WORKER" VmHWM);" \
+  "nginx worker peak $(status_kib "$NGINX_WORKER" VmHWM)."
