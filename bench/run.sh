@@ -48,7 +48,11 @@ SOCK=$WORK/mp4-fcgi.sock
 mkdir -p "$WORK/logs" "$WORK/tmp"
 # nginx's workers run as nobody: they must reach the socket.
 chmod 755 "$WORK"
+# As root, nginx's workers would be nobody, who may not reach this checkout.
+NGINX_USER=
+[ "$(id -u)" = 0 ] && NGINX_USER="user root root;"
 cat > "$WORK/nginx.conf" <<CONF
+$NGINX_USER
 worker_processes 1;
 pid $WORK/nginx.pid;
 error_log $WORK/logs/error.log warn;
