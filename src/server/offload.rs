@@ -140,7 +140,12 @@ impl Offload {
         let mut files = Vec::new();
         for e in std::fs::read_dir(&self.dir)? {
             let e = e?;
-            if !e.file_name().as_bytes().starts_with(PREFIX.as_bytes()) {
+            let name = e.file_name();
+            let name = name.as_bytes();
+            let tmp = name
+                .strip_prefix(b".")
+                .is_some_and(|n| n.starts_with(PREFIX.as_bytes()));
+            if !tmp && !name.starts_with(PREFIX.as_bytes()) {
                 continue;
             }
             let Ok(m) = e.metadata() else { continue };
@@ -149,6 +154,13 @@ impl Offload {
                 .ok()
                 .and_then(|t| wall.duration_since(t).ok())
                 .unwrap_or_default();
+            if tmp {
+                // Left by a worker that died mid-write.
+                if age >= TTL {
+                    let _ = std::fs::remove_file(e.path());
+                }
+                continue;
+            }
             files.push((age, m.len(), e.path()));
         }
         // Oldest first.
@@ -332,11 +344,23 @@ mod tests {
                 .unwrap();
             f.set_modified(old).unwrap();
         }
+        let stray = d.path().join(format!(".{PREFIX}1.tmp"));
+        std::fs::write(&stray, b"half").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&stray)
+            .unwrap()
+            .set_modified(SystemTime::now() - TTL)
+            .unwrap();
         o.last_sweep = None;
         assert!(
             o.header_value(Path::new("/v/a.mp4"), key, &w(3.0), &layout(), 0..42)
                 .is_some()
         );
-        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 2);
+        assert_eq!(
+            std::fs::read_dir(d.path()).unwrap().count(),
+            2,
+            "the oldest header and the stray temp file are gone"
+        );
     }
 }
