@@ -263,7 +263,7 @@ fn answer(params: &Params, params_overflow: bool, ctx: &mut Ctx<'_>) -> Prepared
         Ok(q) => q,
         Err(e) => return refuse(400, &e.to_string(), Some(&path)),
     };
-    let (file, meta, real) = match open(&path, ctx.config.root.as_deref()) {
+    let (file, meta, opened) = match open(&path, ctx.config.root.as_deref()) {
         Ok(f) => f,
         Err(Refusal(s, why)) => return refuse(s, &why, Some(&path)),
     };
@@ -306,7 +306,7 @@ fn answer(params: &Params, params_overflow: bool, ctx: &mut Ctx<'_>) -> Prepared
     };
     let mut response = http::respond(&head, &entity);
     if let Some(o) = ctx.offload.as_deref_mut() {
-        offload(o, &mut response, &real, key, &window, &layout);
+        offload(o, &mut response, &opened, key, &window, &layout);
     }
     if response.status >= 400 {
         log::warn!(

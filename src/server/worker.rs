@@ -675,10 +675,7 @@ fn send_piece(
             file.read_exact_at(&mut out[at..], p.offset)?;
             p.offset += k as u64;
             p.left -= k;
-            if p.left == 0 {
-                out.resize(out.len() + p.pad, 0);
-                resp.piece = None;
-            }
+            // Flush first; the padding follows on the next call.
             return Ok(true);
         }
         let mut off = i64::try_from(p.offset).map_err(|_| io::ErrorKind::InvalidInput)?;
