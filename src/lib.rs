@@ -5,8 +5,12 @@
 //! - [`fcgi`]: the sans-io FastCGI codec.
 //! - [`http`]: pure HTTP semantics (query, Range, conditionals, status).
 //! - [`server`]: the only room that touches sockets, files and processes.
+//!
+//! [`output`] is the one output queue both codecs (FastCGI, and the
+//! development listener's HTTP) fill and the server drains.
 
 pub mod fcgi;
 pub mod http;
 pub mod mp4;
+pub mod output;
 pub mod server;

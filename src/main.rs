@@ -80,9 +80,17 @@ struct ServeArgs {
     /// Recycle a worker after this many requests (0: never).
     #[arg(long, default_value_t = 0)]
     max_requests: u64,
-    /// Seconds to let in-flight responses finish on SIGTERM.
+    /// Seconds to let in-flight responses finish on SIGTERM or SIGHUP.
     #[arg(long, default_value_t = 30)]
     shutdown_timeout: u64,
+    /// Seconds a connection may move no byte either way before it is closed:
+    /// idle between requests, or a download its peer stopped reading.
+    #[arg(long, default_value_t = 60)]
+    idle_timeout: u64,
+    /// Seconds a request may take to arrive whole (its FastCGI params or
+    /// HTTP head) before the connection is closed.
+    #[arg(long, default_value_t = 10)]
+    request_timeout: u64,
     /// Drop privileges to this user after binding (when started as root).
     #[arg(long)]
     user: Option<String>,
@@ -127,6 +135,9 @@ struct ServeArgs {
     /// error, warn, info, debug or trace (RUST_LOG also works).
     #[arg(long)]
     log_level: Option<log::LevelFilter>,
+    /// Append log lines to this file instead of stderr; SIGUSR1 reopens it.
+    #[arg(long, value_name = "PATH")]
+    log_file: Option<PathBuf>,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -150,14 +161,6 @@ fn parse_mode(s: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("'{s}' is not an octal mode (e.g. 660)"))
 }
 
-fn init_log(level: Option<log::LevelFilter>) {
-    let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
-    if let Some(level) = level {
-        b.filter_level(level);
-    }
-    b.init();
-}
-
 fn config_from(a: ServeArgs) -> Result<Config, String> {
     let mut c = Config {
         listen: a.listen,
@@ -166,6 +169,8 @@ fn config_from(a: ServeArgs) -> Result<Config, String> {
         socket_group: a.socket_group,
         max_requests: a.max_requests,
         shutdown_timeout: Duration::from_secs(a.shutdown_timeout),
+        idle_timeout: Duration::from_secs(a.idle_timeout.max(1)),
+        request_timeout: Duration::from_secs(a.request_timeout.max(1)),
         user: a.user,
         group: a.group,
         pid_file: a.pid_file,
@@ -260,7 +265,7 @@ fn run(cli: Cli) -> Result<(), String> {
             client,
             max_moov,
         }) => {
-            init_log(None);
+            let _ = server::logging::init(None, None);
             let window = mp4::Window {
                 start,
                 end,
@@ -270,7 +275,8 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Some(Command::Info { input, max_moov }) => info(input, mp4::Limits { max_moov }),
         None => {
-            init_log(cli.serve.log_level);
+            server::logging::init(cli.serve.log_level, cli.serve.log_file.as_deref())
+                .map_err(|e| e.to_string())?;
             let config = config_from(cli.serve)?;
             server::run(config).map_err(|e| e.to_string())
         }

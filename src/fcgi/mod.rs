@@ -2,18 +2,17 @@
 //! buffers the caller owns. Names follow the FastCGI 1.0 specification.
 //!
 //! [`Conn`] is driven from outside (as rustls' connections are): the caller
-//! feeds what it read to [`Conn::process`], acts on the [`Event`]s, and
-//! writes what [`Conn::take_output`] and the encoders produce.
+//! reads into it, acts on its [`Event`]s, answers through it, and sends its
+//! one output queue.
 
 mod conn;
 mod params;
 mod record;
 
-pub use conn::{Capabilities, Conn, Event, Limits, Progress, ProtocolError, Request};
+pub use conn::{Capabilities, Conn, Event, Limits, OUTPUT_BOUND, ProtocolError, Request};
 pub use params::Params;
 pub use record::{
-    Header, Status, encode_begin_request, encode_end_request, encode_params, encode_record,
-    encode_stdout, parse_header, stdout_header,
+    Header, Status, encode_begin_request, encode_params, encode_record, parse_header,
 };
 
 pub const FCGI_VERSION_1: u8 = 1;

@@ -1,8 +1,7 @@
 //! Record headers and the encoders for records the responder sends.
 
 use super::{
-    FCGI_BEGIN_REQUEST, FCGI_END_REQUEST, FCGI_HEADER_LEN, FCGI_KEEP_CONN, FCGI_PARAMS,
-    FCGI_STDOUT, FCGI_VERSION_1,
+    FCGI_BEGIN_REQUEST, FCGI_HEADER_LEN, FCGI_KEEP_CONN, FCGI_PARAMS, FCGI_STDOUT, FCGI_VERSION_1,
 };
 
 /// Like httparse: running out of input is not an error.
@@ -89,21 +88,9 @@ pub fn encode_record(rtype: u8, request_id: u16, content: &[u8], out: &mut Vec<u
     out.extend_from_slice(&[0u8; 8][..usize::from(padding_length)]);
 }
 
-/// Largest STDOUT content we put in one record: a multiple of 8, so records
-/// need no padding.
-pub const STDOUT_CHUNK: usize = 65528;
-
-/// Appends `data` as STDOUT records (none for empty data: an empty STDOUT
-/// record would end the stream).
-pub fn encode_stdout(request_id: u16, data: &[u8], out: &mut Vec<u8>) {
-    for chunk in data.chunks(STDOUT_CHUNK) {
-        encode_record(FCGI_STDOUT, request_id, chunk, out);
-    }
-}
-
 /// The header and padding length of a STDOUT record of `len` bytes, for
 /// writing the payload straight from another buffer (`writev`).
-pub fn stdout_header(request_id: u16, len: u16) -> ([u8; 8], usize) {
+pub(crate) fn stdout_header(request_id: u16, len: u16) -> ([u8; 8], usize) {
     let padding_length = padding_for(usize::from(len));
     let h = Header {
         version: FCGI_VERSION_1,
@@ -113,20 +100,6 @@ pub fn stdout_header(request_id: u16, len: u16) -> ([u8; 8], usize) {
         padding_length,
     };
     (h.to_bytes(), usize::from(padding_length))
-}
-
-/// Ends a request: the empty STDOUT record, then `END_REQUEST`.
-pub fn encode_end_request(
-    request_id: u16,
-    app_status: u32,
-    protocol_status: u8,
-    out: &mut Vec<u8>,
-) {
-    encode_record(FCGI_STDOUT, request_id, &[], out);
-    let mut body = [0u8; 8];
-    body[..4].copy_from_slice(&app_status.to_be_bytes());
-    body[4] = protocol_status;
-    encode_record(FCGI_END_REQUEST, request_id, &body, out);
 }
 
 /// Client side (tests, fuzzing): `BEGIN_REQUEST`.
@@ -169,32 +142,21 @@ mod tests {
     }
 
     #[test]
-    fn stdout_splits_and_pads() {
-        for n in [0usize, 1, 8, 65535, 65536, 200_000] {
-            let mut out = Vec::new();
-            encode_stdout(7, &vec![0xab; n], &mut out);
-            let recs = records(&out);
-            let total: usize = recs.iter().map(|h| usize::from(h.content_length)).sum();
-            assert_eq!(total, n);
-            assert!(
-                recs.iter()
-                    .all(|h| h.rtype == FCGI_STDOUT && h.request_id == 7)
-            );
-            assert!(recs.iter().all(|h| h.content_length > 0));
-        }
-    }
-
-    #[test]
-    fn end_request_closes_stdout_first() {
+    fn params_stream_splits_into_aligned_records() {
+        let big = vec![b'v'; 70_000];
         let mut out = Vec::new();
-        encode_end_request(3, 0, 0, &mut out);
+        encode_params(&[(b"A", b"1"), (b"BIG", &big)], 3, &mut out);
         let recs = records(&out);
-        assert_eq!(recs.len(), 2);
-        assert_eq!((recs[0].rtype, recs[0].content_length), (FCGI_STDOUT, 0));
-        assert_eq!(
-            (recs[1].rtype, recs[1].content_length),
-            (FCGI_END_REQUEST, 8)
+        assert!(
+            recs.iter()
+                .all(|h| h.rtype == FCGI_PARAMS && h.request_id == 3)
         );
+        assert_eq!(
+            recs.last().map(|h| h.content_length),
+            Some(0),
+            "closed by an empty record"
+        );
+        assert!(recs.len() >= 3);
     }
 
     #[test]

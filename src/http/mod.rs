@@ -6,7 +6,7 @@ mod query;
 mod range;
 mod respond;
 
-pub use query::{Query, QueryError, parse_query, percent_decode};
+pub use query::{Query, QueryError, parse_query, percent_decode, percent_decode_path};
 pub use respond::{Body, BodyPart, Entity, RequestHead, Response, error_response, respond};
 
 use crate::mp4;

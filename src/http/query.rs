@@ -37,8 +37,17 @@ impl std::error::Error for QueryError {}
 /// The largest time accepted, in seconds (about 31 years).
 const MAX_SECONDS: f64 = 1e9;
 
-/// Decodes `%XX` and `+`. `None` for a malformed escape.
+/// Decodes `%XX` and `+` (a space) in a query. `None` for a malformed escape.
 pub fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
+    decode(s, true)
+}
+
+/// Decodes `%XX` in a path, where `+` is a plus (as nginx and lighttpd read it).
+pub fn percent_decode_path(s: &[u8]) -> Option<Vec<u8>> {
+    decode(s, false)
+}
+
+fn decode(s: &[u8], plus_is_space: bool) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while let Some(&b) = s.get(i) {
@@ -49,7 +58,7 @@ pub fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
                 out.push(u8::from_str_radix(hex, 16).ok()?);
                 i += 3;
             }
-            b'+' => {
+            b'+' if plus_is_space => {
                 out.push(b' ');
                 i += 1;
             }
@@ -177,6 +186,11 @@ mod tests {
             assert!(e.to_string().contains("is not a number"), "{bad}: {e}");
         }
         assert!(parse_query(b"start=%zz").is_err());
+        assert_eq!(percent_decode(b"a+b%2B"), Some(b"a b+".to_vec()));
+        assert_eq!(
+            percent_decode_path(b"/a+1%20.mp4"),
+            Some(b"/a+1 .mp4".to_vec())
+        );
         assert!(parse_query(b"start=\xff").is_err());
     }
 

@@ -34,6 +34,8 @@ pub enum Segment {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Layout {
     parts: Vec<Part>,
+    /// Where each part starts in the output, for seeking.
+    starts: Vec<u64>,
     len: u64,
 }
 
@@ -60,6 +62,7 @@ impl Layout {
             *len += *l2;
             return;
         }
+        self.starts.push(self.len - part.len());
         self.parts.push(part);
     }
 
@@ -90,49 +93,76 @@ impl Layout {
     /// The segments covering `range` of the output (clamped to the length).
     pub fn segments(&self, range: Range<u64>) -> Segments<'_> {
         Segments {
-            parts: self.parts.iter(),
-            pos: 0,
-            start: range.start.min(self.len),
-            end: range.end.min(self.len),
+            layout: self,
+            cursor: self.cursor(range),
         }
+    }
+
+    /// A resumable position in `range` of the output: seeking costs a binary
+    /// search, and every later step is constant work.
+    pub fn cursor(&self, range: Range<u64>) -> Cursor {
+        let pos = range.start.min(self.len);
+        let end = range.end.min(self.len).max(pos);
+        let part = self.starts.partition_point(|&s| s <= pos).saturating_sub(1);
+        Cursor { part, pos, end }
+    }
+
+    /// The next piece of the cursor's range, at most `max_mem` bytes long if
+    /// generated, `max_file` if a file span; `None` at the end of the range.
+    pub fn next(&self, c: &mut Cursor, max_mem: usize, max_file: u64) -> Option<Segment> {
+        while c.pos < c.end {
+            let (part, &start) = (self.parts.get(c.part)?, self.starts.get(c.part)?);
+            let part_end = start + part.len();
+            if c.pos >= part_end {
+                c.part += 1;
+                continue;
+            }
+            let from = c.pos - start;
+            let max = match part {
+                Part::Mem(_) => max_mem as u64,
+                Part::File { .. } => max_file,
+            };
+            let n = (part_end.min(c.end) - c.pos).min(max.max(1));
+            c.pos += n;
+            return Some(match part {
+                // Both bounds lie within the part, so the casts are lossless.
+                Part::Mem(b) => Segment::Mem(b.slice(from as usize..(from + n) as usize)),
+                Part::File { offset, .. } => Segment::File {
+                    offset: offset + from,
+                    len: n,
+                },
+            });
+        }
+        None
+    }
+}
+
+/// A position within a byte range of a [`Layout`]; see [`Layout::cursor`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    part: usize,
+    pos: u64,
+    end: u64,
+}
+
+impl Cursor {
+    /// Bytes of the range still ahead.
+    pub fn remaining(&self) -> u64 {
+        self.end - self.pos
     }
 }
 
 /// Iterator over the segments of a byte range of a [`Layout`].
 pub struct Segments<'a> {
-    parts: std::slice::Iter<'a, Part>,
-    pos: u64,
-    start: u64,
-    end: u64,
+    layout: &'a Layout,
+    cursor: Cursor,
 }
 
 impl Iterator for Segments<'_> {
     type Item = Segment;
 
     fn next(&mut self) -> Option<Segment> {
-        loop {
-            if self.start >= self.end {
-                return None;
-            }
-            let part = self.parts.next()?;
-            let part_start = self.pos;
-            let part_end = part_start + part.len();
-            self.pos = part_end;
-            if part_end <= self.start {
-                continue;
-            }
-            let from = self.start - part_start;
-            let to = self.end.min(part_end) - part_start;
-            self.start = part_start + to;
-            return Some(match part {
-                // Both bounds lie within the part, so the casts are lossless.
-                Part::Mem(b) => Segment::Mem(b.slice(from as usize..to as usize)),
-                Part::File { offset, .. } => Segment::File {
-                    offset: offset + from,
-                    len: to - from,
-                },
-            });
-        }
+        self.layout.next(&mut self.cursor, usize::MAX, u64::MAX)
     }
 }
 
@@ -182,5 +212,50 @@ mod tests {
             l.segments(19..1000).collect::<Vec<_>>(),
             vec![Segment::Mem(Bytes::from_static(b"xy"))]
         );
+    }
+
+    #[test]
+    fn a_cursor_resumes_in_steps() {
+        let l = sample();
+        let mut c = l.cursor(3..21);
+        let mut got = Vec::new();
+        while let Some(s) = l.next(&mut c, 4, 4) {
+            got.push(s);
+        }
+        assert_eq!(
+            got,
+            vec![
+                Segment::Mem(Bytes::from_static(b"d")),
+                Segment::File {
+                    offset: 100,
+                    len: 4
+                },
+                Segment::File {
+                    offset: 104,
+                    len: 4
+                },
+                Segment::File {
+                    offset: 108,
+                    len: 4
+                },
+                Segment::File {
+                    offset: 112,
+                    len: 3
+                },
+                Segment::Mem(Bytes::from_static(b"xy")),
+            ]
+        );
+        assert_eq!(c.remaining(), 0);
+        // Seeking lands in the right part wherever the range starts.
+        for start in 0..21 {
+            let mut c = l.cursor(start..21);
+            let n: u64 = std::iter::from_fn(|| l.next(&mut c, 3, 5))
+                .map(|s| match s {
+                    Segment::Mem(b) => b.len() as u64,
+                    Segment::File { len, .. } => len,
+                })
+                .sum();
+            assert_eq!(n, 21 - start);
+        }
     }
 }

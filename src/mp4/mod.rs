@@ -10,7 +10,7 @@ mod layout;
 mod source;
 
 pub use error::Error;
-pub use layout::{Layout, Part, Segment};
+pub use layout::{Cursor, Layout, Part, Segment};
 pub use source::ReadAt;
 
 /// Hard caps that protect a worker from hostile files. Each is a setting.

@@ -47,6 +47,10 @@ pub struct Config {
     /// Recycle a worker after this many requests (0: never).
     pub max_requests: u64,
     pub shutdown_timeout: Duration,
+    /// Close a connection when no byte moved either way for this long.
+    pub idle_timeout: Duration,
+    /// Close a connection whose request does not arrive whole within this.
+    pub request_timeout: Duration,
     pub user: Option<String>,
     pub group: Option<String>,
     pub pid_file: Option<PathBuf>,
@@ -78,6 +82,8 @@ impl Default for Config {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_requests: 0,
             shutdown_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(10),
             user: None,
             group: None,
             pid_file: None,

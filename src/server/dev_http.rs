@@ -1,84 +1,21 @@
-//! The development listener (`--http`): a thin HTTP/1.1 adapter that turns a
-//! request into the same params a front server would send, so the same
-//! handler answers. For development only: production goes through a front
-//! server, which adds TLS, logging, access control and static files.
+//! The development listener (`--http`): a thin HTTP/1.1 connection that
+//! turns a request head into the params a front server would send, so the
+//! same handler answers. Sans-io, with the FastCGI codec's shape: bytes in,
+//! events out, one output queue. For development only: production goes
+//! through a front server, which adds TLS, logging and access control.
 
-use crate::fcgi::Params;
-use crate::http::percent_decode;
-use std::path::Path;
+use crate::fcgi::{OUTPUT_BOUND, Params, Request};
+use crate::http::percent_decode_path;
+use crate::output::Output;
+use std::io::{self, Read};
+use std::path::PathBuf;
 
-/// Most bytes a request head may take.
+/// Most bytes a request head may take, however it arrives. Input is read
+/// only up to this bound, so a pipeline waits in the peer's socket.
 pub const MAX_HEAD: usize = 16 << 10;
 
-pub enum Parsed {
-    /// Not all of the head has arrived.
-    Partial,
-    Request {
-        consumed: usize,
-        params: Params,
-        keep_alive: bool,
-    },
-    /// Answer this status with this reason, then close.
-    Bad(u16, &'static str),
-}
-
-/// Parses one request head from `input` and maps its path under `root`.
-pub fn parse(input: &[u8], root: &Path) -> Parsed {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut req = httparse::Request::new(&mut headers);
-    let consumed = match req.parse(input) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if input.len() > MAX_HEAD => {
-            return Parsed::Bad(431, "request head too large");
-        }
-        Ok(httparse::Status::Partial) => return Parsed::Partial,
-        Err(_) => return Parsed::Bad(400, "malformed HTTP request"),
-    };
-    let (Some(method), Some(target)) = (req.method, req.path) else {
-        return Parsed::Bad(400, "malformed HTTP request");
-    };
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let Some(path) = percent_decode(path.as_bytes()).filter(|p| p.starts_with(b"/")) else {
-        return Parsed::Bad(400, "bad request path");
-    };
-    let header = |name: &str| {
-        req.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
-    };
-    let connection = header("Connection").map(|v| v.to_ascii_lowercase());
-    let keep_alive = match req.version {
-        Some(1) => connection.as_deref() != Some(b"close"),
-        _ => connection.as_deref() == Some(b"keep-alive"),
-    };
-    let file = [root.as_os_str().as_encoded_bytes(), &path].concat();
-    let mut pairs: Vec<(&[u8], &[u8])> = vec![
-        (b"REQUEST_METHOD", method.as_bytes()),
-        (b"SCRIPT_NAME", &path),
-        (b"SCRIPT_FILENAME", &file),
-        (b"QUERY_STRING", query.as_bytes()),
-    ];
-    for (name, param) in [
-        ("Range", &b"HTTP_RANGE"[..]),
-        ("If-Range", b"HTTP_IF_RANGE"),
-        ("If-None-Match", b"HTTP_IF_NONE_MATCH"),
-        ("If-Modified-Since", b"HTTP_IF_MODIFIED_SINCE"),
-    ] {
-        if let Some(v) = header(name) {
-            pairs.push((param, v));
-        }
-    }
-    Parsed::Request {
-        consumed,
-        params: Params::from_pairs(pairs),
-        keep_alive,
-    }
-}
-
-/// Turns a CGI response head (`Status: 206 Partial Content` first) into an
-/// HTTP/1.1 status line and headers.
-pub fn response_head(cgi: &[u8], keep_alive: bool) -> Vec<u8> {
+/// A response head's status line and headers, from a CGI head.
+fn response_head(cgi: &[u8], keep_alive: bool) -> Vec<u8> {
     let text = String::from_utf8_lossy(cgi);
     let mut lines = text.split("\r\n");
     let status = lines
@@ -98,57 +35,290 @@ pub fn response_head(cgi: &[u8], keep_alive: bool) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// What a head holds that the handler cannot serve.
+enum Parsed {
+    Partial,
+    Request(Request, usize),
+    Bad(u16, &'static str),
+}
+
+pub struct Conn {
+    root: PathBuf,
+    input: Vec<u8>,
+    out: Output,
+    /// A request is being answered; its keep-alive.
+    answering: Option<bool>,
+    keep_open: bool,
+}
+
+impl Conn {
+    pub fn new(root: PathBuf) -> Conn {
+        Conn {
+            root,
+            input: Vec::new(),
+            out: Output::new(),
+            answering: None,
+            keep_open: true,
+        }
+    }
+
+    pub fn read_from(&mut self, r: &mut dyn Read) -> io::Result<usize> {
+        let at = self.input.len();
+        let room = MAX_HEAD.saturating_sub(at);
+        if room == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        self.input.resize(at + room, 0);
+        let r = r.read(&mut self.input[at..]);
+        self.input.truncate(at + *r.as_ref().unwrap_or(&0));
+        r
+    }
+
+    pub fn wants_read(&self) -> bool {
+        self.keep_open && self.out.buffered() < OUTPUT_BOUND && self.input.len() < MAX_HEAD
+    }
+
+    /// The next request, once the one before it is answered.
+    pub fn next_event(&mut self) -> Option<Request> {
+        if self.answering.is_some() || !self.keep_open || self.input.is_empty() {
+            return None;
+        }
+        match self.parse() {
+            Parsed::Partial => None,
+            Parsed::Request(r, consumed) => {
+                self.input.drain(..consumed);
+                self.answering = Some(r.keep_conn);
+                Some(r)
+            }
+            Parsed::Bad(status, why) => {
+                let r = crate::http::error_response(status, why);
+                self.out.push(&response_head(&r.cgi_head(), false));
+                if let crate::http::Body::Text(t) = r.body {
+                    self.out.push(t.as_bytes());
+                }
+                self.input = Vec::new();
+                self.keep_open = false;
+                None
+            }
+        }
+    }
+
+    fn parse(&self) -> Parsed {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut req = httparse::Request::new(&mut headers);
+        let consumed = match req.parse(&self.input) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) if self.input.len() >= MAX_HEAD => {
+                return Parsed::Bad(431, "request head too large");
+            }
+            Ok(httparse::Status::Partial) => return Parsed::Partial,
+            Err(httparse::Error::TooManyHeaders) => {
+                return Parsed::Bad(431, "too many request headers");
+            }
+            Err(_) => return Parsed::Bad(400, "malformed HTTP request"),
+        };
+        let (Some(method), Some(target)) = (req.method, req.path) else {
+            return Parsed::Bad(400, "malformed HTTP request");
+        };
+        let header = |name: &str| {
+            req.headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| h.value)
+        };
+        // A body would be read as the next request: refuse what we do not read.
+        if header("Transfer-Encoding").is_some()
+            || header("Content-Length").is_some_and(|v| v.trim_ascii() != b"0")
+        {
+            return Parsed::Bad(413, "request bodies are not accepted");
+        }
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let Some(path) = percent_decode_path(path.as_bytes()).filter(|p| p.starts_with(b"/"))
+        else {
+            return Parsed::Bad(400, "bad request path");
+        };
+        let connection = header("Connection").map(|v| v.to_ascii_lowercase());
+        let keep_alive = match req.version {
+            Some(1) => connection.as_deref() != Some(b"close"),
+            _ => connection.as_deref() == Some(b"keep-alive"),
+        };
+        let file = [self.root.as_os_str().as_encoded_bytes(), &path].concat();
+        let mut pairs: Vec<(&[u8], &[u8])> = vec![
+            (b"REQUEST_METHOD", method.as_bytes()),
+            (b"SCRIPT_NAME", &path),
+            (b"SCRIPT_FILENAME", &file),
+            (b"QUERY_STRING", query.as_bytes()),
+        ];
+        for (name, param) in [
+            ("Range", &b"HTTP_RANGE"[..]),
+            ("If-Range", b"HTTP_IF_RANGE"),
+            ("If-None-Match", b"HTTP_IF_NONE_MATCH"),
+            ("If-Modified-Since", b"HTTP_IF_MODIFIED_SINCE"),
+        ] {
+            if let Some(v) = header(name) {
+                pairs.push((param, v));
+            }
+        }
+        let request = Request {
+            request_id: 0,
+            role: crate::fcgi::FCGI_RESPONDER,
+            keep_conn: keep_alive,
+            params: Params::from_pairs(pairs),
+            params_overflow: false,
+        };
+        Parsed::Request(request, consumed)
+    }
+
+    /// The response head, converted from the handler's CGI head.
+    pub fn head(&mut self, cgi: &[u8]) {
+        let keep = self.answering.unwrap_or(false) && self.keep_open;
+        self.out.push(&response_head(cgi, keep));
+    }
+
+    pub fn body(&mut self, bytes: &[u8]) {
+        self.out.push(bytes);
+    }
+
+    pub fn body_file(&mut self, offset: u64, len: u64) -> usize {
+        let n = usize::try_from(len).map_or(usize::MAX, |l| l).min(1 << 30);
+        self.out.push_file(offset, n);
+        n
+    }
+
+    /// The response is complete (or cut): a kept connection reads on.
+    pub fn end(&mut self, complete: bool) {
+        if self.answering.take() != Some(true) || !complete {
+            self.keep_open = false;
+        }
+    }
+
+    /// Close after the response in flight.
+    pub fn close_after(&mut self) {
+        self.keep_open = false;
+    }
+
+    pub fn answering(&self) -> bool {
+        self.answering.is_some()
+    }
+
+    pub fn receiving(&self) -> bool {
+        self.answering.is_none() && !self.input.is_empty()
+    }
+
+    pub fn keep_open(&self) -> bool {
+        self.keep_open
+    }
+
+    pub fn output(&mut self) -> &mut Output {
+        &mut self.out
+    }
+
+    pub fn output_ref(&self) -> &Output {
+        &self.out
+    }
+
+    pub fn release(&mut self) {
+        if self.input.is_empty() {
+            self.input = Vec::new();
+        }
+        self.out.release();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::Next;
 
-    #[test]
-    fn maps_a_request_to_params() {
-        let input = b"GET /films/a%20b.mp4?start=1%2E5 HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\nextra";
-        let Parsed::Request {
-            consumed,
-            params,
-            keep_alive,
-        } = parse(input, Path::new("/srv"))
-        else {
-            panic!("a request")
-        };
-        assert_eq!(
-            consumed,
-            input.len() - b"extra".len(),
-            "the head, not what follows"
-        );
-        assert!(keep_alive);
-        assert_eq!(
-            params.get(b"SCRIPT_FILENAME"),
-            Some(&b"/srv/films/a b.mp4"[..])
-        );
-        assert_eq!(params.get(b"QUERY_STRING"), Some(&b"start=1%2E5"[..]));
-        assert_eq!(params.get(b"HTTP_RANGE"), Some(&b"bytes=0-9"[..]));
-        assert!(matches!(
-            parse(b"GET / HTTP/1.1\r\nHost", Path::new("/")),
-            Parsed::Partial
-        ));
-        assert!(matches!(
-            parse(b"\x01\x02 nonsense\r\n\r\n", Path::new("/")),
-            Parsed::Bad(400, _)
-        ));
-        let Parsed::Request { keep_alive, .. } = parse(b"GET / HTTP/1.0\r\n\r\n", Path::new("/"))
-        else {
-            panic!()
-        };
-        assert!(!keep_alive);
+    fn conn() -> Conn {
+        Conn::new(PathBuf::from("/srv"))
+    }
+
+    fn feed(c: &mut Conn, mut input: &[u8]) -> usize {
+        let mut n = 0;
+        while c.wants_read() && !input.is_empty() {
+            n += c.read_from(&mut input).unwrap();
+        }
+        n
+    }
+
+    fn sent(c: &mut Conn) -> String {
+        let mut v = Vec::new();
+        while let Some(Next::Bytes(b)) = c.output().next() {
+            v.extend_from_slice(b);
+            let n = b.len();
+            c.output().advance(n);
+        }
+        String::from_utf8_lossy(&v).into_owned()
     }
 
     #[test]
-    fn converts_the_cgi_head() {
-        let h = response_head(
-            b"Status: 206 Partial Content\r\nContent-Length: 10\r\n\r\n",
-            false,
+    fn maps_a_request_to_params() {
+        let mut c = conn();
+        feed(
+            &mut c,
+            b"GET /films/a%20b+1.mp4?start=1%2E5 HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\nGET /b",
         );
+        let r = c.next_event().expect("a request");
+        assert!(r.keep_conn);
         assert_eq!(
-            h,
-            b"HTTP/1.1 206 Partial Content\r\nContent-Length: 10\r\nConnection: close\r\n\r\n"
+            r.params.get(b"SCRIPT_FILENAME"),
+            Some(&b"/srv/films/a b+1.mp4"[..]),
+            "a plus in a path is a plus"
         );
+        assert_eq!(r.params.get(b"QUERY_STRING"), Some(&b"start=1%2E5"[..]));
+        assert_eq!(r.params.get(b"HTTP_RANGE"), Some(&b"bytes=0-9"[..]));
+        assert!(c.next_event().is_none(), "one at a time");
+        c.end(true);
+        assert!(c.next_event().is_none(), "the next head is partial");
+        assert!(c.receiving());
+    }
+
+    #[test]
+    fn one_bound_for_the_head_whatever_the_split() {
+        let mut head = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        head.resize(100 << 10, b'a');
+        head.extend_from_slice(b"\r\n\r\n");
+        let mut c = conn();
+        assert_eq!(feed(&mut c, &head), MAX_HEAD, "reading stops at the bound");
+        assert!(c.next_event().is_none());
+        assert!(sent(&mut c).starts_with("HTTP/1.1 431 "));
+        assert!(!c.keep_open());
+    }
+
+    #[test]
+    fn bodies_are_refused() {
+        for h in [
+            "POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nGET / HTTP",
+            "GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        ] {
+            let mut c = conn();
+            feed(&mut c, h.as_bytes());
+            assert!(c.next_event().is_none());
+            assert!(sent(&mut c).starts_with("HTTP/1.1 413 "), "{h}");
+            assert!(!c.keep_open());
+        }
+        let mut c = conn();
+        feed(&mut c, b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+        assert!(c.next_event().is_some());
+    }
+
+    #[test]
+    fn http_1_0_closes_and_heads_convert() {
+        let mut c = conn();
+        feed(&mut c, b"GET / HTTP/1.0\r\n\r\n");
+        let r = c.next_event().unwrap();
+        assert!(!r.keep_conn);
+        c.head(b"Status: 206 Partial Content\r\nContent-Length: 10\r\n\r\n");
+        assert_eq!(
+            sent(&mut c),
+            "HTTP/1.1 206 Partial Content\r\nContent-Length: 10\r\nConnection: close\r\n\r\n"
+        );
+        c.end(true);
+        assert!(!c.keep_open());
+        let mut c = conn();
+        feed(&mut c, b"\x01\x02 nonsense\r\n\r\n");
+        assert!(c.next_event().is_none());
+        assert!(sent(&mut c).starts_with("HTTP/1.1 400 "));
     }
 }

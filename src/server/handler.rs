@@ -66,6 +66,13 @@ impl Prepared {
             file: None,
         }
     }
+
+    /// The answer to a request that arrives when the worker has no room.
+    pub fn overloaded() -> Prepared {
+        let mut r = http::error_response(503, "the server is busy; try again in a moment");
+        r.headers.push(("Retry-After", "1".to_string()));
+        Prepared::from_response(r)
+    }
 }
 
 /// A refusal: status and a one-line reason for the body and the log.
@@ -100,7 +107,7 @@ fn script_path(params: &Params) -> Result<PathBuf, Refusal> {
                 .iter()
                 .position(|&b| b == b'/')
                 .map_or(&b""[..], |p| &rest[p..]);
-            http::percent_decode(path)
+            http::percent_decode_path(path)
                 .ok_or_else(|| Refusal(400, "SCRIPT_FILENAME: bad percent-encoding".into()))?
         }
         Some(sf) => sf.to_vec(),

@@ -29,9 +29,11 @@ impl Listener {
         }
     }
 
-    pub fn remove_socket_file(&self) {
-        if let Listener::Unix { path: Some(p), .. } = self {
-            let _ = std::fs::remove_file(p);
+    /// The socket file we created (and remove when the pool stops).
+    pub fn socket_file(&self) -> Option<PathBuf> {
+        match self {
+            Listener::Unix { path: Some(p), .. } => Some(p.clone()),
+            _ => None,
         }
     }
 }

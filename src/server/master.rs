@@ -23,7 +23,15 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 struct Child {
     generation: u64,
     started: Instant,
+    /// Told to stop: killed if still alive then.
+    stop_by: Option<Instant>,
+    /// The master killed it: its death is no failure.
+    killed: bool,
 }
+
+/// Beyond a worker's own `--shutdown-timeout`, how long the master waits
+/// before it kills a worker told to stop.
+const KILL_MARGIN: Duration = Duration::from_secs(2);
 
 enum State {
     Running,
@@ -32,7 +40,9 @@ enum State {
 
 pub struct Master<'a> {
     config: &'a Config,
-    listeners: &'a [Listener],
+    /// Closed when the pool stops, so that new connections are refused at
+    /// once rather than wait in a backlog nobody accepts from.
+    listeners: Vec<Listener>,
     /// Listeners from this index on speak HTTP (`--http`).
     first_http: usize,
     stats: Stats,
@@ -53,7 +63,7 @@ fn notify(states: &[NotifyState<'_>]) {
 impl<'a> Master<'a> {
     pub fn new(
         config: &'a Config,
-        listeners: &'a [Listener],
+        listeners: Vec<Listener>,
         first_http: usize,
         stats: Stats,
         pool_start: u64,
@@ -85,9 +95,11 @@ impl<'a> Master<'a> {
                 }
                 // The master's signalfd is not ours to read.
                 let _ = nix::unistd::close(std::os::fd::AsRawFd::as_raw_fd(sfd));
+                // The worker takes the listeners it inherited, so that when
+                // it closes them no copy stays open in this process.
                 let code = match Worker::new(
                     self.config,
-                    self.listeners,
+                    std::mem::take(&mut self.listeners),
                     self.first_http,
                     self.stats,
                     self.pool_start,
@@ -106,6 +118,8 @@ impl<'a> Master<'a> {
                     Child {
                         generation: self.generation,
                         started: Instant::now(),
+                        stop_by: None,
+                        killed: false,
                     },
                 );
                 self.stats
@@ -127,11 +141,38 @@ impl<'a> Master<'a> {
             .count()
     }
 
-    fn signal_all(&self, sig: Signal, only_old: bool) {
-        for (pid, c) in &self.children {
+    /// Tells workers (all, or those of older generations) to drain and exit.
+    fn stop(&mut self, only_old: bool) {
+        let by = Instant::now() + self.config.shutdown_timeout + KILL_MARGIN;
+        for (pid, c) in &mut self.children {
             if !only_old || c.generation != self.generation {
-                let _ = kill(*pid, sig);
+                let _ = kill(*pid, Signal::SIGTERM);
+                c.stop_by.get_or_insert(by);
             }
+        }
+    }
+
+    fn kill_all(&mut self) {
+        for (pid, c) in &mut self.children {
+            let _ = kill(*pid, Signal::SIGKILL);
+            c.killed = true;
+        }
+    }
+
+    /// Kills workers that outlived their stop deadline.
+    fn kill_late(&mut self, now: Instant) {
+        for (pid, c) in &mut self.children {
+            if !c.killed && c.stop_by.is_some_and(|t| now >= t) {
+                log::warn!("worker {pid} still runs after --shutdown-timeout; killing it");
+                let _ = kill(*pid, Signal::SIGKILL);
+                c.killed = true;
+            }
+        }
+    }
+
+    fn forward(&self, sig: Signal) {
+        for pid in self.children.keys() {
+            let _ = kill(*pid, sig);
         }
     }
 
@@ -159,6 +200,12 @@ impl<'a> Master<'a> {
             let Some(child) = self.children.remove(&pid) else {
                 continue;
             };
+            let how = how.filter(|how| {
+                if child.killed {
+                    log::info!("worker {pid} stopped ({how})");
+                }
+                !child.killed
+            });
             if let Some(how) = &how {
                 self.stats.get().worker_deaths.fetch_add(1, Relaxed);
                 log::error!("worker {pid} died ({how})");
@@ -187,15 +234,10 @@ impl<'a> Master<'a> {
     /// Supervises until the pool stops.
     pub fn run(mut self) -> std::io::Result<()> {
         let mut mask = SigSet::empty();
-        for s in [
-            Signal::SIGTERM,
-            Signal::SIGINT,
-            Signal::SIGQUIT,
-            Signal::SIGHUP,
-            Signal::SIGCHLD,
-        ] {
+        for s in super::HANDLED_SIGNALS {
             mask.add(s);
         }
+        mask.add(Signal::SIGCHLD);
         // Blocked before fork: workers inherit the mask and read their own signalfd.
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)?;
         let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
@@ -225,12 +267,13 @@ impl<'a> Master<'a> {
                 }
                 if now >= deadline {
                     log::warn!("shutdown timeout: killing {} workers", self.children.len());
-                    self.signal_all(Signal::SIGKILL, false);
+                    self.kill_all();
                     self.state = State::Stopping {
                         deadline: now + Duration::from_secs(3600),
                     };
                 }
             }
+            self.kill_late(now);
             let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
             let _ = poll(&mut fds, 200u16);
             while let Ok(Some(info)) = sfd.read_signal() {
@@ -246,31 +289,39 @@ impl<'a> Master<'a> {
                         );
                         notify(&[NotifyState::Stopping]);
                         self.state = State::Stopping {
-                            deadline: Instant::now() + self.config.shutdown_timeout,
+                            deadline: Instant::now() + self.config.shutdown_timeout + KILL_MARGIN,
                         };
-                        self.signal_all(Signal::SIGTERM, false);
+                        self.listeners.clear();
+                        self.stop(false);
                     }
                     Ok(Signal::SIGQUIT) => {
                         log::info!("stopping now (SIGQUIT)");
                         notify(&[NotifyState::Stopping]);
-                        self.signal_all(Signal::SIGKILL, false);
+                        self.kill_all();
                         while !self.children.is_empty() {
                             std::thread::sleep(Duration::from_millis(10));
                             self.reap();
                         }
                         return Ok(());
                     }
+                    Ok(Signal::SIGUSR1) => {
+                        log::info!("SIGUSR1: reopening the log file");
+                        super::logging::reopen();
+                        self.forward(Signal::SIGUSR1);
+                    }
+                    Ok(Signal::SIGUSR2) => log::info!("SIGUSR2 ignored"),
                     Ok(Signal::SIGHUP) if matches!(self.state, State::Running) => {
                         log::info!(
                             "SIGHUP: recycling {} workers gracefully",
                             self.current_workers()
                         );
+                        self.stats.get().reloads.fetch_add(1, Relaxed);
                         self.generation += 1;
                         self.pending.clear();
                         for _ in 0..self.config.workers {
                             self.spawn(&sfd);
                         }
-                        self.signal_all(Signal::SIGTERM, true);
+                        self.stop(true);
                     }
                     _ => {}
                 }

@@ -1,21 +1,37 @@
 //! The I/O shell: listeners, the pre-forked pool, workers' event loops, caches.
 //! The only room that touches sockets, files and processes.
 
+mod body;
 mod cache;
 mod config;
+mod connection;
 mod dev_http;
 mod handler;
 mod listen;
+pub mod logging;
 mod master;
 mod offload;
 mod privileges;
 mod stats;
 mod stream;
+mod transport;
 mod worker;
 
 pub use config::{Config, DEFAULT_LISTEN, ListenAddr};
 
+use nix::sys::signal::Signal;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Signals every process of the pool reads from a signalfd (blocked before
+/// fork, so none of them is fatal): the master adds SIGCHLD.
+pub(crate) const HANDLED_SIGNALS: [Signal; 6] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGHUP,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
 
 /// Runs the pool until it is told to stop.
 pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
@@ -59,9 +75,13 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let pool_start = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let result = master::Master::new(&config, &listeners, first_http, stats, pool_start).run();
-    for l in &listeners {
-        l.remove_socket_file();
+    let socket_files: Vec<_> = listeners
+        .iter()
+        .filter_map(listen::Listener::socket_file)
+        .collect();
+    let result = master::Master::new(&config, listeners, first_http, stats, pool_start).run();
+    for p in socket_files {
+        let _ = std::fs::remove_file(p);
     }
     if let Some(p) = &config.pid_file {
         let _ = std::fs::remove_file(p);

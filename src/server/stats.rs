@@ -18,6 +18,14 @@ pub struct Counters {
     pub cache_misses: AtomicU64,
     pub worker_deaths: AtomicU64,
     pub respawns: AtomicU64,
+    pub idle_timeouts: AtomicU64,
+    pub request_timeouts: AtomicU64,
+    /// Requests refused with 503 because a worker was at `--max-conns`.
+    pub overloaded: AtomicU64,
+    /// Times a worker was at `--max-conns` with no idle connection to close.
+    pub max_conns_reached: AtomicU64,
+    /// SIGHUPs the master handled.
+    pub reloads: AtomicU64,
 }
 
 /// A handle on the shared counters; copies point at the same mapping.
@@ -52,7 +60,7 @@ impl Stats {
     }
 
     /// The counters as (label, JSON key, value), for both renderings.
-    fn fields(&self, pool_start: u64, now: u64) -> [(&'static str, &'static str, i64); 11] {
+    fn fields(&self, pool_start: u64, now: u64) -> [(&'static str, &'static str, i64); 16] {
         let c = self.get();
         let u = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         [
@@ -87,6 +95,23 @@ impl Stats {
                 u(c.worker_deaths.load(Relaxed)),
             ),
             ("respawns", "respawns", u(c.respawns.load(Relaxed))),
+            ("reloads", "reloads", u(c.reloads.load(Relaxed))),
+            (
+                "idle timeouts",
+                "idle_timeouts",
+                u(c.idle_timeouts.load(Relaxed)),
+            ),
+            (
+                "request timeouts",
+                "request_timeouts",
+                u(c.request_timeouts.load(Relaxed)),
+            ),
+            ("overloaded", "overloaded", u(c.overloaded.load(Relaxed))),
+            (
+                "max conns reached",
+                "max_conns_reached",
+                u(c.max_conns_reached.load(Relaxed)),
+            ),
         ]
     }
 

@@ -9,9 +9,18 @@ pub enum Stream {
     Unix(mio::net::UnixStream),
 }
 
-impl Stream {
-    /// Half-close: the peer reads EOF after everything we sent.
-    pub fn shutdown_write(&self) {
+impl super::body::Socket for Stream {
+    fn send_file(&mut self, file: &std::fs::File, offset: u64, len: usize) -> io::Result<usize> {
+        use nix::errno::Errno;
+        let mut off = i64::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+        match nix::sys::sendfile::sendfile64(&*self, file, Some(&mut off), len) {
+            Ok(n) => Ok(n),
+            Err(Errno::EINVAL | Errno::ENOSYS) => Err(io::ErrorKind::Unsupported.into()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn shutdown_write(&mut self) {
         let _ = match self {
             Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
             Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),

@@ -1,0 +1,261 @@
+//! One connection: a socket, the transport that speaks on it, and the
+//! response in flight. [`Connection::pump`] reads, answers and writes until
+//! the socket would block, reading only while the output has room.
+
+use super::body::{self, Body, Socket, Source};
+use super::handler::Prepared;
+use super::transport::{End, Event, Transport};
+use crate::fcgi::Request;
+use std::io;
+use std::time::{Duration, Instant};
+
+/// How long a half-closed connection may keep us waiting for the peer's EOF.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// What the connection needs from the worker.
+pub trait Handler {
+    /// Answers a request: the head and the body plan.
+    fn request(&mut self, r: &Request, fcgi: bool) -> Prepared;
+    /// Refuses a request for lack of room (`--max-conns`): a 503.
+    fn overloaded(&mut self) -> Prepared;
+    /// A response begun by either ended, complete or not.
+    fn ended(&mut self);
+}
+
+pub enum Verdict {
+    Open,
+    Close,
+}
+
+/// Why a connection is being closed by the worker's clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    /// Nothing moved either way for `--idle-timeout`.
+    Idle,
+    /// A request did not arrive whole within `--request-timeout`.
+    Request,
+    /// Lingering, or a drain that is done waiting.
+    Quiet,
+}
+
+pub struct Connection<S> {
+    pub sock: S,
+    pub transport: Transport,
+    /// The body being produced, and whether it answers an overload.
+    body: Option<(Body, End)>,
+    /// A request that waits for the previous response's file spans to go.
+    queued: Option<Request>,
+    /// The file of the spans in the output.
+    source: Option<Source>,
+    pub readable: bool,
+    pub writable: bool,
+    /// The last time a byte moved either way.
+    pub last_io: Instant,
+    /// When the request on its way in started to arrive.
+    pub request_since: Option<Instant>,
+    /// Responses completed on this connection.
+    pub served: u64,
+    /// Close once idle; answer no new request after the one in flight.
+    pub closing: bool,
+    /// Refuse the first request as overloaded, then close.
+    pub overload: bool,
+    /// Half-closed: reading until EOF or this deadline.
+    pub lingering: Option<Instant>,
+}
+
+impl<S: Socket> Connection<S> {
+    pub fn new(sock: S, transport: Transport, now: Instant) -> Self {
+        Connection {
+            sock,
+            transport,
+            body: None,
+            queued: None,
+            source: None,
+            readable: true,
+            writable: true,
+            last_io: now,
+            request_since: None,
+            served: 0,
+            closing: false,
+            overload: false,
+            lingering: None,
+        }
+    }
+
+    /// Nothing in flight, nothing arriving, nothing to send.
+    pub fn is_idle(&self) -> bool {
+        self.body.is_none()
+            && self.queued.is_none()
+            && !self.transport.answering()
+            && !self.transport.receiving()
+            && self.transport.output_ref().is_empty()
+    }
+
+    /// A response begun by the handler has not ended yet.
+    pub fn in_flight(&self) -> bool {
+        self.body.is_some()
+    }
+
+    /// A response is being produced or sent.
+    pub fn busy(&self) -> bool {
+        self.body.is_some() || self.queued.is_some() || self.transport.answering()
+    }
+
+    /// Whether the worker's clock should close it now, and why.
+    pub fn expired(&self, now: Instant, idle: Duration, request: Duration) -> Option<Expiry> {
+        if let Some(t) = self.lingering {
+            return (now >= t).then_some(Expiry::Quiet);
+        }
+        if let Some(t) = self.request_since
+            && !self.busy()
+            && now.duration_since(t) >= request
+        {
+            return Some(Expiry::Request);
+        }
+        (now.duration_since(self.last_io) >= idle).then_some(Expiry::Idle)
+    }
+
+    /// Reads, answers and writes until nothing more can be done now.
+    pub fn pump(&mut self, now: Instant, h: &mut dyn Handler, scratch: &mut Vec<u8>) -> Verdict {
+        if self.lingering.is_some() {
+            return self.linger_read();
+        }
+        loop {
+            let mut progress = false;
+            if self.readable && self.transport.wants_read() {
+                match self.transport.read_from(&mut self.sock) {
+                    Ok(0) => return Verdict::Close,
+                    Ok(_) => {
+                        progress = true;
+                        self.last_io = now;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => progress = true,
+                    Err(_) => return Verdict::Close,
+                }
+            }
+            loop {
+                match self.transport.next_event() {
+                    Err(e) => {
+                        log::warn!("FastCGI protocol error: {e}; connection closed");
+                        return Verdict::Close;
+                    }
+                    Ok(None) => break,
+                    Ok(Some(Event::Request(r))) => {
+                        progress = true;
+                        self.request_since = None;
+                        self.queued = Some(r);
+                    }
+                    Ok(Some(Event::Abort)) => {
+                        progress = true;
+                        let answering = self.body.take().is_some();
+                        if answering || self.queued.take().is_some() {
+                            self.transport.end(End::Aborted);
+                        }
+                        if answering {
+                            h.ended();
+                        }
+                    }
+                }
+            }
+            if self.queued.is_some()
+                && self.body.is_none()
+                && !self.transport.output_ref().has_spans()
+                && let Some(r) = self.queued.take()
+            {
+                self.start(&r, h);
+                progress = true;
+            }
+            if let Some((body, end)) = &mut self.body
+                && body.fill(&mut self.transport)
+            {
+                let end = *end;
+                self.body = None;
+                self.transport.end(end);
+                self.served += 1;
+                h.ended();
+                progress = true;
+            }
+            if self.transport.receiving() && self.request_since.is_none() {
+                self.request_since = Some(now);
+            }
+            if self.writable && !self.transport.output_ref().is_empty() {
+                match body::flush(
+                    &mut self.transport,
+                    &mut self.sock,
+                    self.source.as_mut(),
+                    scratch,
+                ) {
+                    Ok((sent, all)) => {
+                        if sent > 0 {
+                            self.last_io = now;
+                            progress = true;
+                        }
+                        if !all {
+                            self.writable = false;
+                        }
+                    }
+                    Err(e) if body::is_peer_gone(&e) => return Verdict::Close,
+                    Err(e) => {
+                        // The status is already sent: all we can do is cut.
+                        log::error!("body read failed mid-response: {e}; connection closed");
+                        return Verdict::Close;
+                    }
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+        if self.body.is_none() && self.transport.output_ref().is_empty() {
+            self.source = None;
+            if self.queued.is_none() && !self.transport.answering() {
+                // A drain closes kept connections once they served; one
+                // never used may still be carrying its first request.
+                let done = !self.transport.keep_open()
+                    || self.overload && self.served > 0
+                    || self.closing && self.served > 0 && !self.transport.receiving();
+                if done {
+                    self.sock.shutdown_write();
+                    self.lingering = Some(now + LINGER);
+                    // The peer may have closed already: check at once.
+                    return self.linger_read();
+                }
+                self.transport.release();
+            }
+        }
+        Verdict::Open
+    }
+
+    fn start(&mut self, r: &Request, h: &mut dyn Handler) {
+        let (p, end) = if self.overload {
+            (h.overloaded(), End::Overloaded)
+        } else {
+            (h.request(r, self.transport.is_fcgi()), End::Complete)
+        };
+        if self.closing {
+            self.transport.close_after();
+        }
+        self.transport.head(&p.head);
+        if let Some(f) = p.file {
+            self.source = Some(Source::new(f));
+        }
+        self.body = Some((Body::new(p.chunks, p.layout), end));
+    }
+
+    /// Half-closed after the last response: input is read and dropped until
+    /// the peer closes. Closing at once could make a peer still writing (its
+    /// empty STDIN record) fail and lose the reply.
+    fn linger_read(&mut self) -> Verdict {
+        let mut buf = [0u8; 4096];
+        loop {
+            match io::Read::read(&mut self.sock, &mut buf) {
+                Ok(0) => return Verdict::Close,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Verdict::Open,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Verdict::Close,
+            }
+        }
+    }
+}
