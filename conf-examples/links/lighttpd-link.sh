@@ -1,0 +1,31 @@
+#!/bin/sh
+# A download link for lighttpd.conf + secdownload.lua:
+#   MP4_LINK_SECRET=change-this-secret lighttpd-link.sh /film.mp4 [CREATED]
+#   prints /dl/<token>/<hex-time>/film.mp4   (append ?start=30&end=45 as you like)
+# /film.mp4   the film's path inside the protected folder (here
+#             /srv/videos/protected/film.mp4), starting with "/"; letters, digits
+#             and - _ . / only (lighttpd_link.py percent-encodes any other name).
+# CREATED     the link's CREATION time, Unix seconds; default: now. lighttpd's
+#             hex-time is when the link was made, not when it expires: it opens
+#             while the server's clock is within `timeout` (secdownload.lua: 3600 s)
+#             of CREATED, and answers 410 after that.
+# MP4_LINK_SECRET  the `secret` of secdownload.lua.
+# token = md5hex(secret + path + hex-time), hex-time = CREATED as 8 hex digits.
+set -eu
+usage="usage: MP4_LINK_SECRET=... lighttpd-link.sh /path/in/protected/folder.mp4 [created-unix-time]"
+path=${1:?$usage}
+created=${2:-$(date +%s)}
+secret=${MP4_LINK_SECRET:?set MP4_LINK_SECRET to the secret in secdownload.lua}
+case $path in
+/*) ;;
+*) echo "lighttpd-link.sh: the path must start with /: $path" >&2; exit 2 ;;
+esac
+case $path in
+*[!A-Za-z0-9/._-]* | *//* | */./* | */../* | */. | */..)
+    echo "lighttpd-link.sh: use letters, digits, - _ . / and no // . .. segments: $path" >&2
+    exit 2
+    ;;
+esac
+hextime=$(printf '%08x' "$created")
+token=$(printf '%s' "$secret$path$hextime" | md5sum | cut -c1-32)
+printf '/dl/%s/%s%s\n' "$token" "$hextime" "$path"
