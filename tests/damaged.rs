@@ -3,7 +3,8 @@
 
 mod common;
 
-use mp4_fcgi::mp4::{Index, Limits, Part, Window};
+use mp4_fcgi::mp4::{self, Index, Limits, Piece, Window};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const FILES: [&str; 7] = [
@@ -37,14 +38,21 @@ fn exercise(data: &Vec<u8>, what: &str) {
     let t = Instant::now();
     if let Ok(index) = Index::build(data, &Limits::default()) {
         let _ = index.info();
+        let index = Arc::new(index);
         for w in windows() {
-            if let Ok(layout) = index.plan(&w) {
-                for p in layout.parts() {
-                    if let Part::File { offset, len } = p {
-                        assert!(
+            if let Ok(layout) = mp4::plan(&index, &w) {
+                let mut buf = Vec::new();
+                for p in layout.pieces(0..layout.len()) {
+                    match p {
+                        Piece::File { offset, len } => assert!(
                             offset + len <= data.len() as u64,
                             "{what}: span past the end"
-                        );
+                        ),
+                        Piece::Generated { at, len } => {
+                            buf.resize(len, 0);
+                            layout.generate(at, &mut buf);
+                        }
+                        Piece::Bytes(_) => {}
                     }
                 }
             }

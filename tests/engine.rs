@@ -5,8 +5,9 @@
 mod common;
 
 use common::{cut, decode_errors, media, probe_duration, probe_streams, require_tool};
-use mp4_fcgi::mp4::{Index, Limits, Window};
+use mp4_fcgi::mp4::{self, Index, Limits, Window};
 use std::path::Path;
+use std::sync::Arc;
 
 const FILES: [&str; 6] = [
     "a.mp4",
@@ -187,29 +188,39 @@ fn no_window_serves_original_or_fast_start_bytes() {
 }
 
 #[test]
-fn fragmented_windows_cover_the_request_at_fragment_granularity() {
+fn fragmented_windows_present_from_zero_like_the_whole_file() {
     if require_tool("ffprobe").is_none() {
         return;
     }
+    let src = media("frag.mp4");
+    let whole = probe_streams(&src);
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("frag.mp4");
-    cut(&media("frag.mp4"), &out, &["--start", "7.3", "--end", "15"]).unwrap();
-    assert_eq!(decode_errors(&out), "");
-    assert!(common::first_video_packet_is_key(&out));
-    let v = probe_streams(&out)
-        .into_iter()
-        .find(|s| s.codec_type == "video")
-        .unwrap();
-    // Fragments hold 2 s (one GOP): the output starts at the fragment holding 7.3.
-    assert!(
-        v.start_time <= 7.3 && v.start_time > 7.3 - 2.1,
-        "starts at {}",
-        v.start_time
-    );
-    assert!(
-        std::fs::metadata(&out).unwrap().len()
-            < std::fs::metadata(media("frag.mp4")).unwrap().len() / 2
-    );
+    // Fragments hold 2 s (one GOP): a window is served from the fragment
+    // holding its start, and presents from where the whole film does.
+    for (start, end) in [("7.3", "15"), ("0.5", "4"), ("10", "20"), ("18.1", "19")] {
+        let out = dir.path().join(format!("frag-{start}.mp4"));
+        cut(&src, &out, &["--start", start, "--end", end]).unwrap();
+        assert_eq!(decode_errors(&out), "", "{start}");
+        assert!(common::first_video_packet_is_key(&out), "{start}");
+        let (s, e): (f64, f64) = (start.parse().unwrap(), end.parse().unwrap());
+        for (clip, orig) in probe_streams(&out).iter().zip(&whole) {
+            assert_eq!(clip.codec_type, orig.codec_type);
+            assert!(
+                (clip.start_time - orig.start_time).abs() <= FRAME,
+                "{start}: {} starts at {}, the whole film's at {}",
+                clip.codec_type,
+                clip.start_time,
+                orig.start_time
+            );
+        }
+        // Whole fragments: at least the window, at most a fragment more at each end.
+        let d = probe_duration(&out);
+        assert!(
+            d >= e - s - FRAME && d <= e - s + 4.0 + FRAME,
+            "{start}: lasts {d}"
+        );
+        assert!(std::fs::metadata(&out).unwrap().len() < std::fs::metadata(&src).unwrap().len());
+    }
 }
 
 #[test]
@@ -230,15 +241,15 @@ fn stz2_stays_stz2() {
 #[test]
 fn errors_are_typed_and_readable() {
     let file = std::fs::File::open(media("a.mp4")).unwrap();
-    let index = Index::build(&file, &Limits::default()).unwrap();
+    let index = Arc::new(Index::build(&file, &Limits::default()).unwrap());
     let w = |s, e| Window {
         start: s,
         end: e,
         flash: false,
     };
-    let past = index.plan(&w(Some(25.0), None)).unwrap_err();
+    let past = mp4::plan(&index, &w(Some(25.0), None)).unwrap_err();
     assert!(past.to_string().contains("past the end"), "{past}");
-    let empty = index.plan(&w(Some(5.0), Some(5.0))).unwrap_err();
+    let empty = mp4::plan(&index, &w(Some(5.0), Some(5.0))).unwrap_err();
     assert!(empty.to_string().contains("not after start"), "{empty}");
     let err = cut(
         &media("a.mp4"),

@@ -4,7 +4,8 @@
 #[path = "../benches/synth/mod.rs"]
 mod synth;
 
-use mp4_fcgi::mp4::{Error, Index, Layout, Limits, Part, Window};
+use mp4_fcgi::mp4::{self, Error, Index, Layout, Limits, Piece, Window};
+use std::sync::Arc;
 
 /// Every box at `path` (a chain of fourccs from the top of `data`).
 fn find_box<'a>(data: &'a [u8], path: &[&[u8; 4]]) -> Vec<&'a [u8]> {
@@ -40,11 +41,18 @@ fn window(start: Option<f64>, end: Option<f64>) -> Window {
     }
 }
 
-fn header(layout: &Layout) -> Vec<u8> {
-    match &layout.parts()[0] {
-        Part::Mem(b) => b.to_vec(),
-        other => panic!("layout starts with {other:?}, not a generated header"),
-    }
+fn header(layout: &Layout, film: &synth::Sparse) -> Vec<u8> {
+    let mut v = Vec::new();
+    layout.copy_to(0..layout.head_len(), film, &mut v).unwrap();
+    assert!(
+        layout.head_len() < layout.len(),
+        "a generated header, then media"
+    );
+    v
+}
+
+fn index(film: &synth::Sparse) -> Arc<Index> {
+    Arc::new(Index::build(film, &Limits::default()).unwrap())
 }
 
 const STBL: [&[u8; 4]; 5] = [b"moov", b"trak", b"mdia", b"minf", b"stbl"];
@@ -53,10 +61,10 @@ const STBL: [&[u8; 4]; 5] = [b"moov", b"trak", b"mdia", b"minf", b"stbl"];
 fn output_past_4_gib_uses_co64_and_a_64_bit_mdat() {
     // 1500 video samples of ~3 MB: 4.5 GB of media.
     let film = synth::film_sized(60, 3_000_000);
-    let index = Index::build(&film, &Limits::default()).unwrap();
-    let layout = index.plan(&window(Some(0.0), None)).unwrap();
+    let index = index(&film);
+    let layout = mp4::plan(&index, &window(Some(0.0), None)).unwrap();
     assert!(layout.len() > 4 << 30);
-    let head = header(&layout);
+    let head = header(&layout, &film);
     let stbl = find_box(&head, &STBL);
     assert_eq!(stbl.len(), 2);
     for s in &stbl {
@@ -73,9 +81,9 @@ fn output_past_4_gib_uses_co64_and_a_64_bit_mdat() {
 #[test]
 fn small_window_of_a_co64_source_downgrades_to_stco() {
     let film = synth::film(600);
-    let index = Index::build(&film, &Limits::default()).unwrap();
-    let layout = index.plan(&window(Some(300.0), Some(310.0))).unwrap();
-    let head = header(&layout);
+    let index = index(&film);
+    let layout = mp4::plan(&index, &window(Some(300.0), Some(310.0))).unwrap();
+    let head = header(&layout, &film);
     let stbl = find_box(&head, &STBL);
     assert_eq!(stbl.len(), 2);
     for s in &stbl {
@@ -91,8 +99,8 @@ fn small_window_of_a_co64_source_downgrades_to_stco() {
 #[test]
 fn errors_name_the_window_and_the_setting() {
     let film = synth::film(60);
-    let index = Index::build(&film, &Limits::default()).unwrap();
-    match index.plan(&window(Some(60.0), None)) {
+    let index = index(&film);
+    match mp4::plan(&index, &window(Some(60.0), None)) {
         Err(Error::PastEnd { start, duration }) => {
             assert_eq!(start, 60.0);
             assert!((duration - 60.0).abs() < 1e-9);
@@ -100,7 +108,7 @@ fn errors_name_the_window_and_the_setting() {
         other => panic!("expected PastEnd, got {other:?}"),
     }
     assert!(matches!(
-        index.plan(&window(Some(10.0), Some(10.0))),
+        mp4::plan(&index, &window(Some(10.0), Some(10.0))),
         Err(Error::EmptyRange { .. })
     ));
     let small = Limits { max_moov: 1000 };
@@ -111,7 +119,7 @@ fn errors_name_the_window_and_the_setting() {
 #[test]
 fn every_window_keeps_lengths_consistent() {
     let film = synth::film(120);
-    let index = Index::build(&film, &Limits::default()).unwrap();
+    let index = index(&film);
     let windows = [
         (None, Some(1.0)),
         (Some(0.0), None),
@@ -119,11 +127,11 @@ fn every_window_keeps_lengths_consistent() {
         (Some(119.9), None),
     ];
     for (s, e) in windows {
-        let layout = index.plan(&window(s, e)).unwrap();
-        let sum: u64 = layout.parts().iter().map(|p| p.len()).sum();
+        let layout = mp4::plan(&index, &window(s, e)).unwrap();
+        let sum: u64 = layout.pieces(0..layout.len()).map(|p| p.len()).sum();
         assert_eq!(sum, layout.len());
-        for p in layout.parts() {
-            if let Part::File { offset, len } = p {
+        for p in layout.pieces(0..layout.len()) {
+            if let Piece::File { offset, len } = p {
                 assert!(
                     offset + len <= film.size,
                     "{s:?}..{e:?} reads past the file"

@@ -1,7 +1,8 @@
 //! Every input a fuzzer crashed on stays here as a test (tests/fuzz/).
 //! Engine inputs start with 3 window bytes, as in fuzz/fuzz_targets/engine.rs.
 
-use mp4_fcgi::mp4::{Index, Limits, Window};
+use mp4_fcgi::mp4::{self, Index, Limits, Window};
+use std::sync::Arc;
 
 fn engine_input(name: &str) {
     let data = std::fs::read(
@@ -19,8 +20,15 @@ fn engine_input(name: &str) {
     };
     if let Ok(index) = Index::build(&file.to_vec(), &Limits { max_moov: 1 << 20 }) {
         let _ = index.info();
-        let _ = index.plan(&window);
-        let _ = index.plan(&Window::default());
+        let index = Arc::new(index);
+        for w in [window, Window::default()] {
+            if let Ok(layout) = mp4::plan(&index, &w) {
+                let mut out = Vec::new();
+                layout
+                    .copy_to(0..layout.len().min(1 << 20), &file.to_vec(), &mut out)
+                    .ok();
+            }
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mp4_fcgi::mp4::{Index, Limits, Window};
+use mp4_fcgi::mp4::{self, Index, Limits, Piece, Window};
+use std::sync::Arc;
 
 fuzz_target!(|data: &[u8]| {
     let (w, file) = data.split_at(data.len().min(3));
@@ -16,14 +17,27 @@ fuzz_target!(|data: &[u8]| {
     let limits = Limits { max_moov: 1 << 20 };
     if let Ok(index) = Index::build(&file.to_vec(), &limits) {
         let _ = index.info();
+        let index = Arc::new(index);
         for win in [window, Window::default()] {
-            if let Ok(layout) = index.plan(&win) {
-                // Every file span must lie inside the source.
-                for seg in layout.segments(0..layout.len()) {
-                    if let mp4_fcgi::mp4::Segment::File { offset, len } = seg {
-                        assert!(offset + len <= file.len() as u64);
+            if let Ok(layout) = mp4::plan(&index, &win) {
+                // Every file span lies inside the source; every generated
+                // piece can be produced; the pieces add up to the length.
+                let mut total = 0;
+                let mut buf = Vec::new();
+                for piece in layout.pieces(0..layout.len()) {
+                    total += piece.len();
+                    match piece {
+                        Piece::File { offset, len } => {
+                            assert!(offset + len <= file.len() as u64)
+                        }
+                        Piece::Generated { at, len } => {
+                            buf.resize(len.min(1 << 20), 0);
+                            layout.generate(at, &mut buf);
+                        }
+                        Piece::Bytes(_) => {}
                     }
                 }
+                assert_eq!(total, layout.len());
             }
         }
     }

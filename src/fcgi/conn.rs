@@ -109,7 +109,7 @@ const READ_CHUNK: usize = 32 << 10;
 /// parsed: a peer that sends but never reads cannot grow the worker.
 pub const OUTPUT_BOUND: usize = 64 << 10;
 /// Body bytes put in one STDOUT record: a multiple of 8, so no padding.
-const STDOUT_MAX: usize = 65528;
+pub const STDOUT_MAX: usize = 65528;
 
 /// The request being received or answered.
 #[derive(Debug)]
@@ -262,6 +262,22 @@ impl Conn {
         for chunk in bytes.chunks(STDOUT_MAX) {
             encode_record(FCGI_STDOUT, id, chunk, self.out.buf_mut());
         }
+    }
+
+    /// Appends one STDOUT record of `n` bytes (at most [`STDOUT_MAX`]) that
+    /// `fill` writes in place. Returns the bytes taken.
+    pub fn stdout_with(&mut self, n: usize, fill: impl FnOnce(&mut [u8])) -> usize {
+        let Some(id) = self.answering() else { return 0 };
+        let n = n.min(STDOUT_MAX);
+        if n == 0 {
+            return 0;
+        }
+        // n <= STDOUT_MAX < 65536.
+        let (header, padding) = stdout_header(id, n as u16);
+        self.out.push(&header);
+        self.out.push_with(n, fill);
+        self.out.push(&[0u8; 8][..padding]);
+        n
     }
 
     /// Appends up to one record's worth of the file at `offset` as a STDOUT

@@ -7,7 +7,7 @@ mod range;
 mod respond;
 
 pub use query::{Query, QueryError, parse_query, percent_decode, percent_decode_path};
-pub use respond::{Body, BodyPart, Entity, RequestHead, Response, error_response, respond};
+pub use respond::{Body, Entity, Piece, RequestHead, Response, error_response, respond};
 
 use crate::mp4;
 

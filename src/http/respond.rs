@@ -27,8 +27,10 @@ pub struct Entity<'a> {
     pub content_type: &'static str,
 }
 
+/// A piece of a response body.
 #[derive(Clone, Debug, PartialEq)]
-pub enum BodyPart {
+pub enum Piece {
+    /// Bytes of their own (a multipart boundary, an error text).
     Bytes(Bytes),
     /// Bytes of the entity.
     Range(Range<u64>),
@@ -38,7 +40,7 @@ pub enum BodyPart {
 pub enum Body {
     Empty,
     Text(String),
-    Entity(Vec<BodyPart>),
+    Entity(Vec<Piece>),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -74,8 +76,8 @@ impl Response {
             Body::Entity(parts) => parts
                 .iter()
                 .map(|p| match p {
-                    BodyPart::Bytes(b) => b.len() as u64,
-                    BodyPart::Range(r) => r.end - r.start,
+                    Piece::Bytes(b) => b.len() as u64,
+                    Piece::Range(r) => r.end - r.start,
                 })
                 .sum(),
         }
@@ -143,7 +145,7 @@ pub fn respond(req: &RequestHead<'_>, e: &Entity<'_>) -> Response {
         _ => Decision::Full,
     };
     let (status, body) = match ranged {
-        Decision::Full => (200, vec![BodyPart::Range(0..e.len)]),
+        Decision::Full => (200, vec![Piece::Range(0..e.len)]),
         Decision::Unsatisfiable => {
             let mut r = error_response(416, "the range is outside the clip");
             r.headers
@@ -156,7 +158,7 @@ pub fn respond(req: &RequestHead<'_>, e: &Entity<'_>) -> Response {
                 "Content-Range",
                 format!("bytes {}-{}/{}", r.start, r.end - 1, e.len),
             ));
-            (206, vec![BodyPart::Range(r)])
+            (206, vec![Piece::Range(r)])
         }
         Decision::Ranges(ranges) => {
             let b = boundary(e.etag);
@@ -170,10 +172,10 @@ pub fn respond(req: &RequestHead<'_>, e: &Entity<'_>) -> Response {
                     r.end - 1,
                     e.len
                 );
-                parts.push(BodyPart::Bytes(Bytes::from(part_head)));
-                parts.push(BodyPart::Range(r));
+                parts.push(Piece::Bytes(Bytes::from(part_head)));
+                parts.push(Piece::Range(r));
             }
-            parts.push(BodyPart::Bytes(Bytes::from(format!("\r\n--{b}--\r\n"))));
+            parts.push(Piece::Bytes(Bytes::from(format!("\r\n--{b}--\r\n"))));
             (206, parts)
         }
     };
@@ -228,7 +230,7 @@ mod tests {
             header(&r, "Last-Modified"),
             Some("Tue, 14 Nov 2023 22:13:20 GMT")
         );
-        assert_eq!(r.body, Body::Entity(vec![BodyPart::Range(0..1000)]));
+        assert_eq!(r.body, Body::Entity(vec![Piece::Range(0..1000)]));
         let h = respond(
             &RequestHead {
                 method: b"HEAD",
@@ -296,10 +298,8 @@ mod tests {
             panic!()
         };
         assert_eq!(parts.len(), 5);
-        assert_eq!(parts[1], BodyPart::Range(0..10));
-        let BodyPart::Bytes(p) = &parts[2] else {
-            panic!()
-        };
+        assert_eq!(parts[1], Piece::Range(0..10));
+        let Piece::Bytes(p) = &parts[2] else { panic!() };
         assert!(
             std::str::from_utf8(p)
                 .unwrap()

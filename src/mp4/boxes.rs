@@ -69,9 +69,19 @@ pub struct RawBox<'a> {
     pub start: usize,
 }
 
-impl RawBox<'_> {
+impl<'a> RawBox<'a> {
     pub fn range(&self) -> Range<usize> {
         self.start..self.start + self.bytes.len()
+    }
+
+    /// Where the body starts, in the buffer the iteration started from.
+    pub fn body_start(&self) -> usize {
+        self.start + (self.bytes.len() - self.body.len())
+    }
+
+    /// The children of this container, positioned in the same buffer.
+    pub fn children(&self) -> Children<'a> {
+        children(self.body, self.body_start())
     }
 }
 
@@ -222,8 +232,9 @@ pub fn begin_box(out: &mut Vec<u8>, fourcc: &FourCC) -> usize {
     at
 }
 
-/// Patches the size of a box begun at `at`. Boxes inside a moov are bounded by
-/// `--max-moov`, far below 4 GiB, so the 32-bit form always fits.
+/// Patches the size of a box begun at `at`, for the small boxes the engine
+/// writes whole (`edts`, the table heads); the `moov` writer sizes its
+/// containers itself and refuses what a 32-bit size cannot say.
 pub fn end_box(out: &mut [u8], at: usize) {
     let size = u32::try_from(out.len() - at).unwrap_or(u32::MAX);
     out[at..at + 4].copy_from_slice(&size.to_be_bytes());

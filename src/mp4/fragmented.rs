@@ -1,268 +1,238 @@
-//! Fragmented MP4 (`moof` + `mdat` pairs): a window is served at fragment
-//! granularity as `ftyp` + the init `moov` + the fragments that cover it.
-//!
-//! Fragments are copied verbatim except for absolute `tfhd`
-//! `base_data_offset` fields, which are re-pointed at the fragment's new
-//! position by small patches in the layout.
+//! Fragmented MP4 (`moof` + `mdat` pairs), index side: the list of fragments
+//! with their times on the reference track, and every `moof`'s bytes, kept so
+//! that a window's fragments go out with their `tfhd` base offsets and
+//! `tfdt` decode times rewritten while the media stays in the file.
 
-use super::boxes::{Reader, TopBox, children};
-use super::index::{Index, read_edit};
-use super::{Error, Layout, Part, ReadAt, Window};
+use super::boxes::{RawBox, TopBox, children};
+use super::index::TrakInfo;
+use super::tables::frag;
+use super::{Error, ReadAt};
 use bytes::Bytes;
+use std::ops::Range;
 
 /// The fragments of a file, timed on its reference track.
 #[derive(Debug)]
 pub(crate) struct Fragments {
     pub list: Vec<Fragment>,
-    timescale: u32,
-    media_time: i64,
+    /// Every `moof`, in file order.
+    pub moofs: Bytes,
+    /// Fields rewritten when fragments move, per fragment in `Fragment::patches`.
+    pub patches: Vec<Patch>,
+    /// The reference track: the first video track, else the first track.
+    pub reference: TrakInfo,
+    /// Where each track's presentation ends, in its own timescale.
+    ends: Vec<(u32, u64)>,
+    traks: Vec<TrakInfo>,
 }
 
 #[derive(Debug)]
 pub(crate) struct Fragment {
-    /// From the `moof` to the end of its media boxes.
+    /// The `moof` in the file, and its bytes in `Fragments::moofs`.
     pub offset: u64,
+    pub moof: Range<usize>,
+    /// The end of the media boxes that follow the `moof`.
     pub end: u64,
+    /// Bytes of all fragments before this one.
+    pub before: u64,
     /// Decode time and duration on the reference track (media timescale).
     pub start: u64,
     pub duration: u64,
-    /// Absolute `base_data_offset` fields: (file offset, value).
-    pub patches: Vec<(u64, u64)>,
+    pub patches: Range<usize>,
+}
+
+impl Fragment {
+    pub fn len(&self) -> u64 {
+        self.end - self.offset
+    }
+}
+
+/// A field of a `moof` that moves with it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Patch {
+    /// Position in the `moof`.
+    pub at: usize,
+    pub kind: PatchKind,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum PatchKind {
+    /// An absolute `tfhd` base_data_offset.
+    BaseDataOffset(u64),
+    /// A `tfdt` decode time of a track.
+    DecodeTime { track: u32, time: u64, wide: bool },
 }
 
 /// Per-track defaults the init `moov` gives fragments.
-struct TrackDefaults {
-    id: u32,
-    timescale: u32,
-    is_video: bool,
-    default_duration: u32,
-    media_time: i64,
-}
-
-fn init_tracks(index: &Index) -> Result<Vec<TrackDefaults>, Error> {
-    let moov = &index.moov[..];
-    let hl = index.moov_box.header_len as usize;
-    let mut tracks = Vec::new();
-    let mut trex = Vec::new();
-    for b in children(moov.get(hl..).unwrap_or(&[]), hl) {
+fn trex_defaults(moov: &[u8]) -> Result<Vec<(u32, u32)>, Error> {
+    let mut out = Vec::new();
+    let Some(root) = children(moov, 0).next().transpose()? else {
+        return Ok(out);
+    };
+    for b in root.children() {
         let b = b?;
-        match &b.fourcc {
-            b"trak" => {
-                let (mut id, mut ts, mut video, mut media_time) = (0, 0, false, 0);
-                for c in children(b.body, 0) {
-                    let c = c?;
-                    match &c.fourcc {
-                        b"tkhd" => {
-                            let mut r = Reader::new(c.body, *b"tkhd");
-                            let (v, _) = r.full_box()?;
-                            r.skip(if v == 1 { 16 } else { 8 })?;
-                            id = r.u32()?;
-                        }
-                        b"edts" => media_time = read_edit(c.body)?.media_time,
-                        b"mdia" => {
-                            for m in children(c.body, 0) {
-                                let m = m?;
-                                let mut r = Reader::new(m.body, m.fourcc);
-                                match &m.fourcc {
-                                    b"mdhd" => {
-                                        let (v, _) = r.full_box()?;
-                                        r.skip(if v == 1 { 16 } else { 8 })?;
-                                        ts = r.u32()?;
-                                    }
-                                    b"hdlr" => video = r.bytes(12)?.get(8..12) == Some(b"vide"),
-                                    _ => {}
-                                }
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                tracks.push(TrackDefaults {
-                    id,
-                    timescale: ts,
-                    is_video: video,
-                    default_duration: 0,
-                    media_time,
-                });
-            }
-            b"mvex" => {
-                for c in children(b.body, 0) {
-                    let c = c?;
-                    if &c.fourcc == b"trex" {
-                        let mut r = Reader::new(c.body, *b"trex");
-                        r.full_box()?;
-                        let id = r.u32()?;
-                        r.skip(4)?;
-                        trex.push((id, r.u32()?));
-                    }
+        if &b.fourcc == b"mvex" {
+            for c in b.children() {
+                let c = c?;
+                if &c.fourcc == b"trex" {
+                    out.push(frag::read_trex(c.body)?);
                 }
             }
-            _ => {}
         }
     }
-    for (id, d) in trex {
-        if let Some(t) = tracks.iter_mut().find(|t| t.id == id) {
-            t.default_duration = d;
-        }
-    }
-    Ok(tracks)
+    Ok(out)
 }
 
-/// What one `traf` of the reference track says.
-struct TrafTiming {
+/// What one `traf` says: its track, decode time and duration, and patches.
+struct Traf {
+    track: u32,
     decode_time: Option<u64>,
     duration: u64,
 }
 
-fn read_traf(traf: &[u8], reference: &TrackDefaults) -> Result<Option<TrafTiming>, Error> {
-    let mut default_duration = u64::from(reference.default_duration);
-    let mut timing = TrafTiming {
+fn read_traf(
+    traf: &RawBox<'_>,
+    defaults: &[(u32, u32)],
+    patches: &mut Vec<Patch>,
+) -> Result<Traf, Error> {
+    let mut t = Traf {
+        track: 0,
         decode_time: None,
         duration: 0,
     };
-    for b in children(traf, 0) {
+    let mut default_duration = 0u64;
+    for b in traf.children() {
         let b = b?;
-        let mut r = Reader::new(b.body, b.fourcc);
         match &b.fourcc {
             b"tfhd" => {
-                let (_, flags) = r.full_box()?;
-                if r.u32()? != reference.id {
-                    return Ok(None);
-                }
-                if flags & 0x01 != 0 {
-                    r.skip(8)?;
-                }
-                if flags & 0x02 != 0 {
-                    r.skip(4)?;
-                }
-                if flags & 0x08 != 0 {
-                    default_duration = u64::from(r.u32()?);
+                let h = frag::read_tfhd(b.body)?;
+                t.track = h.track_id;
+                default_duration = h.default_duration.map_or_else(
+                    || {
+                        defaults
+                            .iter()
+                            .find(|d| d.0 == h.track_id)
+                            .map_or(0, |d| u64::from(d.1))
+                    },
+                    u64::from,
+                );
+                if let Some((at, value)) = h.base_data_offset {
+                    patches.push(Patch {
+                        at: b.body_start() + at,
+                        kind: PatchKind::BaseDataOffset(value),
+                    });
                 }
             }
             b"tfdt" => {
-                let (v, _) = r.full_box()?;
-                timing.decode_time = Some(if v == 1 {
-                    r.u64()?
-                } else {
-                    u64::from(r.u32()?)
+                let d = frag::read_tfdt(b.body)?;
+                t.decode_time = Some(d.time);
+                patches.push(Patch {
+                    at: b.body_start() + d.field.at,
+                    kind: PatchKind::DecodeTime {
+                        track: t.track,
+                        time: d.time,
+                        wide: d.field.wide,
+                    },
                 });
             }
             b"trun" => {
-                let (_, flags) = r.full_box()?;
-                let n = r.u32()?;
-                if flags & 0x01 != 0 {
-                    r.skip(4)?;
-                }
-                if flags & 0x04 != 0 {
-                    r.skip(4)?;
-                }
-                let per_sample = [0x100u32, 0x200, 0x400, 0x800]
-                    .iter()
-                    .filter(|&&f| flags & f != 0)
-                    .count()
-                    * 4;
-                if flags & 0x100 == 0 {
-                    timing.duration = timing
-                        .duration
-                        .saturating_add(u64::from(n).saturating_mul(default_duration));
-                    continue;
-                }
-                if (n as usize)
-                    .checked_mul(per_sample)
-                    .is_none_or(|need| need > r.remaining())
-                {
-                    return Err(Error::Invalid {
-                        fourcc: *b"trun",
-                        reason: "sample count exceeds the box size",
-                    });
-                }
-                for _ in 0..n {
-                    timing.duration = timing.duration.saturating_add(u64::from(r.u32()?));
-                    r.skip(per_sample - 4)?;
-                }
+                t.duration = t
+                    .duration
+                    .saturating_add(frag::trun_duration(b.body, default_duration)?);
             }
             _ => {}
         }
     }
-    Ok(Some(timing))
+    Ok(t)
+}
+
+/// Lists the fragments, or `None` for a file without `moof`. The `moof`s
+/// together may take at most `max_moof` bytes.
+pub(crate) fn scan(
+    top: &[TopBox],
+    moov: &[u8],
+    traks: &[TrakInfo],
+    src: &dyn ReadAt,
+    max_moof: u64,
+) -> Result<Option<Fragments>, Error> {
+    if !top.iter().any(|b| &b.fourcc == b"moof") {
+        return Ok(None);
+    }
+    let reference = *traks
+        .iter()
+        .find(|t| t.is_video())
+        .or(traks.first())
+        .ok_or(Error::Invalid {
+            fourcc: *b"moov",
+            reason: "fragmented file without tracks",
+        })?;
+    let defaults = trex_defaults(moov)?;
+    let mut list: Vec<Fragment> = Vec::new();
+    let mut moofs = Vec::new();
+    let mut patches = Vec::new();
+    let mut ends: Vec<(u32, u64)> = traks.iter().map(|t| (t.id, 0)).collect();
+    let mut next_time = 0u64;
+    let mut before = 0u64;
+    for (i, b) in top.iter().enumerate() {
+        if &b.fourcc != b"moof" {
+            continue;
+        }
+        if moofs.len() as u64 + b.size > max_moof {
+            return Err(Error::Unsupported(format!(
+                "the moof boxes total more than {max_moof} bytes"
+            )));
+        }
+        let at = moofs.len();
+        // Bounded by max_moof just above.
+        moofs.resize(at + b.size as usize, 0);
+        src.read_exact_at(&mut moofs[at..], b.offset)?;
+        let first_patch = patches.len();
+        let mut timing = None;
+        let moof = children(&moofs[at..], 0)
+            .next()
+            .transpose()?
+            .ok_or(Error::NotMp4("empty moof"))?;
+        for traf in moof.children() {
+            let traf = traf?;
+            if &traf.fourcc != b"traf" {
+                continue;
+            }
+            let t = read_traf(&traf, &defaults, &mut patches)?;
+            if let Some(e) = ends.iter_mut().find(|e| e.0 == t.track) {
+                let start = t.decode_time.unwrap_or(e.1);
+                e.1 = start.saturating_add(t.duration);
+            }
+            if t.track == reference.id && timing.is_none() {
+                timing = Some((t.decode_time.unwrap_or(next_time), t.duration));
+            }
+        }
+        let end = fragment_end(top, i);
+        let (start, duration) = timing.unwrap_or((next_time, 0));
+        next_time = start.saturating_add(duration);
+        list.push(Fragment {
+            offset: b.offset,
+            moof: at..moofs.len(),
+            end,
+            before,
+            start,
+            duration,
+            patches: first_patch..patches.len(),
+        });
+        before += end - b.offset;
+    }
+    Ok(Some(Fragments {
+        list,
+        moofs: Bytes::from(moofs),
+        patches,
+        reference,
+        ends,
+        traks: traks.to_vec(),
+    }))
 }
 
 impl Fragments {
-    /// Lists the fragments, or `None` for a file without `moof`.
-    pub fn scan(
-        index: &Index,
-        src: &dyn ReadAt,
-        max_moof: u64,
-    ) -> Result<Option<Fragments>, Error> {
-        if !index.top.iter().any(|b| &b.fourcc == b"moof") {
-            return Ok(None);
-        }
-        let tracks = init_tracks(index)?;
-        let reference = tracks
-            .iter()
-            .find(|t| t.is_video)
-            .or(tracks.first())
-            .ok_or(Error::Invalid {
-                fourcc: *b"moov",
-                reason: "fragmented file without tracks",
-            })?;
-        if reference.timescale == 0 {
-            return Err(Error::Invalid {
-                fourcc: *b"mdhd",
-                reason: "timescale is 0",
-            });
-        }
-        let mut list: Vec<Fragment> = Vec::new();
-        let mut buf = Vec::new();
-        let mut next_time = 0u64;
-        let top = &index.top;
-        for (i, b) in top.iter().enumerate() {
-            if &b.fourcc != b"moof" {
-                continue;
-            }
-            if b.size > max_moof {
-                return Err(Error::MoovTooLarge {
-                    size: b.size,
-                    limit: max_moof,
-                });
-            }
-            // Bounded by max_moof just above.
-            buf.resize(b.size as usize, 0);
-            src.read_exact_at(&mut buf, b.offset)?;
-            let hl = b.header_len as usize;
-            let mut patches = Vec::new();
-            let mut timing = None;
-            for traf in children(buf.get(hl..).unwrap_or(&[]), hl) {
-                let traf = traf?;
-                if &traf.fourcc != b"traf" {
-                    continue;
-                }
-                let base = traf.start + (traf.bytes.len() - traf.body.len());
-                timing = timing.or(read_traf(traf.body, reference)?);
-                patches.extend(absolute_offsets(traf.body, b.offset, base)?);
-            }
-            let (start, duration) = match timing {
-                Some(t) => (t.decode_time.unwrap_or(next_time), t.duration),
-                None => (next_time, 0),
-            };
-            next_time = start.saturating_add(duration);
-            list.push(Fragment {
-                offset: b.offset,
-                end: fragment_end(top, i),
-                start,
-                duration,
-                patches,
-            });
-        }
-        Ok(Some(Fragments {
-            list,
-            timescale: reference.timescale,
-            media_time: reference.media_time,
-        }))
-    }
-
-    fn seconds(&self, t: u64) -> f64 {
-        (t as f64 - self.media_time as f64) / f64::from(self.timescale)
+    /// Seconds of presentation at reference decode time `t`.
+    pub fn seconds(&self, t: u64) -> f64 {
+        (t as f64 - self.reference.edit.media_time as f64) / f64::from(self.reference.timescale)
     }
 
     pub fn duration(&self) -> f64 {
@@ -272,83 +242,20 @@ impl Fragments {
             .fold(0.0, f64::max)
     }
 
+    /// A track's duration in seconds, from its fragments.
+    pub fn track_duration(&self, id: u32) -> f64 {
+        let Some(t) = self.traks.iter().find(|t| t.id == id) else {
+            return 0.0;
+        };
+        let end = self.ends.iter().find(|e| e.0 == id).map_or(0, |e| e.1);
+        (end as f64 - t.edit.media_time as f64).max(0.0) / f64::from(t.timescale)
+    }
+
     pub fn heap_bytes(&self) -> usize {
         self.list.capacity() * std::mem::size_of::<Fragment>()
-            + self
-                .list
-                .iter()
-                .map(|f| f.patches.capacity() * 16)
-                .sum::<usize>()
+            + self.moofs.len()
+            + self.patches.capacity() * std::mem::size_of::<Patch>()
     }
-
-    pub fn plan(&self, index: &Index, window: &Window) -> Result<Layout, Error> {
-        let mut layout = Layout::new();
-        if window.is_whole() {
-            layout.push(Part::File {
-                offset: 0,
-                len: index.file_size,
-            });
-            return Ok(layout);
-        }
-        let (start, end) = super::plan::bounds(window, self.duration())?;
-        let first = self
-            .list
-            .iter()
-            .rposition(|f| self.seconds(f.start) <= start)
-            .unwrap_or(0);
-        let last = self
-            .list
-            .iter()
-            .rposition(|f| self.seconds(f.start) < end)
-            .unwrap_or(first)
-            .max(first);
-        let mut header = Vec::new();
-        header.extend_from_slice(index.ftyp_bytes.as_deref().unwrap_or(&[]));
-        header.extend_from_slice(&index.moov);
-        layout.push(Part::Mem(Bytes::from(header)));
-        for f in self.list.get(first..=last).unwrap_or(&[]) {
-            let shift = layout.len() as i128 - i128::from(f.offset);
-            let mut pos = f.offset;
-            for &(p, old) in &f.patches {
-                let new = u64::try_from(i128::from(old) + shift).map_err(|_| Error::Invalid {
-                    fourcc: *b"tfhd",
-                    reason: "base_data_offset points before the file",
-                })?;
-                layout.push(Part::File {
-                    offset: pos,
-                    len: p - pos,
-                });
-                layout.push(Part::Mem(Bytes::copy_from_slice(&new.to_be_bytes())));
-                pos = p + 8;
-            }
-            layout.push(Part::File {
-                offset: pos,
-                len: f.end - pos,
-            });
-        }
-        Ok(layout)
-    }
-}
-
-/// Every absolute `tfhd` base_data_offset in a `traf`: (file offset, value).
-fn absolute_offsets(traf: &[u8], moof_at: u64, base: usize) -> Result<Vec<(u64, u64)>, Error> {
-    let mut v = Vec::new();
-    for b in children(traf, base) {
-        let b = b?;
-        if &b.fourcc == b"tfhd" {
-            let mut r = Reader::new(b.body, *b"tfhd");
-            let (_, flags) = r.full_box()?;
-            if flags & 0x01 != 0 {
-                r.skip(4)?;
-                let value = r.u64()?;
-                v.push((
-                    moof_at + (b.start + (b.bytes.len() - b.body.len()) + 8) as u64,
-                    value,
-                ));
-            }
-        }
-    }
-    Ok(v)
 }
 
 /// Where fragment `i` (a `moof` in `top`) ends: after the media boxes that follow it.

@@ -1,16 +1,22 @@
 //! The [`Index`]: a file's top-level boxes and, per track, the decoded sample
 //! tables the planner needs. Built once per file and cached by the server.
+//! Everything the planner and the writer later trust is checked here: sizes,
+//! duplicates, and that every chunk's bytes lie in the file.
 
-use super::boxes::{self, FourCC, RawBox, Reader, TopBox, children};
+use super::boxes::{self, FourCC, RawBox, Reader, TopBox};
 use super::error::fourcc_str;
-use super::fragmented::Fragments;
-use super::tables::{Runs, elst, stco, stsc, stss, stsz};
-use super::{Error, Layout, Limits, ReadAt, Window};
+use super::fragmented::{self, Fragments};
+use super::tables::{Runs, elst, hdlr, mdhd, mvhd, runs, stco, stsc, stss, stsz, tkhd};
+use super::{Error, Limits, ReadAt};
 use bytes::Bytes;
 use std::ops::Range;
 
 /// Largest `ftyp` accepted (real ones are a few dozen bytes).
 const MAX_FTYP: u64 = 4096;
+/// Most tracks a film may have: a real one has a handful.
+pub const MAX_TRACKS: usize = 1024;
+/// Most boxes the index walks inside a `moov` (the writer walks the same).
+const MAX_MOOV_BOXES: u32 = 1 << 16;
 
 /// Everything the engine knows about one source file.
 #[derive(Debug)]
@@ -23,33 +29,40 @@ pub struct Index {
     pub(crate) moov_box: TopBox,
     /// The whole source `moov`, header included.
     pub(crate) moov: Bytes,
-    pub(crate) movie_timescale: u32,
-    pub(crate) movie_duration: u64,
+    pub(crate) movie: mvhd::Header,
+    /// Every `trak`, with or without samples.
+    pub(crate) traks: Vec<TrakInfo>,
+    /// The tracks that have samples.
     pub(crate) tracks: Vec<Track>,
     pub(crate) fragments: Option<Fragments>,
 }
 
-/// A track's source edit list, reduced to what the timeline needs.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub(crate) struct TrackEdit {
-    /// Leading empty edits, in the movie timescale.
-    pub empty: u64,
-    /// Media time shown at the end of the empty edits (B-frame delay, AAC priming).
-    pub media_time: i64,
-    /// Duration of the first media edit in the movie timescale; 0: to the end.
-    pub segment: u64,
-}
-
-/// One `trak`, decoded.
-#[derive(Debug)]
-pub(crate) struct Track {
+/// What a `trak` says about itself, samples aside.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TrakInfo {
     /// The `trak` box within `Index::moov`.
-    pub trak: Range<usize>,
+    pub start: usize,
     pub id: u32,
     pub handler: FourCC,
     pub codec: FourCC,
     pub timescale: u32,
-    pub edit: TrackEdit,
+    pub language: Option<[u8; 3]>,
+    pub edit: elst::TrackEdit,
+}
+
+impl TrakInfo {
+    pub fn is_video(&self) -> bool {
+        &self.handler == b"vide"
+    }
+    pub fn is_audio(&self) -> bool {
+        &self.handler == b"soun"
+    }
+}
+
+/// One `trak` with samples, decoded.
+#[derive(Debug)]
+pub(crate) struct Track {
+    pub info: TrakInfo,
     pub stts: Runs,
     pub ctts: Option<Runs>,
     /// Most negative composition offset (0 when none is negative).
@@ -58,16 +71,15 @@ pub(crate) struct Track {
     pub stsc: Vec<stsc::Entry>,
     pub sizes: stsz::Sizes,
     pub chunk_offsets: Vec<u64>,
+    /// The `sbgp` boxes of the `stbl`, in order (`None`: unreadable, dropped).
+    pub sbgp: Vec<Option<runs::Sbgp>>,
     pub sample_count: u64,
+    /// Chunk offsets never decrease, so a run of chunks spans from its
+    /// first chunk to its last.
+    pub chunks_in_order: bool,
 }
 
 impl Track {
-    pub fn is_video(&self) -> bool {
-        &self.handler == b"vide"
-    }
-    pub fn is_audio(&self) -> bool {
-        &self.handler == b"soun"
-    }
     fn heap_bytes(&self) -> usize {
         self.stts.runs.capacity() * 8
             + self.ctts.as_ref().map_or(0, |c| c.runs.capacity() * 8)
@@ -75,6 +87,12 @@ impl Track {
             + self.stsc.capacity() * 12
             + self.sizes.heap_bytes()
             + self.chunk_offsets.capacity() * 8
+            + self
+                .sbgp
+                .iter()
+                .flatten()
+                .map(|s| s.runs.runs.capacity() * 8)
+                .sum::<usize>()
     }
 }
 
@@ -96,9 +114,36 @@ pub struct TrackInfo {
     pub handler: String,
     pub codec: String,
     pub timescale: u32,
+    pub language: Option<String>,
     pub duration: f64,
+    /// Samples in the `moov` (0 for a fragmented file's tracks).
     pub samples: u64,
     pub sync_samples: u64,
+}
+
+/// Counts the boxes walked in a `moov`, so a file of a million empty boxes
+/// is refused once instead of walked on every request.
+struct Budget(u32);
+
+impl Budget {
+    fn take(&mut self) -> Result<(), Error> {
+        self.0 = self.0.checked_sub(1).ok_or_else(|| {
+            Error::Unsupported(format!("more than {MAX_MOOV_BOXES} boxes in the moov"))
+        })?;
+        Ok(())
+    }
+}
+
+/// The children of a container, each counted against the budget.
+fn walk<'a>(
+    parent: &RawBox<'a>,
+    budget: &mut Budget,
+) -> impl Iterator<Item = Result<RawBox<'a>, Error>> {
+    let mut children = parent.children();
+    std::iter::from_fn(move || {
+        let next = children.next()?;
+        Some(budget.take().and(next))
+    })
 }
 
 impl Index {
@@ -134,38 +179,26 @@ impl Index {
             }
             None => None,
         };
-        let mut index = Index {
-            file_size,
-            ftyp,
-            ftyp_bytes,
-            moov_box,
-            moov: moov.clone(),
-            movie_timescale: 0,
-            movie_duration: 0,
-            tracks: Vec::new(),
-            fragments: None,
-            top: Vec::new(),
-        };
-        index.read_moov(&moov, moov_box.header_len as usize)?;
-        index.top = top;
-        index.fragments = Fragments::scan(&index, src, limits.max_moov)?;
-        Ok(index)
-    }
-
-    fn read_moov(&mut self, moov: &[u8], header_len: usize) -> Result<(), Error> {
-        let body = moov.get(header_len..).unwrap_or(&[]);
-        for child in children(body, header_len) {
+        let root = boxes::children(&moov, 0)
+            .next()
+            .ok_or(Error::NotMp4("empty moov"))??;
+        let mut budget = Budget(MAX_MOOV_BOXES);
+        let mut movie = None;
+        let mut traks = Vec::new();
+        let mut tracks = Vec::new();
+        for child in root.children() {
+            budget.take()?;
             let child = child?;
             match &child.fourcc {
-                b"mvhd" => {
-                    let (ts, dur) = read_mvhd_or_mdhd(child.body, *b"mvhd")?;
-                    self.movie_timescale = ts;
-                    self.movie_duration = dur;
-                }
+                b"mvhd" if movie.is_some() => return Err(duplicate(*b"mvhd")),
+                b"mvhd" => movie = Some(mvhd::read(child.body)?),
                 b"trak" => {
-                    if let Some(t) = read_trak(&child)? {
-                        self.tracks.push(t);
+                    if traks.len() >= MAX_TRACKS {
+                        return Err(Error::Unsupported(format!("more than {MAX_TRACKS} tracks")));
                     }
+                    let (info, track) = read_trak(&child, &mut budget)?;
+                    traks.push(info);
+                    tracks.extend(track);
                 }
                 b"cmov" => {
                     return Err(Error::Unsupported(
@@ -175,13 +208,29 @@ impl Index {
                 _ => {}
             }
         }
-        if self.movie_timescale == 0 {
-            return Err(Error::Invalid {
-                fourcc: *b"mvhd",
-                reason: "missing, or its timescale is 0",
-            });
+        let movie = movie.ok_or(Error::Invalid {
+            fourcc: *b"mvhd",
+            reason: "required box is missing",
+        })?;
+        let forbidden: Vec<Range<u64>> = std::iter::once(moov_box.offset..moov_box.end())
+            .chain(ftyp.map(|f| f.offset..f.end()))
+            .collect();
+        for t in &mut tracks {
+            t.chunks_in_order = check_chunks(t, file_size, &forbidden)?;
         }
-        Ok(())
+        let fragments = fragmented::scan(&top, &moov, &traks, src, limits.max_moov)?;
+        Ok(Index {
+            file_size,
+            top,
+            ftyp,
+            ftyp_bytes,
+            moov_box,
+            moov,
+            movie,
+            traks,
+            tracks,
+            fragments,
+        })
     }
 
     /// Film duration in seconds: `mvhd`'s, else the longest track's.
@@ -189,8 +238,8 @@ impl Index {
         if let Some(f) = &self.fragments {
             return f.duration();
         }
-        if self.movie_duration > 0 {
-            return self.movie_duration as f64 / f64::from(self.movie_timescale);
+        if self.movie.duration > 0 {
+            return self.movie.duration as f64 / f64::from(self.movie.timescale);
         }
         self.tracks
             .iter()
@@ -200,13 +249,14 @@ impl Index {
 
     /// When a track's presentation ends, in seconds.
     pub(crate) fn track_end(&self, t: &Track) -> f64 {
-        let mts = f64::from(self.movie_timescale);
-        let empty = t.edit.empty as f64 / mts;
-        if t.edit.segment > 0 {
-            return empty + t.edit.segment as f64 / mts;
+        let mts = f64::from(self.movie.timescale);
+        let edit = &t.info.edit;
+        let empty = edit.empty as f64 / mts;
+        if edit.segment > 0 {
+            return empty + edit.segment as f64 / mts;
         }
-        let media = t.stts.total() as f64 - t.edit.media_time as f64;
-        empty + media.max(0.0) / f64::from(t.timescale)
+        let media = t.stts.total() as f64 - edit.media_time as f64;
+        empty + media.max(0.0) / f64::from(t.info.timescale)
     }
 
     /// Approximate heap bytes held, for cache accounting.
@@ -214,6 +264,7 @@ impl Index {
         std::mem::size_of::<Index>()
             + self.moov.len()
             + self.top.capacity() * std::mem::size_of::<TopBox>()
+            + self.traks.capacity() * std::mem::size_of::<TrakInfo>()
             + self.tracks.iter().map(Track::heap_bytes).sum::<usize>()
             + self.fragments.as_ref().map_or(0, Fragments::heap_bytes)
     }
@@ -224,6 +275,7 @@ impl Index {
     }
 
     pub fn info(&self) -> Info {
+        let samples = |t: &TrakInfo| self.tracks.iter().find(|s| s.info.start == t.start);
         Info {
             file_size: self.file_size,
             moov_offset: self.moov_box.offset,
@@ -232,92 +284,40 @@ impl Index {
             fragments: self.fragments.as_ref().map_or(0, |f| f.list.len()),
             duration: self.duration(),
             tracks: self
-                .tracks
+                .traks
                 .iter()
-                .map(|t| TrackInfo {
-                    id: t.id,
-                    handler: fourcc_str(&t.handler),
-                    codec: fourcc_str(&t.codec),
-                    timescale: t.timescale,
-                    duration: self.track_end(t),
-                    samples: t.sample_count,
-                    sync_samples: t.stss.as_ref().map_or(t.sample_count, |s| s.len() as u64),
+                .map(|t| {
+                    let s = samples(t);
+                    TrackInfo {
+                        id: t.id,
+                        handler: fourcc_str(&t.handler),
+                        codec: fourcc_str(&t.codec),
+                        timescale: t.timescale,
+                        language: t.language.map(|l| String::from_utf8_lossy(&l).into_owned()),
+                        duration: s.map_or_else(
+                            || {
+                                self.fragments
+                                    .as_ref()
+                                    .map_or(0.0, |f| f.track_duration(t.id))
+                            },
+                            |s| self.track_end(s),
+                        ),
+                        samples: s.map_or(0, |s| s.sample_count),
+                        sync_samples: s.map_or(0, |s| {
+                            s.stss.as_ref().map_or(s.sample_count, |v| v.len() as u64)
+                        }),
+                    }
                 })
                 .collect(),
         }
     }
+}
 
-    /// Plans the output for `window`.
-    pub fn plan(&self, window: &Window) -> Result<Layout, Error> {
-        if let Some(frags) = &self.fragments {
-            return frags.plan(self, window);
-        }
-        if window.is_whole() {
-            return super::write::whole(self);
-        }
-        let plan = super::plan::plan(self, window)?;
-        super::write::window(self, &plan)
+fn duplicate(fourcc: FourCC) -> Error {
+    Error::Invalid {
+        fourcc,
+        reason: "duplicate box (a second one of a kind that must be unique)",
     }
-}
-
-/// Timescale and duration of `mvhd` or `mdhd` (same layout up to duration).
-fn read_mvhd_or_mdhd(body: &[u8], fourcc: FourCC) -> Result<(u32, u64), Error> {
-    let mut r = Reader::new(body, fourcc);
-    let (version, _) = r.full_box()?;
-    if version == 1 {
-        r.skip(16)?;
-        Ok((r.u32()?, r.u64()?))
-    } else {
-        r.skip(8)?;
-        Ok((r.u32()?, u64::from(r.u32()?)))
-    }
-}
-
-/// Byte offset of the duration field within the body of `mvhd`/`mdhd`
-/// (`tkhd` = false) or `tkhd`, and whether it is 64-bit.
-pub(crate) fn duration_field(fourcc: &FourCC, version: u8) -> (usize, bool) {
-    match (fourcc, version) {
-        (b"tkhd", 1) => (28, true),
-        (b"tkhd", _) => (20, false),
-        (_, 1) => (24, true),
-        _ => (16, false),
-    }
-}
-
-fn read_track_id(body: &[u8]) -> Result<u32, Error> {
-    let mut r = Reader::new(body, *b"tkhd");
-    let (version, _) = r.full_box()?;
-    r.skip(if version == 1 { 16 } else { 8 })?;
-    r.u32()
-}
-
-pub(crate) fn read_edit(body: &[u8]) -> Result<TrackEdit, Error> {
-    let mut edit = TrackEdit::default();
-    let elst = boxes::find(body, 0, b"elst")?;
-    let Some(elst) = elst else { return Ok(edit) };
-    for e in elst::read(elst.body)? {
-        if e.media_time == -1 {
-            edit.empty = edit.empty.saturating_add(e.segment_duration);
-            continue;
-        }
-        if e.media_time < 0 {
-            return Err(Error::Invalid {
-                fourcc: *b"elst",
-                reason: "negative media_time other than -1",
-            });
-        }
-        edit.media_time = e.media_time;
-        edit.segment = e.segment_duration;
-        // Later edits (repeats, slow motion) are rare; the timeline follows
-        // the first media edit.
-        break;
-    }
-    Ok(edit)
-}
-
-fn sub<'a>(parent: &RawBox<'a>, fourcc: &FourCC) -> Result<Option<RawBox<'a>>, Error> {
-    let base = parent.start + (parent.bytes.len() - parent.body.len());
-    boxes::find(parent.body, base, fourcc)
 }
 
 fn missing(fourcc: FourCC) -> Error {
@@ -327,39 +327,55 @@ fn missing(fourcc: FourCC) -> Error {
     }
 }
 
-/// Decodes one `trak`. Tracks without samples are skipped (`None`).
-fn read_trak(trak: &RawBox<'_>) -> Result<Option<Track>, Error> {
-    let tkhd = sub(trak, b"tkhd")?.ok_or(missing(*b"tkhd"))?;
-    let id = read_track_id(tkhd.body)?;
-    let edit = match sub(trak, b"edts")? {
-        Some(edts) => read_edit(edts.body)?,
-        None => TrackEdit::default(),
-    };
-    let mdia = sub(trak, b"mdia")?.ok_or(missing(*b"mdia"))?;
-    let mdhd = sub(&mdia, b"mdhd")?.ok_or(missing(*b"mdhd"))?;
-    let (timescale, _) = read_mvhd_or_mdhd(mdhd.body, *b"mdhd")?;
-    if timescale == 0 {
-        return Err(Error::Invalid {
-            fourcc: *b"mdhd",
-            reason: "timescale is 0",
-        });
+/// The one child `fourcc` of `parent`; a second is an error.
+fn only<'a>(
+    parent: &RawBox<'a>,
+    fourcc: &FourCC,
+    budget: &mut Budget,
+) -> Result<Option<RawBox<'a>>, Error> {
+    let mut found = None;
+    for child in walk(parent, budget) {
+        let child = child?;
+        if &child.fourcc == fourcc {
+            if found.is_some() {
+                return Err(duplicate(*fourcc));
+            }
+            found = Some(child);
+        }
     }
-    let hdlr = sub(&mdia, b"hdlr")?.ok_or(missing(*b"hdlr"))?;
-    let mut handler = [0u8; 4];
-    handler.copy_from_slice(
-        Reader::new(hdlr.body, *b"hdlr")
-            .bytes(12)?
-            .get(8..12)
-            .unwrap_or(&[0; 4]),
-    );
-    let minf = sub(&mdia, b"minf")?.ok_or(missing(*b"minf"))?;
-    let stbl = sub(&minf, b"stbl")?.ok_or(missing(*b"stbl"))?;
+    Ok(found)
+}
+
+/// Sets a table once; a second of its kind is an error.
+fn once<T>(slot: &mut Option<T>, fourcc: FourCC, value: T) -> Result<(), Error> {
+    if slot.is_some() {
+        return Err(duplicate(fourcc));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+/// Decodes one `trak`; its sample tables only when it has samples.
+fn read_trak(trak: &RawBox<'_>, budget: &mut Budget) -> Result<(TrakInfo, Option<Track>), Error> {
+    let tkhd = only(trak, b"tkhd", budget)?.ok_or(missing(*b"tkhd"))?;
+    let id = tkhd::read(tkhd.body)?.track_id;
+    let edit = match only(trak, b"edts", budget)? {
+        Some(edts) => elst::read_track_edit(edts.body)?,
+        None => elst::TrackEdit::default(),
+    };
+    let mdia = only(trak, b"mdia", budget)?.ok_or(missing(*b"mdia"))?;
+    let mdhd = only(&mdia, b"mdhd", budget)?.ok_or(missing(*b"mdhd"))?;
+    let media = mdhd::read(mdhd.body)?;
+    let hdlr = only(&mdia, b"hdlr", budget)?.ok_or(missing(*b"hdlr"))?;
+    let handler = hdlr::read(hdlr.body)?;
+    let minf = only(&mdia, b"minf", budget)?.ok_or(missing(*b"minf"))?;
+    let stbl = only(&minf, b"stbl", budget)?.ok_or(missing(*b"stbl"))?;
 
     let mut codec = [0u8; 4];
-    let (mut stts, mut ctts, mut stss_t, mut stsc_t) = (None, None, None, None);
+    let (mut stts, mut ctts, mut sync, mut stsc_t) = (None, None, None, None);
     let (mut sizes, mut offsets) = (None, None);
-    let mut min_ctts = 0i64;
-    for b in children(stbl.body, 0) {
+    let mut sbgp = Vec::new();
+    for b in walk(&stbl, budget) {
         let b = b?;
         match &b.fourcc {
             b"stsd" => {
@@ -370,35 +386,38 @@ fn read_trak(trak: &RawBox<'_>) -> Result<Option<Track>, Error> {
             b"stts" => {
                 let mut r = Reader::new(b.body, *b"stts");
                 r.full_box()?;
-                stts = Some(Runs::read(&mut r)?);
+                once(&mut stts, b.fourcc, Runs::read(&mut r)?)?;
             }
             b"ctts" => {
-                let mut r = Reader::new(b.body, *b"ctts");
-                let (version, _) = r.full_box()?;
-                let runs = Runs::read(&mut r)?;
                 // Version 0 offsets are unsigned, but muxers write negative
                 // values there too; reading them as signed is what players do.
-                let _ = version;
-                min_ctts = runs
-                    .runs
-                    .iter()
-                    .map(|r| i64::from(r.value as i32))
-                    .fold(0, i64::min);
-                ctts = Some(runs);
+                let mut r = Reader::new(b.body, *b"ctts");
+                r.full_box()?;
+                once(&mut ctts, b.fourcc, Runs::read(&mut r)?)?;
             }
-            b"stss" => stss_t = Some(stss::read(b.body)?),
-            b"stsc" => stsc_t = Some(stsc::read(b.body)?),
-            b"stsz" => sizes = Some(stsz::read_stsz(b.body)?),
-            b"stz2" => sizes = Some(stsz::read_stz2(b.body)?),
-            b"stco" => offsets = Some(stco::read(b.body, false)?),
-            b"co64" => offsets = Some(stco::read(b.body, true)?),
+            b"stss" => once(&mut sync, b.fourcc, stss::read(b.body)?)?,
+            b"stsc" => once(&mut stsc_t, b.fourcc, stsc::read(b.body)?)?,
+            b"stsz" => once(&mut sizes, b.fourcc, stsz::read_stsz(b.body)?)?,
+            b"stz2" => once(&mut sizes, b.fourcc, stsz::read_stz2(b.body)?)?,
+            b"stco" => once(&mut offsets, b.fourcc, stco::read(b.body, false)?)?,
+            b"co64" => once(&mut offsets, b.fourcc, stco::read(b.body, true)?)?,
+            b"sbgp" => sbgp.push(runs::Sbgp::read(b.body).ok()),
             _ => {}
         }
     }
+    let info = TrakInfo {
+        start: trak.start,
+        id,
+        handler,
+        codec,
+        timescale: media.timescale,
+        language: media.language,
+        edit,
+    };
     let sizes = sizes.ok_or(missing(*b"stsz"))?;
     let sample_count = u64::from(sizes.count);
     if sample_count == 0 {
-        return Ok(None);
+        return Ok((info, None));
     }
     let stts = stts.ok_or(missing(*b"stts"))?;
     let stsc = stsc_t.ok_or(missing(*b"stsc"))?;
@@ -415,22 +434,61 @@ fn read_trak(trak: &RawBox<'_>) -> Result<Option<Track>, Error> {
             reason: "fewer durations than samples",
         });
     }
-    Ok(Some(Track {
-        trak: trak.range(),
-        id,
-        handler,
-        codec,
-        timescale,
-        edit,
+    let min_ctts = ctts.as_ref().map_or(0, |c: &Runs| {
+        c.runs
+            .iter()
+            .map(|r| i64::from(r.value as i32))
+            .fold(0, i64::min)
+    });
+    let track = Track {
+        info,
         stts,
         ctts,
         min_ctts,
-        stss: stss_t,
+        stss: sync,
         stsc,
         sizes,
         chunk_offsets,
+        sbgp,
         sample_count,
-    }))
+        chunks_in_order: true,
+    };
+    Ok((info, Some(track)))
+}
+
+/// Checks that every chunk's bytes lie in the file and outside `forbidden`
+/// (the `moov`, the `ftyp`). Returns whether the chunks are in file order.
+fn check_chunks(t: &Track, file_size: u64, forbidden: &[Range<u64>]) -> Result<bool, Error> {
+    let bad = |reason| Error::Invalid {
+        fourcc: *b"stco",
+        reason,
+    };
+    let mut sample = 0u64;
+    let mut last = 0u64;
+    let mut in_order = true;
+    for c in stsc::Chunks::at(&t.stsc, t.chunk_offsets.len() as u64, 0) {
+        if sample >= t.sample_count {
+            break;
+        }
+        let k = u64::from(c.samples).min(t.sample_count - sample);
+        let offset = usize::try_from(c.index)
+            .ok()
+            .and_then(|i| t.chunk_offsets.get(i))
+            .copied()
+            .ok_or(bad("fewer chunk offsets than stsc uses"))?;
+        let len = t.sizes.sum(sample, sample + k);
+        let end = offset
+            .checked_add(len)
+            .filter(|&e| e <= file_size)
+            .ok_or(bad("a chunk lies past the end of the file"))?;
+        if len > 0 && forbidden.iter().any(|f| offset < f.end && f.start < end) {
+            return Err(bad("a chunk overlaps the moov or the ftyp"));
+        }
+        in_order &= offset >= last;
+        last = offset;
+        sample += k;
+    }
+    Ok(in_order)
 }
 
 impl std::fmt::Display for Info {
@@ -448,11 +506,19 @@ impl std::fmt::Display for Info {
             writeln!(f, "fragmented: no")?;
         }
         for t in &self.tracks {
-            writeln!(
+            let lang = t
+                .language
+                .as_deref()
+                .map_or(String::new(), |l| format!(" ({l})"));
+            write!(
                 f,
-                "track {}: {} {} timescale {} duration {:.3} s, {} samples, {} sync",
-                t.id, t.handler, t.codec, t.timescale, t.duration, t.samples, t.sync_samples
+                "track {}: {} {}{lang} timescale {} duration {:.3} s",
+                t.id, t.handler, t.codec, t.timescale, t.duration
             )?;
+            if t.samples > 0 {
+                write!(f, ", {} samples, {} sync", t.samples, t.sync_samples)?;
+            }
+            writeln!(f)?;
         }
         Ok(())
     }

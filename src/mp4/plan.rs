@@ -1,14 +1,16 @@
-//! Window → per-track sample ranges and edit lists.
+//! Window → per-track sample ranges and edit lists; for a fragmented file,
+//! which fragments and how their decode times move.
 //!
 //! The reference track (the first video track, else the first track) starts at
-//! its last sync sample K presented at or before `start`. Every other track
-//! starts at its sample that holds K's presentation time, so all tracks are cut
-//! at one instant. Each track ends after its last sample presented before `end`.
-//! By default an edit list per track hides [tK, start), so players present from
-//! exactly `start` with audio and video in sync.
+//! its last sync sample K presented at or before `start`. The clip presents
+//! from the start of the reference frame on screen at `start`, and every track
+//! is cut at that one instant: an edit list per track hides what comes before
+//! it, so all players show audio and video in step. Each track ends after its
+//! last sample presented before `end`.
 
-use super::index::{Index, Track};
-use super::tables::elst::Edit;
+use super::index::{Index, Track, TrakInfo};
+use super::layout::Rebase;
+use super::tables::elst::{Edit, RATE_1};
 use super::{Error, Window};
 
 /// How many samples back a composition-order search may look. B-frame
@@ -55,8 +57,12 @@ impl<'a> Timing<'a> {
             t,
             stts: t.stts.cursor(),
             ctts: t.ctts.as_ref().map(|c| c.cursor()),
-            empty_seconds: t.edit.empty as f64 / f64::from(movie_timescale),
+            empty_seconds: t.info.edit.empty as f64 / f64::from(movie_timescale),
         }
+    }
+
+    fn info(&self) -> &TrakInfo {
+        &self.t.info
     }
 
     fn dts(&mut self, s: u64) -> i64 {
@@ -74,13 +80,15 @@ impl<'a> Timing<'a> {
 
     /// The composition time shown at presentation time `p` (seconds).
     fn cts_at(&self, p: f64) -> i64 {
-        units(p - self.empty_seconds, self.t.timescale).saturating_add(self.t.edit.media_time)
+        units(p - self.empty_seconds, self.info().timescale)
+            .saturating_add(self.info().edit.media_time)
     }
 
     /// Presentation time (seconds) of composition time `c`.
     fn presentation(&self, c: i64) -> f64 {
         self.empty_seconds
-            + c.saturating_sub(self.t.edit.media_time) as f64 / f64::from(self.t.timescale)
+            + c.saturating_sub(self.info().edit.media_time) as f64
+                / f64::from(self.info().timescale)
     }
 
     /// The first sample whose decode time is at or after `c` (clamped to the count).
@@ -92,10 +100,14 @@ impl<'a> Timing<'a> {
         self.stts.first_at_or_after(c as u64).min(n)
     }
 
+    /// Samples decoded after this cannot be presented at or before `c`.
+    fn decode_limit(&mut self, c: i64) -> u64 {
+        self.first_dts_at_or_after(c.saturating_sub(self.t.min_ctts).saturating_add(1))
+    }
+
     /// The last sync sample presented at or before composition time `c`.
     fn last_sync_at_or_before(&mut self, c: i64) -> Option<u64> {
-        // Samples decoded after c - min_ctts cannot be presented at or before c.
-        let limit = self.first_dts_at_or_after(c.saturating_sub(self.t.min_ctts).saturating_add(1));
+        let limit = self.decode_limit(c);
         match &self.t.stss {
             None => {
                 let mut s = limit;
@@ -120,6 +132,20 @@ impl<'a> Timing<'a> {
                 None
             }
         }
+    }
+
+    /// The composition time of the frame on screen at `c`: the greatest
+    /// presented at or before it, from sample `k` on.
+    fn shown_at(&mut self, k: u64, c: i64) -> Option<i64> {
+        let limit = self.decode_limit(c);
+        let mut shown = None;
+        for s in k..limit {
+            let cts = self.cts(s);
+            if cts <= c && shown.is_none_or(|v| cts > v) {
+                shown = Some(cts);
+            }
+        }
+        shown
     }
 
     /// The first sync sample (where a decoder can start).
@@ -158,8 +184,8 @@ fn select(index: &Index, flash: bool) -> Vec<usize> {
     if !flash {
         return all.collect();
     }
-    let first = |f: fn(&Track) -> bool| index.tracks.iter().position(f);
-    let mut v: Vec<usize> = [first(Track::is_video), first(Track::is_audio)]
+    let first = |f: fn(&TrakInfo) -> bool| index.tracks.iter().position(|t| f(&t.info));
+    let mut v: Vec<usize> = [first(TrakInfo::is_video), first(TrakInfo::is_audio)]
         .into_iter()
         .flatten()
         .collect();
@@ -186,18 +212,27 @@ pub(crate) fn plan(index: &Index, window: &Window) -> Result<Plan, Error> {
     let reference = chosen
         .iter()
         .copied()
-        .find(|&i| index.tracks[i].is_video())
+        .find(|&i| index.tracks[i].info.is_video())
         .or_else(|| chosen.first().copied())
         .ok_or_else(|| Error::Unsupported("no track has samples".into()))?;
 
-    // The instant every track is cut at: the reference key frame's presentation.
-    let mts = index.movie_timescale;
+    let mts = index.movie.timescale;
     let mut rt = Timing::new(&index.tracks[reference], mts);
+    let c_start = rt.cts_at(start);
     let k = rt
-        .last_sync_at_or_before(rt.cts_at(start))
+        .last_sync_at_or_before(c_start)
         .unwrap_or_else(|| rt.first_sync());
     let k_cts = rt.cts(k);
     let t_k = rt.presentation(k_cts).min(start);
+    // Video is shown from the start of the frame on screen at `start`, and
+    // every track is cut there: an edit that began mid-frame would be
+    // rounded to the next frame by some players, and audio would lead.
+    let start = if rt.info().is_video() {
+        rt.shown_at(k, c_start)
+            .map_or(start, |c| rt.presentation(c).clamp(t_k, start))
+    } else {
+        start
+    };
 
     let mut tracks = Vec::new();
     for &i in &chosen {
@@ -218,17 +253,17 @@ pub(crate) fn plan(index: &Index, window: &Window) -> Result<Plan, Error> {
             if i == reference {
                 return Err(Error::EmptyRange { start, end });
             }
-            log::debug!("track {}: no samples in the window, dropped", t.id);
+            log::debug!("track {}: no samples in the window, dropped", t.info.id);
             continue;
         }
         let media_duration = tm.duration(a, b);
         let (edits, track_duration) = if window.flash {
-            let d = media_duration as f64 / f64::from(t.timescale);
+            let d = media_duration as f64 / f64::from(t.info.timescale);
             (None, units(d, mts).max(0) as u64)
         } else {
             let shown_end = end.min(index.track_end(t));
             if shown_end <= start {
-                log::debug!("track {}: ends before the window, dropped", t.id);
+                log::debug!("track {}: ends before the window, dropped", t.info.id);
                 continue;
             }
             let edits = edit_list(&mut tm, a, start, shown_end, mts);
@@ -254,7 +289,6 @@ pub(crate) fn plan(index: &Index, window: &Window) -> Result<Plan, Error> {
 /// The edit list that presents source time `[start, shown_end)` of a track
 /// whose output begins with source sample `a`.
 fn edit_list(tm: &mut Timing<'_>, a: u64, start: f64, shown_end: f64, mts: u32) -> Vec<Edit> {
-    const RATE_1: u32 = 0x0001_0000;
     // Output media time is source decode time minus the first sample's.
     let media_at_start = tm.cts_at(start).saturating_sub(tm.dts(a));
     let total = units(shown_end - start, mts).max(0) as u64;
@@ -266,7 +300,11 @@ fn edit_list(tm: &mut Timing<'_>, a: u64, start: f64, shown_end: f64, mts: u32) 
         }];
     }
     // The track starts later than `start`: an empty edit keeps it in place.
-    let gap = units(-(media_at_start as f64) / f64::from(tm.t.timescale), mts).max(0) as u64;
+    let gap = units(
+        -(media_at_start as f64) / f64::from(tm.info().timescale),
+        mts,
+    )
+    .max(0) as u64;
     let gap = gap.min(total);
     vec![
         Edit {
@@ -280,4 +318,83 @@ fn edit_list(tm: &mut Timing<'_>, a: u64, start: f64, shown_end: f64, mts: u32) 
             media_rate: RATE_1,
         },
     ]
+}
+
+/// A fragmented window: fragments `first..=last`, presented from 0.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct FragmentPlan {
+    pub first: usize,
+    pub last: usize,
+    /// Subtracted from each track's `tfdt`s.
+    pub rebase: Vec<Rebase>,
+    /// Media time to hide at the start of a track whose first fragment
+    /// begins before the reference's (its `tfdt` cannot go below 0).
+    pub hide: Vec<(u32, u64)>,
+    /// The clip's duration in the movie timescale.
+    pub movie_duration: u64,
+}
+
+/// Picks the fragments that cover the window and how their times move so
+/// that the clip presents from 0 with every track in step.
+pub(crate) fn fragments(index: &Index, window: &Window) -> Result<FragmentPlan, Error> {
+    let frags = index
+        .fragments
+        .as_ref()
+        .ok_or(Error::NotMp4("not fragmented"))?;
+    let (start, end) = bounds(window, frags.duration())?;
+    let list = &frags.list;
+    let first = list
+        .iter()
+        .rposition(|f| frags.seconds(f.start) <= start)
+        .unwrap_or(0);
+    let last = list
+        .iter()
+        .rposition(|f| frags.seconds(f.start) < end)
+        .unwrap_or(first)
+        .max(first);
+    let reference = frags.reference;
+    let base_ref = list.get(first).map_or(0, |f| f.start);
+    let shift = base_ref as f64 / f64::from(reference.timescale);
+    let mut rebase = Vec::new();
+    let mut hide = Vec::new();
+    let sent = list.get(first..=last).unwrap_or(&[]);
+    for t in &index.traks {
+        // The track's first decode time in the fragments sent.
+        let first_time = sent.iter().find_map(|f| {
+            frags
+                .patches
+                .get(f.patches.clone())?
+                .iter()
+                .find_map(|p| match p.kind {
+                    super::fragmented::PatchKind::DecodeTime { track, time, .. }
+                        if track == t.id =>
+                    {
+                        Some(time)
+                    }
+                    _ => None,
+                })
+        });
+        let Some(first_time) = first_time else {
+            continue;
+        };
+        let want = if t.id == reference.id {
+            base_ref
+        } else {
+            units(shift, t.timescale).max(0) as u64
+        };
+        let base = want.min(first_time);
+        rebase.push(Rebase { track: t.id, base });
+        if want > base {
+            hide.push((t.id, want - base));
+        }
+    }
+    let ticks: u64 = sent.iter().map(|f| f.duration).sum();
+    let seconds = ticks as f64 / f64::from(reference.timescale);
+    Ok(FragmentPlan {
+        first,
+        last,
+        rebase,
+        hide,
+        movie_duration: units(seconds, index.movie.timescale).max(0) as u64,
+    })
 }

@@ -1,9 +1,13 @@
-//! Per-worker caches: indexes by file identity, bounded in bytes, and the
-//! layouts of recent windows (players ask one window again with other Ranges).
+//! Per-worker caches: indexes by file identity within `--cache-size`, files
+//! that failed to index (so a bad file costs one build, not one per
+//! request), indexes too big for the budget while requests still hold them,
+//! and the layouts of recent windows (players ask one window again with
+//! other Ranges).
 
 use crate::mp4::{Index, Layout, Window};
-use std::collections::HashMap;
-use std::rc::Rc;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+use std::sync::{Arc, Weak};
 
 /// A file's identity: a changed or replaced file gets a new key.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -15,11 +19,18 @@ pub struct FileKey {
     pub mtime_nsec: i64,
 }
 
-type WindowKey = (FileKey, u64, u64, bool);
+pub type WindowKey = (FileKey, u64, u64, bool);
 
-fn window_key(f: FileKey, w: &Window) -> WindowKey {
+pub fn window_key(f: FileKey, w: &Window) -> WindowKey {
     let bits = |v: Option<f64>| v.map_or(u64::MAX, f64::to_bits);
     (f, bits(w.start), bits(w.end), w.flash)
+}
+
+/// Why a file cannot be served: the answer to give every request for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub status: u16,
+    pub reason: String,
 }
 
 struct Entry<T> {
@@ -31,15 +42,17 @@ struct Entry<T> {
 /// A byte-bounded map evicting the least recently used entry.
 struct Lru<K, T> {
     map: HashMap<K, Entry<T>>,
+    order: BTreeMap<u64, K>,
     bytes: usize,
     budget: usize,
     clock: u64,
 }
 
-impl<K: std::hash::Hash + Eq + Copy, T: Clone> Lru<K, T> {
+impl<K: Hash + Eq + Copy, T: Clone> Lru<K, T> {
     fn new(budget: usize) -> Self {
         Lru {
             map: HashMap::new(),
+            order: BTreeMap::new(),
             bytes: 0,
             budget,
             clock: 0,
@@ -49,43 +62,74 @@ impl<K: std::hash::Hash + Eq + Copy, T: Clone> Lru<K, T> {
     fn get(&mut self, k: &K) -> Option<T> {
         self.clock += 1;
         let e = self.map.get_mut(k)?;
+        self.order.remove(&e.used);
         e.used = self.clock;
+        self.order.insert(e.used, *k);
         Some(e.value.clone())
     }
 
-    fn insert(&mut self, k: K, value: T, bytes: usize) {
+    fn contains(&self, k: &K) -> bool {
+        self.map.contains_key(k)
+    }
+
+    /// Inserts, evicting the least recently used; returns the evicted keys.
+    /// An entry larger than the whole budget is not kept.
+    fn insert(&mut self, k: K, value: T, bytes: usize) -> Vec<K> {
+        let mut evicted = Vec::new();
         if bytes > self.budget {
-            return;
+            return evicted;
         }
+        self.remove(&k);
         self.clock += 1;
-        if let Some(old) = self.map.insert(
+        self.map.insert(
             k,
             Entry {
                 value,
                 bytes,
                 used: self.clock,
             },
-        ) {
-            self.bytes -= old.bytes;
-        }
+        );
+        self.order.insert(self.clock, k);
         self.bytes += bytes;
         while self.bytes > self.budget {
-            let Some(oldest) = self.map.iter().min_by_key(|(_, e)| e.used).map(|(k, _)| *k) else {
+            let Some((_, oldest)) = self.order.pop_first() else {
                 break;
             };
             if let Some(e) = self.map.remove(&oldest) {
                 self.bytes -= e.bytes;
+                evicted.push(oldest);
             }
+        }
+        evicted
+    }
+
+    fn remove(&mut self, k: &K) {
+        if let Some(e) = self.map.remove(k) {
+            self.order.remove(&e.used);
+            self.bytes -= e.bytes;
+        }
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&K) -> bool) {
+        let gone: Vec<K> = self.map.keys().filter(|k| !keep(k)).copied().collect();
+        for k in gone {
+            self.remove(&k);
         }
     }
 }
 
-/// Most windows remembered per worker.
+/// Byte budget of the layouts remembered per worker.
 const LAYOUT_BUDGET: usize = 8 << 20;
+/// Byte budget of the failures remembered per worker.
+const FAILURE_BUDGET: usize = 1 << 20;
 
 pub struct Caches {
-    indexes: Lru<FileKey, Rc<Index>>,
-    layouts: Lru<WindowKey, Rc<Layout>>,
+    indexes: Lru<FileKey, Arc<Index>>,
+    failures: Lru<FileKey, Failure>,
+    /// Every index some request still holds, cached or not: an index over
+    /// the budget is shared by its concurrent requests, not rebuilt.
+    live: HashMap<FileKey, Weak<Index>>,
+    layouts: Lru<WindowKey, Arc<Layout>>,
 }
 
 impl Caches {
@@ -93,26 +137,57 @@ impl Caches {
         let budget = usize::try_from(index_budget).unwrap_or(usize::MAX);
         Caches {
             indexes: Lru::new(budget),
+            failures: Lru::new(FAILURE_BUDGET),
+            live: HashMap::new(),
             layouts: Lru::new(LAYOUT_BUDGET.min(budget)),
         }
     }
 
-    pub fn index(&mut self, key: FileKey) -> Option<Rc<Index>> {
-        self.indexes.get(&key)
+    /// The index of a file, or why it cannot be served; `None`: unknown.
+    pub fn index(&mut self, key: FileKey) -> Option<Result<Arc<Index>, Failure>> {
+        if let Some(i) = self.indexes.get(&key) {
+            return Some(Ok(i));
+        }
+        if let Some(i) = self.live.get(&key).and_then(Weak::upgrade) {
+            return Some(Ok(i));
+        }
+        self.failures.get(&key).map(Err)
     }
 
-    pub fn put_index(&mut self, key: FileKey, index: Rc<Index>) {
+    /// Whether the index budget holds this file's index (else a request
+    /// that uses it keeps it alive on its own).
+    pub fn retains(&self, key: FileKey) -> bool {
+        self.indexes.contains(&key)
+    }
+
+    pub fn put_index(&mut self, key: FileKey, index: Arc<Index>) {
         let bytes = index.heap_bytes();
-        self.indexes.insert(key, index, bytes);
+        self.live.insert(key, Arc::downgrade(&index));
+        for gone in self.indexes.insert(key, index, bytes) {
+            // A cached layout keeps its index alive: let both go.
+            self.layouts.retain(|w| w.0 != gone);
+        }
+        if self.live.len() > 2 * self.indexes.map.len() + 64 {
+            self.live.retain(|_, w| w.strong_count() > 0);
+        }
     }
 
-    pub fn layout(&mut self, key: FileKey, w: &Window) -> Option<Rc<Layout>> {
+    pub fn put_failure(&mut self, key: FileKey, f: Failure) {
+        let bytes = 64 + f.reason.len();
+        self.failures.insert(key, f, bytes);
+    }
+
+    pub fn layout(&mut self, key: FileKey, w: &Window) -> Option<Arc<Layout>> {
         self.layouts.get(&window_key(key, w))
     }
 
-    pub fn put_layout(&mut self, key: FileKey, w: &Window, layout: Rc<Layout>) {
-        let bytes = layout.mem_bytes() + 64 * layout.parts().len();
-        self.layouts.insert(window_key(key, w), layout, bytes);
+    pub fn put_layout(&mut self, key: FileKey, w: &Window, layout: Arc<Layout>) {
+        // Only layouts whose index stays cached: else the layout would keep
+        // an index the budget let go.
+        if self.indexes.contains(&key) {
+            let bytes = layout.heap_bytes();
+            self.layouts.insert(window_key(key, w), layout, bytes);
+        }
     }
 }
 
@@ -126,12 +201,14 @@ mod tests {
         l.insert(1, 1, 40);
         l.insert(2, 2, 40);
         assert_eq!(l.get(&1), Some(1));
-        l.insert(3, 3, 40);
-        assert_eq!(l.get(&2), None, "2 was least recently used");
+        assert_eq!(l.insert(3, 3, 40), vec![2], "2 was least recently used");
+        assert_eq!(l.get(&2), None);
         assert_eq!(l.get(&1), Some(1));
         assert_eq!(l.get(&3), Some(3));
         assert_eq!(l.bytes, 80);
         l.insert(4, 4, 1000);
         assert_eq!(l.get(&4), None, "larger than the whole budget: not kept");
+        l.insert(1, 9, 10);
+        assert_eq!((l.get(&1), l.bytes), (Some(9), 50), "replaced, not doubled");
     }
 }

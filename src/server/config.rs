@@ -63,6 +63,8 @@ pub struct Config {
     pub max_params: usize,
     /// Concurrent connections per worker.
     pub max_conns: usize,
+    /// Bytes responses in flight may hold per worker beyond the caches.
+    pub max_inflight: usize,
     pub status_path: Option<String>,
     /// Development HTTP/1.1 listener (`--http`), serving files under `root`.
     pub http: Option<std::net::SocketAddr>,
@@ -92,6 +94,7 @@ impl Default for Config {
             max_moov: 64 << 20,
             max_params: 64 << 10,
             max_conns: 1024,
+            max_inflight: 512 << 20,
             status_path: None,
             http: None,
             offload_dir: None,

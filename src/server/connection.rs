@@ -14,12 +14,20 @@ const LINGER: Duration = Duration::from_secs(2);
 
 /// What the connection needs from the worker.
 pub trait Handler {
-    /// Answers a request: the head and the body plan.
-    fn request(&mut self, r: &Request, fcgi: bool) -> Prepared;
+    /// Answers a request now, or later through [`Connection::answer`] with
+    /// the serial returned (its work runs off the event loop). `slot` is
+    /// where the worker keeps this connection.
+    fn request(&mut self, r: &Request, fcgi: bool, slot: usize) -> Answer;
     /// Refuses a request for lack of room (`--max-conns`): a 503.
     fn overloaded(&mut self) -> Prepared;
-    /// A response begun by either ended, complete or not.
-    fn ended(&mut self);
+    /// A response begun by either ended, complete or not; `charge` is what
+    /// it held against `--max-inflight`.
+    fn ended(&mut self, charge: usize);
+}
+
+pub enum Answer {
+    Now(Prepared),
+    Later(u64),
 }
 
 pub enum Verdict {
@@ -41,8 +49,12 @@ pub enum Expiry {
 pub struct Connection<S> {
     pub sock: S,
     pub transport: Transport,
-    /// The body being produced, and whether it answers an overload.
-    body: Option<(Body, End)>,
+    /// Where the worker keeps it.
+    slot: usize,
+    /// The body being produced, how it ends, and its charge.
+    body: Option<(Body, End, usize)>,
+    /// The serial of the answer being prepared off the loop.
+    waiting: Option<u64>,
     /// A request that waits for the previous response's file spans to go.
     queued: Option<Request>,
     /// The file of the spans in the output.
@@ -64,11 +76,13 @@ pub struct Connection<S> {
 }
 
 impl<S: Socket> Connection<S> {
-    pub fn new(sock: S, transport: Transport, now: Instant) -> Self {
+    pub fn new(sock: S, transport: Transport, slot: usize, now: Instant) -> Self {
         Connection {
             sock,
             transport,
+            slot,
             body: None,
+            waiting: None,
             queued: None,
             source: None,
             readable: true,
@@ -85,20 +99,35 @@ impl<S: Socket> Connection<S> {
     /// Nothing in flight, nothing arriving, nothing to send.
     pub fn is_idle(&self) -> bool {
         self.body.is_none()
+            && self.waiting.is_none()
             && self.queued.is_none()
             && !self.transport.answering()
             && !self.transport.receiving()
             && self.transport.output_ref().is_empty()
     }
 
-    /// A response begun by the handler has not ended yet.
-    pub fn in_flight(&self) -> bool {
-        self.body.is_some()
+    /// The charge of a response begun by the handler that has not ended.
+    pub fn in_flight(&self) -> Option<usize> {
+        self.body.as_ref().map(|b| b.2)
     }
 
-    /// A response is being produced or sent.
+    /// A response is being prepared, produced or sent.
     pub fn busy(&self) -> bool {
-        self.body.is_some() || self.queued.is_some() || self.transport.answering()
+        self.body.is_some()
+            || self.waiting.is_some()
+            || self.queued.is_some()
+            || self.transport.answering()
+    }
+
+    /// Delivers an answer prepared off the loop. False when this connection
+    /// no longer waits for it (aborted, or another request since).
+    pub fn answer(&mut self, serial: u64, p: Prepared) -> bool {
+        if self.waiting != Some(serial) {
+            return false;
+        }
+        self.waiting = None;
+        self.begin(p, End::Complete);
+        true
     }
 
     /// Whether the worker's clock should close it now, and why.
@@ -148,32 +177,34 @@ impl<S: Socket> Connection<S> {
                     }
                     Ok(Some(Event::Abort)) => {
                         progress = true;
-                        let answering = self.body.take().is_some();
-                        if answering || self.queued.take().is_some() {
+                        let answering = self.body.take();
+                        let pending = self.queued.take().is_some() || self.waiting.take().is_some();
+                        if answering.is_some() || pending {
                             self.transport.end(End::Aborted);
                         }
-                        if answering {
-                            h.ended();
+                        if let Some((_, _, charge)) = answering {
+                            h.ended(charge);
                         }
                     }
                 }
             }
             if self.queued.is_some()
                 && self.body.is_none()
+                && self.waiting.is_none()
                 && !self.transport.output_ref().has_spans()
                 && let Some(r) = self.queued.take()
             {
                 self.start(&r, h);
                 progress = true;
             }
-            if let Some((body, end)) = &mut self.body
+            if let Some((body, end, charge)) = &mut self.body
                 && body.fill(&mut self.transport)
             {
-                let end = *end;
+                let (end, charge) = (*end, *charge);
                 self.body = None;
                 self.transport.end(end);
                 self.served += 1;
-                h.ended();
+                h.ended(charge);
                 progress = true;
             }
             if self.transport.receiving() && self.request_since.is_none() {
@@ -209,7 +240,7 @@ impl<S: Socket> Connection<S> {
         }
         if self.body.is_none() && self.transport.output_ref().is_empty() {
             self.source = None;
-            if self.queued.is_none() && !self.transport.answering() {
+            if self.queued.is_none() && self.waiting.is_none() && !self.transport.answering() {
                 // A drain closes kept connections once they served; one
                 // never used may still be carrying its first request.
                 let done = !self.transport.keep_open()
@@ -228,11 +259,18 @@ impl<S: Socket> Connection<S> {
     }
 
     fn start(&mut self, r: &Request, h: &mut dyn Handler) {
-        let (p, end) = if self.overload {
-            (h.overloaded(), End::Overloaded)
-        } else {
-            (h.request(r, self.transport.is_fcgi()), End::Complete)
-        };
+        if self.overload {
+            let p = h.overloaded();
+            self.begin(p, End::Overloaded);
+            return;
+        }
+        match h.request(r, self.transport.is_fcgi(), self.slot) {
+            Answer::Now(p) => self.begin(p, End::Complete),
+            Answer::Later(serial) => self.waiting = Some(serial),
+        }
+    }
+
+    fn begin(&mut self, p: Prepared, end: End) {
         if self.closing {
             self.transport.close_after();
         }
@@ -240,7 +278,7 @@ impl<S: Socket> Connection<S> {
         if let Some(f) = p.file {
             self.source = Some(Source::new(f));
         }
-        self.body = Some((Body::new(p.chunks, p.layout), end));
+        self.body = Some((Body::new(p.body, p.layout), end, p.charge));
     }
 
     /// Half-closed after the last response: input is read and dropped until

@@ -1,39 +1,39 @@
 //! One request: FastCGI params in, a response head and a body plan out.
-//! The glue between the rooms: `http` decides, `mp4` plans, this opens files.
+//! The glue between the rooms: `http` decides, `mp4` plans, this opens
+//! files. What would hold the event loop (an index build, the plan of a
+//! large index) becomes a job; the request resumes when it is done.
 
-use super::cache::{Caches, FileKey};
+use super::cache::{Caches, Failure, FileKey, window_key};
 use super::config::Config;
+use super::jobs::{Done, Job, JobKey};
 use super::stats::Stats;
 use crate::fcgi::Params;
-use crate::http::{self, Body, BodyPart, Entity, RequestHead, Response};
-use crate::mp4::{self, Layout, Window};
+use crate::http::{self, Body, Entity, Piece, RequestHead, Response};
+use crate::mp4::{self, Index, Layout, Window};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
-use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// A piece of a response body.
-#[derive(Debug)]
-pub enum Chunk {
-    Bytes(Bytes),
-    /// Bytes of the layout.
-    Layout(Range<u64>),
-}
+/// Indexes larger than this are planned off the event loop.
+const INLINE_PLAN: usize = 4 << 20;
 
-/// The response to send: head, then the body chunks in order.
+/// The response to send: head, then the body pieces in order.
 pub struct Prepared {
     pub status: u16,
     pub head: Vec<u8>,
-    pub chunks: VecDeque<Chunk>,
-    pub layout: Option<Rc<Layout>>,
+    pub body: VecDeque<Piece>,
+    pub layout: Option<Arc<Layout>>,
     pub file: Option<Rc<File>>,
+    /// Bytes this response holds that no cache accounts for (`--max-inflight`).
+    pub charge: usize,
 }
 
 pub struct Ctx<'a> {
@@ -44,32 +44,62 @@ pub struct Ctx<'a> {
     pub limits: &'a mp4::Limits,
     /// Set for FastCGI requests when `--offload x-sendfile2` is on.
     pub offload: Option<&'a mut super::offload::Offload>,
+    /// Bytes charged to responses in flight on this worker.
+    pub inflight: usize,
+}
+
+/// What became of a request.
+pub enum Outcome {
+    Ready(Prepared),
+    /// Run `job` (or wait for the one already running under `key`), then
+    /// call [`resume`].
+    Wait {
+        key: JobKey,
+        job: Job,
+        resume: Box<Resume>,
+    },
+}
+
+/// A request waiting for a job, with all it needs to go on.
+pub struct Resume {
+    path: PathBuf,
+    opened: PathBuf,
+    file: Rc<File>,
+    key: FileKey,
+    modified: SystemTime,
+    window: Window,
+    method: Vec<u8>,
+    range: Option<Vec<u8>>,
+    if_range: Option<Vec<u8>>,
+    if_none_match: Option<Vec<u8>>,
+    if_modified_since: Option<Vec<u8>>,
 }
 
 impl Prepared {
     fn from_response(r: Response) -> Prepared {
         let head = r.cgi_head();
-        let mut chunks = VecDeque::new();
-        match r.body {
-            Body::Empty => {}
-            Body::Text(t) => chunks.push_back(Chunk::Bytes(Bytes::from(t))),
-            Body::Entity(parts) => chunks.extend(parts.into_iter().map(|p| match p {
-                BodyPart::Bytes(b) => Chunk::Bytes(b),
-                BodyPart::Range(r) => Chunk::Layout(r),
-            })),
-        }
+        let body = match r.body {
+            Body::Empty => VecDeque::new(),
+            Body::Text(t) => VecDeque::from([Piece::Bytes(Bytes::from(t))]),
+            Body::Entity(pieces) => pieces.into(),
+        };
         Prepared {
             status: r.status,
             head,
-            chunks,
+            body,
             layout: None,
             file: None,
+            charge: 0,
         }
     }
 
     /// The answer to a request that arrives when the worker has no room.
     pub fn overloaded() -> Prepared {
-        let mut r = http::error_response(503, "the server is busy; try again in a moment");
+        Prepared::busy("the server is busy; try again in a moment")
+    }
+
+    fn busy(reason: &str) -> Prepared {
+        let mut r = http::error_response(503, reason);
         r.headers.push(("Retry-After", "1".to_string()));
         Prepared::from_response(r)
     }
@@ -86,6 +116,9 @@ impl Refusal {
                 Refusal(404, "no such file".into())
             }
             io::ErrorKind::PermissionDenied => Refusal(403, "permission denied".into()),
+            _ if e.raw_os_error() == Some(libc::ELOOP) => {
+                Refusal(403, "a symbolic link where none may be".into())
+            }
             _ => Refusal(500, format!("cannot read the file: {e}")),
         }
     }
@@ -131,8 +164,10 @@ fn script_path(params: &Params) -> Result<PathBuf, Refusal> {
 }
 
 /// Opens the file, refusing what lies outside `--root` or is not a regular
-/// file. Also returns the path opened (resolved under `--root`).
+/// file. The open never blocks (a FIFO would wait for a writer) and the
+/// type is checked on the open file. Also returns the path opened.
 fn open(path: &Path, root: Option<&Path>) -> Result<(File, std::fs::Metadata, PathBuf), Refusal> {
+    let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY;
     // Resolving costs a readlink per path component: only --root needs it.
     let real = match root {
         Some(root) => {
@@ -140,42 +175,22 @@ fn open(path: &Path, root: Option<&Path>) -> Result<(File, std::fs::Metadata, Pa
             if !real.starts_with(root) {
                 return Err(Refusal(403, "outside the served folder (--root)".into()));
             }
+            // Resolved: a link planted since is not followed out of --root.
+            flags |= libc::O_NOFOLLOW;
             real
         }
         None => path.to_path_buf(),
     };
-    let file = File::open(&real).map_err(|e| Refusal::io(&e))?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(&real)
+        .map_err(|e| Refusal::io(&e))?;
     let meta = file.metadata().map_err(|e| Refusal::io(&e))?;
     if !meta.is_file() {
         return Err(Refusal(403, "not a regular file".into()));
     }
     Ok((file, meta, real))
-}
-
-fn layout_for(
-    ctx: &mut Ctx<'_>,
-    file: &File,
-    key: FileKey,
-    window: &Window,
-) -> Result<Rc<Layout>, mp4::Error> {
-    if let Some(l) = ctx.caches.layout(key, window) {
-        return Ok(l);
-    }
-    let index = match ctx.caches.index(key) {
-        Some(i) => {
-            ctx.stats.get().cache_hits.fetch_add(1, Relaxed);
-            i
-        }
-        None => {
-            ctx.stats.get().cache_misses.fetch_add(1, Relaxed);
-            let i = Rc::new(mp4::Index::build(file, ctx.limits)?);
-            ctx.caches.put_index(key, i.clone());
-            i
-        }
-    };
-    let layout = Rc::new(index.plan(window)?);
-    ctx.caches.put_layout(key, window, layout.clone());
-    Ok(layout)
 }
 
 fn status_page(ctx: &Ctx<'_>, params: &Params) -> Prepared {
@@ -214,117 +229,247 @@ fn refuse(status: u16, reason: &str, path: Option<&Path>) -> Prepared {
 
 /// Hands a one-range body to the front server as `X-Sendfile2` pieces.
 /// Multipart bodies (their boundaries live nowhere on disk) stream as usual.
-fn offload(
-    o: &mut super::offload::Offload,
-    response: &mut Response,
-    media: &Path,
-    key: FileKey,
-    window: &Window,
-    layout: &Layout,
-) {
-    let Body::Entity(parts) = &response.body else {
+fn offload(o: &mut super::offload::Offload, response: &mut Response, r: &Resume, layout: &Layout) {
+    let Body::Entity(pieces) = &response.body else {
         return;
     };
-    let [BodyPart::Range(range)] = parts.as_slice() else {
+    let [Piece::Range(range)] = pieces.as_slice() else {
         return;
     };
     if range.is_empty() {
         return;
     }
-    if let Some(v) = o.header_value(media, key, window, layout, range.clone()) {
+    if let Some(v) = o.header_value(&r.opened, r.key, &r.window, layout, range.clone()) {
         response.headers.push(("X-Sendfile2", v));
         response.body = Body::Empty;
     }
 }
 
-/// Answers one request.
-pub fn handle(params: &Params, params_overflow: bool, ctx: &mut Ctx<'_>) -> Prepared {
+/// Answers one request, or says which job it waits for.
+pub fn handle(params: &Params, params_overflow: bool, ctx: &mut Ctx<'_>) -> Outcome {
     ctx.stats.get().requests.fetch_add(1, Relaxed);
-    let p = answer(params, params_overflow, ctx);
+    match start(params, params_overflow, ctx) {
+        Ok(resume) => proceed(resume, ctx),
+        Err(p) => ready(p, ctx),
+    }
+}
+
+/// Goes on with a request whose job is done.
+pub fn resume(r: Box<Resume>, done: &Done, ctx: &mut Ctx<'_>) -> Outcome {
+    match done {
+        Done::Index(Ok(index)) => plan(*r, index.clone(), ctx),
+        Done::Plan(Ok(layout)) => {
+            let p = respond(&r, layout.clone(), ctx);
+            ready(p, ctx)
+        }
+        Done::Index(Err(e)) | Done::Plan(Err(e)) => {
+            let p = refuse(http::status_for(e), &e.to_string(), Some(&r.path));
+            ready(p, ctx)
+        }
+    }
+}
+
+/// How a finished job's result is remembered: failures of the file itself
+/// are, read errors are not (they may pass).
+pub fn remember(key: JobKey, done: &Done, caches: &mut Caches) {
+    match (key, done) {
+        (JobKey::Index(k), Done::Index(Ok(index))) => caches.put_index(k, index.clone()),
+        (JobKey::Index(k), Done::Index(Err(e))) if !matches!(e, mp4::Error::Io(_)) => {
+            caches.put_failure(
+                k,
+                Failure {
+                    status: http::status_for(e),
+                    reason: e.to_string(),
+                },
+            );
+        }
+        (JobKey::Plan(w), Done::Plan(Ok(layout))) => {
+            caches.put_layout(w.0, &window_from(w), layout.clone());
+        }
+        _ => {}
+    }
+}
+
+fn window_from(w: super::cache::WindowKey) -> Window {
+    let value = |b: u64| (b != u64::MAX).then(|| f64::from_bits(b));
+    Window {
+        start: value(w.1),
+        end: value(w.2),
+        flash: w.3,
+    }
+}
+
+fn ready(p: Prepared, ctx: &Ctx<'_>) -> Outcome {
     if p.status >= 400 {
         ctx.stats.get().errors.fetch_add(1, Relaxed);
     }
-    p
+    Outcome::Ready(p)
 }
 
-fn answer(params: &Params, params_overflow: bool, ctx: &mut Ctx<'_>) -> Prepared {
+/// Everything up to the index: method, path, query, the open file.
+fn start(params: &Params, params_overflow: bool, ctx: &mut Ctx<'_>) -> Result<Resume, Prepared> {
     if params_overflow {
-        return refuse(431, "request parameters exceed --max-params", None);
+        return Err(refuse(431, "request parameters exceed --max-params", None));
     }
     if let (Some(sp), Some(name)) = (
         ctx.config.status_path.as_deref(),
         params.get(b"SCRIPT_NAME"),
     ) && sp.as_bytes() == name
     {
-        return status_page(ctx, params);
+        return Err(status_page(ctx, params));
     }
     let method = params.get(b"REQUEST_METHOD").unwrap_or(b"GET");
     if method != b"GET" && method != b"HEAD" {
-        return Prepared::from_response(http::error_response(405, "only GET and HEAD are allowed"));
+        return Err(Prepared::from_response(http::error_response(
+            405,
+            "only GET and HEAD are allowed",
+        )));
     }
-    let path = match script_path(params) {
-        Ok(p) => p,
-        Err(Refusal(s, why)) => return refuse(s, &why, None),
+    let path = script_path(params).map_err(|Refusal(s, why)| refuse(s, &why, None))?;
+    let query = http::parse_query(params.get(b"QUERY_STRING").unwrap_or(b""))
+        .map_err(|e| refuse(400, &e.to_string(), Some(&path)))?;
+    let (file, meta, opened) = open(&path, ctx.config.root.as_deref())
+        .map_err(|Refusal(s, why)| refuse(s, &why, Some(&path)))?;
+    let owned = |name: &[u8]| params.get(name).map(<[u8]>::to_vec);
+    Ok(Resume {
+        key: FileKey {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec(),
+        },
+        modified: meta.modified().unwrap_or(UNIX_EPOCH),
+        window: Window {
+            start: query.start,
+            end: query.end,
+            flash: query.flash,
+        },
+        path,
+        opened,
+        file: Rc::new(file),
+        method: method.to_vec(),
+        range: owned(b"HTTP_RANGE"),
+        if_range: owned(b"HTTP_IF_RANGE"),
+        if_none_match: owned(b"HTTP_IF_NONE_MATCH"),
+        if_modified_since: owned(b"HTTP_IF_MODIFIED_SINCE"),
+    })
+}
+
+/// From the layout cache, the index cache, or a job that builds the index.
+fn proceed(r: Resume, ctx: &mut Ctx<'_>) -> Outcome {
+    if let Some(layout) = ctx.caches.layout(r.key, &r.window) {
+        ctx.stats.get().cache_hits.fetch_add(1, Relaxed);
+        let p = respond(&r, layout, ctx);
+        return ready(p, ctx);
+    }
+    match ctx.caches.index(r.key) {
+        Some(Ok(index)) => {
+            ctx.stats.get().cache_hits.fetch_add(1, Relaxed);
+            plan(r, index, ctx)
+        }
+        Some(Err(f)) => {
+            ctx.stats.get().cache_hits.fetch_add(1, Relaxed);
+            let p = refuse(f.status, &f.reason, Some(&r.path));
+            ready(p, ctx)
+        }
+        None => {
+            ctx.stats.get().cache_misses.fetch_add(1, Relaxed);
+            match r.file.try_clone() {
+                Ok(file) => Outcome::Wait {
+                    key: JobKey::Index(r.key),
+                    job: Job::Index {
+                        file,
+                        limits: ctx.limits.clone(),
+                    },
+                    resume: Box::new(r),
+                },
+                Err(e) => {
+                    let Refusal(s, why) = Refusal::io(&e);
+                    let p = refuse(s, &why, Some(&r.path));
+                    ready(p, ctx)
+                }
+            }
+        }
+    }
+}
+
+/// Plans the window: here for an ordinary index, as a job for a large one.
+fn plan(r: Resume, index: Arc<Index>, ctx: &mut Ctx<'_>) -> Outcome {
+    if index.heap_bytes() > INLINE_PLAN {
+        return Outcome::Wait {
+            key: JobKey::Plan(window_key(r.key, &r.window)),
+            job: Job::Plan {
+                index,
+                window: r.window,
+            },
+            resume: Box::new(r),
+        };
+    }
+    let p = match mp4::plan(&index, &r.window) {
+        Ok(layout) => {
+            let layout = Arc::new(layout);
+            ctx.caches.put_layout(r.key, &r.window, layout.clone());
+            respond(&r, layout, ctx)
+        }
+        Err(e) => refuse(http::status_for(&e), &e.to_string(), Some(&r.path)),
     };
-    let query = match http::parse_query(params.get(b"QUERY_STRING").unwrap_or(b"")) {
-        Ok(q) => q,
-        Err(e) => return refuse(400, &e.to_string(), Some(&path)),
-    };
-    let (file, meta, opened) = match open(&path, ctx.config.root.as_deref()) {
-        Ok(f) => f,
-        Err(Refusal(s, why)) => return refuse(s, &why, Some(&path)),
-    };
-    let key = FileKey {
-        dev: meta.dev(),
-        ino: meta.ino(),
-        size: meta.len(),
-        mtime: meta.mtime(),
-        mtime_nsec: meta.mtime_nsec(),
-    };
-    let window = Window {
-        start: query.start,
-        end: query.end,
-        flash: query.flash,
-    };
-    let layout = match layout_for(ctx, &file, key, &window) {
-        Ok(l) => l,
-        Err(e) => return refuse(http::status_for(&e), &e.to_string(), Some(&path)),
-    };
+    ready(p, ctx)
+}
+
+/// The response for a planned window: status, headers, which bytes.
+fn respond(r: &Resume, layout: Arc<Layout>, ctx: &mut Ctx<'_>) -> Prepared {
+    let charge = layout.heap_bytes()
+        + layout
+            .index()
+            .filter(|_| !ctx.caches.retains(r.key))
+            .map_or(0, |i| i.heap_bytes());
+    if ctx.inflight.saturating_add(charge) > ctx.config.max_inflight {
+        log::warn!(
+            "{}: 503: responses in flight hold {} bytes; this one needs {charge} more \
+             (--max-inflight {})",
+            r.path.display(),
+            ctx.inflight,
+            ctx.config.max_inflight
+        );
+        return Prepared::busy("the server is busy; try again in a moment");
+    }
     let etag = http::etag(
-        key.dev,
-        key.ino,
-        key.size,
-        key.mtime,
-        key.mtime_nsec,
-        &window,
+        r.key.dev,
+        r.key.ino,
+        r.key.size,
+        r.key.mtime,
+        r.key.mtime_nsec,
+        &r.window,
     );
     let entity = Entity {
         len: layout.len(),
         etag: &etag,
-        last_modified: meta.modified().unwrap_or(UNIX_EPOCH),
-        content_type: http::content_type(path.as_os_str().as_bytes()),
+        last_modified: r.modified,
+        content_type: http::content_type(r.path.as_os_str().as_bytes()),
     };
     let head = RequestHead {
-        method,
-        range: params.get(b"HTTP_RANGE"),
-        if_range: params.get(b"HTTP_IF_RANGE"),
-        if_none_match: params.get(b"HTTP_IF_NONE_MATCH"),
-        if_modified_since: params.get(b"HTTP_IF_MODIFIED_SINCE"),
+        method: &r.method,
+        range: r.range.as_deref(),
+        if_range: r.if_range.as_deref(),
+        if_none_match: r.if_none_match.as_deref(),
+        if_modified_since: r.if_modified_since.as_deref(),
     };
     let mut response = http::respond(&head, &entity);
     if let Some(o) = ctx.offload.as_deref_mut() {
-        offload(o, &mut response, &opened, key, &window, &layout);
+        offload(o, &mut response, r, &layout);
     }
     if response.status >= 400 {
         log::warn!(
             "{}: {} {}",
-            path.display(),
+            r.path.display(),
             response.status,
             http::reason_phrase(response.status)
         );
     }
     let mut p = Prepared::from_response(response);
     p.layout = Some(layout);
-    p.file = Some(Rc::new(file));
+    p.file = Some(r.file.clone());
+    p.charge = charge;
     p
 }

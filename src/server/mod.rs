@@ -7,6 +7,7 @@ mod config;
 mod connection;
 mod dev_http;
 mod handler;
+mod jobs;
 mod listen;
 pub mod logging;
 mod master;

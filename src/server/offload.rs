@@ -6,17 +6,26 @@
 //! Header files are named by the film's identity and the window, so one
 //! name always holds the same bytes: workers race only to write identical
 //! content (temp file + rename). Files unused for [`TTL`] are removed, and the
-//! folder is kept under its byte budget, never touching a file used in the
-//! last [`IN_USE`] (lighttpd may be about to open it).
+//! folder is kept under its byte budget, shared by all workers, never
+//! touching a file used in the last [`IN_USE`] (lighttpd may be about to
+//! open it).
+//!
+//! Whoever else can write to the folder cannot make the pool write or name
+//! anything else: temp files are created exclusively without following
+//! links, and a header file is named only if it is a regular file the pool
+//! owns.
 
 use super::cache::FileKey;
-use crate::mp4::{Layout, Part, Window};
+use super::stats::Stats;
+use crate::mp4::{Layout, Piece, Window};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{self, Write as _};
 use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant, SystemTime};
 
 const PREFIX: &str = "mp4fcgi-";
@@ -33,19 +42,36 @@ pub struct Offload {
     /// Header files this worker knows exist, with when it last refreshed them.
     known: HashMap<String, Instant>,
     last_sweep: Option<Instant>,
-    /// Bytes in the folder at the last sweep plus what this worker wrote since.
-    used: u64,
+    /// The bytes in the folder, counted by all workers together.
+    stats: Stats,
+    /// Names temp files uniquely within this process.
+    writes: u64,
 }
 
 impl Offload {
-    pub fn new(dir: PathBuf, budget: u64) -> Offload {
+    pub fn new(dir: PathBuf, budget: u64, stats: Stats) -> Offload {
         Offload {
             dir,
             budget,
             known: HashMap::new(),
             last_sweep: None,
-            used: 0,
+            stats,
+            writes: 0,
         }
+    }
+
+    /// Takes `need` bytes of the shared budget, or fails when it is spent.
+    fn reserve(&self, need: u64) -> bool {
+        let used = &self.stats.get().offload_bytes;
+        used.fetch_update(Relaxed, Relaxed, |u| {
+            u.checked_add(need).filter(|&n| n <= self.budget)
+        })
+        .is_ok()
+    }
+
+    fn release(&self, bytes: u64) {
+        let used = &self.stats.get().offload_bytes;
+        let _ = used.fetch_update(Relaxed, Relaxed, |u| Some(u.saturating_sub(bytes)));
     }
 
     /// The `X-Sendfile2` value for bytes `range` of `layout`, or None when the
@@ -85,18 +111,31 @@ impl Offload {
             return Ok(path);
         }
         let want = mem_len(layout);
-        match std::fs::metadata(&path) {
-            Ok(m) if m.len() == want => {
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if ours(&m) && m.len() == want => {
                 // Refresh mtime: the sweep keeps what is in use.
                 std::fs::File::options()
                     .write(true)
+                    .custom_flags(libc::O_NOFOLLOW)
                     .open(&path)?
                     .set_modified(SystemTime::now())?;
             }
-            _ => {
+            found => {
+                if let Ok(m) = found {
+                    // Not ours (a planted link, a stale size): replaced below
+                    // by rename, which does not follow links.
+                    if ours(&m) {
+                        self.release(m.len());
+                    }
+                }
                 self.sweep(want)?;
-                self.write(&path, layout)?;
-                self.used += want;
+                if !self.reserve(want) {
+                    return Err(full(self.budget));
+                }
+                if let Err(e) = self.write(&path, layout) {
+                    self.release(want);
+                    return Err(e);
+                }
             }
         }
         self.known.insert(name.to_string(), now);
@@ -107,18 +146,42 @@ impl Offload {
         Ok(path)
     }
 
-    fn write(&self, path: &Path, layout: &Layout) -> io::Result<()> {
-        let tmp = self
-            .dir
-            .join(format!(".{PREFIX}{}.tmp", std::process::id()));
-        let mut f = std::fs::File::create(&tmp)?;
-        for part in layout.parts() {
-            if let Part::Mem(b) = part {
-                f.write_all(b)?;
+    fn write(&mut self, path: &Path, layout: &Layout) -> io::Result<()> {
+        self.writes += 1;
+        let tmp = self.dir.join(format!(
+            ".{PREFIX}{}-{}.tmp",
+            std::process::id(),
+            self.writes
+        ));
+        // Exclusive and not through a link: a name planted in the folder
+        // makes this write fail, never write elsewhere.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        let mut f = std::io::BufWriter::new(file);
+        let mut buf = Vec::new();
+        for piece in layout.pieces(0..layout.len()) {
+            match piece {
+                Piece::Bytes(b) => f.write_all(&b)?,
+                Piece::Generated { at, len } => {
+                    buf.resize(len, 0);
+                    layout.generate(at, &mut buf);
+                    f.write_all(&buf)?;
+                }
+                Piece::File { .. } => {}
             }
         }
-        drop(f);
-        std::fs::rename(&tmp, path)
+        let done = f.into_inner().map_err(|e| e.into_error()).map(drop);
+        match done.and_then(|()| std::fs::rename(&tmp, path)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
     }
 
     /// Removes stale files; refuses room for `need` more bytes when the
@@ -128,12 +191,9 @@ impl Offload {
         let due = self
             .last_sweep
             .is_none_or(|t| now.duration_since(t) >= SWEEP_EVERY);
-        if !due {
-            return if self.used.saturating_add(need) <= self.budget {
-                Ok(())
-            } else {
-                Err(full(self.budget))
-            };
+        let used = self.stats.get().offload_bytes.load(Relaxed);
+        if !due || used.saturating_add(need) <= self.budget {
+            return Ok(());
         }
         self.last_sweep = Some(now);
         let wall = SystemTime::now();
@@ -148,7 +208,14 @@ impl Offload {
             if !tmp && !name.starts_with(PREFIX.as_bytes()) {
                 continue;
             }
+            // Not followed: a link is judged as a link.
             let Ok(m) = e.metadata() else { continue };
+            if !tmp && !ours(&m) {
+                // Planted, never written by the pool: removed (the link, not
+                // what it points to), so no one is ever sent to it.
+                let _ = std::fs::remove_file(e.path());
+                continue;
+            }
             let age = m
                 .modified()
                 .ok()
@@ -176,13 +243,15 @@ impl Offload {
                 break;
             }
         }
-        self.used = total;
+        self.stats.get().offload_bytes.store(total, Relaxed);
         self.known.clear();
-        if total.saturating_add(need) > self.budget {
-            return Err(full(self.budget));
-        }
         Ok(())
     }
+}
+
+/// A regular file the pool's user owns.
+fn ours(m: &std::fs::Metadata) -> bool {
+    m.file_type().is_file() && m.uid() == nix::unistd::geteuid().as_raw()
 }
 
 fn full(budget: u64) -> io::Error {
@@ -200,10 +269,9 @@ pub fn check_writable(dir: &Path) -> io::Result<()> {
 
 fn mem_len(layout: &Layout) -> u64 {
     layout
-        .parts()
-        .iter()
-        .filter(|p| matches!(p, Part::Mem(_)))
-        .map(Part::len)
+        .pieces(0..layout.len())
+        .filter(|p| !matches!(p, Piece::File { .. }))
+        .map(|p| p.len())
         .sum()
 }
 
@@ -228,13 +296,13 @@ fn x_sendfile2(header: &Path, media: &Path, layout: &Layout, range: Range<u64>) 
     let (h, m) = (url_encode(header), url_encode(media));
     let mut pieces: Vec<(bool, u64, u64)> = Vec::new();
     let (mut out_at, mut mem_at) = (0u64, 0u64);
-    for part in layout.parts() {
-        let len = part.len();
+    for piece in layout.pieces(0..layout.len()) {
+        let len = piece.len();
         let (lo, hi) = (range.start.max(out_at), range.end.min(out_at + len));
         if lo < hi {
-            let (is_mem, base) = match part {
-                Part::Mem(_) => (true, mem_at),
-                Part::File { offset, .. } => (false, *offset),
+            let (is_mem, base) = match piece {
+                Piece::File { offset, .. } => (false, offset),
+                _ => (true, mem_at),
             };
             let (a, b) = (base + (lo - out_at), base + (hi - out_at));
             match pieces.last_mut() {
@@ -242,7 +310,7 @@ fn x_sendfile2(header: &Path, media: &Path, layout: &Layout, range: Range<u64>) 
                 _ => pieces.push((is_mem, a, b)),
             }
         }
-        if let Part::Mem(_) = part {
+        if !matches!(piece, Piece::File { .. }) {
             mem_at += len;
         }
         out_at += len;
@@ -276,18 +344,18 @@ mod tests {
     use bytes::Bytes;
 
     fn layout() -> Layout {
-        let mut l = Layout::new();
-        l.push(Part::Mem(Bytes::from_static(b"ftypmoov")));
-        l.push(Part::File {
-            offset: 1000,
-            len: 10,
-        });
-        l.push(Part::Mem(Bytes::from_static(b"mdat")));
-        l.push(Part::File {
-            offset: 5000,
-            len: 20,
-        });
-        l
+        Layout::from_pieces([
+            Piece::Bytes(Bytes::from_static(b"ftypmoov")),
+            Piece::File {
+                offset: 1000,
+                len: 10,
+            },
+            Piece::Bytes(Bytes::from_static(b"mdat")),
+            Piece::File {
+                offset: 5000,
+                len: 20,
+            },
+        ])
     }
 
     #[test]
@@ -307,7 +375,7 @@ mod tests {
     #[test]
     fn header_files_are_written_once_and_swept_by_budget() {
         let d = tempfile::tempdir().unwrap();
-        let mut o = Offload::new(d.path().to_path_buf(), 30);
+        let mut o = Offload::new(d.path().to_path_buf(), 30, Stats::new().unwrap());
         let key = FileKey {
             dev: 1,
             ino: 2,

@@ -26,6 +26,8 @@ pub struct Counters {
     pub max_conns_reached: AtomicU64,
     /// SIGHUPs the master handled.
     pub reloads: AtomicU64,
+    /// Bytes in `--offload-dir`, as the workers count them together.
+    pub offload_bytes: AtomicU64,
 }
 
 /// A handle on the shared counters; copies point at the same mapping.

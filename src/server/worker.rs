@@ -5,9 +5,10 @@
 
 use super::cache::Caches;
 use super::config::Config;
-use super::connection::{Connection, Expiry, Handler, Verdict};
+use super::connection::{Answer, Connection, Expiry, Handler, Verdict};
 use super::dev_http;
-use super::handler::{self, Ctx, Prepared};
+use super::handler::{self, Ctx, Outcome, Prepared, Resume};
+use super::jobs::{Done, Job, JobKey, Jobs};
 use super::listen::Listener;
 use super::stats::Stats;
 use super::stream::{Acceptor, Stream};
@@ -15,23 +16,27 @@ use super::transport::Transport;
 use crate::fcgi::{self, Request};
 use crate::mp4;
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 const SIGNALS: Token = Token(usize::MAX - 1);
+const JOBS: Token = Token(usize::MAX - 2);
 const CLIENT_BASE: usize = 1 << 16;
 /// How often the clock looks at every connection.
 const TICK: Duration = Duration::from_millis(250);
 /// During a drain, how long a connection that never carried a request may
 /// still bring one.
 const DRAIN_WAIT: Duration = Duration::from_secs(1);
-/// At `--max-conns`, a connection idle this long may be closed to make room.
-const EVICT_AFTER: Duration = Duration::from_secs(1);
+/// At `--max-conns`, how many idle connections are tried (read once) to
+/// find one that is truly idle and can be closed to make room.
+const EVICT_TRIES: usize = 8;
 /// Connections held beyond `--max-conns` only to answer 503.
 const OVERLOAD_SLOTS: usize = 64;
 /// How long such a connection may take to send its request.
@@ -39,7 +44,15 @@ const OVERLOAD_WAIT: Duration = Duration::from_secs(1);
 /// At most one overload line per this period.
 const OVERLOAD_LOG: Duration = Duration::from_secs(10);
 
-/// The request side of a worker: caches, limits, counters.
+/// A request waiting for a job.
+struct Waiter {
+    slot: usize,
+    serial: u64,
+    fcgi: bool,
+    resume: Box<Resume>,
+}
+
+/// The request side of a worker: caches, limits, counters, jobs.
 struct Service<'a> {
     config: &'a Config,
     stats: Stats,
@@ -49,31 +62,99 @@ struct Service<'a> {
     offload: Option<super::offload::Offload>,
     /// Responses ended, for `--max-requests`.
     served: u64,
+    /// Bytes charged to responses in flight (`--max-inflight`).
+    inflight: usize,
+    jobs: Jobs,
+    /// Requests waiting, by the job they wait for.
+    waiters: HashMap<JobKey, Vec<Waiter>>,
+    serial: u64,
 }
 
-impl Handler for Service<'_> {
-    fn request(&mut self, r: &Request, fcgi: bool) -> Prepared {
-        let mut ctx = Ctx {
+impl Service<'_> {
+    fn ctx(&mut self, fcgi: bool) -> Ctx<'_> {
+        Ctx {
             config: self.config,
             caches: &mut self.caches,
             stats: self.stats,
             pool_start: self.pool_start,
             limits: &self.limits,
             offload: if fcgi { self.offload.as_mut() } else { None },
-        };
-        let p = handler::handle(&r.params, r.params_overflow, &mut ctx);
-        // After: the status page does not count its own request.
+            inflight: self.inflight,
+        }
+    }
+
+    /// A response begins: counted in flight (after it was prepared, so the
+    /// status page does not count its own request).
+    fn begins(&mut self, charge: usize) {
         self.stats.get().in_flight.fetch_add(1, Relaxed);
-        p
+        self.inflight += charge;
+    }
+
+    /// Files a request under its job, starting the job if it is new.
+    fn wait(&mut self, key: JobKey, job: Job, w: Waiter) {
+        let list = self.waiters.entry(key).or_default();
+        if list.is_empty() {
+            self.jobs.submit(key, job);
+        }
+        list.push(w);
+    }
+
+    /// Takes finished jobs: remembers their results and goes on with the
+    /// requests that waited. Returns the answers to deliver.
+    fn finished(&mut self) -> Vec<(usize, u64, Prepared)> {
+        let done: Vec<(JobKey, Done)> = self.jobs.finished().collect();
+        let mut answers = Vec::new();
+        for (key, done) in done {
+            handler::remember(key, &done, &mut self.caches);
+            for w in self.waiters.remove(&key).unwrap_or_default() {
+                let mut ctx = self.ctx(w.fcgi);
+                match handler::resume(w.resume, &done, &mut ctx) {
+                    Outcome::Ready(p) => answers.push((w.slot, w.serial, p)),
+                    Outcome::Wait { key, job, resume } => {
+                        self.wait(key, job, Waiter { resume, ..w })
+                    }
+                }
+            }
+        }
+        answers
+    }
+}
+
+impl Handler for Service<'_> {
+    fn request(&mut self, r: &Request, fcgi: bool, slot: usize) -> Answer {
+        let mut ctx = self.ctx(fcgi);
+        match handler::handle(&r.params, r.params_overflow, &mut ctx) {
+            Outcome::Ready(p) => {
+                self.begins(p.charge);
+                Answer::Now(p)
+            }
+            Outcome::Wait { key, job, resume } => {
+                self.serial += 1;
+                let serial = self.serial;
+                self.wait(
+                    key,
+                    job,
+                    Waiter {
+                        slot,
+                        serial,
+                        fcgi,
+                        resume,
+                    },
+                );
+                Answer::Later(serial)
+            }
+        }
     }
 
     fn overloaded(&mut self) -> Prepared {
-        self.stats.get().in_flight.fetch_add(1, Relaxed);
-        Prepared::overloaded()
+        let p = Prepared::overloaded();
+        self.begins(p.charge);
+        p
     }
 
-    fn ended(&mut self) {
+    fn ended(&mut self, charge: usize) {
         self.stats.get().in_flight.fetch_sub(1, Relaxed);
+        self.inflight -= charge.min(self.inflight);
         self.served += 1;
     }
 }
@@ -115,6 +196,10 @@ impl<'a> Worker<'a> {
         pool_start: u64,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), JOBS)?);
+        let jobs = Jobs::start(move || {
+            let _ = waker.wake();
+        })?;
         let mut acceptors = Vec::new();
         for (i, l) in listeners.into_iter().enumerate() {
             let mut a = match l {
@@ -139,8 +224,12 @@ impl<'a> Worker<'a> {
                 offload: config
                     .offload_dir
                     .clone()
-                    .map(|d| super::offload::Offload::new(d, config.offload_size)),
+                    .map(|d| super::offload::Offload::new(d, config.offload_size, stats)),
                 served: 0,
+                inflight: 0,
+                jobs,
+                waiters: HashMap::new(),
+                serial: 0,
             },
             poll,
             acceptors,
@@ -213,6 +302,7 @@ impl<'a> Worker<'a> {
                             }
                         }
                     }
+                    JOBS => self.finished(),
                     Token(i) if i < CLIENT_BASE => self.accept_all(),
                     Token(t) => {
                         let slot = t - CLIENT_BASE;
@@ -251,6 +341,20 @@ impl<'a> Worker<'a> {
                     self.service.served
                 );
                 self.start_drain();
+            }
+        }
+    }
+
+    /// Delivers what finished jobs answered.
+    fn finished(&mut self) {
+        for (slot, serial, p) in self.service.finished() {
+            let Some(c) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+                continue;
+            };
+            let charge = p.charge;
+            if c.answer(serial, p) {
+                self.service.begins(charge);
+                self.pump(slot);
             }
         }
     }
@@ -352,30 +456,54 @@ impl<'a> Worker<'a> {
     fn admit(&mut self, stream: Stream, http: bool) {
         let now = Instant::now();
         let max = self.config().max_conns;
-        if self.live - self.overloaded >= max
-            && let Some(slot) = self.longest_idle(now)
-        {
-            log::debug!("at --max-conns ({max}): closing the longest-idle connection");
-            self.close(slot);
+        if self.live - self.overloaded >= max {
+            self.evict_idle(max);
         }
         let overload = self.live - self.overloaded >= max;
         if overload {
             self.note_overload(now, max);
-            if self.overloaded >= OVERLOAD_SLOTS {
-                return; // dropped: closed at once
+            if self.overloaded >= OVERLOAD_SLOTS
+                && let Some(oldest) = self.oldest(|c| c.overload)
+            {
+                // It had its chance to send a request; the new one may be
+                // a front server's, with its request already on the way.
+                self.close(oldest);
             }
         }
         self.add(stream, http, overload, now);
     }
 
-    fn longest_idle(&self, now: Instant) -> Option<usize> {
+    /// Closes the longest-idle connection, after reading it once: one whose
+    /// request just arrived is served instead, and the next is tried.
+    fn evict_idle(&mut self, max: usize) {
+        for _ in 0..EVICT_TRIES {
+            let Some(slot) = self.oldest(|c| c.is_idle() && !c.overload) else {
+                return;
+            };
+            if let Some(c) = self.conns[slot].as_mut() {
+                c.readable = true;
+                // Marks it as tried: a fresh read moves its clock on.
+                c.last_io = Instant::now();
+            }
+            self.pump(slot);
+            if self.conns[slot].as_ref().is_some_and(Connection::is_idle) {
+                log::debug!("at --max-conns ({max}): closing the longest-idle connection");
+                self.close(slot);
+                return;
+            }
+            if self.live - self.overloaded < max {
+                return;
+            }
+        }
+    }
+
+    /// The connection with the oldest clock among those `which` picks.
+    fn oldest(&self, which: impl Fn(&Connection<Stream>) -> bool) -> Option<usize> {
         self.conns
             .iter()
             .enumerate()
             .filter_map(|(i, c)| Some((i, c.as_ref()?)))
-            .filter(|(_, c)| {
-                c.is_idle() && !c.overload && now.duration_since(c.last_io) >= EVICT_AFTER
-            })
+            .filter(|(_, c)| which(c))
             .min_by_key(|(_, c)| c.last_io)
             .map(|(i, _)| i)
     }
@@ -428,7 +556,7 @@ impl<'a> Worker<'a> {
             };
             Transport::Fcgi(fcgi::Conn::new(fcgi_limits(config), caps))
         };
-        let mut c = Connection::new(stream, transport, now);
+        let mut c = Connection::new(stream, transport, slot, now);
         c.overload = overload;
         c.closing = self.drain.is_some();
         self.conns[slot] = Some(c);
@@ -444,8 +572,8 @@ impl<'a> Worker<'a> {
             return;
         };
         let _ = self.poll.registry().deregister(&mut c.sock);
-        if c.in_flight() {
-            self.service.ended();
+        if let Some(charge) = c.in_flight() {
+            self.service.ended(charge);
         }
         self.free.push(slot);
         self.live -= 1;

@@ -2,7 +2,7 @@
 
 use super::{put_full, put_u32, put_u64};
 use crate::mp4::Error;
-use crate::mp4::boxes::{Reader, begin_box, end_box};
+use crate::mp4::boxes::{Reader, begin_box, end_box, find};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Edit {
@@ -13,6 +13,9 @@ pub struct Edit {
     /// 16.16 fixed point (0x0001_0000 is normal speed).
     pub media_rate: u32,
 }
+
+/// Normal speed.
+pub const RATE_1: u32 = 0x0001_0000;
 
 pub fn read(body: &[u8]) -> Result<Vec<Edit>, Error> {
     let mut r = Reader::new(body, *b"elst");
@@ -32,6 +35,43 @@ pub fn read(body: &[u8]) -> Result<Vec<Edit>, Error> {
         });
     }
     Ok(v)
+}
+
+/// A track's source edit list, reduced to what the timeline needs.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TrackEdit {
+    /// Leading empty edits, in the movie timescale.
+    pub empty: u64,
+    /// Media time shown at the end of the empty edits (B-frame delay, AAC priming).
+    pub media_time: i64,
+    /// Duration of the first media edit in the movie timescale; 0: to the end.
+    pub segment: u64,
+}
+
+/// Reduces the `elst` inside an `edts` body.
+pub fn read_track_edit(edts: &[u8]) -> Result<TrackEdit, Error> {
+    let mut edit = TrackEdit::default();
+    let Some(elst) = find(edts, 0, b"elst")? else {
+        return Ok(edit);
+    };
+    for e in read(elst.body)? {
+        if e.media_time == -1 {
+            edit.empty = edit.empty.saturating_add(e.segment_duration);
+            continue;
+        }
+        if e.media_time < 0 {
+            return Err(Error::Invalid {
+                fourcc: *b"elst",
+                reason: "negative media_time other than -1",
+            });
+        }
+        edit.media_time = e.media_time;
+        edit.segment = e.segment_duration;
+        // Later edits (repeats, slow motion) are rare; the timeline follows
+        // the first media edit.
+        break;
+    }
+    Ok(edit)
 }
 
 /// Writes `edts` holding one `elst`, in version 0 when every value fits.
@@ -55,4 +95,40 @@ pub fn write_edts(out: &mut Vec<u8>, edits: &[Edit]) {
     }
     end_box(out, elst);
     end_box(out, edts);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_and_reduce() {
+        let edits = [
+            Edit {
+                segment_duration: 40,
+                media_time: -1,
+                media_rate: RATE_1,
+            },
+            Edit {
+                segment_duration: 1000,
+                media_time: 1024,
+                media_rate: RATE_1,
+            },
+        ];
+        let mut out = Vec::new();
+        write_edts(&mut out, &edits);
+        let edts = crate::mp4::boxes::children(&out, 0)
+            .next()
+            .unwrap()
+            .unwrap();
+        let e = read_track_edit(edts.body).unwrap();
+        assert_eq!(
+            e,
+            TrackEdit {
+                empty: 40,
+                media_time: 1024,
+                segment: 1000
+            }
+        );
+    }
 }

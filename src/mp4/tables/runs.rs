@@ -12,6 +12,23 @@ pub struct Run {
     pub value: u32,
 }
 
+/// The runs of a table that cover a range of samples: `n` runs from run
+/// `first`, the first and last cut to the range.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Crop {
+    pub first: usize,
+    pub n: usize,
+    pub first_count: u32,
+    pub last_count: u32,
+}
+
+impl Crop {
+    /// Bytes of its entries.
+    pub fn len(&self) -> u64 {
+        8 * self.n as u64
+    }
+}
+
 /// A run-length table with its sample total.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Runs {
@@ -37,27 +54,55 @@ impl Runs {
         Ok(Runs { runs, samples })
     }
 
-    /// The runs covering samples `[a, b)`.
-    pub fn crop(&self, a: u64, b: u64) -> Vec<Run> {
-        let mut out = Vec::new();
+    /// Which runs cover samples `[a, b)`, for producing them on demand.
+    pub fn crop(&self, a: u64, b: u64) -> Crop {
         let mut first = 0u64;
-        for run in &self.runs {
+        let mut crop = Crop::default();
+        for (i, run) in self.runs.iter().enumerate() {
             let last = first + u64::from(run.count);
             let lo = first.max(a);
             let hi = last.min(b);
             if lo < hi {
-                // hi - lo <= run.count, a u32.
-                out.push(Run {
-                    count: (hi - lo) as u32,
-                    value: run.value,
-                });
+                if crop.n == 0 {
+                    crop.first = i;
+                    // hi - lo <= run.count, a u32.
+                    crop.first_count = (hi - lo) as u32;
+                }
+                crop.n += 1;
+                crop.last_count = (hi - lo) as u32;
             }
             if last >= b {
                 break;
             }
             first = last;
         }
-        out
+        crop
+    }
+
+    /// Entry `i` of a crop, as (count, value).
+    pub fn entry(&self, c: &Crop, i: u64) -> (u32, u32) {
+        let run = usize::try_from(i)
+            .ok()
+            .and_then(|i| self.runs.get(c.first + i))
+            .copied()
+            .unwrap_or(Run { count: 0, value: 0 });
+        let count = if i + 1 == c.n as u64 {
+            c.last_count
+        } else if i == 0 {
+            c.first_count
+        } else {
+            run.count
+        };
+        (count, run.value)
+    }
+
+    /// Fills bytes `[from, ..)` of a crop's entries.
+    pub fn fill(&self, c: &Crop, from: u64, out: &mut [u8]) {
+        super::fill_entries(from, out, 8, |i, b| {
+            let (count, value) = self.entry(c, i);
+            b[..4].copy_from_slice(&count.to_be_bytes());
+            b[4..].copy_from_slice(&value.to_be_bytes());
+        });
     }
 
     /// A forward cursor for per-sample look-ups.
@@ -158,17 +203,12 @@ impl Cursor<'_> {
     }
 }
 
-/// Writes an `stts` or `ctts` box for `runs`.
-pub fn write(out: &mut Vec<u8>, fourcc: &FourCC, version: u8, runs: &[Run]) {
-    let size = 16 + 8 * runs.len();
-    put_u32(out, size as u32);
+/// Writes the head of an `stts`/`ctts` box whose entries (`crop`) follow.
+pub fn write_head(out: &mut Vec<u8>, fourcc: &FourCC, version: u8, crop: &Crop) {
+    put_u32(out, u32::try_from(16 + crop.len()).unwrap_or(u32::MAX));
     out.extend_from_slice(fourcc);
     put_full(out, version, 0);
-    put_u32(out, runs.len() as u32);
-    for r in runs {
-        put_u32(out, r.count);
-        put_u32(out, r.value);
-    }
+    put_u32(out, crop.n as u32);
 }
 
 /// A sample-to-group box (`sbgp`): its fixed fields and runs.
@@ -198,21 +238,24 @@ impl Sbgp {
         })
     }
 
-    /// Writes the `sbgp` for samples `[a, b)`.
-    pub fn write_crop(&self, out: &mut Vec<u8>, a: u64, b: u64) {
-        let runs = self.runs.crop(a, b);
-        let at = crate::mp4::boxes::begin_box(out, b"sbgp");
+    /// Writes the head of the `sbgp` whose entries (`crop`) follow.
+    pub fn write_head(&self, out: &mut Vec<u8>, crop: &Crop) {
+        let param = if self.grouping_type_parameter.is_some() {
+            4
+        } else {
+            0
+        };
+        put_u32(
+            out,
+            u32::try_from(20 + param + crop.len()).unwrap_or(u32::MAX),
+        );
+        out.extend_from_slice(b"sbgp");
         put_full(out, self.version, self.flags);
         out.extend_from_slice(&self.grouping_type);
         if let Some(p) = self.grouping_type_parameter {
             put_u32(out, p);
         }
-        put_u32(out, runs.len() as u32);
-        for r in runs {
-            put_u32(out, r.count);
-            put_u32(out, r.value);
-        }
-        crate::mp4::boxes::end_box(out, at);
+        put_u32(out, crop.n as u32);
     }
 }
 
@@ -230,12 +273,31 @@ mod tests {
         }
     }
 
+    fn entries(t: &Runs, a: u64, b: u64) -> Vec<(u32, u32)> {
+        let c = t.crop(a, b);
+        let mut bytes = vec![0u8; c.len() as usize];
+        t.fill(&c, 0, &mut bytes);
+        bytes
+            .chunks(8)
+            .map(|e| {
+                (
+                    u32::from_be_bytes(e[..4].try_into().unwrap()),
+                    u32::from_be_bytes(e[4..].try_into().unwrap()),
+                )
+            })
+            .collect()
+    }
+
     #[test]
     fn crop_splits_runs() {
         let t = runs(&[(3, 10), (2, 20), (4, 30)]);
-        assert_eq!(t.crop(2, 7), runs(&[(1, 10), (2, 20), (2, 30)]).runs);
-        assert_eq!(t.crop(0, 9), t.runs);
-        assert_eq!(t.crop(4, 4), vec![]);
+        assert_eq!(entries(&t, 2, 7), [(1, 10), (2, 20), (2, 30)]);
+        assert_eq!(entries(&t, 0, 9), [(3, 10), (2, 20), (4, 30)]);
+        assert_eq!(entries(&t, 4, 4), []);
+        assert_eq!(entries(&t, 5, 6), [(1, 30)]);
+        assert_eq!(entries(&t, 1, 2), [(1, 10)]);
+        // Past the end of the table: only what it covers.
+        assert_eq!(entries(&t, 8, 20), [(1, 30)]);
     }
 
     #[test]

@@ -2,9 +2,9 @@
 
 use super::{put_full, put_u32};
 use crate::mp4::Error;
-use crate::mp4::boxes::{Reader, begin_box, end_box};
+use crate::mp4::boxes::Reader;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Entry {
     /// 1-based number of the run's first chunk.
     pub first_chunk: u32,
@@ -34,6 +34,10 @@ pub fn read(body: &[u8]) -> Result<Vec<Entry>, Error> {
         if e.first_chunk <= after {
             return Err(invalid("first_chunk values must start at 1 and increase"));
         }
+        // Every chunk holds a sample, so output chunk i is source chunk c0 + i.
+        if e.samples_per_chunk == 0 {
+            return Err(invalid("samples_per_chunk is 0"));
+        }
         v.push(e);
     }
     if v.first().is_some_and(|e| e.first_chunk != 1) {
@@ -47,6 +51,8 @@ pub fn read(body: &[u8]) -> Result<Vec<Entry>, Error> {
 pub struct Chunk {
     /// 0-based chunk number.
     pub index: u64,
+    /// The `stsc` entry it belongs to.
+    pub entry: usize,
     /// 0-based number of its first sample.
     pub first_sample: u64,
     pub samples: u32,
@@ -109,6 +115,7 @@ impl Iterator for Chunks<'_> {
             if self.chunk < self.run_end() {
                 let c = Chunk {
                     index: self.chunk,
+                    entry: self.entry,
                     first_sample: self.first_sample,
                     samples: e.samples_per_chunk,
                     sample_description_index: e.sample_description_index,
@@ -127,25 +134,146 @@ pub fn samples_covered(entries: &[Entry], chunk_count: u64) -> u64 {
     Chunks::at(entries, chunk_count, u64::MAX).first_sample
 }
 
-/// Writes an `stsc` for output chunks given as (samples, description index).
-pub fn write(out: &mut Vec<u8>, chunks: impl Iterator<Item = (u32, u32)>) {
-    let at = begin_box(out, b"stsc");
-    put_full(out, 0, 0);
-    let count_at = out.len();
-    put_u32(out, 0);
-    let mut n = 0u32;
-    let mut last = None;
-    for (i, (spc, sdi)) in chunks.enumerate() {
-        if last != Some((spc, sdi)) {
-            put_u32(out, i as u32 + 1);
-            put_u32(out, spc);
-            put_u32(out, sdi);
-            n += 1;
-            last = Some((spc, sdi));
-        }
+/// The `stsc` of samples `[a, b)`: a first entry for the output's first
+/// chunk (cut at `a`), the source entries in between, and one for the last
+/// chunk (cut at `b`) unless it repeats the one before.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Crop {
+    /// Source chunk of the first sample: output chunk i is source chunk c0 + i.
+    pub c0: u64,
+    /// Output chunks.
+    pub chunks: u64,
+    /// Samples before `a` in chunk c0.
+    pub skipped: u64,
+    head: Entry,
+    /// Source entries copied, renumbered.
+    mid: std::ops::Range<usize>,
+    tail: Option<Entry>,
+}
+
+impl Crop {
+    pub fn entries(&self) -> u64 {
+        1 + self.mid.len() as u64 + u64::from(self.tail.is_some())
     }
-    out[count_at..count_at + 4].copy_from_slice(&n.to_be_bytes());
-    end_box(out, at);
+
+    /// Entry `i`.
+    pub fn entry(&self, entries: &[Entry], i: u64) -> Entry {
+        let mid = self.mid.len() as u64;
+        if i == 0 {
+            return self.head;
+        }
+        if i <= mid {
+            let e = entries
+                .get(self.mid.start + (i - 1) as usize)
+                .copied()
+                .unwrap_or(self.head);
+            // Renumber: a source run starting at chunk fc starts at
+            // output chunk fc - c0 (1-based), never before chunk 2.
+            let fc = (u64::from(e.first_chunk) - 1).max(self.c0 + 1) - self.c0 + 1;
+            return Entry {
+                first_chunk: fc as u32,
+                ..e
+            };
+        }
+        self.tail.unwrap_or(self.head)
+    }
+
+    pub fn fill(&self, entries: &[Entry], from: u64, out: &mut [u8]) {
+        super::fill_entries(from, out, 12, |i, b| {
+            let e = self.entry(entries, i);
+            b[..4].copy_from_slice(&e.first_chunk.to_be_bytes());
+            b[4..8].copy_from_slice(&e.samples_per_chunk.to_be_bytes());
+            b[8..].copy_from_slice(&e.sample_description_index.to_be_bytes());
+        });
+    }
+
+    pub fn write_head(&self, out: &mut Vec<u8>) {
+        let n = self.entries();
+        put_u32(out, u32::try_from(16 + 12 * n).unwrap_or(u32::MAX));
+        out.extend_from_slice(b"stsc");
+        put_full(out, 0, 0);
+        put_u32(out, n as u32);
+    }
+}
+
+/// Plans the `stsc` of samples `[a, b)`, `a < b`; `None` when no chunk
+/// holds them.
+pub fn crop(entries: &[Entry], chunk_count: u64, a: u64, b: u64) -> Option<Crop> {
+    let first = Chunks::at(entries, chunk_count, a).next()?;
+    let last = Chunks::at(entries, chunk_count, b - 1).next()?;
+    let same = |x: &Entry, spc: u32, sdi: u32| {
+        x.samples_per_chunk == spc && x.sample_description_index == sdi
+    };
+    let end_first = first.first_sample + u64::from(first.samples);
+    // At most a chunk's samples, a u32.
+    let k0 = (end_first.min(b) - a) as u32;
+    let head = Entry {
+        first_chunk: 1,
+        samples_per_chunk: k0,
+        sample_description_index: first.sample_description_index,
+    };
+    let mut crop = Crop {
+        c0: first.index,
+        chunks: last.index - first.index + 1,
+        skipped: a - first.first_sample,
+        head,
+        mid: 0..0,
+        tail: None,
+    };
+    if last.index == first.index {
+        return Some(crop);
+    }
+    // Source entries with chunks strictly between the first and the last.
+    let covers_next = |e: usize| {
+        let end = entries
+            .get(e + 1)
+            .map_or(chunk_count, |n| u64::from(n.first_chunk) - 1);
+        end > first.index + 1
+    };
+    let m0 = if covers_next(first.entry) {
+        first.entry
+    } else {
+        first.entry + 1
+    };
+    let starts_before_last = |e: &Entry| u64::from(e.first_chunk) - 1 < last.index;
+    let m1 = if entries.get(last.entry).is_some_and(starts_before_last) {
+        last.entry + 1
+    } else {
+        last.entry
+    };
+    let mut mid = if last.index > first.index + 1 {
+        m0..m1.max(m0)
+    } else {
+        0..0
+    };
+    if mid
+        .clone()
+        .next()
+        .and_then(|e| entries.get(e))
+        .is_some_and(|e| same(e, k0, head.sample_description_index))
+        && entries
+            .get(mid.start)
+            .is_some_and(|e| u64::from(e.first_chunk) - 1 <= first.index + 1)
+    {
+        // The first chunk's run continues unchanged: one entry covers both.
+        mid.start += 1;
+    }
+    let k1 = (b - last.first_sample) as u32;
+    let before = mid
+        .clone()
+        .last()
+        .and_then(|e| entries.get(e))
+        .copied()
+        .unwrap_or(head);
+    if !same(&before, k1, last.sample_description_index) {
+        crop.tail = Some(Entry {
+            first_chunk: (last.index - first.index + 1) as u32,
+            samples_per_chunk: k1,
+            sample_description_index: last.sample_description_index,
+        });
+    }
+    crop.mid = mid;
+    Some(crop)
 }
 
 #[cfg(test)]
@@ -183,11 +311,57 @@ mod tests {
     }
 
     #[test]
-    fn zero_samples_per_chunk_cannot_loop() {
+    fn zero_samples_per_chunk_is_refused_and_cannot_loop() {
+        let mut body = vec![0, 0, 0, 0, 0, 0, 0, 1];
+        for v in [1u32, 0, 1] {
+            body.extend_from_slice(&v.to_be_bytes());
+        }
+        assert!(read(&body).is_err());
         let t = [e(1, 0)];
         assert_eq!(samples_covered(&t, 1_000_000), 0);
         assert_eq!(Chunks::at(&t, 1_000_000, 5).next(), None);
-        // No chunk holds sample 0 either: the walk is empty, not endless.
         assert_eq!(Chunks::at(&t, 1000, 0).count(), 0);
+    }
+
+    /// The samples per output chunk a crop describes.
+    fn expand(entries: &[Entry], c: &Crop) -> Vec<u32> {
+        let n = c.entries();
+        let es: Vec<Entry> = (0..n).map(|i| c.entry(entries, i)).collect();
+        assert_eq!(es[0].first_chunk, 1);
+        assert!(es.windows(2).all(|w| w[0].first_chunk < w[1].first_chunk));
+        (1..=c.chunks)
+            .map(|k| {
+                es.iter()
+                    .rev()
+                    .find(|e| u64::from(e.first_chunk) <= k)
+                    .unwrap()
+                    .samples_per_chunk
+            })
+            .collect()
+    }
+
+    #[test]
+    fn crop_matches_a_walk_for_every_window() {
+        // Chunks 0-1 hold 3 samples, chunk 2 holds 1, chunks 3-5 hold 2.
+        let t = [e(1, 3), e(3, 1), e(4, 2)];
+        let total = samples_covered(&t, 6);
+        for a in 0..total {
+            for b in a + 1..=total {
+                let c = crop(&t, 6, a, b).unwrap();
+                let want: Vec<u32> = Chunks::at(&t, 6, a)
+                    .take_while(|c| c.first_sample < b)
+                    .map(|c| {
+                        let s0 = c.first_sample.max(a);
+                        let s1 = (c.first_sample + u64::from(c.samples)).min(b);
+                        (s1 - s0) as u32
+                    })
+                    .collect();
+                assert_eq!(expand(&t, &c), want, "[{a}, {b})");
+                assert_eq!(c.chunks as usize, want.len());
+            }
+        }
+        // An unchanged run is one entry.
+        let c = crop(&t, 6, 7, 13).unwrap();
+        assert_eq!(c.entries(), 1);
     }
 }

@@ -2,7 +2,7 @@
 
 use super::{put_full, put_u32};
 use crate::mp4::Error;
-use crate::mp4::boxes::{Reader, begin_box, end_box};
+use crate::mp4::boxes::Reader;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sizes {
@@ -107,47 +107,58 @@ pub fn read_stz2(body: &[u8]) -> Result<Sizes, Error> {
     })
 }
 
-/// Writes the sizes of samples `[a, b)` in the source's form.
-pub fn write_crop(out: &mut Vec<u8>, s: &Sizes, a: u64, b: u64) {
-    let n = b.saturating_sub(a) as u32;
-    let slice = || {
-        let a = a as usize;
-        s.table.get(a..a + n as usize).unwrap_or(&[])
-    };
+/// Bytes of the entries for `n` samples in the source's form.
+pub fn entries_len(s: &Sizes, n: u64) -> u64 {
+    match s.field_size {
+        0 if s.fixed != 0 => 0,
+        0 => 4 * n,
+        4 => n.div_ceil(2),
+        8 => n,
+        _ => 2 * n,
+    }
+}
+
+/// Writes the head of the `stsz`/`stz2` for `n` samples; its entries follow.
+pub fn write_head(out: &mut Vec<u8>, s: &Sizes, n: u64) {
+    let total = 20 + entries_len(s, n);
+    put_u32(out, u32::try_from(total).unwrap_or(u32::MAX));
     if s.field_size == 0 {
-        let at = begin_box(out, b"stsz");
+        out.extend_from_slice(b"stsz");
         put_full(out, 0, 0);
         put_u32(out, s.fixed);
-        put_u32(out, n);
-        if s.fixed == 0 {
-            for &x in slice() {
-                put_u32(out, x);
-            }
-        }
-        end_box(out, at);
-        return;
+    } else {
+        out.extend_from_slice(b"stz2");
+        put_full(out, 0, 0);
+        out.extend_from_slice(&[0, 0, 0, s.field_size]);
     }
-    let at = begin_box(out, b"stz2");
-    put_full(out, 0, 0);
-    out.extend_from_slice(&[0, 0, 0, s.field_size]);
-    put_u32(out, n);
-    let t = slice();
+    // n <= the source count, a u32.
+    put_u32(out, n as u32);
+}
+
+/// Fills bytes `[from, ..)` of the entries for samples `[first, first + n)`.
+pub fn fill(s: &Sizes, first: u64, n: u64, from: u64, out: &mut [u8]) {
+    let size = |i: u64| -> u32 {
+        if i >= n {
+            return 0;
+        }
+        usize::try_from(first + i)
+            .ok()
+            .and_then(|k| s.table.get(k))
+            .copied()
+            .unwrap_or(0)
+    };
     match s.field_size {
-        4 => {
-            for pair in t.chunks(2) {
-                let hi = (pair[0] & 0x0f) as u8;
-                let lo = pair.get(1).map_or(0, |&x| (x & 0x0f) as u8);
-                out.push((hi << 4) | lo);
-            }
-        }
-        8 => out.extend(t.iter().map(|&x| x as u8)),
-        _ => {
-            for &x in t {
-                out.extend_from_slice(&(x as u16).to_be_bytes());
-            }
-        }
+        0 => super::fill_entries(from, out, 4, |i, b| {
+            b.copy_from_slice(&size(i).to_be_bytes())
+        }),
+        4 => super::fill_entries(from, out, 1, |j, b| {
+            b[0] = ((size(2 * j) & 0x0f) << 4) as u8 | (size(2 * j + 1) & 0x0f) as u8;
+        }),
+        8 => super::fill_entries(from, out, 1, |i, b| b[0] = size(i) as u8),
+        _ => super::fill_entries(from, out, 2, |i, b| {
+            b.copy_from_slice(&(size(i) as u16).to_be_bytes())
+        }),
     }
-    end_box(out, at);
 }
 
 #[cfg(test)]
@@ -157,7 +168,10 @@ mod tests {
 
     fn roundtrip(s: &Sizes, a: u64, b: u64) -> Sizes {
         let mut out = Vec::new();
-        write_crop(&mut out, s, a, b);
+        write_head(&mut out, s, b - a);
+        let at = out.len();
+        out.resize(at + entries_len(s, b - a) as usize, 0);
+        fill(s, a, b - a, 0, &mut out[at..]);
         let bx = children(&out, 0).next().unwrap().unwrap();
         match &bx.fourcc {
             b"stsz" => read_stsz(bx.body).unwrap(),

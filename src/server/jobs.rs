@@ -1,0 +1,72 @@
+//! Work too long for the event loop: index builds, and plans of large
+//! indexes, run on one helper thread per worker (started after fork), and
+//! come back through a channel and a `mio::Waker`. Streams already flowing
+//! keep flowing meanwhile.
+
+use super::cache::{FileKey, WindowKey};
+use crate::mp4::{self, Index, Layout, Window};
+use std::fs::File;
+use std::io;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender};
+
+/// What a job is for; requests waiting on the same key share one job.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum JobKey {
+    Index(FileKey),
+    Plan(WindowKey),
+}
+
+pub enum Job {
+    Index { file: File, limits: mp4::Limits },
+    Plan { index: Arc<Index>, window: Window },
+}
+
+pub enum Done {
+    Index(Result<Arc<Index>, mp4::Error>),
+    Plan(Result<Arc<Layout>, mp4::Error>),
+}
+
+/// The helper thread's end of the work: dropping it closes the channel,
+/// which ends the thread after its current job (it is not waited for: a
+/// worker that exits does not wait on a long build).
+pub struct Jobs {
+    tx: Sender<(JobKey, Job)>,
+    rx: Receiver<(JobKey, Done)>,
+}
+
+impl Jobs {
+    /// Starts the helper thread; `wake` is called after each finished job.
+    pub fn start(wake: impl Fn() + Send + 'static) -> io::Result<Jobs> {
+        let (tx, jobs) = mpsc::channel::<(JobKey, Job)>();
+        let (done, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("mp4-fcgi-jobs".into())
+            .spawn(move || {
+                for (key, job) in jobs {
+                    let result = match job {
+                        Job::Index { file, limits } => {
+                            Done::Index(Index::build(&file, &limits).map(Arc::new))
+                        }
+                        Job::Plan { index, window } => {
+                            Done::Plan(mp4::plan(&index, &window).map(Arc::new))
+                        }
+                    };
+                    if done.send((key, result)).is_err() {
+                        return;
+                    }
+                    wake();
+                }
+            })?;
+        Ok(Jobs { tx, rx })
+    }
+
+    pub fn submit(&self, key: JobKey, job: Job) {
+        let _ = self.tx.send((key, job));
+    }
+
+    /// Finished jobs, without waiting.
+    pub fn finished(&self) -> impl Iterator<Item = (JobKey, Done)> + '_ {
+        self.rx.try_iter()
+    }
+}
