@@ -511,23 +511,25 @@ fn sighup_recycles_without_failing_a_request() {
     let old = pool.wait_workers(2);
     let (mut c, id) = start_download(&pool);
     let socket = pool.socket.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    // Runs until told to stop: when each request completed, and the failures.
     let load = std::thread::spawn(move || {
+        let mut done = Vec::new();
         let mut failures = 0;
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let mut n = 0;
-        while Instant::now() < deadline && n < 400 {
-            if one_request(&socket) != 200 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !stopped.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+            if one_request(&socket) == 200 {
+                done.push(Instant::now());
+            } else {
                 failures += 1;
             }
-            n += 1;
         }
-        (n, failures)
+        (done, failures)
     });
     std::thread::sleep(Duration::from_millis(300));
+    let hup = Instant::now();
     pool.signal(libc::SIGHUP);
-    let (n, failures) = load.join().unwrap();
-    assert!(n > 10, "the load ran ({n} requests)");
-    assert_eq!(failures, 0);
     assert!(
         c.reply(id).complete,
         "the download begun before SIGHUP completes"
@@ -537,6 +539,18 @@ fn sighup_recycles_without_failing_a_request() {
         assert!(Instant::now() < deadline, "old workers linger");
         std::thread::sleep(Duration::from_millis(20));
     }
+    let replaced = Instant::now();
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (done, failures) = load.join().unwrap();
+    assert_eq!(failures, 0);
+    // The load ran across the reload: served by the old workers and the new.
+    let before = done.iter().filter(|t| **t < hup).count();
+    let after = done.iter().filter(|t| **t > replaced).count();
+    assert!(
+        before > 0 && after > 0,
+        "{before} requests completed before SIGHUP, {after} after the old workers left"
+    );
     assert_eq!(pool.workers().len(), 2);
 }
 
