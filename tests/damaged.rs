@@ -48,6 +48,14 @@ fn exercise(data: &Vec<u8>, what: &str) {
                             offset + len <= data.len() as u64,
                             "{what}: span past the end"
                         ),
+                        Piece::Patched { offset, len, at } => {
+                            assert!(
+                                offset + len as u64 <= data.len() as u64,
+                                "{what}: patched span past the end"
+                            );
+                            buf.resize(len, 0);
+                            layout.patch(at, &mut buf);
+                        }
                         Piece::Generated { at, len } => {
                             buf.resize(len, 0);
                             layout.generate(at, &mut buf);

@@ -34,6 +34,11 @@ fuzz_target!(|data: &[u8]| {
                             buf.resize(len.min(1 << 20), 0);
                             layout.generate(at, &mut buf);
                         }
+                        Piece::Patched { offset, len, at } => {
+                            assert!(offset + len as u64 <= file.len() as u64);
+                            buf.resize(len.min(1 << 20), 0);
+                            layout.patch(at, &mut buf);
+                        }
                         Piece::Bytes(_) => {}
                     }
                 }

@@ -23,6 +23,10 @@ pub enum Piece {
     File { offset: u64, len: u64 },
     /// Output bytes `[at, at + len)` produced on demand by [`Layout::generate`].
     Generated { at: u64, len: usize },
+    /// Output bytes `[at, at + len)`: the source's bytes at `offset`, some of
+    /// them then rewritten by [`Layout::patch`] (small moved fragments, read
+    /// in one piece rather than sent moof by moof).
+    Patched { offset: u64, len: usize, at: u64 },
 }
 
 impl Piece {
@@ -30,7 +34,7 @@ impl Piece {
         match self {
             Piece::Bytes(b) => b.len() as u64,
             Piece::File { len, .. } => *len,
-            Piece::Generated { len, .. } => *len as u64,
+            Piece::Generated { len, .. } | Piece::Patched { len, .. } => *len as u64,
         }
     }
 
@@ -73,6 +77,10 @@ pub(crate) struct Rebase {
     pub track: u32,
     pub base: u64,
 }
+
+/// Fragments up to this long are read from the file with their neighbours
+/// (and patched in memory) rather than sent as a `moof` and a file span.
+const SMALL_FRAGMENT: u64 = 16 << 10;
 
 /// What a layout is made of.
 #[derive(Clone, Debug, PartialEq)]
@@ -123,7 +131,7 @@ impl Layout {
             match p {
                 Piece::Bytes(b) => l.push(Stored::Bytes(b), len),
                 Piece::File { offset, len } => l.push(Stored::File { offset, len }, len),
-                Piece::Generated { .. } => {}
+                Piece::Generated { .. } | Piece::Patched { .. } => {}
             }
         }
         l
@@ -248,7 +256,9 @@ impl Layout {
         None
     }
 
-    /// The piece at `rel` bytes into a run of fragments.
+    /// The piece at `rel` bytes into a run of fragments: small contiguous
+    /// fragments are read together, a large one is its generated `moof`
+    /// and then its media from the file.
     #[allow(clippy::too_many_arguments)]
     fn fragment_piece(
         &self,
@@ -268,6 +278,24 @@ impl Layout {
             .checked_sub(1)?;
         let f = list.get(k)?;
         let in_frag = rel - (f.before - base);
+        if f.len() <= SMALL_FRAGMENT {
+            // This fragment and the next ones while they follow it in the
+            // file, are small, and fit one piece.
+            let mut len = f.len() - in_frag;
+            let mut prev = f;
+            for g in list.get(k + 1..).unwrap_or(&[]) {
+                if g.offset != prev.end || g.len() > SMALL_FRAGMENT || len + g.len() > max_mem {
+                    break;
+                }
+                len += g.len();
+                prev = g;
+            }
+            return Some(Piece::Patched {
+                offset: f.offset + in_frag,
+                len: len.min(left).min(max_mem) as usize,
+                at,
+            });
+        }
         let moof = f.moof.len() as u64;
         let left = left.min(f.len() - in_frag);
         Some(if in_frag < moof {
@@ -281,6 +309,56 @@ impl Layout {
                 len: left.min(max_file),
             }
         })
+    }
+
+    /// Rewrites, in `buf` (the source's bytes of a [`Piece::Patched`] at
+    /// output position `at`), the fields that moved.
+    pub fn patch(&self, at: u64, buf: &mut [u8]) {
+        let i = self.locate(at);
+        let (
+            Some(Stored::Fragments {
+                first,
+                last,
+                rebase,
+            }),
+            Some(&start),
+            Some(index),
+        ) = (
+            self.stored.get(i),
+            self.starts.get(i),
+            self.index.as_deref(),
+        )
+        else {
+            return;
+        };
+        let Some(frags) = index.fragments.as_ref() else {
+            return;
+        };
+        let Some(list) = frags.list.get(*first..=*last) else {
+            return;
+        };
+        let Some(base) = list.first().map(|f| f.before) else {
+            return;
+        };
+        let rel = at - start;
+        let mut k = list
+            .partition_point(|f| f.before - base <= rel)
+            .saturating_sub(1);
+        // Every fragment that overlaps the buffer: its own part of it.
+        while let Some(f) = list.get(k) {
+            let f_at = f.before - base;
+            if f_at >= rel + buf.len() as u64 {
+                break;
+            }
+            let from = usize::try_from(f_at.saturating_sub(rel)).unwrap_or(usize::MAX);
+            let skip = rel.saturating_sub(f_at);
+            let to = usize::try_from((f_at + f.len()).saturating_sub(rel))
+                .map_or(buf.len(), |t| t.min(buf.len()));
+            if let Some(part) = buf.get_mut(from..to) {
+                patch_fragment(frags, f, start + f_at, rebase, skip, part);
+            }
+            k += 1;
+        }
     }
 
     /// Produces output bytes `[at, at + out.len())`, which a cursor handed
@@ -300,11 +378,10 @@ impl Layout {
                     fill_table(t, table, &self.map, rel, out);
                 }
             }
-            Stored::Fragments {
-                first,
-                last,
-                rebase,
-            } => generate_moof(index, *first, *last, rebase, start, rel, out),
+            Stored::Fragments { first, last, .. } => {
+                copy_moof(index, *first, *last, rel, out);
+                self.patch(at, out);
+            }
             Stored::Bytes(b) => {
                 let from = usize::try_from(rel).unwrap_or(usize::MAX);
                 if let Some(src) = b.get(from..from.saturating_add(out.len())) {
@@ -337,23 +414,16 @@ fn fill_table(t: &super::index::Track, table: &Table, map: &stco::Map, from: u64
     }
 }
 
-/// Bytes of the `moof`s of fragments `first..=last`, moved to start at
-/// output position `start`, from `rel` bytes into the run.
-fn generate_moof(
-    index: &Index,
-    first: usize,
-    last: usize,
-    rebase: &[Rebase],
-    start: u64,
-    rel: u64,
-    out: &mut [u8],
-) {
-    let Some(frags) = index.fragments.as_ref() else {
+/// Copies the `moof` bytes at `rel` bytes into fragments `first..=last`.
+fn copy_moof(index: &Index, first: usize, last: usize, rel: u64, out: &mut [u8]) {
+    let Some(list) = index
+        .fragments
+        .as_ref()
+        .and_then(|f| Some((f, f.list.get(first..=last)?)))
+    else {
         return;
     };
-    let Some(list) = frags.list.get(first..=last) else {
-        return;
-    };
+    let (frags, list) = list;
     let Some(base) = list.first().map(|f| f.before) else {
         return;
     };
@@ -365,41 +435,50 @@ fn generate_moof(
         return;
     };
     let in_moof = usize::try_from(rel - (f.before - base)).unwrap_or(usize::MAX);
-    let Some(src) = frags
-        .moofs
-        .get(f.moof.start + in_moof..f.moof.start + in_moof + out.len())
-    else {
-        return;
-    };
-    out.copy_from_slice(src);
-    let moved_to = start + (f.before - base);
+    let from = f.moof.start.saturating_add(in_moof);
+    if let Some(src) = frags.moofs.get(from..from.saturating_add(out.len())) {
+        out.copy_from_slice(src);
+    }
+}
+
+/// Rewrites the moved fields of fragment `f` (now at output `moved_to`) in
+/// `part`, which holds the fragment's bytes from `skip` on.
+fn patch_fragment(
+    frags: &super::fragmented::Fragments,
+    f: &super::fragmented::Fragment,
+    moved_to: u64,
+    rebase: &[Rebase],
+    skip: u64,
+    part: &mut [u8],
+) {
+    let skip = usize::try_from(skip).unwrap_or(usize::MAX);
     for p in frags.patches.get(f.patches.clone()).unwrap_or(&[]) {
-        let (value, width) = match p.kind {
+        let mut field = [0u8; 8];
+        let width = match p.kind {
             PatchKind::BaseDataOffset(v) => {
                 let v = i128::from(v) + i128::from(moved_to) - i128::from(f.offset);
-                (u64::try_from(v).unwrap_or(0), 8)
+                field = u64::try_from(v).unwrap_or(0).to_be_bytes();
+                8
             }
             PatchKind::DecodeTime { track, time, wide } => {
                 let base = rebase
                     .iter()
                     .find(|r| r.track == track)
                     .map_or(0, |r| r.base);
-                (time.saturating_sub(base), if wide { 8 } else { 4 })
+                let t = time.saturating_sub(base);
+                if wide {
+                    field = t.to_be_bytes();
+                    8
+                } else {
+                    field[..4].copy_from_slice(&u32::try_from(t).unwrap_or(u32::MAX).to_be_bytes());
+                    4
+                }
             }
         };
-        let field = if width == 8 {
-            value.to_be_bytes().to_vec()
-        } else {
-            u32::try_from(value)
-                .unwrap_or(u32::MAX)
-                .to_be_bytes()
-                .to_vec()
-        };
-        // Copy the part of the field that falls in `out`.
-        for (i, b) in field.iter().enumerate() {
-            let pos = p.at + i;
-            if pos >= in_moof && pos < in_moof + out.len() {
-                out[pos - in_moof] = *b;
+        // The part of the field that falls in `part`.
+        for (i, b) in field[..width].iter().enumerate() {
+            if let Some(dst) = (p.at + i).checked_sub(skip).and_then(|at| part.get_mut(at)) {
+                *dst = *b;
             }
         }
     }
@@ -421,6 +500,12 @@ impl Layout {
                 Piece::Generated { at, len } => {
                     buf.resize(len, 0);
                     self.generate(at, &mut buf);
+                    out.write_all(&buf)?;
+                }
+                Piece::Patched { offset, len, at } => {
+                    buf.resize(len, 0);
+                    src.read_exact_at(&mut buf, offset)?;
+                    self.patch(at, &mut buf);
                     out.write_all(&buf)?;
                 }
                 Piece::File { mut offset, len } => {

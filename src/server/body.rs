@@ -58,9 +58,10 @@ impl Body {
         }
     }
 
-    /// Moves body pieces into `t` until [`FILL`] bytes are pending there.
-    /// True once the whole body is queued.
-    pub fn fill(&mut self, t: &mut Transport) -> bool {
+    /// Moves body pieces into `t` until [`FILL`] bytes are pending there,
+    /// reading `file` for pieces that are patched in memory. True once the
+    /// whole body is queued.
+    pub fn fill(&mut self, t: &mut Transport, file: Option<&File>) -> io::Result<bool> {
         let max_file = if t.is_fcgi() {
             crate::fcgi::FCGI_MAX_CONTENT as u64
         } else {
@@ -68,7 +69,7 @@ impl Body {
         };
         while t.output_ref().pending() < FILL {
             let Some(piece) = self.pieces.front_mut() else {
-                return true;
+                return Ok(true);
             };
             match piece {
                 http::Piece::Bytes(b) => {
@@ -95,6 +96,15 @@ impl Body {
                         Some(mp4::Piece::Generated { at, len }) => {
                             t.body_with(len, |buf| layout.generate(at, buf));
                         }
+                        Some(mp4::Piece::Patched { offset, len, at }) => {
+                            let file = file.ok_or_else(|| io::Error::other("no file to read"))?;
+                            let mut read = Ok(());
+                            t.body_with(len, |buf| {
+                                read = file.read_exact_at(buf, offset);
+                                layout.patch(at, buf);
+                            });
+                            read?;
+                        }
                         Some(mp4::Piece::File { offset, len }) => {
                             let mut done = 0;
                             while done < len {
@@ -109,7 +119,7 @@ impl Body {
                 }
             }
         }
-        false
+        Ok(false)
     }
 }
 

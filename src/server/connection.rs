@@ -197,9 +197,21 @@ impl<S: Socket> Connection<S> {
                 self.start(&r, h);
                 progress = true;
             }
-            if let Some((body, end, charge)) = &mut self.body
-                && body.fill(&mut self.transport)
-            {
+            let filled = match &mut self.body {
+                Some((body, ..)) => {
+                    body.fill(&mut self.transport, self.source.as_ref().map(|s| &*s.file))
+                }
+                None => Ok(false),
+            };
+            let filled = match filled {
+                Ok(done) => done,
+                Err(e) => {
+                    // The status is already sent: all we can do is cut.
+                    log::error!("body read failed mid-response: {e}; connection closed");
+                    return Verdict::Close;
+                }
+            };
+            if filled && let Some((_, end, charge)) = &self.body {
                 let (end, charge) = (*end, *charge);
                 self.body = None;
                 self.transport.end(end);

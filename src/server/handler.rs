@@ -239,7 +239,7 @@ fn offload(o: &mut super::offload::Offload, response: &mut Response, r: &Resume,
     if range.is_empty() {
         return;
     }
-    if let Some(v) = o.header_value(&r.opened, r.key, &r.window, layout, range.clone()) {
+    if let Some(v) = o.header_value(&r.opened, &r.file, r.key, &r.window, layout, range.clone()) {
         response.headers.push(("X-Sendfile2", v));
         response.body = Body::Empty;
     }

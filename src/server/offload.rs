@@ -80,13 +80,14 @@ impl Offload {
     pub fn header_value(
         &mut self,
         media: &Path,
+        file: &std::fs::File,
         key: FileKey,
         window: &Window,
         layout: &Layout,
         range: Range<u64>,
     ) -> Option<String> {
         let name = file_name(key, window);
-        let header = match self.ensure(&name, layout) {
+        let header = match self.ensure(&name, layout, file) {
             Ok(p) => p,
             Err(e) => {
                 log::warn!(
@@ -99,26 +100,27 @@ impl Offload {
         Some(x_sendfile2(&header, media, layout, range))
     }
 
-    /// Makes sure the header file exists, writing it if needed.
-    fn ensure(&mut self, name: &str, layout: &Layout) -> io::Result<PathBuf> {
+    /// Makes sure the header file exists as a regular file of the pool's,
+    /// writing it if needed. Checked on disk every time: a name replaced by
+    /// a link since is never handed out.
+    fn ensure(&mut self, name: &str, layout: &Layout, file: &std::fs::File) -> io::Result<PathBuf> {
         let path = self.dir.join(name);
         let now = Instant::now();
-        if self
-            .known
-            .get(name)
-            .is_some_and(|t| now.duration_since(*t) < IN_USE / 2)
-        {
-            return Ok(path);
-        }
         let want = mem_len(layout);
         match std::fs::symlink_metadata(&path) {
             Ok(m) if ours(&m) && m.len() == want => {
-                // Refresh mtime: the sweep keeps what is in use.
-                std::fs::File::options()
-                    .write(true)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&path)?
-                    .set_modified(SystemTime::now())?;
+                let fresh = self
+                    .known
+                    .get(name)
+                    .is_some_and(|t| now.duration_since(*t) < IN_USE / 2);
+                if !fresh {
+                    // Refresh mtime: the sweep keeps what is in use.
+                    std::fs::File::options()
+                        .write(true)
+                        .custom_flags(libc::O_NOFOLLOW)
+                        .open(&path)?
+                        .set_modified(SystemTime::now())?;
+                }
             }
             found => {
                 if let Ok(m) = found {
@@ -132,7 +134,7 @@ impl Offload {
                 if !self.reserve(want) {
                     return Err(full(self.budget));
                 }
-                if let Err(e) = self.write(&path, layout) {
+                if let Err(e) = self.write(&path, layout, file) {
                     self.release(want);
                     return Err(e);
                 }
@@ -146,7 +148,7 @@ impl Offload {
         Ok(path)
     }
 
-    fn write(&mut self, path: &Path, layout: &Layout) -> io::Result<()> {
+    fn write(&mut self, path: &Path, layout: &Layout, media: &std::fs::File) -> io::Result<()> {
         self.writes += 1;
         let tmp = self.dir.join(format!(
             ".{PREFIX}{}-{}.tmp",
@@ -169,6 +171,12 @@ impl Offload {
                 Piece::Generated { at, len } => {
                     buf.resize(len, 0);
                     layout.generate(at, &mut buf);
+                    f.write_all(&buf)?;
+                }
+                Piece::Patched { offset, len, at } => {
+                    buf.resize(len, 0);
+                    std::os::unix::fs::FileExt::read_exact_at(media, &mut buf, offset)?;
+                    layout.patch(at, &mut buf);
                     f.write_all(&buf)?;
                 }
                 Piece::File { .. } => {}
@@ -388,20 +396,42 @@ mod tests {
             end: None,
             flash: false,
         };
+        let media = tempfile::tempfile().unwrap();
         let v = o
-            .header_value(Path::new("/v/a.mp4"), key, &w(1.0), &layout(), 0..42)
+            .header_value(
+                Path::new("/v/a.mp4"),
+                &media,
+                key,
+                &w(1.0),
+                &layout(),
+                0..42,
+            )
             .unwrap();
         let header = v.split(' ').next().unwrap();
         assert_eq!(std::fs::read(header).unwrap(), b"ftypmoovmdat");
         // A second 12-byte header fits the 30-byte budget; a third does not
         // while both are in use, so it is streamed instead.
         assert!(
-            o.header_value(Path::new("/v/a.mp4"), key, &w(2.0), &layout(), 0..42)
-                .is_some()
+            o.header_value(
+                Path::new("/v/a.mp4"),
+                &media,
+                key,
+                &w(2.0),
+                &layout(),
+                0..42
+            )
+            .is_some()
         );
         assert!(
-            o.header_value(Path::new("/v/a.mp4"), key, &w(3.0), &layout(), 0..42)
-                .is_none()
+            o.header_value(
+                Path::new("/v/a.mp4"),
+                &media,
+                key,
+                &w(3.0),
+                &layout(),
+                0..42
+            )
+            .is_none()
         );
         // Once the old ones age past IN_USE, the sweep makes room.
         let old = SystemTime::now() - IN_USE - Duration::from_secs(1);
@@ -422,8 +452,15 @@ mod tests {
             .unwrap();
         o.last_sweep = None;
         assert!(
-            o.header_value(Path::new("/v/a.mp4"), key, &w(3.0), &layout(), 0..42)
-                .is_some()
+            o.header_value(
+                Path::new("/v/a.mp4"),
+                &media,
+                key,
+                &w(3.0),
+                &layout(),
+                0..42
+            )
+            .is_some()
         );
         assert_eq!(
             std::fs::read_dir(d.path()).unwrap().count(),
