@@ -15,7 +15,7 @@ static INDEX: LazyLock<Arc<Index>> = LazyLock::new(|| {
 /// Plans a window and produces its whole generated head, as a server
 /// sending it would.
 fn header(w: &Window) -> usize {
-    let layout = mp4::plan(&INDEX, w).expect("plan");
+    let layout = mp4::plan(&INDEX, w, &Default::default()).expect("plan");
     let mut out = Vec::new();
     layout
         .copy_to(0..layout.head_len(), &*FILM, &mut out)

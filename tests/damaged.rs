@@ -40,7 +40,7 @@ fn exercise(data: &Vec<u8>, what: &str) {
         let _ = index.info();
         let index = Arc::new(index);
         for w in windows() {
-            if let Ok(layout) = mp4::plan(&index, &w) {
+            if let Ok(layout) = mp4::plan(&index, &w, &Default::default()) {
                 let mut buf = Vec::new();
                 for p in layout.pieces(0..layout.len()) {
                     match p {

@@ -247,9 +247,9 @@ fn errors_are_typed_and_readable() {
         end: e,
         flash: false,
     };
-    let past = mp4::plan(&index, &w(Some(25.0), None)).unwrap_err();
+    let past = mp4::plan(&index, &w(Some(25.0), None), &Default::default()).unwrap_err();
     assert!(past.to_string().contains("past the end"), "{past}");
-    let empty = mp4::plan(&index, &w(Some(5.0), Some(5.0))).unwrap_err();
+    let empty = mp4::plan(&index, &w(Some(5.0), Some(5.0)), &Default::default()).unwrap_err();
     assert!(empty.to_string().contains("not after start"), "{empty}");
     let err = cut(
         &media("a.mp4"),

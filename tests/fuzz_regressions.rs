@@ -22,7 +22,7 @@ fn engine_input(name: &str) {
         let _ = index.info();
         let index = Arc::new(index);
         for w in [window, Window::default()] {
-            if let Ok(layout) = mp4::plan(&index, &w) {
+            if let Ok(layout) = mp4::plan(&index, &w, &Default::default()) {
                 let mut out = Vec::new();
                 layout
                     .copy_to(0..layout.len().min(1 << 20), &file.to_vec(), &mut out)

@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = index.info();
         let index = Arc::new(index);
         for win in [window, Window::default()] {
-            if let Ok(layout) = mp4::plan(&index, &win) {
+            if let Ok(layout) = mp4::plan(&index, &win, &Default::default()) {
                 // Every file span lies inside the source; every generated
                 // piece can be produced; the pieces add up to the length.
                 let mut total = 0;

@@ -6,7 +6,10 @@ mod query;
 mod range;
 mod respond;
 
-pub use query::{Query, QueryError, parse_query, percent_decode, percent_decode_path};
+pub use query::{
+    Query, QueryError, parse_query, parse_seconds, parse_window, percent_decode,
+    percent_decode_path,
+};
 pub use respond::{Body, Entity, Piece, RequestHead, Response, error_response, respond};
 
 use crate::mp4;

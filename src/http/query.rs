@@ -13,9 +13,24 @@ pub struct Query {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum QueryError {
-    BadEncoding { key: &'static str },
-    NotANumber { key: &'static str, value: String },
-    EndNotAfterStart { start: f64, end: f64 },
+    BadEncoding {
+        key: &'static str,
+    },
+    NotANumber {
+        key: &'static str,
+        value: String,
+    },
+    /// A `start` beyond any film.
+    PastAnyEnd {
+        value: String,
+    },
+    EndNotAfterStart {
+        start: f64,
+        end: f64,
+    },
+    UnknownClient {
+        value: String,
+    },
 }
 
 impl fmt::Display for QueryError {
@@ -25,8 +40,17 @@ impl fmt::Display for QueryError {
             QueryError::NotANumber { key, value } => {
                 write!(f, "{key}: '{value}' is not a number of seconds (e.g. 45.5)")
             }
+            QueryError::PastAnyEnd { value } => {
+                write!(f, "start {value} s is past the end of the film")
+            }
             QueryError::EndNotAfterStart { start, end } => {
                 write!(f, "end {end} s is not after start {start} s")
+            }
+            QueryError::UnknownClient { value } => {
+                write!(
+                    f,
+                    "client: '{value}' is not a client this server knows (flash)"
+                )
             }
         }
     }
@@ -34,7 +58,9 @@ impl fmt::Display for QueryError {
 
 impl std::error::Error for QueryError {}
 
-/// The largest time accepted, in seconds (about 31 years).
+/// The largest time a film may have, in seconds (about 31 years): a
+/// `start` beyond it is past the end of any film, an `end` beyond it is
+/// the end of the film.
 const MAX_SECONDS: f64 = 1e9;
 
 /// Decodes `%XX` and `+` (a space) in a query. `None` for a malformed escape.
@@ -71,33 +97,78 @@ fn decode(s: &[u8], plus_is_space: bool) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Seconds as `digits[.digits]`, `.digits` or `digits.`; nothing else.
-fn seconds(key: &'static str, raw: &[u8]) -> Result<f64, QueryError> {
+/// Seconds as `digits[.digits]`, `.digits` or `digits.`; nothing else (no
+/// sign, exponent, spaces, `inf` or `nan`). The one grammar the server and
+/// `mp4-fcgi cut` share.
+pub fn parse_seconds(key: &'static str, raw: &[u8]) -> Result<f64, QueryError> {
+    let shown = || {
+        String::from_utf8_lossy(raw)
+            .chars()
+            .take(40)
+            .collect::<String>()
+    };
     let bad = || QueryError::NotANumber {
         key,
-        value: String::from_utf8_lossy(raw).chars().take(40).collect(),
+        value: shown(),
     };
     let (int, frac) = match raw.iter().position(|&b| b == b'.') {
         Some(p) => (&raw[..p], &raw[p + 1..]),
         None => (raw, &raw[raw.len()..]),
     };
     let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
-    if int.is_empty() && frac.is_empty() || !digits(int) || !digits(frac) || int.len() > 12 {
+    if int.is_empty() && frac.is_empty() || !digits(int) || !digits(frac) {
         return Err(bad());
     }
     let v: f64 = std::str::from_utf8(raw)
         .ok()
         .and_then(|s| s.parse().ok())
         .ok_or_else(bad)?;
-    if !v.is_finite() || v > MAX_SECONDS {
-        return Err(bad());
+    if v > MAX_SECONDS || !v.is_finite() {
+        return match key {
+            "start" => Err(QueryError::PastAnyEnd { value: shown() }),
+            _ => Ok(f64::INFINITY),
+        };
     }
     Ok(v)
 }
 
+/// `start`, `end` and `client` as given (percent-decoded), checked together.
+pub fn parse_window(
+    start: Option<&[u8]>,
+    end: Option<&[u8]>,
+    client: Option<&[u8]>,
+) -> Result<Query, QueryError> {
+    let mut q = Query {
+        start: start.map(|s| parse_seconds("start", s)).transpose()?,
+        end: end.map(|e| parse_seconds("end", e)).transpose()?,
+        ..Query::default()
+    };
+    if q.end == Some(f64::INFINITY) {
+        q.end = None;
+    }
+    q.flash = match client {
+        None => false,
+        Some(c) if c.eq_ignore_ascii_case(b"flash") => true,
+        Some(c) => {
+            return Err(QueryError::UnknownClient {
+                value: String::from_utf8_lossy(c).chars().take(40).collect(),
+            });
+        }
+    };
+    if let (Some(start), Some(end)) = (q.start, q.end)
+        && end <= start
+    {
+        return Err(QueryError::EndNotAfterStart { start, end });
+    }
+    Ok(q)
+}
+
+/// The query string: `start`, `end`, `client` (the first of each wins, as
+/// with nginx), `json` for the status page; other parameters (cache
+/// busters, tokens) are ignored.
 pub fn parse_query(raw: &[u8]) -> Result<Query, QueryError> {
-    let mut q = Query::default();
     let (mut start, mut end, mut client) = (None, None, None);
+    let mut json = false;
     for pair in raw.split(|&b| b == b'&') {
         let (k, v) = match pair.iter().position(|&b| b == b'=') {
             Some(p) => (&pair[..p], Some(&pair[p + 1..])),
@@ -106,13 +177,12 @@ pub fn parse_query(raw: &[u8]) -> Result<Query, QueryError> {
         let Some(key) = percent_decode(k) else {
             continue;
         };
-        // The first of a repeated key wins, as with nginx.
         let (slot, name) = match key.as_slice() {
             b"start" => (&mut start, "start"),
             b"end" => (&mut end, "end"),
             b"client" => (&mut client, "client"),
             b"json" => {
-                q.json = true;
+                json = true;
                 continue;
             }
             _ => continue,
@@ -123,18 +193,8 @@ pub fn parse_query(raw: &[u8]) -> Result<Query, QueryError> {
             *slot = Some(value);
         }
     }
-    if let Some(s) = start {
-        q.start = Some(seconds("start", &s)?);
-    }
-    if let Some(e) = end {
-        q.end = Some(seconds("end", &e)?);
-    }
-    q.flash = client.is_some_and(|c| c.eq_ignore_ascii_case(b"flash"));
-    if let (Some(start), Some(end)) = (q.start, q.end)
-        && end <= start
-    {
-        return Err(QueryError::EndNotAfterStart { start, end });
-    }
+    let mut q = parse_window(start.as_deref(), end.as_deref(), client.as_deref())?;
+    q.json = json;
     Ok(q)
 }
 
@@ -159,7 +219,6 @@ mod tests {
         assert_eq!(ok("").start, None);
         assert_eq!(ok("other=x&md5=abc&expires=1").start, None);
         assert!(ok("client=FLASH").flash && ok("client=flash").flash);
-        assert!(!ok("client=html5").flash);
         assert!(ok("json").json);
     }
 
@@ -179,12 +238,25 @@ mod tests {
             "start=.",
             "start=1.2.3",
             "end=abc",
-            "start=99999999999999",
             "start",
+            "start=-inf",
+            "start=0x10",
         ] {
             let e = parse_query(bad.as_bytes()).unwrap_err();
             assert!(e.to_string().contains("is not a number"), "{bad}: {e}");
         }
+        for far in ["start=99999999999999", "start=99999999999999999999999"] {
+            let e = parse_query(far.as_bytes()).unwrap_err();
+            assert!(e.to_string().contains("past the end"), "{far}: {e}");
+        }
+        assert_eq!(
+            ok("end=99999999999999999999999").end,
+            None,
+            "the end of the film"
+        );
+        let e = parse_query(b"client=ios").unwrap_err();
+        assert!(e.to_string().starts_with("client: 'ios'"), "{e}");
+        assert_eq!(ok("start=5&cb=123&_=999").start, Some(5.0));
         assert!(parse_query(b"start=%zz").is_err());
         assert_eq!(percent_decode(b"a+b%2B"), Some(b"a b+".to_vec()));
         assert_eq!(

@@ -15,7 +15,7 @@ pub enum Error {
         fourcc: [u8; 4],
         reason: &'static str,
     },
-    /// A valid file the engine cannot serve (e.g. compressed `cmov`).
+    /// A valid file the engine cannot serve (e.g. a `cmov` not in zlib).
     Unsupported(String),
     /// `start` is at or past the end of the film.
     PastEnd { start: f64, duration: f64 },
@@ -61,8 +61,7 @@ impl fmt::Display for Error {
             }
             Error::MoovTooLarge { size, limit } => write!(
                 f,
-                "moov box of {size} bytes exceeds the limit of {limit} bytes \
-                 (raise it with --max-moov)"
+                "moov box of {size} bytes exceeds the limit of {limit} bytes"
             ),
             Error::Io(e) => write!(f, "I/O error: {e}"),
         }

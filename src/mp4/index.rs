@@ -6,7 +6,7 @@
 use super::boxes::{self, FourCC, RawBox, Reader, TopBox};
 use super::error::fourcc_str;
 use super::fragmented::{self, Fragments};
-use super::tables::{Runs, elst, hdlr, mdhd, mvhd, runs, stco, stsc, stss, stsz, tkhd};
+use super::tables::{Runs, cmov, elst, hdlr, mdhd, mvhd, runs, stco, stsc, stss, stsz, tkhd};
 use super::{Error, Limits, ReadAt};
 use bytes::Bytes;
 use std::ops::Range;
@@ -27,8 +27,10 @@ pub struct Index {
     /// The source `ftyp`, copied to the front of every generated header.
     pub(crate) ftyp_bytes: Option<Bytes>,
     pub(crate) moov_box: TopBox,
-    /// The whole source `moov`, header included.
+    /// The whole source `moov`, header included (inflated if compressed).
     pub(crate) moov: Bytes,
+    /// The file's `moov` holds a `cmov`: `moov` above is what it inflates to.
+    pub(crate) compressed: bool,
     pub(crate) movie: mvhd::Header,
     /// Every `trak`, with or without samples.
     pub(crate) traks: Vec<TrakInfo>,
@@ -164,7 +166,7 @@ impl Index {
         // Bounded by max_moov (checked above) and by the file size (checked by scan_top).
         let mut moov = vec![0u8; moov_box.size as usize];
         src.read_exact_at(&mut moov, moov_box.offset)?;
-        let moov = Bytes::from(moov);
+        let (moov, compressed) = inflated(moov, limits.max_moov)?;
         let ftyp = top.first().filter(|b| &b.fourcc == b"ftyp").copied();
         let ftyp_bytes = match ftyp {
             Some(f) if f.size <= MAX_FTYP => {
@@ -200,11 +202,6 @@ impl Index {
                     traks.push(info);
                     tracks.extend(track);
                 }
-                b"cmov" => {
-                    return Err(Error::Unsupported(
-                        "compressed movie header (cmov); remux with ffmpeg -c copy".into(),
-                    ));
-                }
                 _ => {}
             }
         }
@@ -226,6 +223,7 @@ impl Index {
             ftyp_bytes,
             moov_box,
             moov,
+            compressed,
             movie,
             traks,
             tracks,
@@ -310,6 +308,38 @@ impl Index {
                 })
                 .collect(),
         }
+    }
+}
+
+/// The `moov` itself, or the one its `cmov` holds, inflated.
+fn inflated(moov: Vec<u8>, limit: u64) -> Result<(Bytes, bool), Error> {
+    let plain = {
+        let root = boxes::children(&moov, 0)
+            .next()
+            .ok_or(Error::NotMp4("empty moov"))??;
+        let cmov = root
+            .children()
+            .take(16)
+            .find(|c| c.as_ref().is_ok_and(|c| &c.fourcc == b"cmov"));
+        match cmov {
+            Some(cmov) => Some(cmov::inflate(&cmov?, limit)?),
+            None => None,
+        }
+    };
+    match plain {
+        Some(p) => {
+            let is_moov = boxes::children(&p, 0)
+                .next()
+                .is_some_and(|b| b.is_ok_and(|b| &b.fourcc == b"moov"));
+            if !is_moov {
+                return Err(Error::Invalid {
+                    fourcc: *b"cmov",
+                    reason: "does not inflate to a moov",
+                });
+            }
+            Ok((Bytes::from(p), true))
+        }
+        None => Ok((Bytes::from(moov), false)),
     }
 }
 

@@ -20,7 +20,7 @@ mod write;
 
 pub use error::Error;
 pub use index::{Index, Info, MAX_TRACKS, TrackInfo};
-pub use layout::{Cursor, Layout, Piece, Pieces};
+pub use layout::{Clip, Cursor, Layout, Piece, Pieces};
 pub use source::ReadAt;
 
 use std::sync::Arc;
@@ -55,16 +55,23 @@ impl Window {
     }
 }
 
+/// How the output is written, window aside.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Style {
+    /// The `moov` as `cmov` (zlib), as mod_h264_streaming wrote it.
+    pub compress_moov: bool,
+}
+
 /// Plans the output for `window`.
-pub fn plan(index: &Arc<Index>, window: &Window) -> Result<Layout, Error> {
+pub fn plan(index: &Arc<Index>, window: &Window, style: &Style) -> Result<Layout, Error> {
     if index.fragments.is_some() {
         if window.is_whole() {
-            return write::whole(index);
+            return write::whole(index, style);
         }
         return write::fragments(index, &plan::fragments(index, window)?);
     }
     if window.is_whole() {
-        return write::whole(index);
+        return write::whole(index, style);
     }
-    write::window(index, plan::plan(index, window)?)
+    write::window(index, plan::plan(index, window)?, style)
 }

@@ -36,6 +36,9 @@ pub(crate) struct TrackPlan {
 pub(crate) struct Plan {
     pub tracks: Vec<TrackPlan>,
     pub movie_duration: u64,
+    /// The reference key frame and where presentation starts (seconds).
+    pub key_frame: f64,
+    pub from: f64,
 }
 
 /// Converts seconds to a timescale, rounding to the nearest unit.
@@ -283,6 +286,8 @@ pub(crate) fn plan(index: &Index, window: &Window) -> Result<Plan, Error> {
     Ok(Plan {
         tracks,
         movie_duration,
+        key_frame: t_k,
+        from: start,
     })
 }
 
@@ -332,6 +337,8 @@ pub(crate) struct FragmentPlan {
     pub hide: Vec<(u32, u64)>,
     /// The clip's duration in the movie timescale.
     pub movie_duration: u64,
+    /// Where the first fragment starts in the film (seconds).
+    pub from: f64,
 }
 
 /// Picks the fragments that cover the window and how their times move so
@@ -396,5 +403,6 @@ pub(crate) fn fragments(index: &Index, window: &Window) -> Result<FragmentPlan, 
         rebase,
         hide,
         movie_duration: units(seconds, index.movie.timescale).max(0) as u64,
+        from: frags.seconds(base_ref),
     })
 }

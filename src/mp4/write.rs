@@ -8,13 +8,13 @@
 //! engine does not rewrite is copied byte for byte, as a slice of the
 //! index's `moov`.
 
-use super::Error;
 use super::boxes::{FourCC, RawBox, children, write_header};
 use super::index::{Index, Track};
-use super::layout::{Layout, Stored, Table, Which};
+use super::layout::{Clip, Layout, Stored, Table, Which};
 use super::plan::{FragmentPlan, Plan, TrackPlan};
 use super::tables::mvhd::Field;
 use super::tables::{elst, frag, mdhd, runs, stco, stsc, stss, stsz, tkhd};
+use super::{Error, Style};
 use bytes::Bytes;
 use std::ops::Range;
 use std::sync::Arc;
@@ -418,12 +418,102 @@ fn max_source(t: &Track, c: &stco::Crop) -> u64 {
         .unwrap_or(0)
 }
 
+/// The `moov` for `spec`, plain or (with `style`) compressed, and the map
+/// its chunk offsets read; `map_for(len)` is the map when the `moov` (and
+/// whatever pads it) takes `len` bytes.
+fn moov_for<'i>(
+    index: &'i Arc<Index>,
+    spec: &mut Spec,
+    map_for: impl Fn(u64) -> stco::Map,
+    style: &Style,
+) -> Result<(Builder<'i>, stco::Map), Error> {
+    let (plain, map) = settle(index, spec, &map_for)?;
+    if !style.compress_moov {
+        return Ok((plain, map));
+    }
+    match compress(index, spec, &map_for, plain.len)? {
+        Some(done) => Ok(done),
+        None => {
+            log::debug!("the compressed moov does not settle; sent plain");
+            Ok((plain, map))
+        }
+    }
+}
+
+/// Bytes of a `cmov` moov around `z` bytes of zlib: moov, cmov, dcom, cmvd.
+fn cmov_len(z: usize) -> u64 {
+    8 + 8 + 12 + 12 + z as u64
+}
+
+/// Lays out the `moov` as `moov{cmov{dcom zlib, cmvd}}` plus a `free` box,
+/// so that the chunk offsets inside the compressed bytes point where the
+/// media lands. The offsets change the compressed size, so the size is
+/// guessed with some slack, and the slack filled with `free`.
+fn compress<'i>(
+    index: &'i Arc<Index>,
+    spec: &Spec,
+    map_for: &impl Fn(u64) -> stco::Map,
+    plain_len: u64,
+) -> Result<Option<(Builder<'i>, stco::Map)>, Error> {
+    // The first round places the media as if the moov stayed plain, only
+    // to learn about how long it compresses; later rounds place it after a
+    // moov of `room` bytes and pad what the compressed one leaves over.
+    let mut room: Option<u64> = None;
+    for _ in 0..4 {
+        let map = map_for(room.unwrap_or(plain_len));
+        let mut b = Builder::new(index);
+        moov(&mut b, spec)?;
+        let layout = b.finish(index.clone(), map.clone());
+        let mut plain = Vec::with_capacity(usize::try_from(layout.len()).unwrap_or(0));
+        // The moov holds no file span: nothing is read.
+        layout
+            .copy_to(0..layout.len(), &Vec::new(), &mut plain)
+            .map_err(Error::Io)?;
+        let z = zlib(&plain)?;
+        let len = cmov_len(z.len());
+        if let Some(r) = room
+            && let Some(pad @ (0 | 8..)) = r.checked_sub(len)
+        {
+            let mut out = Builder::new(index);
+            let moov_at = out.open(b"moov");
+            let cmov_at = out.open(b"cmov");
+            out.write(|v| {
+                v.extend_from_slice(&12u32.to_be_bytes());
+                v.extend_from_slice(b"dcom");
+                v.extend_from_slice(b"zlib");
+                v.extend_from_slice(&u32::try_from(12 + z.len()).unwrap_or(u32::MAX).to_be_bytes());
+                v.extend_from_slice(b"cmvd");
+                v.extend_from_slice(&u32::try_from(plain.len()).unwrap_or(u32::MAX).to_be_bytes());
+            });
+            let zlen = z.len() as u64;
+            out.stored(Stored::Bytes(Bytes::from(z)), zlen);
+            out.close(cmov_at)?;
+            out.close(moov_at)?;
+            if pad > 0 {
+                out.write(|v| write_header(v, b"free", pad));
+                out.bytes(&vec![0u8; (pad - 8) as usize]);
+            }
+            return Ok(Some((out, map)));
+        }
+        room = Some(len + 64 + len / 256);
+    }
+    Ok(None)
+}
+
+/// zlib (deflate with its header), as `cmvd` holds it.
+fn zlib(data: &[u8]) -> Result<Vec<u8>, Error> {
+    use std::io::Write;
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).map_err(Error::Io)?;
+    e.finish().map_err(Error::Io)
+}
+
 /// Lays out the `moov` until every track's offsets fit its table: each
 /// round promotes at least one track to `co64`, so this ends.
 fn settle<'i>(
     index: &'i Index,
     spec: &mut Spec,
-    map_for: impl Fn(u64) -> stco::Map,
+    map_for: &impl Fn(u64) -> stco::Map,
 ) -> Result<(Builder<'i>, stco::Map), Error> {
     loop {
         let mut b = Builder::new(index);
@@ -461,8 +551,28 @@ fn spans(mut ranges: Vec<Range<u64>>) -> Vec<(u64, u64, u64)> {
     out
 }
 
+/// The tracks kept, for [`Clip`].
+fn kept(index: &Index, tracks: impl Iterator<Item = usize>) -> Vec<(u32, String, String)> {
+    tracks
+        .filter_map(|i| index.tracks.get(i))
+        .map(|t| {
+            (
+                t.info.id,
+                super::error::fourcc_str(&t.info.handler),
+                super::error::fourcc_str(&t.info.codec),
+            )
+        })
+        .collect()
+}
+
 /// Writes the output for a windowed plan.
-pub(crate) fn window(index: &Arc<Index>, plan: Plan) -> Result<Layout, Error> {
+pub(crate) fn window(index: &Arc<Index>, plan: Plan, style: &Style) -> Result<Layout, Error> {
+    let clip = Clip {
+        key_frame: plan.key_frame,
+        from: plan.from,
+        duration: plan.movie_duration as f64 / f64::from(index.movie.timescale),
+        tracks: kept(index, plan.tracks.iter().map(|t| t.track)),
+    };
     let mut tracks = Vec::new();
     for tp in plan.tracks {
         tracks.push(track_out(index, tp.track, tp, false)?);
@@ -480,7 +590,7 @@ pub(crate) fn window(index: &Arc<Index>, plan: Plan) -> Result<Layout, Error> {
         movie_duration: Some(plan.movie_duration),
         keep_empty: false,
     };
-    let (b, map) = settle(index, &mut spec, |moov_len| {
+    let map_for = |moov_len| {
         let data = ftyp.len() as u64 + moov_len + mdat_header;
         stco::Map(
             spans
@@ -492,7 +602,8 @@ pub(crate) fn window(index: &Arc<Index>, plan: Plan) -> Result<Layout, Error> {
                 })
                 .collect(),
         )
-    })?;
+    };
+    let (b, map) = moov_for(index, &mut spec, map_for, style)?;
     let mut out = Builder::new(index);
     out.bytes(&ftyp);
     append(&mut out, b);
@@ -506,7 +617,9 @@ pub(crate) fn window(index: &Arc<Index>, plan: Plan) -> Result<Layout, Error> {
             end - start,
         );
     }
-    Ok(out.finish(index.clone(), map))
+    let mut layout = out.finish(index.clone(), map);
+    layout.clip = clip;
+    Ok(layout)
 }
 
 /// Moves what `from` laid out onto the end of `to`.
@@ -531,14 +644,44 @@ fn append<'i>(to: &mut Builder<'i>, from: Builder<'i>) {
 /// The whole file: its own bytes when the `moov` comes first (and is not
 /// compressed), else fast-start (the `moov` moved to the front, chunk
 /// offsets moved with the media).
-pub(crate) fn whole(index: &Arc<Index>) -> Result<Layout, Error> {
+pub(crate) fn whole(index: &Arc<Index>, style: &Style) -> Result<Layout, Error> {
+    let mut layout = whole_layout(index, style)?;
+    layout.clip = Clip {
+        key_frame: 0.0,
+        from: 0.0,
+        duration: index.duration(),
+        tracks: kept(index, 0..index.tracks.len()),
+    };
+    if index.fragments.is_some() {
+        layout.clip.tracks = fragment_tracks(index);
+    }
+    Ok(layout)
+}
+
+fn fragment_tracks(index: &Index) -> Vec<(u32, String, String)> {
+    index
+        .traks
+        .iter()
+        .map(|t| {
+            (
+                t.id,
+                super::error::fourcc_str(&t.handler),
+                super::error::fourcc_str(&t.codec),
+            )
+        })
+        .collect()
+}
+
+fn whole_layout(index: &Arc<Index>, style: &Style) -> Result<Layout, Error> {
     let moov = index.moov_box;
     let moov_first = index
         .top
         .iter()
         .filter(|b| &b.fourcc == b"mdat")
         .all(|m| m.offset > moov.offset);
-    if moov_first {
+    // The file as it is, unless its moov must change: moved to the front,
+    // inflated, or compressed.
+    if moov_first && !index.compressed && !style.compress_moov || index.fragments.is_some() {
         let mut layout = Layout::with_index(index.clone());
         layout.push(
             Stored::File {
@@ -571,7 +714,7 @@ pub(crate) fn whole(index: &Arc<Index>) -> Result<Layout, Error> {
         keep_empty: true,
     };
     let before = moov.offset - ftyp_end;
-    let (b, map) = settle(index, &mut spec, |moov_len| {
+    let map_for = |moov_len| {
         let start = ftyp.len() as u64 + moov_len;
         stco::Map(vec![
             stco::Move {
@@ -585,7 +728,8 @@ pub(crate) fn whole(index: &Arc<Index>) -> Result<Layout, Error> {
                 out: start + before,
             },
         ])
-    })?;
+    };
+    let (b, map) = moov_for(index, &mut spec, map_for, style)?;
     let mut out = Builder::new(index);
     out.bytes(&ftyp);
     append(&mut out, b);
@@ -691,7 +835,14 @@ pub(crate) fn fragments(index: &Arc<Index>, plan: &FragmentPlan) -> Result<Layou
         },
         len,
     );
-    Ok(b.finish(index.clone(), stco::Map::default()))
+    let mut layout = b.finish(index.clone(), stco::Map::default());
+    layout.clip = Clip {
+        key_frame: plan.from,
+        from: plan.from,
+        duration: plan.movie_duration as f64 / f64::from(index.movie.timescale),
+        tracks: fragment_tracks(index),
+    };
+    Ok(layout)
 }
 
 #[cfg(test)]

@@ -65,6 +65,8 @@ pub struct Config {
     pub max_conns: usize,
     /// Bytes responses in flight may hold per worker beyond the caches.
     pub max_inflight: usize,
+    /// Answers' moov compressed (`cmov`), except for client=flash.
+    pub compress_moov: bool,
     pub status_path: Option<String>,
     /// Development HTTP/1.1 listener (`--http`), serving files under `root`.
     pub http: Option<std::net::SocketAddr>,
@@ -95,6 +97,7 @@ impl Default for Config {
             max_params: 64 << 10,
             max_conns: 1024,
             max_inflight: 512 << 20,
+            compress_moov: false,
             status_path: None,
             http: None,
             offload_dir: None,

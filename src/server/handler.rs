@@ -219,10 +219,16 @@ fn status_page(ctx: &Ctx<'_>, params: &Params) -> Prepared {
 
 fn refuse(status: u16, reason: &str, path: Option<&Path>) -> Prepared {
     let shown = path.map_or_else(|| "-".into(), |p| p.display().to_string());
-    if status >= 500 {
-        log::error!("{shown}: {status} {reason}");
+    // The reason goes to the client; the advice on flags only to the log.
+    let advice = if reason.starts_with("moov box of") {
+        " (raise it with --max-moov)"
     } else {
-        log::warn!("{shown}: {status} {reason}");
+        ""
+    };
+    if status >= 500 {
+        log::error!("{shown}: {status} {reason}{advice}");
+    } else {
+        log::warn!("{shown}: {status} {reason}{advice}");
     }
     Prepared::from_response(http::error_response(status, reason))
 }
@@ -396,17 +402,21 @@ fn proceed(r: Resume, ctx: &mut Ctx<'_>) -> Outcome {
 
 /// Plans the window: here for an ordinary index, as a job for a large one.
 fn plan(r: Resume, index: Arc<Index>, ctx: &mut Ctx<'_>) -> Outcome {
+    let style = mp4::Style {
+        compress_moov: ctx.config.compress_moov && !r.window.flash,
+    };
     if index.heap_bytes() > INLINE_PLAN {
         return Outcome::Wait {
             key: JobKey::Plan(window_key(r.key, &r.window)),
             job: Job::Plan {
                 index,
                 window: r.window,
+                style,
             },
             resume: Box::new(r),
         };
     }
-    let p = match mp4::plan(&index, &r.window) {
+    let p = match mp4::plan(&index, &r.window, &style) {
         Ok(layout) => {
             let layout = Arc::new(layout);
             ctx.caches.put_layout(r.key, &r.window, layout.clone());

@@ -18,8 +18,15 @@ pub enum JobKey {
 }
 
 pub enum Job {
-    Index { file: File, limits: mp4::Limits },
-    Plan { index: Arc<Index>, window: Window },
+    Index {
+        file: File,
+        limits: mp4::Limits,
+    },
+    Plan {
+        index: Arc<Index>,
+        window: Window,
+        style: mp4::Style,
+    },
 }
 
 pub enum Done {
@@ -48,9 +55,11 @@ impl Jobs {
                         Job::Index { file, limits } => {
                             Done::Index(Index::build(&file, &limits).map(Arc::new))
                         }
-                        Job::Plan { index, window } => {
-                            Done::Plan(mp4::plan(&index, &window).map(Arc::new))
-                        }
+                        Job::Plan {
+                            index,
+                            window,
+                            style,
+                        } => Done::Plan(mp4::plan(&index, &window, &style).map(Arc::new)),
                     };
                     if done.send((key, result)).is_err() {
                         return;

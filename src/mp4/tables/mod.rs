@@ -2,6 +2,7 @@
 //! Sample tables decode once into the index and produce their cropped
 //! entries on demand, byte range by byte range, as the output is sent.
 
+pub mod cmov;
 pub mod elst;
 pub mod frag;
 pub mod hdlr;

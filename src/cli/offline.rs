@@ -1,0 +1,172 @@
+//! `cut` and `info`: the engine on a file, without a server. `cut` takes the
+//! window in the server's own grammar and writes exactly the bytes the
+//! server would send.
+
+use mp4_fcgi::{http, mp4};
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What the engine cannot serve, with the flag that changes it.
+fn explain(input: &Path, e: &mp4::Error) -> String {
+    let advice = match e {
+        mp4::Error::MoovTooLarge { .. } => "; raise it with --max-moov",
+        _ => "",
+    };
+    format!("{}: {e}{advice}", input.display())
+}
+
+fn index(input: &Path, max_moov: u64) -> Result<(std::fs::File, Arc<mp4::Index>), String> {
+    let file = std::fs::File::open(input).map_err(|e| format!("{}: {e}", input.display()))?;
+    let index =
+        mp4::Index::build(&file, &mp4::Limits { max_moov }).map_err(|e| explain(input, &e))?;
+    Ok((file, Arc::new(index)))
+}
+
+pub struct Cut {
+    pub input: PathBuf,
+    pub output: PathBuf,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub client: Option<String>,
+    pub max_moov: u64,
+    pub compress_moov: bool,
+}
+
+/// The window as the person asked for it.
+fn asked(c: &Cut) -> String {
+    match (&c.start, &c.end) {
+        (None, None) => "the whole film".into(),
+        (Some(s), None) => format!("start {s} s"),
+        (None, Some(e)) => format!("end {e} s"),
+        (Some(s), Some(e)) => format!("start {s} s, end {e} s"),
+    }
+}
+
+pub fn cut(c: Cut) -> Result<(), String> {
+    let q = http::parse_window(
+        c.start.as_deref().map(str::as_bytes),
+        c.end.as_deref().map(str::as_bytes),
+        c.client.as_deref().map(str::as_bytes),
+    )
+    .map_err(|e| e.to_string())?;
+    let window = mp4::Window {
+        start: q.start,
+        end: q.end,
+        flash: q.flash,
+    };
+    let style = mp4::Style {
+        compress_moov: c.compress_moov && !q.flash,
+    };
+    let (file, index) = index(&c.input, c.max_moov)?;
+    let layout = mp4::plan(&index, &window, &style).map_err(|e| explain(&c.input, &e))?;
+    let to_stdout = c.output.as_os_str() == "-";
+    let written = if to_stdout {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        layout
+            .copy_to(0..layout.len(), &file, &mut out)
+            .and_then(|()| out.flush())
+    } else {
+        let out =
+            std::fs::File::create(&c.output).map_err(|e| format!("{}: {e}", c.output.display()))?;
+        let mut out = std::io::BufWriter::new(out);
+        let r = layout
+            .copy_to(0..layout.len(), &file, &mut out)
+            .and_then(|()| out.flush());
+        if r.is_err() {
+            // No half a clip left behind.
+            let _ = std::fs::remove_file(&c.output);
+        }
+        r
+    };
+    written.map_err(|e| {
+        if to_stdout {
+            format!("standard output: {e}")
+        } else {
+            format!("{}: {e}", c.output.display())
+        }
+    })?;
+    let clip = layout.clip();
+    let tracks: Vec<String> = clip
+        .tracks
+        .iter()
+        .map(|(id, h, codec)| format!("{id} {h} {codec}"))
+        .collect();
+    let to = if to_stdout {
+        "standard output".to_string()
+    } else {
+        c.output.display().to_string()
+    };
+    eprintln!(
+        "{}: {} -> key frame at {:.3} s, shown from {:.3} s for {:.3} s, tracks {}; {} bytes to {to}",
+        c.input.display(),
+        asked(&c),
+        clip.key_frame,
+        clip.from,
+        clip.duration,
+        tracks.join(", "),
+        layout.len()
+    );
+    Ok(())
+}
+
+pub fn info(input: &Path, max_moov: u64, json: bool) -> Result<(), String> {
+    let (_, index) = index(input, max_moov)?;
+    let info = index.info();
+    if json {
+        println!("{}", info_json(&info));
+    } else {
+        print!("{info}");
+    }
+    Ok(())
+}
+
+/// A JSON string (the values here are ASCII words, but be exact anyway).
+fn quote(s: &str) -> String {
+    let mut q = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(q, "\\u{:04x}", c as u32);
+            }
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
+}
+
+fn info_json(i: &mp4::Info) -> String {
+    let tracks: Vec<String> = i
+        .tracks
+        .iter()
+        .map(|t| {
+            format!(
+                "{{\"id\":{},\"handler\":{},\"codec\":{},\"timescale\":{},\"language\":{},\
+                 \"duration\":{:.6},\"samples\":{},\"sync_samples\":{}}}",
+                t.id,
+                quote(&t.handler),
+                quote(&t.codec),
+                t.timescale,
+                t.language.as_deref().map_or("null".into(), quote),
+                t.duration,
+                t.samples,
+                t.sync_samples
+            )
+        })
+        .collect();
+    format!(
+        "{{\"file_size\":{},\"moov_offset\":{},\"moov_size\":{},\"fragmented\":{},\
+         \"fragments\":{},\"duration\":{:.6},\"tracks\":[{}]}}",
+        i.file_size,
+        i.moov_offset,
+        i.moov_size,
+        i.fragmented,
+        i.fragments,
+        i.duration,
+        tracks.join(",")
+    )
+}
