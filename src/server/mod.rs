@@ -6,6 +6,9 @@ mod cache;
 mod config;
 mod connection;
 mod dev_http;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handler;
 mod jobs;
 mod listen;
