@@ -43,12 +43,12 @@ const UNKNOWN_RECORD_TYPE: u8 = 42;
 // ---------------------------------------------------------------- media
 
 /// A 60 s 640x360 film at 1 Mb/s (about 8 MB), made once per target dir: a
-/// body large enough to be mid-flight. None (after a note) without ffmpeg.
-fn big_film() -> Option<PathBuf> {
-    require_tool("ffmpeg")?;
+/// body large enough to be mid-flight.
+fn big_film() -> PathBuf {
+    require_tool("ffmpeg");
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("connections-60s-640x360.mp4");
     if path.exists() {
-        return Some(path);
+        return path;
     }
     let part = path.with_extension(format!("{}.part.mp4", std::process::id()));
     let out = Command::new("ffmpeg")
@@ -85,7 +85,7 @@ fn big_film() -> Option<PathBuf> {
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::rename(&part, &path).unwrap();
-    Some(path)
+    path
 }
 
 /// What the server sends for `query` (`start=..&end=..`) on `film`, as
@@ -469,9 +469,7 @@ enum Management {
 /// between records, the body byte for byte, and the connection stay usable.
 fn management_record_mid_body(kind: Management, query: &str) {
     let _serial = serial();
-    let Some(film) = big_film() else {
-        return;
-    };
+    let film = big_film();
     let pool = Pool::start(&["--workers", "1"]);
     let want = clip(&film, pool.dir.path(), query);
     assert!(
@@ -568,16 +566,19 @@ fn management_record_mid_body(kind: Management, query: &str) {
 }
 
 #[test]
+#[cfg_attr(not(has_ffmpeg), ignore = "needs ffmpeg: apt-get install -y ffmpeg")]
 fn get_values_mid_body_is_answered_between_records() {
     management_record_mid_body(Management::GetValues, "");
 }
 
 #[test]
+#[cfg_attr(not(has_ffmpeg), ignore = "needs ffmpeg: apt-get install -y ffmpeg")]
 fn unknown_type_mid_body_is_answered_between_records() {
     management_record_mid_body(Management::UnknownType, "start=10");
 }
 
 #[test]
+#[cfg_attr(not(has_ffmpeg), ignore = "needs ffmpeg: apt-get install -y ffmpeg")]
 fn second_request_mid_body_is_refused_between_records() {
     management_record_mid_body(Management::SecondRequest, "start=5&end=50");
 }
@@ -1183,11 +1184,10 @@ fn http_get(port: u16, path: &str, timeout: Duration) -> Result<HttpReply, Strin
 }
 
 #[test]
+#[cfg_attr(not(has_nginx), ignore = "needs nginx: apt-get install -y nginx")]
 fn ten_reloads_behind_nginx_lose_no_request() {
     let _serial = serial();
-    let Some(nginx) = require_tool("nginx") else {
-        return;
-    };
+    let nginx = require_tool("nginx");
     let pool = Pool::start(&["--workers", "2", "--socket-mode", "666"]);
     pool.wait_workers(2);
     let a = media("a.mp4");
@@ -1306,14 +1306,14 @@ fn sigusr1_and_sigusr2_under_load_disturb_nothing() {
 // ---------------------------------------------------------------- 6. SIGTERM behind nginx
 
 #[test]
+#[cfg_attr(
+    not(all(has_nginx, has_ffmpeg)),
+    ignore = "needs nginx, ffmpeg: apt-get install -y nginx ffmpeg"
+)]
 fn sigterm_behind_nginx_answers_new_requests_at_once_and_finishes_a_slow_download() {
     let _serial = serial();
-    let Some(nginx) = require_tool("nginx") else {
-        return;
-    };
-    let Some(film) = big_film() else {
-        return;
-    };
+    let nginx = require_tool("nginx");
+    let film = big_film();
     let pool = Pool::start(&[
         "--workers",
         "2",

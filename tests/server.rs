@@ -18,14 +18,14 @@ fn ok_mp4(r: &common::Reply, dir: &Path, name: &str) {
         r.header("Content-Length"),
         Some(r.body.len().to_string().as_str())
     );
-    if require_tool("ffmpeg").is_some() {
-        let out = dir.join(name);
-        std::fs::write(&out, &r.body).unwrap();
-        assert_eq!(common::decode_errors(&out), "", "{name} must decode clean");
-    }
+    require_tool("ffmpeg");
+    let out = dir.join(name);
+    std::fs::write(&out, &r.body).unwrap();
+    assert_eq!(common::decode_errors(&out), "", "{name} must decode clean");
 }
 
 #[test]
+#[cfg_attr(not(has_ffmpeg), ignore = "needs ffmpeg: apt-get install -y ffmpeg")]
 fn trimmed_response_equals_cut_output() {
     let pool = Pool::start(&["--workers", "2"]);
     let mut c = pool.client();
@@ -365,10 +365,12 @@ fn ranges_conditionals_and_head() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_cgi_fcgi),
+    ignore = "needs cgi-fcgi: apt-get install -y libfcgi-bin"
+)]
 fn cgi_fcgi_drives_the_pool() {
-    if require_tool("cgi-fcgi").is_none() {
-        return;
-    }
+    require_tool("cgi-fcgi");
     let pool = Pool::start(&["--workers", "1"]);
     let out = Command::new("cgi-fcgi")
         .env_clear()
@@ -411,10 +413,12 @@ fn one_request(socket: &Path) -> u16 {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_spawn_fcgi),
+    ignore = "needs spawn-fcgi: apt-get install -y spawn-fcgi"
+)]
 fn serves_a_socket_on_fd_0_under_spawn_fcgi() {
-    if require_tool("spawn-fcgi").is_none() {
-        return;
-    }
+    require_tool("spawn-fcgi");
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("spawned.sock");
     let mut child = Command::new("spawn-fcgi")
@@ -433,10 +437,12 @@ fn serves_a_socket_on_fd_0_under_spawn_fcgi() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_systemd_socket_activate),
+    ignore = "needs systemd-socket-activate: apt-get install -y systemd"
+)]
 fn socket_activation_under_systemd_socket_activate() {
-    if require_tool("systemd-socket-activate").is_none() {
-        return;
-    }
+    require_tool("systemd-socket-activate");
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("activated.sock");
     let mut child = Command::new("systemd-socket-activate")
