@@ -196,10 +196,13 @@ fn shift(
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_ffmpeg, has_ffprobe)),
+    ignore = "needs ffmpeg, ffprobe: apt-get install -y ffmpeg"
+)]
 fn audio_and_video_shift_together_when_start_falls_inside_a_frame() {
-    if require_tool("ffmpeg").is_none() || require_tool("ffprobe").is_none() {
-        return;
-    }
+    require_tool("ffmpeg");
+    require_tool("ffprobe");
     let src_path = film();
     let src = probe(&src_path, &[]);
     let (sv, sa) = (src.stream("video"), src.stream("audio"));

@@ -266,10 +266,9 @@ fn spellings(n: u64) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(not(has_ffprobe), ignore = "needs ffprobe: apt-get install -y ffmpeg")]
 fn cut_prints_one_summary_line() {
-    if require_tool("ffprobe").is_none() {
-        return;
-    }
+    require_tool("ffprobe");
     let a = media("a.mp4");
     // The key frame at or before 5 s, from ffprobe.
     let keys = Command::new("ffprobe")
@@ -343,10 +342,9 @@ fn info_json(file: &str) -> serde_json::Value {
 }
 
 #[test]
+#[cfg_attr(not(has_ffprobe), ignore = "needs ffprobe: apt-get install -y ffmpeg")]
 fn info_json_describes_tracks() {
-    if require_tool("ffprobe").is_none() {
-        return;
-    }
+    require_tool("ffprobe");
     let j = info_json("a.mp4");
     let tracks = j["tracks"].as_array().expect("a 'tracks' array");
     assert_eq!(tracks.len(), 2, "{j}");

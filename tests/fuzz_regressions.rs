@@ -37,3 +37,18 @@ fn engine_input(name: &str) {
 fn stts_total_overflow() {
     engine_input("engine-stts-total-overflow");
 }
+
+/// Chunks whose offsets increase but whose data overlap made a track's media
+/// range end before it started; laying out the mdat subtracted past zero
+/// (found by the engine fuzzer with the new seeds, at once).
+#[test]
+fn overlapping_chunks_in_order() {
+    engine_input("engine-overlapping-chunks");
+}
+
+/// Issue 11's crafted file: an empty stco, then a 1000-entry co64 with
+/// offsets near 2^64, moov after mdat. It panicked the fast-start writer.
+#[test]
+fn crafted_co64_near_2_pow_64() {
+    engine_input("crafted-co64-near-2-pow-64");
+}

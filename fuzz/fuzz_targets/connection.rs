@@ -12,9 +12,9 @@ fuzz_target!(|data: &[u8]| {
     let Some((&pick, script)) = data.split_first() else {
         return;
     };
-    let film = ["a_faststart.mp4", "a.mp4", "frag.mp4"][usize::from(pick) % 3];
+    let film = ["tiny_faststart.mp4", "tiny.mp4", "tiny_frag.mp4"][usize::from(pick) % 3];
     let media = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/media")
+        .join("media")
         .join(film);
     mp4_fcgi::server::fuzzing::run_script(script, &media);
 });

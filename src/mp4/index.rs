@@ -487,14 +487,16 @@ fn read_trak(trak: &RawBox<'_>, budget: &mut Budget) -> Result<(TrakInfo, Option
 }
 
 /// Checks that every chunk's bytes lie in the file and outside `forbidden`
-/// (the `moov`, the `ftyp`). Returns whether the chunks are in file order.
+/// (the `moov`, the `ftyp`). Returns whether the chunks follow each other in
+/// the file without overlapping (then a run of chunks spans from the start
+/// of its first to the end of its last).
 fn check_chunks(t: &Track, file_size: u64, forbidden: &[Range<u64>]) -> Result<bool, Error> {
     let bad = |reason| Error::Invalid {
         fourcc: *b"stco",
         reason,
     };
     let mut sample = 0u64;
-    let mut last = 0u64;
+    let mut last_end = 0u64;
     let mut in_order = true;
     for c in stsc::Chunks::at(&t.stsc, t.chunk_offsets.len() as u64, 0) {
         if sample >= t.sample_count {
@@ -514,8 +516,8 @@ fn check_chunks(t: &Track, file_size: u64, forbidden: &[Range<u64>]) -> Result<b
         if len > 0 && forbidden.iter().any(|f| offset < f.end && f.start < end) {
             return Err(bad("a chunk overlaps the moov or the ftyp"));
         }
-        in_order &= offset >= last;
-        last = offset;
+        in_order &= offset >= last_end;
+        last_end = end;
         sample += k;
     }
     Ok(in_order)

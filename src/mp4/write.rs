@@ -381,7 +381,8 @@ fn track_out(index: &Index, i: usize, plan: TrackPlan, wide: bool) -> Result<Tra
         let lo = offsets.source(&t.chunk_offsets, 0);
         let last_at = offsets.source(&t.chunk_offsets, crop.chunks - 1);
         let from = last.first_sample.max(a);
-        lo..last_at + t.sizes.sum(from, b)
+        // Chunks in order do not overlap, so the last one ends last.
+        lo..(last_at + t.sizes.sum(from, b)).max(lo)
     } else {
         // Chunks out of file order: the range is their hull.
         let mut lo = u64::MAX;
@@ -481,7 +482,11 @@ fn compress<'i>(
                 v.extend_from_slice(&12u32.to_be_bytes());
                 v.extend_from_slice(b"dcom");
                 v.extend_from_slice(b"zlib");
-                v.extend_from_slice(&u32::try_from(12 + z.len()).unwrap_or(u32::MAX).to_be_bytes());
+                v.extend_from_slice(
+                    &u32::try_from(12 + z.len())
+                        .unwrap_or(u32::MAX)
+                        .to_be_bytes(),
+                );
                 v.extend_from_slice(b"cmvd");
                 v.extend_from_slice(&u32::try_from(plain.len()).unwrap_or(u32::MAX).to_be_bytes());
             });
@@ -538,15 +543,16 @@ fn spans(mut ranges: Vec<Range<u64>>) -> Vec<(u64, u64, u64)> {
     ranges.sort_unstable_by_key(|r| (r.start, r.end));
     let mut out: Vec<(u64, u64, u64)> = Vec::new();
     for r in ranges {
+        let end = r.end.max(r.start);
         match out.last_mut() {
-            Some(s) if r.start <= s.1.saturating_add(SPAN_GAP) => s.1 = s.1.max(r.end),
-            _ => out.push((r.start, r.end, 0)),
+            Some(s) if r.start <= s.1.saturating_add(SPAN_GAP) => s.1 = s.1.max(end),
+            _ => out.push((r.start, end, 0)),
         }
     }
-    let mut at = 0;
+    let mut at = 0u64;
     for s in &mut out {
         s.2 = at;
-        at += s.1 - s.0;
+        at = at.saturating_add(s.1 - s.0);
     }
     out
 }
