@@ -65,6 +65,18 @@ fn main() {
     if ci || is_root() {
         println!("cargo::rustc-cfg=is_root");
     }
+    // Python modules the tests read with (installed with pip by .ci/run).
+    println!("cargo::rustc-check-cfg=cfg(has_prometheus_client)");
+    if ci || python_has("prometheus_client") {
+        println!("cargo::rustc-cfg=has_prometheus_client");
+    }
+}
+
+fn python_has(module: &str) -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Where `tests/common::require_tool` looks: PATH, then /usr/sbin and /sbin.

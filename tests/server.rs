@@ -266,10 +266,18 @@ fn status_codes() {
         c.get(&a, "", &[("REQUEST_METHOD", "POST")]).header("Allow"),
         Some("GET, HEAD")
     );
-    // Every failure got a log line with its path.
+    // Every failure got one log line: method, target, status, reason, the
+    // file, the time it took.
     let log = pool.log_text();
-    assert!(log.contains("escape.mp4: 403"), "{log}");
-    assert!(log.contains("notes.mp4: 415"), "{log}");
+    let line = |file: &str, status: &str| {
+        log.lines().any(|l| {
+            l.contains(&format!("GET /clip.mp4 {status} "))
+                && l.contains(file)
+                && l.ends_with(" ms")
+        })
+    };
+    assert!(line("escape.mp4", "403"), "{log}");
+    assert!(line("notes.mp4", "415"), "{log}");
     // The status page counts them.
     let r = c.get(Path::new("/none"), "", &[("SCRIPT_NAME", "/status")]);
     assert_eq!(r.status, 200);

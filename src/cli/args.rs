@@ -1,7 +1,7 @@
 //! The command line: flags, validated once into a server [`Config`].
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use mp4_fcgi::server::{Config, ListenAddr};
+use mp4_fcgi::server::{self, Config, ListenAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -92,13 +92,18 @@ pub struct ServeArgs {
     /// HTTP head) before the connection is closed.
     #[arg(long, default_value_t = 10)]
     request_timeout: u64,
+    /// Seconds after which a request still waiting for its answer (an index
+    /// build, a plan) is logged and counted as slow; 0: never.
+    #[arg(long, default_value_t = 2.0)]
+    slow_request_time: f64,
     /// Drop privileges to this user after binding (when started as root).
     #[arg(long)]
     user: Option<String>,
     /// Drop privileges to this group after binding.
     #[arg(long)]
     group: Option<String>,
-    #[arg(long)]
+    /// Write the master's pid to this file (removed when the pool stops).
+    #[arg(long, value_name = "PATH")]
     pid_file: Option<PathBuf>,
     /// Refuse (403) files that resolve outside this directory.
     #[arg(long)]
@@ -191,6 +196,8 @@ pub fn config_from(a: ServeArgs) -> Result<Config, String> {
         shutdown_timeout: Duration::from_secs(a.shutdown_timeout),
         idle_timeout: Duration::from_secs(a.idle_timeout.max(1)),
         request_timeout: Duration::from_secs(a.request_timeout.max(1)),
+        slow_request_time: Duration::try_from_secs_f64(a.slow_request_time)
+            .map_err(|_| "--slow-request-time must be a number of seconds")?,
         user: a.user,
         group: a.group,
         pid_file: a.pid_file,
@@ -207,10 +214,21 @@ pub fn config_from(a: ServeArgs) -> Result<Config, String> {
         ..Config::default()
     };
     if let Some(n) = a.workers {
-        if n == 0 {
-            return Err("--workers must be at least 1".into());
+        if n == 0 || n > server::MAX_WORKERS {
+            return Err(format!(
+                "--workers must be from 1 to {}",
+                server::MAX_WORKERS
+            ));
         }
         c.workers = n;
+    }
+    c.workers = c.workers.min(server::MAX_WORKERS);
+    if let Some(p) = &c.status_path
+        && !p.starts_with('/')
+    {
+        return Err(format!(
+            "--status-path '{p}' must start with / (it is matched against SCRIPT_NAME)"
+        ));
     }
     if c.max_conns == 0 {
         return Err("--max-conns must be at least 1".into());
@@ -222,10 +240,13 @@ pub fn config_from(a: ServeArgs) -> Result<Config, String> {
             .map_err(|e| format!("--offload-dir {}: {e}", dir.display()))?;
     }
     if let Some(root) = &c.root {
-        c.root = Some(
-            root.canonicalize()
-                .map_err(|e| format!("--root {}: {e}", root.display()))?,
-        );
+        let real = root
+            .canonicalize()
+            .map_err(|e| format!("--root {}: {e}", root.display()))?;
+        if !real.is_dir() {
+            return Err(format!("--root {}: not a directory", root.display()));
+        }
+        c.root = Some(real);
     }
     Ok(c)
 }

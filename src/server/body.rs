@@ -47,6 +47,8 @@ pub struct Body {
     pieces: VecDeque<http::Piece>,
     layout: Option<Arc<Layout>>,
     cursor: Option<Cursor>,
+    /// Body bytes queued so far.
+    queued: u64,
 }
 
 impl Body {
@@ -55,7 +57,12 @@ impl Body {
             pieces,
             layout,
             cursor: None,
+            queued: 0,
         }
+    }
+
+    pub fn queued(&self) -> u64 {
+        self.queued
     }
 
     /// Moves body pieces into `t` until [`FILL`] bytes are pending there,
@@ -75,6 +82,7 @@ impl Body {
                 http::Piece::Bytes(b) => {
                     let some = b.split_to(b.len().min(MEM_PIECE));
                     t.body(&some);
+                    self.queued += some.len() as u64;
                     if b.is_empty() {
                         self.pieces.pop_front();
                     }
@@ -92,9 +100,13 @@ impl Body {
                             self.pieces.pop_front();
                             self.cursor = None;
                         }
-                        Some(mp4::Piece::Bytes(b)) => t.body(&b),
+                        Some(mp4::Piece::Bytes(b)) => {
+                            t.body(&b);
+                            self.queued += b.len() as u64;
+                        }
                         Some(mp4::Piece::Generated { at, len }) => {
                             t.body_with(len, |buf| layout.generate(at, buf));
+                            self.queued += len as u64;
                         }
                         Some(mp4::Piece::Patched { offset, len, at }) => {
                             let file = file.ok_or_else(|| io::Error::other("no file to read"))?;
@@ -104,6 +116,7 @@ impl Body {
                                 layout.patch(at, buf);
                             });
                             read?;
+                            self.queued += len as u64;
                         }
                         Some(mp4::Piece::File { offset, len }) => {
                             let mut done = 0;
@@ -114,6 +127,7 @@ impl Body {
                                 }
                                 done += n;
                             }
+                            self.queued += done;
                         }
                     }
                 }

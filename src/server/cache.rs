@@ -154,6 +154,11 @@ impl Caches {
         self.failures.get(&key).map(Err)
     }
 
+    /// Bytes the caches hold.
+    pub fn bytes(&self) -> usize {
+        self.indexes.bytes + self.layouts.bytes + self.failures.bytes
+    }
+
     /// Whether the index budget holds this file's index (else a request
     /// that uses it keeps it alive on its own).
     pub fn retains(&self, key: FileKey) -> bool {

@@ -51,6 +51,9 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Close a connection whose request does not arrive whole within this.
     pub request_timeout: Duration,
+    /// A request whose answer begins later than this is logged and counted
+    /// as slow (0: never).
+    pub slow_request_time: Duration,
     pub user: Option<String>,
     pub group: Option<String>,
     pub pid_file: Option<PathBuf>,
@@ -88,6 +91,7 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(10),
+            slow_request_time: Duration::from_secs(2),
             user: None,
             group: None,
             pid_file: None,

@@ -3,7 +3,7 @@
 //! the socket would block, reading only while the output has room.
 
 use super::body::{self, Body, Socket, Source};
-use super::handler::Prepared;
+use super::handler::{Note, Prepared};
 use super::transport::{End, Event, Transport};
 use crate::fcgi::Request;
 use std::io;
@@ -11,6 +11,21 @@ use std::time::{Duration, Instant};
 
 /// How long a half-closed connection may keep us waiting for the peer's EOF.
 const LINGER: Duration = Duration::from_secs(2);
+
+impl Producing {
+    fn ended(self, now: Instant, complete: bool) -> Ended {
+        Ended {
+            status: self.status,
+            waited: self.waited,
+            took: now.saturating_duration_since(self.request.at),
+            bytes: self.body.queued(),
+            complete,
+            note: self.note,
+            charge: self.charge,
+            request: self.request,
+        }
+    }
+}
 
 /// What the connection needs from the worker.
 pub trait Handler {
@@ -20,14 +35,49 @@ pub trait Handler {
     fn request(&mut self, r: &Request, fcgi: bool, slot: usize) -> Answer;
     /// Refuses a request for lack of room (`--max-conns`): a 503.
     fn overloaded(&mut self) -> Prepared;
-    /// A response begun by either ended, complete or not; `charge` is what
-    /// it held against `--max-inflight`.
-    fn ended(&mut self, charge: usize);
+    /// A response begun by either ended, complete or not.
+    fn ended(&mut self, e: Ended);
 }
 
 pub enum Answer {
     Now(Prepared),
     Later(u64),
+}
+
+/// A request as the log and the counters see it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub target: String,
+    pub at: Instant,
+}
+
+/// A response that ended, for the log and the counters.
+pub struct Ended {
+    pub request: Seen,
+    pub status: u16,
+    /// From the request's arrival to its answer's head.
+    pub waited: Duration,
+    /// From the request's arrival to its answer's end.
+    pub took: Duration,
+    /// Body bytes queued.
+    pub bytes: u64,
+    /// All of it was queued (else aborted or cut).
+    pub complete: bool,
+    pub note: Note,
+    /// What it held against `--max-inflight`.
+    pub charge: usize,
+}
+
+/// The answer being produced.
+struct Producing {
+    body: Body,
+    end: End,
+    charge: usize,
+    status: u16,
+    note: Note,
+    request: Seen,
+    waited: Duration,
 }
 
 pub enum Verdict {
@@ -51,8 +101,13 @@ pub struct Connection<S> {
     pub transport: Transport,
     /// Where the worker keeps it.
     slot: usize,
-    /// The body being produced, how it ends, and its charge.
-    body: Option<(Body, End, usize)>,
+    /// The answer being produced.
+    body: Option<Producing>,
+    /// The request being answered (from its arrival).
+    seen: Option<Seen>,
+    /// Bytes written, and how many of them the worker has counted.
+    pub sent: u64,
+    pub counted: u64,
     /// The serial of the answer being prepared off the loop.
     waiting: Option<u64>,
     /// A request that waits for the previous response's file spans to go.
@@ -82,6 +137,9 @@ impl<S: Socket> Connection<S> {
             transport,
             slot,
             body: None,
+            seen: None,
+            sent: 0,
+            counted: 0,
             waiting: None,
             queued: None,
             source: None,
@@ -107,8 +165,11 @@ impl<S: Socket> Connection<S> {
     }
 
     /// The charge of a response begun by the handler that has not ended.
-    pub fn in_flight(&self) -> Option<usize> {
-        self.body.as_ref().map(|b| b.2)
+    /// Ends the answer in flight as cut (the connection closes).
+    pub fn cut(&mut self, h: &mut dyn Handler, now: Instant) {
+        if let Some(p) = self.body.take() {
+            h.ended(p.ended(now, false));
+        }
     }
 
     /// A response is being prepared, produced or sent.
@@ -173,6 +234,12 @@ impl<S: Socket> Connection<S> {
                     Ok(Some(Event::Request(r))) => {
                         progress = true;
                         self.request_since = None;
+                        let (method, target) = super::handler::describe(&r.params);
+                        self.seen = Some(Seen {
+                            method,
+                            target,
+                            at: now,
+                        });
                         self.queued = Some(r);
                     }
                     Ok(Some(Event::Abort)) => {
@@ -182,8 +249,8 @@ impl<S: Socket> Connection<S> {
                         if answering.is_some() || pending {
                             self.transport.end(End::Aborted);
                         }
-                        if let Some((_, _, charge)) = answering {
-                            h.ended(charge);
+                        if let Some(p) = answering {
+                            h.ended(p.ended(now, false));
                         }
                     }
                 }
@@ -198,9 +265,9 @@ impl<S: Socket> Connection<S> {
                 progress = true;
             }
             let filled = match &mut self.body {
-                Some((body, ..)) => {
-                    body.fill(&mut self.transport, self.source.as_ref().map(|s| &*s.file))
-                }
+                Some(p) => p
+                    .body
+                    .fill(&mut self.transport, self.source.as_ref().map(|s| &*s.file)),
                 None => Ok(false),
             };
             let filled = match filled {
@@ -211,12 +278,10 @@ impl<S: Socket> Connection<S> {
                     return Verdict::Close;
                 }
             };
-            if filled && let Some((_, end, charge)) = &self.body {
-                let (end, charge) = (*end, *charge);
-                self.body = None;
-                self.transport.end(end);
+            if filled && let Some(p) = self.body.take() {
+                self.transport.end(p.end);
                 self.served += 1;
-                h.ended(charge);
+                h.ended(p.ended(now, true));
                 progress = true;
             }
             if self.transport.receiving() && self.request_since.is_none() {
@@ -232,6 +297,7 @@ impl<S: Socket> Connection<S> {
                     Ok((sent, all)) => {
                         if sent > 0 {
                             self.last_io = now;
+                            self.sent += sent as u64;
                             progress = true;
                         }
                         if !all {
@@ -290,7 +356,20 @@ impl<S: Socket> Connection<S> {
         if let Some(f) = p.file {
             self.source = Some(Source::new(f));
         }
-        self.body = Some((Body::new(p.body, p.layout), end, p.charge));
+        let request = self.seen.take().unwrap_or_else(|| Seen {
+            method: "-".into(),
+            target: "-".into(),
+            at: Instant::now(),
+        });
+        self.body = Some(Producing {
+            body: Body::new(p.body, p.layout),
+            end,
+            charge: p.charge,
+            status: p.status,
+            note: p.note,
+            waited: request.at.elapsed(),
+            request,
+        });
     }
 
     /// Half-closed after the last response: input is read and dropped until

@@ -149,7 +149,7 @@ impl Handler for Service {
     fn overloaded(&mut self) -> Prepared {
         Prepared::overloaded()
     }
-    fn ended(&mut self, _charge: usize) {}
+    fn ended(&mut self, _e: super::connection::Ended) {}
 }
 
 /// The requests a script may send whole: the params of each.

@@ -34,6 +34,40 @@ pub struct Prepared {
     pub file: Option<Rc<File>>,
     /// Bytes this response holds that no cache accounts for (`--max-inflight`).
     pub charge: usize,
+    pub note: Note,
+}
+
+/// What the log says of a request, besides its method, target, status and
+/// time (the connection knows those).
+#[derive(Clone, Debug, Default)]
+pub struct Note {
+    /// Why it was refused (with advice on flags, which the client never sees).
+    pub reason: Option<String>,
+    /// The window, the key frame chosen, what the caches held.
+    pub detail: String,
+    /// Logged with others like it, not on its own line.
+    pub quiet: bool,
+}
+
+/// The request's method and target (`/path?query`) for log lines.
+pub fn describe(params: &Params) -> (String, String) {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let method = params
+        .get(b"REQUEST_METHOD")
+        .map_or_else(|| "GET".into(), text);
+    let target = match (params.get(b"REQUEST_URI"), params.get(b"SCRIPT_NAME")) {
+        (Some(uri), _) => text(uri),
+        (None, name) => {
+            let path = name
+                .or(params.get(b"SCRIPT_FILENAME"))
+                .map_or_else(|| "-".into(), text);
+            match params.get(b"QUERY_STRING").filter(|q| !q.is_empty()) {
+                Some(q) => format!("{path}?{}", text(q)),
+                None => path,
+            }
+        }
+    };
+    (method, target)
 }
 
 pub struct Ctx<'a> {
@@ -73,6 +107,8 @@ pub struct Resume {
     if_range: Option<Vec<u8>>,
     if_none_match: Option<Vec<u8>>,
     if_modified_since: Option<Vec<u8>>,
+    /// What the caches held, for the log.
+    cache: &'static str,
 }
 
 impl Prepared {
@@ -90,6 +126,7 @@ impl Prepared {
             layout: None,
             file: None,
             charge: 0,
+            note: Note::default(),
         }
     }
 
@@ -101,7 +138,9 @@ impl Prepared {
     fn busy(reason: &str) -> Prepared {
         let mut r = http::error_response(503, reason);
         r.headers.push(("Retry-After", "1".to_string()));
-        Prepared::from_response(r)
+        let mut p = Prepared::from_response(r);
+        p.note.reason = Some(reason.to_string());
+        p
     }
 }
 
@@ -194,17 +233,22 @@ fn open(path: &Path, root: Option<&Path>) -> Result<(File, std::fs::Metadata, Pa
 }
 
 fn status_page(ctx: &Ctx<'_>, params: &Params) -> Prepared {
-    let q = http::parse_query(params.get(b"QUERY_STRING").unwrap_or(b"")).unwrap_or_default();
-    let (body, ctype) = if q.json {
+    let query = params.get(b"QUERY_STRING").unwrap_or(b"");
+    let has = |key: &[u8]| {
+        query
+            .split(|&b| b == b'&')
+            .any(|p| p.split(|&b| b == b'=').next() == Some(key))
+    };
+    let snap = super::status::Snapshot::take(&ctx.stats, ctx.pool_start, now_secs());
+    let (body, ctype) = if has(b"openmetrics") {
         (
-            ctx.stats.json(ctx.pool_start, now_secs()),
-            "application/json",
+            snap.openmetrics(),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )
+    } else if has(b"json") {
+        (snap.json(has(b"full")), "application/json")
     } else {
-        (
-            ctx.stats.text(ctx.pool_start, now_secs()),
-            "text/plain; charset=utf-8",
-        )
+        (snap.text(has(b"full")), "text/plain; charset=utf-8")
     };
     Prepared::from_response(Response {
         status: 200,
@@ -217,20 +261,17 @@ fn status_page(ctx: &Ctx<'_>, params: &Params) -> Prepared {
     })
 }
 
-fn refuse(status: u16, reason: &str, path: Option<&Path>) -> Prepared {
-    let shown = path.map_or_else(|| "-".into(), |p| p.display().to_string());
-    // The reason goes to the client; the advice on flags only to the log.
+/// A refusal: the status and its reason for the client; the log line,
+/// written when the answer ends, adds advice on flags where one helps.
+fn refuse(status: u16, reason: &str) -> Prepared {
+    let mut p = Prepared::from_response(http::error_response(status, reason));
     let advice = if reason.starts_with("moov box of") {
         " (raise it with --max-moov)"
     } else {
         ""
     };
-    if status >= 500 {
-        log::error!("{shown}: {status} {reason}{advice}");
-    } else {
-        log::warn!("{shown}: {status} {reason}{advice}");
-    }
-    Prepared::from_response(http::error_response(status, reason))
+    p.note.reason = Some(format!("{reason}{advice}"));
+    p
 }
 
 /// Hands a one-range body to the front server as `X-Sendfile2` pieces.
@@ -256,7 +297,7 @@ pub fn handle(params: &Params, params_overflow: bool, ctx: &mut Ctx<'_>) -> Outc
     ctx.stats.get().requests.fetch_add(1, Relaxed);
     match start(params, params_overflow, ctx) {
         Ok(resume) => proceed(resume, ctx),
-        Err(p) => ready(p, ctx),
+        Err(p) => ready(*p, ctx),
     }
 }
 
@@ -269,7 +310,8 @@ pub fn resume(r: Box<Resume>, done: &Done, ctx: &mut Ctx<'_>) -> Outcome {
             ready(p, ctx)
         }
         Done::Index(Err(e)) | Done::Plan(Err(e)) => {
-            let p = refuse(http::status_for(e), &e.to_string(), Some(&r.path));
+            let mut p = refuse(http::status_for(e), &e.to_string());
+            p.note.detail = format!("file {}", r.path.display());
             ready(p, ctx)
         }
     }
@@ -313,29 +355,41 @@ fn ready(p: Prepared, ctx: &Ctx<'_>) -> Outcome {
 }
 
 /// Everything up to the index: method, path, query, the open file.
-fn start(params: &Params, params_overflow: bool, ctx: &mut Ctx<'_>) -> Result<Resume, Prepared> {
+fn start(
+    params: &Params,
+    params_overflow: bool,
+    ctx: &mut Ctx<'_>,
+) -> Result<Resume, Box<Prepared>> {
     if params_overflow {
-        return Err(refuse(431, "request parameters exceed --max-params", None));
+        return Err(Box::new(refuse(
+            431,
+            "request parameters exceed --max-params",
+        )));
     }
     if let (Some(sp), Some(name)) = (
         ctx.config.status_path.as_deref(),
         params.get(b"SCRIPT_NAME"),
     ) && sp.as_bytes() == name
     {
-        return Err(status_page(ctx, params));
+        return Err(Box::new(status_page(ctx, params)));
     }
     let method = params.get(b"REQUEST_METHOD").unwrap_or(b"GET");
     if method != b"GET" && method != b"HEAD" {
-        return Err(Prepared::from_response(http::error_response(
+        return Err(Box::new(Prepared::from_response(http::error_response(
             405,
             "only GET and HEAD are allowed",
-        )));
+        ))));
     }
-    let path = script_path(params).map_err(|Refusal(s, why)| refuse(s, &why, None))?;
+    let path = script_path(params).map_err(|Refusal(s, why)| Box::new(refuse(s, &why)))?;
     let query = http::parse_query(params.get(b"QUERY_STRING").unwrap_or(b""))
-        .map_err(|e| refuse(400, &e.to_string(), Some(&path)))?;
-    let (file, meta, opened) = open(&path, ctx.config.root.as_deref())
-        .map_err(|Refusal(s, why)| refuse(s, &why, Some(&path)))?;
+        .map_err(|e| Box::new(refuse(400, &e.to_string())))?;
+    let (file, meta, opened) =
+        open(&path, ctx.config.root.as_deref()).map_err(|Refusal(s, why)| {
+            let mut p = refuse(s, &why);
+            // The client is never told server paths; the log is.
+            p.note.detail = format!("file {}", path.display());
+            p
+        })?;
     let owned = |name: &[u8]| params.get(name).map(<[u8]>::to_vec);
     Ok(Resume {
         key: FileKey {
@@ -359,28 +413,35 @@ fn start(params: &Params, params_overflow: bool, ctx: &mut Ctx<'_>) -> Result<Re
         if_range: owned(b"HTTP_IF_RANGE"),
         if_none_match: owned(b"HTTP_IF_NONE_MATCH"),
         if_modified_since: owned(b"HTTP_IF_MODIFIED_SINCE"),
+        cache: "",
     })
 }
 
 /// From the layout cache, the index cache, or a job that builds the index.
-fn proceed(r: Resume, ctx: &mut Ctx<'_>) -> Outcome {
+fn proceed(mut r: Resume, ctx: &mut Ctx<'_>) -> Outcome {
+    let c = ctx.stats.get();
     if let Some(layout) = ctx.caches.layout(r.key, &r.window) {
-        ctx.stats.get().cache_hits.fetch_add(1, Relaxed);
+        c.layout_hits.fetch_add(1, Relaxed);
+        r.cache = "layout cache hit";
         let p = respond(&r, layout, ctx);
         return ready(p, ctx);
     }
+    c.layout_misses.fetch_add(1, Relaxed);
     match ctx.caches.index(r.key) {
         Some(Ok(index)) => {
-            ctx.stats.get().cache_hits.fetch_add(1, Relaxed);
+            c.index_hits.fetch_add(1, Relaxed);
+            r.cache = "index cache hit, layout cache miss";
             plan(r, index, ctx)
         }
         Some(Err(f)) => {
-            ctx.stats.get().cache_hits.fetch_add(1, Relaxed);
-            let p = refuse(f.status, &f.reason, Some(&r.path));
+            c.index_hits.fetch_add(1, Relaxed);
+            let mut p = refuse(f.status, &f.reason);
+            p.note.detail = format!("file {}, failure cached", r.path.display());
             ready(p, ctx)
         }
         None => {
-            ctx.stats.get().cache_misses.fetch_add(1, Relaxed);
+            c.index_misses.fetch_add(1, Relaxed);
+            r.cache = "index cache miss";
             match r.file.try_clone() {
                 Ok(file) => Outcome::Wait {
                     key: JobKey::Index(r.key),
@@ -392,7 +453,7 @@ fn proceed(r: Resume, ctx: &mut Ctx<'_>) -> Outcome {
                 },
                 Err(e) => {
                     let Refusal(s, why) = Refusal::io(&e);
-                    let p = refuse(s, &why, Some(&r.path));
+                    let p = refuse(s, &why);
                     ready(p, ctx)
                 }
             }
@@ -422,7 +483,11 @@ fn plan(r: Resume, index: Arc<Index>, ctx: &mut Ctx<'_>) -> Outcome {
             ctx.caches.put_layout(r.key, &r.window, layout.clone());
             respond(&r, layout, ctx)
         }
-        Err(e) => refuse(http::status_for(&e), &e.to_string(), Some(&r.path)),
+        Err(e) => {
+            let mut p = refuse(http::status_for(&e), &e.to_string());
+            p.note.detail = format!("file {}", r.path.display());
+            p
+        }
     };
     ready(p, ctx)
 }
@@ -435,14 +500,14 @@ fn respond(r: &Resume, layout: Arc<Layout>, ctx: &mut Ctx<'_>) -> Prepared {
             .filter(|_| !ctx.caches.retains(r.key))
             .map_or(0, |i| i.heap_bytes());
     if ctx.inflight.saturating_add(charge) > ctx.config.max_inflight {
-        log::warn!(
-            "{}: 503: responses in flight hold {} bytes; this one needs {charge} more \
+        let mut p = Prepared::busy("the server is busy; try again in a moment");
+        p.note.reason = Some(format!(
+            "responses in flight hold {} bytes; this one needs {charge} more \
              (--max-inflight {})",
-            r.path.display(),
-            ctx.inflight,
-            ctx.config.max_inflight
-        );
-        return Prepared::busy("the server is busy; try again in a moment");
+            ctx.inflight, ctx.config.max_inflight
+        ));
+        p.note.detail = format!("file {}", r.path.display());
+        return p;
     }
     let etag = http::etag(
         r.key.dev,
@@ -469,15 +534,21 @@ fn respond(r: &Resume, layout: Arc<Layout>, ctx: &mut Ctx<'_>) -> Prepared {
     if let Some(o) = ctx.offload.as_deref_mut() {
         offload(o, &mut response, r, &layout);
     }
-    if response.status >= 400 {
-        log::warn!(
-            "{}: {} {}",
-            r.path.display(),
-            response.status,
-            http::reason_phrase(response.status)
-        );
-    }
     let mut p = Prepared::from_response(response);
+    if p.status >= 400 {
+        p.note.reason = Some(http::reason_phrase(p.status).to_string());
+    }
+    let clip = layout.clip();
+    p.note.detail = format!(
+        "file {}, window {}-{} s, key frame {:.3} s, shown from {:.3} s for {:.3} s, {}",
+        r.path.display(),
+        r.window.start.unwrap_or(0.0),
+        r.window.end.map_or_else(|| "end".into(), |e| e.to_string()),
+        clip.key_frame,
+        clip.from,
+        clip.duration,
+        r.cache
+    );
     p.layout = Some(layout);
     p.file = Some(r.file.clone());
     p.charge = charge;

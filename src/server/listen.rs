@@ -20,6 +20,7 @@ impl Listener {
     pub fn describe(&self) -> String {
         match self {
             Listener::Tcp(l) => l.local_addr().map_or("tcp:?".into(), |a| a.to_string()),
+            Listener::Unix { path: Some(p), .. } => format!("unix:{}", p.display()),
             Listener::Unix { listener, .. } => match listener.local_addr() {
                 Ok(a) => a
                     .as_pathname()
@@ -70,34 +71,87 @@ fn adopt(fd: RawFd) -> Option<Listener> {
 fn bind(addr: &ListenAddr, config: &Config) -> io::Result<Listener> {
     match addr {
         ListenAddr::Tcp(a) => std::net::TcpListener::bind(a).map(Listener::Tcp),
-        ListenAddr::Unix(path) => {
-            // A stale socket file from a crashed run would make bind fail.
-            if std::os::unix::net::UnixStream::connect(path).is_err() {
-                let _ = std::fs::remove_file(path);
-            }
-            let listener = std::os::unix::net::UnixListener::bind(path)?;
-            if let Some(mode) = config.socket_mode {
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-            }
-            if config.socket_owner.is_some() || config.socket_group.is_some() {
-                let uid = config
-                    .socket_owner
-                    .as_deref()
-                    .map(super::privileges::uid)
-                    .transpose()?;
-                let gid = config
-                    .socket_group
-                    .as_deref()
-                    .map(super::privileges::gid)
-                    .transpose()?;
-                nix::unistd::chown(path, uid, gid).map_err(io::Error::from)?;
-            }
-            Ok(Listener::Unix {
-                listener,
-                path: Some(path.clone()),
-            })
-        }
+        ListenAddr::Unix(path) => bind_unix(path, config).map_err(|e| explain(path, e)),
     }
+}
+
+/// Binds a unix socket with its mode and owner set before it has its name,
+/// so no one connects while it is still open to all.
+fn bind_unix(path: &std::path::Path, config: &Config) -> io::Result<Listener> {
+    // A stale socket file from a crashed run would make bind fail.
+    if std::os::unix::net::UnixStream::connect(path).is_err()
+        && std::fs::symlink_metadata(path)
+            .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+    {
+        let _ = std::fs::remove_file(path);
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    let listener = std::os::unix::net::UnixListener::bind(&tmp)?;
+    let named = (|| {
+        // Nothing but the owner until the mode asked for is set.
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+        if config.socket_owner.is_some() || config.socket_group.is_some() {
+            let uid = config
+                .socket_owner
+                .as_deref()
+                .map(super::privileges::uid)
+                .transpose()?;
+            let gid = config
+                .socket_group
+                .as_deref()
+                .map(super::privileges::gid)
+                .transpose()?;
+            nix::unistd::chown(&tmp, uid, gid).map_err(io::Error::from)?;
+        }
+        let mode = config.socket_mode.unwrap_or(0o666 & !umask());
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
+        if std::fs::symlink_metadata(path).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                "Address already in use",
+            ));
+        }
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = named {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(Listener::Unix {
+        listener,
+        path: Some(path.to_path_buf()),
+    })
+}
+
+/// The process's umask (read by setting it and back).
+fn umask() -> u32 {
+    use nix::sys::stat::{Mode, umask};
+    let old = umask(Mode::from_bits_truncate(0o022));
+    umask(old);
+    old.bits()
+}
+
+/// What to do about a socket path that cannot be bound.
+fn explain(path: &std::path::Path, e: io::Error) -> io::Error {
+    let dir = path.parent().unwrap_or(std::path::Path::new("/"));
+    let advice = match e.kind() {
+        io::ErrorKind::NotFound => format!(
+            "; the folder {} does not exist: create it first, e.g. \
+             install -d -o root -g www-data -m 750 {}",
+            dir.display(),
+            dir.display()
+        ),
+        io::ErrorKind::PermissionDenied => format!(
+            "; this user may not create files in {}: start the pool as root (with \
+             --user to drop privileges) or choose a folder it owns",
+            dir.display()
+        ),
+        _ => String::new(),
+    };
+    io::Error::new(e.kind(), format!("{e}{advice}"))
 }
 
 /// Opens the listeners: explicit `--listen`s, else LISTEN_FDS, else fd 0,
@@ -127,6 +181,10 @@ pub fn open(config: &Config) -> io::Result<Vec<Listener>> {
     }
     if let Some(l) = adopt(0) {
         return Ok(vec![l]);
+    }
+    if config.http.is_some() {
+        // The development listener alone binds only what was asked.
+        return Ok(Vec::new());
     }
     let default: ListenAddr = DEFAULT_LISTEN
         .parse()

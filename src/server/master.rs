@@ -23,6 +23,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 struct Child {
     generation: u64,
     started: Instant,
+    /// Its slot on the status page.
+    slot: Option<usize>,
     /// Told to stop: killed if still alive then.
     stop_by: Option<Instant>,
     /// The master killed it: its death is no failure.
@@ -84,6 +86,11 @@ impl<'a> Master<'a> {
 
     fn spawn(&mut self, sfd: &SignalFd) {
         let master = nix::unistd::getpid();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let slot = self.stats.claim_slot(self.generation, now);
+        let stats = slot.map_or(self.stats, |i| self.stats.for_slot(i));
         // SAFETY: the master is single-threaded, so the child may run any code.
         match unsafe { fork() } {
             Ok(ForkResult::Child) => {
@@ -101,7 +108,7 @@ impl<'a> Master<'a> {
                     self.config,
                     std::mem::take(&mut self.listeners),
                     self.first_http,
-                    self.stats,
+                    stats,
                     self.pool_start,
                 ) {
                     Ok(w) => w.run(),
@@ -113,11 +120,15 @@ impl<'a> Master<'a> {
                 std::process::exit(code);
             }
             Ok(ForkResult::Parent { child }) => {
+                if let Some(i) = slot {
+                    self.stats.set_slot_pid(i, child.as_raw());
+                }
                 self.children.insert(
                     child,
                     Child {
                         generation: self.generation,
                         started: Instant::now(),
+                        slot,
                         stop_by: None,
                         killed: false,
                     },
@@ -128,6 +139,9 @@ impl<'a> Master<'a> {
                     .store(self.current_workers() as u64, Relaxed);
             }
             Err(e) => {
+                if let Some(i) = slot {
+                    self.stats.free_slot(i);
+                }
                 log::error!("fork failed: {e}; retrying in 1 s");
                 self.pending.push(Instant::now() + Duration::from_secs(1));
             }
@@ -200,6 +214,9 @@ impl<'a> Master<'a> {
             let Some(child) = self.children.remove(&pid) else {
                 continue;
             };
+            if let Some(i) = child.slot {
+                self.stats.free_slot(i);
+            }
             let how = how.filter(|how| {
                 if child.killed {
                     log::info!("worker {pid} stopped ({how})");
@@ -282,9 +299,10 @@ impl<'a> Master<'a> {
                     Ok(Signal::SIGTERM | Signal::SIGINT)
                         if matches!(self.state, State::Running) =>
                     {
+                        let n = self.children.len();
                         log::info!(
-                            "stopping: letting {} workers finish (up to {:?})",
-                            self.children.len(),
+                            "stopping: letting {n} worker{} finish (up to {:?})",
+                            if n == 1 { "" } else { "s" },
                             self.config.shutdown_timeout
                         );
                         notify(&[NotifyState::Stopping]);

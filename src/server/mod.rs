@@ -17,6 +17,7 @@ mod master;
 mod offload;
 mod privileges;
 mod stats;
+mod status;
 mod stream;
 mod transport;
 mod worker;
@@ -25,6 +26,9 @@ pub use config::{Config, DEFAULT_LISTEN, ListenAddr};
 
 use nix::sys::signal::Signal;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Most worker processes a pool may have.
+pub const MAX_WORKERS: usize = 256;
 
 /// Signals every process of the pool reads from a signalfd (blocked before
 /// fork, so none of them is fatal): the master adds SIGCHLD.
@@ -70,10 +74,11 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         *http = format!("http://{http} (development)");
     }
     log::info!(
-        "mp4-fcgi {} listening on {} with {} workers (pid {})",
+        "mp4-fcgi {} listening on {} with {} worker{} (pid {})",
         env!("CARGO_PKG_VERSION"),
         names.join(", "),
         config.workers,
+        if config.workers == 1 { "" } else { "s" },
         std::process::id()
     );
     let pool_start = SystemTime::now()

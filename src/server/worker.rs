@@ -5,7 +5,7 @@
 
 use super::cache::Caches;
 use super::config::Config;
-use super::connection::{Answer, Connection, Expiry, Handler, Verdict};
+use super::connection::{Answer, Connection, Ended, Expiry, Handler, Verdict};
 use super::dev_http;
 use super::handler::{self, Ctx, Outcome, Prepared, Resume};
 use super::jobs::{Done, Job, JobKey, Jobs};
@@ -122,6 +122,9 @@ impl Service<'_> {
 
 impl Handler for Service<'_> {
     fn request(&mut self, r: &Request, fcgi: bool, slot: usize) -> Answer {
+        if let Some(s) = self.stats.mine() {
+            s.requests.fetch_add(1, Relaxed);
+        }
         let mut ctx = self.ctx(fcgi);
         match handler::handle(&r.params, r.params_overflow, &mut ctx) {
             Outcome::Ready(p) => {
@@ -147,15 +150,64 @@ impl Handler for Service<'_> {
     }
 
     fn overloaded(&mut self) -> Prepared {
-        let p = Prepared::overloaded();
+        let mut p = Prepared::overloaded();
+        p.note.quiet = true;
         self.begins(p.charge);
         p
     }
 
-    fn ended(&mut self, charge: usize) {
+    fn ended(&mut self, e: Ended) {
         self.stats.get().in_flight.fetch_sub(1, Relaxed);
-        self.inflight -= charge.min(self.inflight);
+        self.inflight -= e.charge.min(self.inflight);
         self.served += 1;
+        self.stats.ended(e.status, e.took.as_secs_f64());
+        let slow = self.config.slow_request_time;
+        if !slow.is_zero() && e.waited >= slow {
+            self.stats.get().slow_requests.fetch_add(1, Relaxed);
+            log::warn!(
+                "slow request: {} {} waited {:.3} s for its answer (--slow-request-time {:?}); {}",
+                e.request.method,
+                e.request.target,
+                e.waited.as_secs_f64(),
+                slow,
+                e.note.detail
+            );
+        }
+        log_ended(&e);
+    }
+}
+
+/// One line per failed request (method, target, status, reason, time), and
+/// with `--log-level debug` one per request.
+fn log_ended(e: &Ended) {
+    let ms = e.took.as_secs_f64() * 1e3;
+    let (method, target) = (&e.request.method, &e.request.target);
+    let detail = if e.note.detail.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", e.note.detail)
+    };
+    let cut = if e.complete { "" } else { ", cut" };
+    match (&e.note.reason, e.status) {
+        // Refused for want of room: the worker logs those together.
+        _ if e.status == 503 && e.note.quiet => {}
+        (Some(reason), 500..) => {
+            log::error!(
+                "{method} {target} {} {reason}{detail} {ms:.1} ms{cut}",
+                e.status
+            )
+        }
+        (Some(reason), _) => {
+            log::warn!(
+                "{method} {target} {} {reason}{detail} {ms:.1} ms{cut}",
+                e.status
+            )
+        }
+        (None, _) => log::debug!(
+            "{method} {target} {}{detail}, {} bytes, {ms:.1} ms{cut}",
+            e.status,
+            e.bytes
+        ),
     }
 }
 
@@ -364,6 +416,10 @@ impl<'a> Worker<'a> {
             return;
         };
         let verdict = c.pump(Instant::now(), &mut self.service, &mut self.scratch);
+        if c.sent > c.counted {
+            self.service.stats.sent(c.sent - c.counted);
+            c.counted = c.sent;
+        }
         self.conns[slot] = Some(c);
         if matches!(verdict, Verdict::Close) {
             self.close(slot);
@@ -379,6 +435,9 @@ impl<'a> Worker<'a> {
         }
         let now = Instant::now();
         self.drain = Some((now, now + self.config().shutdown_timeout));
+        if let Some(s) = self.service.stats.mine() {
+            s.draining.store(1, Relaxed);
+        }
         for a in &mut self.acceptors {
             if let Some(mut a) = a.take() {
                 let _ = self.poll.registry().deregister(&mut a);
@@ -394,8 +453,15 @@ impl<'a> Worker<'a> {
         }
     }
 
-    /// The clock: timeouts, lingering closes, drains that are done waiting.
+    /// The clock: timeouts, lingering closes, drains that are done waiting,
+    /// and this worker's figures on the status page.
     fn tick(&mut self, now: Instant) {
+        if let Some(s) = self.service.stats.mine() {
+            let idle = self.conns.iter().flatten().filter(|c| c.is_idle()).count();
+            s.idle.store(idle as u64, Relaxed);
+            s.cache_bytes
+                .store(self.service.caches.bytes() as u64, Relaxed);
+        }
         let (idle, request) = (self.config().idle_timeout, self.config().request_timeout);
         let draining = self
             .drain
@@ -565,6 +631,9 @@ impl<'a> Worker<'a> {
         let s = self.stats();
         s.started.fetch_add(1, Relaxed);
         s.connections.fetch_add(1, Relaxed);
+        if let Some(s) = self.service.stats.mine() {
+            s.connections.store(self.live as u64, Relaxed);
+        }
     }
 
     fn close(&mut self, slot: usize) {
@@ -572,12 +641,13 @@ impl<'a> Worker<'a> {
             return;
         };
         let _ = self.poll.registry().deregister(&mut c.sock);
-        if let Some(charge) = c.in_flight() {
-            self.service.ended(charge);
-        }
+        c.cut(&mut self.service, Instant::now());
         self.free.push(slot);
         self.live -= 1;
         self.overloaded -= usize::from(c.overload);
         self.stats().connections.fetch_sub(1, Relaxed);
+        if let Some(s) = self.service.stats.mine() {
+            s.connections.store(self.live as u64, Relaxed);
+        }
     }
 }
