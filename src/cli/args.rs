@@ -49,6 +49,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script, e.g. `mp4-fcgi completions bash >
+    /// /etc/bash_completion.d/mp4-fcgi`.
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff), e.g. `mp4-fcgi man > /usr/local/share/man/man1/mp4-fcgi.1`.
+    Man,
 }
 
 /// How the body reaches the front server.
@@ -62,6 +67,11 @@ enum OffloadMode {
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
+    /// Check the configuration (flags, --root, socket folders, users, the
+    /// offload folder) and exit: 0 if the pool would start, 1 with the reason
+    /// if not. Like nginx -t.
+    #[arg(long)]
+    pub check: bool,
     /// Listen on unix:/path, IPv4:PORT or [IPv6]:PORT (repeatable). Default:
     /// a socket on fd 0, else systemd's LISTEN_FDS, else 127.0.0.1:9064.
     #[arg(long, value_name = "ADDR")]

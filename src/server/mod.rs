@@ -3,6 +3,7 @@
 
 mod body;
 mod cache;
+mod check;
 mod config;
 mod connection;
 mod dev_http;
@@ -22,6 +23,7 @@ mod stream;
 mod transport;
 mod worker;
 
+pub use check::check;
 pub use config::{Config, DEFAULT_LISTEN, ListenAddr};
 
 use nix::sys::signal::Signal;
