@@ -244,9 +244,18 @@ fn stats() -> Stats {
 pub fn run_script(data: &[u8], media: &Path) -> usize {
     let media = PathBuf::from(media);
     let requests = canned(&media);
+    // Scripts starting with an even byte find the caches warm (fast runs);
+    // odd ones start cold, so their requests wait for index jobs.
+    let warm = data.first().is_some_and(|b| b % 2 == 0);
+    let caches = if warm {
+        WARM.with(|w| w.borrow_mut().take())
+            .unwrap_or_else(|| Caches::new(64 << 20))
+    } else {
+        Caches::new(64 << 20)
+    };
     let mut service = Service {
         config: Config::default(),
-        caches: Caches::new(64 << 20),
+        caches,
         stats: stats(),
         jobs: Vec::new(),
         serial: 0,
@@ -365,7 +374,15 @@ pub fn run_script(data: &[u8], media: &Path) -> usize {
             break;
         }
     }
-    check(&conn.sock.received, &mut sent, pure, &requests, &media)
+    let compared = check(&conn.sock.received, &mut sent, pure, &requests, &media);
+    if warm {
+        WARM.with(|w| *w.borrow_mut() = Some(service.caches));
+    }
+    compared
+}
+
+thread_local! {
+    static WARM: std::cell::RefCell<Option<Caches>> = const { std::cell::RefCell::new(None) };
 }
 
 /// The oracle.
