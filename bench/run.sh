@@ -21,21 +21,7 @@ for tool in nginx lighttpd wrk ffmpeg curl python3; do
 done
 
 # --- media, made once and cached -------------------------------------------
-mkdir -p "$CACHE"
-if [ ! -s "$CACHE/a.mp4" ]; then
-  echo "making the 60 s test film..." >&2
-  ffmpeg -v error -y -f lavfi -i testsrc2=size=640x360:rate=25:duration=60 \
-    -f lavfi -i sine=frequency=440:sample_rate=48000:duration=60 -map 0:v -map 1:a \
-    -c:v libx264 -preset veryfast -profile:v high -pix_fmt yuv420p -g 50 -keyint_min 50 \
-    -sc_threshold 0 -bf 2 -b:v 250k -maxrate 400k -bufsize 800k -c:a aac -b:a 96k "$CACHE/a.mp4"
-fi
-if [ ! -s "$CACHE/film2h.mp4" ]; then
-  echo "making the 2-hour film (tiny picture, ~2 minutes)..." >&2
-  ffmpeg -v error -y -f lavfi -i color=c=gray:size=64x36:rate=25:duration=7200 \
-    -f lavfi -i anullsrc=r=48000:cl=mono -t 7200 -map 0:v -map 1:a \
-    -c:v libx264 -preset ultrafast -tune zerolatency -g 50 -bf 2 -b:v 20k -c:a aac -b:a 16k \
-    "$CACHE/film2h.mp4.tmp.mp4" && mv "$CACHE/film2h.mp4.tmp.mp4" "$CACHE/film2h.mp4"
-fi
+source "$ROOT/bench/media.sh"
 
 # --- build ------------------------------------------------------------------
 cargo build --release -q

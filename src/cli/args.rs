@@ -19,27 +19,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Write the clip the server would send for a window to a file.
-    Cut {
-        input: PathBuf,
-        /// The output file, or - for standard output.
-        output: PathBuf,
-        /// Start time in seconds (snapped back to a key frame); the same
-        /// grammar as the server's `start`.
-        #[arg(long, allow_hyphen_values = true)]
-        start: Option<String>,
-        /// End time in seconds.
-        #[arg(long, allow_hyphen_values = true)]
-        end: Option<String>,
-        /// `flash`: one video and one audio track, no edit lists.
-        #[arg(long)]
-        client: Option<String>,
-        /// Largest moov to load, in bytes (K, M, G suffixes).
-        #[arg(long, default_value = "64M", value_parser = parse_moov_size)]
-        max_moov: u64,
-        /// Write the moov compressed (cmov), as --compress-moov does.
-        #[arg(long)]
-        compress_moov: bool,
-    },
+    Cut(CutArgs),
     /// Describe a file: tracks, moov position, fragmentation.
     Info {
         input: PathBuf,
@@ -54,6 +34,29 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff), e.g. `mp4-fcgi man > /usr/local/share/man/man1/mp4-fcgi.1`.
     Man,
+}
+
+#[derive(Args, Debug)]
+pub struct CutArgs {
+    pub input: PathBuf,
+    /// The output file, or - for standard output.
+    pub output: PathBuf,
+    /// Start time in seconds (snapped back to a key frame); the same
+    /// grammar as the server's `start`.
+    #[arg(long, allow_hyphen_values = true)]
+    pub start: Option<String>,
+    /// End time in seconds.
+    #[arg(long, allow_hyphen_values = true)]
+    pub end: Option<String>,
+    /// `flash`: one video and one audio track, no edit lists.
+    #[arg(long)]
+    pub client: Option<String>,
+    /// Largest moov to load, in bytes (K, M, G suffixes).
+    #[arg(long, default_value = "64M", value_parser = parse_moov_size)]
+    pub max_moov: u64,
+    /// Write the moov compressed (cmov), as --compress-moov does.
+    #[arg(long)]
+    pub compress_moov: bool,
 }
 
 /// How the body reaches the front server.

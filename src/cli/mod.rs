@@ -11,25 +11,9 @@ use std::process::ExitCode;
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Some(Command::Cut {
-            input,
-            output,
-            start,
-            end,
-            client,
-            max_moov,
-            compress_moov,
-        }) => {
+        Some(Command::Cut(c)) => {
             let _ = server::logging::init(None, None);
-            offline::cut(offline::Cut {
-                input,
-                output,
-                start,
-                end,
-                client,
-                max_moov,
-                compress_moov,
-            })
+            offline::cut(&c)
         }
         Some(Command::Info {
             input,

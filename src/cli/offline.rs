@@ -2,10 +2,11 @@
 //! window in the server's own grammar and writes exactly the bytes the
 //! server would send.
 
+use super::args::CutArgs;
 use mp4_fcgi::{http, mp4};
 use std::fmt::Write as _;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 /// What the engine cannot serve, with the flag that changes it.
@@ -24,18 +25,8 @@ fn index(input: &Path, max_moov: u64) -> Result<(std::fs::File, Arc<mp4::Index>)
     Ok((file, Arc::new(index)))
 }
 
-pub struct Cut {
-    pub input: PathBuf,
-    pub output: PathBuf,
-    pub start: Option<String>,
-    pub end: Option<String>,
-    pub client: Option<String>,
-    pub max_moov: u64,
-    pub compress_moov: bool,
-}
-
 /// The window as the person asked for it.
-fn asked(c: &Cut) -> String {
+fn asked(c: &CutArgs) -> String {
     match (&c.start, &c.end) {
         (None, None) => "the whole film".into(),
         (Some(s), None) => format!("start {s} s"),
@@ -44,7 +35,7 @@ fn asked(c: &Cut) -> String {
     }
 }
 
-pub fn cut(c: Cut) -> Result<(), String> {
+pub fn cut(c: &CutArgs) -> Result<(), String> {
     let q = http::parse_window(
         c.start.as_deref().map(str::as_bytes),
         c.end.as_deref().map(str::as_bytes),
@@ -101,7 +92,7 @@ pub fn cut(c: Cut) -> Result<(), String> {
     eprintln!(
         "{}: {} -> key frame at {:.3} s, shown from {:.3} s for {:.3} s, tracks {}; {} bytes to {to}",
         c.input.display(),
-        asked(&c),
+        asked(c),
         clip.key_frame,
         clip.from,
         clip.duration,

@@ -512,6 +512,26 @@ impl Layout {
         src: &dyn super::ReadAt,
         out: &mut dyn std::io::Write,
     ) -> std::io::Result<()> {
+        self.write_pieces(range, src, out, true)
+    }
+
+    /// Writes only what is not a plain file span (what an offload header
+    /// file holds), reading `src` for patched pieces.
+    pub fn copy_generated_to(
+        &self,
+        src: &dyn super::ReadAt,
+        out: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        self.write_pieces(0..self.len, src, out, false)
+    }
+
+    fn write_pieces(
+        &self,
+        range: Range<u64>,
+        src: &dyn super::ReadAt,
+        out: &mut dyn std::io::Write,
+        files: bool,
+    ) -> std::io::Result<()> {
         let mut buf = Vec::new();
         for piece in self.pieces(range) {
             match piece {
@@ -527,6 +547,7 @@ impl Layout {
                     self.patch(at, &mut buf);
                     out.write_all(&buf)?;
                 }
+                Piece::File { .. } if !files => {}
                 Piece::File { mut offset, len } => {
                     let end = offset + len;
                     while offset < end {

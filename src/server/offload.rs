@@ -20,7 +20,7 @@ use super::stats::Stats;
 use crate::mp4::{Layout, Piece, Window};
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::{self, Write as _};
+use std::io;
 use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -164,24 +164,7 @@ impl Offload {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)?;
         let mut f = std::io::BufWriter::new(file);
-        let mut buf = Vec::new();
-        for piece in layout.pieces(0..layout.len()) {
-            match piece {
-                Piece::Bytes(b) => f.write_all(&b)?,
-                Piece::Generated { at, len } => {
-                    buf.resize(len, 0);
-                    layout.generate(at, &mut buf);
-                    f.write_all(&buf)?;
-                }
-                Piece::Patched { offset, len, at } => {
-                    buf.resize(len, 0);
-                    std::os::unix::fs::FileExt::read_exact_at(media, &mut buf, offset)?;
-                    layout.patch(at, &mut buf);
-                    f.write_all(&buf)?;
-                }
-                Piece::File { .. } => {}
-            }
-        }
+        layout.copy_generated_to(media, &mut f)?;
         let done = f.into_inner().map_err(|e| e.into_error()).map(drop);
         match done.and_then(|()| std::fs::rename(&tmp, path)) {
             Ok(()) => Ok(()),
