@@ -65,6 +65,11 @@ impl Body {
         self.queued
     }
 
+    /// The layout, to be dropped where it costs nothing.
+    pub fn into_layout(self) -> Option<Arc<Layout>> {
+        self.layout
+    }
+
     /// Moves body pieces into `t` until [`FILL`] bytes are pending there,
     /// reading `file` for pieces that are patched in memory. True once the
     /// whole body is queued.

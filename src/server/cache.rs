@@ -72,9 +72,9 @@ impl<K: Hash + Eq + Copy, T: Clone> Lru<K, T> {
         self.map.contains_key(k)
     }
 
-    /// Inserts, evicting the least recently used; returns the evicted keys.
+    /// Inserts, evicting the least recently used; returns what it evicted.
     /// An entry larger than the whole budget is not kept.
-    fn insert(&mut self, k: K, value: T, bytes: usize) -> Vec<K> {
+    fn insert(&mut self, k: K, value: T, bytes: usize) -> Vec<(K, T)> {
         let mut evicted = Vec::new();
         if bytes > self.budget {
             return evicted;
@@ -97,7 +97,7 @@ impl<K: Hash + Eq + Copy, T: Clone> Lru<K, T> {
             };
             if let Some(e) = self.map.remove(&oldest) {
                 self.bytes -= e.bytes;
-                evicted.push(oldest);
+                evicted.push((oldest, e.value));
             }
         }
         evicted
@@ -165,16 +165,21 @@ impl Caches {
         self.indexes.contains(&key)
     }
 
-    pub fn put_index(&mut self, key: FileKey, index: Arc<Index>) {
+    /// Caches an index; returns the indexes evicted to make room (freeing
+    /// a large one takes a while: the caller chooses where).
+    pub fn put_index(&mut self, key: FileKey, index: Arc<Index>) -> Vec<Arc<Index>> {
         let bytes = index.heap_bytes();
         self.live.insert(key, Arc::downgrade(&index));
-        for gone in self.indexes.insert(key, index, bytes) {
+        let mut gone = Vec::new();
+        for (k, old) in self.indexes.insert(key, index, bytes) {
             // A cached layout keeps its index alive: let both go.
-            self.layouts.retain(|w| w.0 != gone);
+            self.layouts.retain(|w| w.0 != k);
+            gone.push(old);
         }
         if self.live.len() > 2 * self.indexes.map.len() + 64 {
             self.live.retain(|_, w| w.strong_count() > 0);
         }
+        gone
     }
 
     pub fn put_failure(&mut self, key: FileKey, f: Failure) {
@@ -206,7 +211,11 @@ mod tests {
         l.insert(1, 1, 40);
         l.insert(2, 2, 40);
         assert_eq!(l.get(&1), Some(1));
-        assert_eq!(l.insert(3, 3, 40), vec![2], "2 was least recently used");
+        assert_eq!(
+            l.insert(3, 3, 40),
+            vec![(2, 2)],
+            "2 was least recently used"
+        );
         assert_eq!(l.get(&2), None);
         assert_eq!(l.get(&1), Some(1));
         assert_eq!(l.get(&3), Some(3));

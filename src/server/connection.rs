@@ -23,6 +23,7 @@ impl Producing {
             note: self.note,
             charge: self.charge,
             request: self.request,
+            layout: self.body.into_layout(),
         }
     }
 }
@@ -67,6 +68,8 @@ pub struct Ended {
     pub note: Note,
     /// What it held against `--max-inflight`.
     pub charge: usize,
+    /// Its layout (and through it the index), for the worker to let go of.
+    pub layout: Option<std::sync::Arc<crate::mp4::Layout>>,
 }
 
 /// The answer being produced.

@@ -318,10 +318,11 @@ pub fn resume(r: Box<Resume>, done: &Done, ctx: &mut Ctx<'_>) -> Outcome {
 }
 
 /// How a finished job's result is remembered: failures of the file itself
-/// are, read errors are not (they may pass).
-pub fn remember(key: JobKey, done: &Done, caches: &mut Caches) {
+/// are, read errors are not (they may pass). Returns the indexes the cache
+/// let go of, for the caller to drop off the event loop.
+pub fn remember(key: JobKey, done: &Done, caches: &mut Caches) -> Vec<Arc<Index>> {
     match (key, done) {
-        (JobKey::Index(k), Done::Index(Ok(index))) => caches.put_index(k, index.clone()),
+        (JobKey::Index(k), Done::Index(Ok(index))) => return caches.put_index(k, index.clone()),
         (JobKey::Index(k), Done::Index(Err(e))) if !matches!(e, mp4::Error::Io(_)) => {
             caches.put_failure(
                 k,
@@ -336,6 +337,7 @@ pub fn remember(key: JobKey, done: &Done, caches: &mut Caches) {
         }
         _ => {}
     }
+    Vec::new()
 }
 
 fn window_from(w: super::cache::WindowKey) -> Window {

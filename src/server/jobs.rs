@@ -34,18 +34,25 @@ pub enum Done {
     Plan(Result<Arc<Layout>, mp4::Error>),
 }
 
+/// What the helper thread is asked.
+enum Task {
+    Run(JobKey, Job),
+    /// Freeing a large index takes milliseconds of munmap: not on the loop.
+    Drop(Box<dyn Send>),
+}
+
 /// The helper thread's end of the work: dropping it closes the channel,
 /// which ends the thread after its current job (it is not waited for: a
 /// worker that exits does not wait on a long build).
 pub struct Jobs {
-    tx: Sender<(JobKey, Job)>,
+    tx: Sender<Task>,
     rx: Receiver<(JobKey, Done)>,
 }
 
 impl Jobs {
     /// Starts the helper thread; `wake` is called after each finished job.
     pub fn start(wake: impl Fn() + Send + 'static) -> io::Result<Jobs> {
-        let (tx, jobs) = mpsc::channel::<(JobKey, Job)>();
+        let (tx, jobs) = mpsc::channel::<Task>();
         let (done, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("mp4-fcgi-jobs".into())
@@ -57,7 +64,14 @@ impl Jobs {
                 let _ = unsafe {
                     libc::setpriority(libc::PRIO_PROCESS, u32::try_from(tid).unwrap_or(0), 10)
                 };
-                for (key, job) in jobs {
+                for task in jobs {
+                    let (key, job) = match task {
+                        Task::Run(key, job) => (key, job),
+                        Task::Drop(x) => {
+                            drop(x);
+                            continue;
+                        }
+                    };
                     let result = match job {
                         Job::Index { file, limits } => {
                             Done::Index(Index::build(&file, &limits).map(Arc::new))
@@ -78,7 +92,12 @@ impl Jobs {
     }
 
     pub fn submit(&self, key: JobKey, job: Job) {
-        let _ = self.tx.send((key, job));
+        let _ = self.tx.send(Task::Run(key, job));
+    }
+
+    /// Lets the helper thread drop `x` (a large index or what holds one).
+    pub fn discard(&self, x: impl Send + 'static) {
+        let _ = self.tx.send(Task::Drop(Box::new(x)));
     }
 
     /// Finished jobs, without waiting.

@@ -41,6 +41,8 @@ const EVICT_TRIES: usize = 8;
 const OVERLOAD_SLOTS: usize = 64;
 /// How long such a connection may take to send its request.
 const OVERLOAD_WAIT: Duration = Duration::from_secs(1);
+/// Indexes larger than this are freed on the helper thread.
+const LARGE_INDEX: usize = 4 << 20;
 /// At most one overload line per this period.
 const OVERLOAD_LOG: Duration = Duration::from_secs(10);
 
@@ -90,6 +92,13 @@ impl Service<'_> {
         self.inflight += charge;
     }
 
+    /// Drops a layout (and maybe its index): a large one on the helper thread.
+    fn let_go(&self, layout: Arc<crate::mp4::Layout>) {
+        if layout.index().is_some_and(|i| i.heap_bytes() > LARGE_INDEX) {
+            self.jobs.discard(layout);
+        }
+    }
+
     /// Files a request under its job, starting the job if it is new.
     fn wait(&mut self, key: JobKey, job: Job, w: Waiter) {
         let list = self.waiters.entry(key).or_default();
@@ -105,7 +114,9 @@ impl Service<'_> {
         let done: Vec<(JobKey, Done)> = self.jobs.finished().collect();
         let mut answers = Vec::new();
         for (key, done) in done {
-            handler::remember(key, &done, &mut self.caches);
+            for gone in handler::remember(key, &done, &mut self.caches) {
+                self.jobs.discard(gone);
+            }
             for w in self.waiters.remove(&key).unwrap_or_default() {
                 let mut ctx = self.ctx(w.fcgi);
                 match handler::resume(w.resume, &done, &mut ctx) {
@@ -156,7 +167,10 @@ impl Handler for Service<'_> {
         p
     }
 
-    fn ended(&mut self, e: Ended) {
+    fn ended(&mut self, mut e: Ended) {
+        if let Some(layout) = e.layout.take() {
+            self.let_go(layout);
+        }
         self.stats.get().in_flight.fetch_sub(1, Relaxed);
         self.inflight -= e.charge.min(self.inflight);
         self.served += 1;
