@@ -19,9 +19,9 @@ pub enum Next<'a> {
     },
 }
 
-/// A file span that follows byte `at` of the buffer.
+/// A piece of the response's file that follows byte `at` of the buffer.
 #[derive(Clone, Copy, Debug)]
-struct Span {
+struct FilePiece {
     at: usize,
     offset: u64,
     len: usize,
@@ -35,7 +35,7 @@ pub struct Output {
     buf: Vec<u8>,
     /// Bytes of `buf` already sent.
     pos: usize,
-    spans: VecDeque<Span>,
+    spans: VecDeque<FilePiece>,
     /// Bytes in `spans`.
     span_bytes: usize,
 }
@@ -87,7 +87,7 @@ impl Output {
         if len == 0 {
             return;
         }
-        self.spans.push_back(Span {
+        self.spans.push_back(FilePiece {
             at: self.buf.len(),
             offset,
             len,
@@ -148,7 +148,7 @@ impl Output {
 
     /// Heap bytes held, for accounting.
     pub fn capacity(&self) -> usize {
-        self.buf.capacity() + self.spans.capacity() * std::mem::size_of::<Span>()
+        self.buf.capacity() + self.spans.capacity() * std::mem::size_of::<FilePiece>()
     }
 }
 

@@ -21,7 +21,7 @@ fn damaged_media_through_the_live_pool() {
     let mut rng = common::XorShift(0x2545_f491_4f6c_dd1d);
     let mut c = pool.client();
     let mut answered = 0;
-    // Truncations every 16 KiB, then flips aimed at the moov.
+    // Truncations every 4 KiB, then flips aimed at the moov.
     let mut variants: Vec<Vec<u8>> = (0..clean.len())
         .step_by(4 << 10)
         .map(|n| clean[..n].to_vec())

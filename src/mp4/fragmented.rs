@@ -4,8 +4,8 @@
 //! `tfdt` decode times rewritten while the media stays in the file.
 
 use super::boxes::{RawBox, TopBox, children};
-use super::index::TrakInfo;
 use super::tables::frag;
+use super::trak::TrakInfo;
 use super::{Error, ReadAt};
 use bytes::Bytes;
 use std::ops::Range;

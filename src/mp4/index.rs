@@ -7,6 +7,7 @@ use super::boxes::{self, FourCC, RawBox, Reader, TopBox};
 use super::error::fourcc_str;
 use super::fragmented::{self, Fragments};
 use super::tables::{Runs, cmov, elst, hdlr, mdhd, mvhd, runs, stco, stsc, stss, stsz, tkhd};
+use super::trak::TrakInfo;
 use super::{Error, Limits, ReadAt};
 use bytes::Bytes;
 use std::ops::Range;
@@ -37,28 +38,6 @@ pub struct Index {
     /// The tracks that have samples.
     pub(crate) tracks: Vec<Track>,
     pub(crate) fragments: Option<Fragments>,
-}
-
-/// What a `trak` says about itself, samples aside.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct TrakInfo {
-    /// The `trak` box within `Index::moov`.
-    pub start: usize,
-    pub id: u32,
-    pub handler: FourCC,
-    pub codec: FourCC,
-    pub timescale: u32,
-    pub language: Option<[u8; 3]>,
-    pub edit: elst::TrackEdit,
-}
-
-impl TrakInfo {
-    pub fn is_video(&self) -> bool {
-        &self.handler == b"vide"
-    }
-    pub fn is_audio(&self) -> bool {
-        &self.handler == b"soun"
-    }
 }
 
 /// One `trak` with samples, decoded.

@@ -8,9 +8,10 @@
 //! it, so all players show audio and video in step. Each track ends after its
 //! last sample presented before `end`.
 
-use super::index::{Index, Track, TrakInfo};
+use super::index::{Index, Track};
 use super::layout::Rebase;
 use super::tables::elst::{Edit, RATE_1};
+use super::trak::TrakInfo;
 use super::{Error, Window};
 
 /// How many samples back a composition-order search may look. B-frame

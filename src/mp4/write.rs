@@ -538,8 +538,9 @@ fn settle<'i>(
     }
 }
 
-/// Groups per-track byte ranges into spans, in file order: (start, end, at).
-fn spans(mut ranges: Vec<Range<u64>>) -> Vec<(u64, u64, u64)> {
+/// Groups per-track byte ranges into the source ranges the mdat copies, in
+/// file order: (start, end, offset in the mdat payload).
+fn mdat_ranges(mut ranges: Vec<Range<u64>>) -> Vec<(u64, u64, u64)> {
     ranges.sort_unstable_by_key(|r| (r.start, r.end));
     let mut out: Vec<(u64, u64, u64)> = Vec::new();
     for r in ranges {
@@ -583,7 +584,7 @@ pub(crate) fn window(index: &Arc<Index>, plan: Plan, style: &Style) -> Result<La
     for tp in plan.tracks {
         tracks.push(track_out(index, tp.track, tp, false)?);
     }
-    let spans = spans(tracks.iter().map(|t| t.media.clone()).collect());
+    let spans = mdat_ranges(tracks.iter().map(|t| t.media.clone()).collect());
     let payload: u64 = spans.iter().map(|s| s.1 - s.0).sum();
     let mdat_header: u64 = if payload + 8 > u64::from(u32::MAX) {
         16
@@ -858,7 +859,7 @@ mod tests {
     #[test]
     fn far_ranges_get_their_own_span() {
         // An interleaved pair, and one sample 1 GiB earlier (a tmcd track).
-        let v = spans(vec![
+        let v = mdat_ranges(vec![
             (5 << 30)..(5 << 30) + 900,
             (5 << 30) + 100..(5 << 30) + 1000,
             (4 << 30)..(4 << 30) + 4,
@@ -868,6 +869,9 @@ mod tests {
             vec![(4 << 30, (4 << 30) + 4, 0), (5 << 30, (5 << 30) + 1000, 4)]
         );
         // Gaps under SPAN_GAP are carried rather than split.
-        assert_eq!(spans(vec![0..10, 10 + SPAN_GAP..20 + SPAN_GAP]).len(), 1);
+        assert_eq!(
+            mdat_ranges(vec![0..10, 10 + SPAN_GAP..20 + SPAN_GAP]).len(),
+            1
+        );
     }
 }
