@@ -10,6 +10,7 @@
 //! [`Index`], the [`Layout`], the planner, the writer.
 
 mod boxes;
+mod builder;
 mod error;
 mod fragmented;
 mod index;

@@ -17,6 +17,7 @@ pub mod logging;
 mod master;
 mod offload;
 mod privileges;
+mod service;
 mod stats;
 mod status;
 mod stream;

@@ -3,23 +3,20 @@
 //! keeps the clock (idle and request timeouts, drains) and makes room at
 //! `--max-conns` instead of leaving new connections in the backlog.
 
-use super::cache::Caches;
 use super::config::Config;
-use super::connection::{Answer, Connection, Ended, Expiry, Handler, Verdict};
+use super::connection::{Connection, Expiry, Verdict};
 use super::dev_http;
-use super::handler::{self, Ctx, Outcome, Prepared, Resume};
-use super::jobs::{Done, Job, JobKey, Jobs};
+use super::jobs::Jobs;
 use super::listen::Listener;
+use super::service::Service;
 use super::stats::Stats;
 use super::stream::{Acceptor, Stream};
 use super::transport::Transport;
-use crate::fcgi::{self, Request};
-use crate::mp4;
+use crate::fcgi;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use std::collections::HashMap;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -41,189 +38,8 @@ const EVICT_TRIES: usize = 8;
 const OVERLOAD_SLOTS: usize = 64;
 /// How long such a connection may take to send its request.
 const OVERLOAD_WAIT: Duration = Duration::from_secs(1);
-/// Indexes larger than this are freed on the helper thread.
-const LARGE_INDEX: usize = 4 << 20;
 /// At most one overload line per this period.
 const OVERLOAD_LOG: Duration = Duration::from_secs(10);
-
-/// A request waiting for a job.
-struct Waiter {
-    slot: usize,
-    serial: u64,
-    fcgi: bool,
-    resume: Box<Resume>,
-}
-
-/// The request side of a worker: caches, limits, counters, jobs.
-struct Service<'a> {
-    config: &'a Config,
-    stats: Stats,
-    pool_start: u64,
-    limits: mp4::Limits,
-    caches: Caches,
-    offload: Option<super::offload::Offload>,
-    /// Responses ended, for `--max-requests`.
-    served: u64,
-    /// Bytes charged to responses in flight (`--max-inflight`).
-    inflight: usize,
-    jobs: Jobs,
-    /// Requests waiting, by the job they wait for.
-    waiters: HashMap<JobKey, Vec<Waiter>>,
-    serial: u64,
-}
-
-impl Service<'_> {
-    fn ctx(&mut self, fcgi: bool) -> Ctx<'_> {
-        Ctx {
-            config: self.config,
-            caches: &mut self.caches,
-            stats: self.stats,
-            pool_start: self.pool_start,
-            limits: &self.limits,
-            offload: if fcgi { self.offload.as_mut() } else { None },
-            inflight: self.inflight,
-        }
-    }
-
-    /// A response begins: counted in flight (after it was prepared, so the
-    /// status page does not count its own request).
-    fn begins(&mut self, charge: usize) {
-        self.stats.get().in_flight.fetch_add(1, Relaxed);
-        self.inflight += charge;
-    }
-
-    /// Drops a layout (and maybe its index): a large one on the helper thread.
-    fn let_go(&self, layout: Arc<crate::mp4::Layout>) {
-        if layout.index().is_some_and(|i| i.heap_bytes() > LARGE_INDEX) {
-            self.jobs.discard(layout);
-        }
-    }
-
-    /// Files a request under its job, starting the job if it is new.
-    fn wait(&mut self, key: JobKey, job: Job, w: Waiter) {
-        let list = self.waiters.entry(key).or_default();
-        if list.is_empty() {
-            self.jobs.submit(key, job);
-        }
-        list.push(w);
-    }
-
-    /// Takes finished jobs: remembers their results and goes on with the
-    /// requests that waited. Returns the answers to deliver.
-    fn finished(&mut self) -> Vec<(usize, u64, Prepared)> {
-        let done: Vec<(JobKey, Done)> = self.jobs.finished().collect();
-        let mut answers = Vec::new();
-        for (key, done) in done {
-            for gone in handler::remember(key, &done, &mut self.caches) {
-                self.jobs.discard(gone);
-            }
-            for w in self.waiters.remove(&key).unwrap_or_default() {
-                let mut ctx = self.ctx(w.fcgi);
-                match handler::resume(w.resume, &done, &mut ctx) {
-                    Outcome::Ready(p) => answers.push((w.slot, w.serial, p)),
-                    Outcome::Wait { key, job, resume } => {
-                        self.wait(key, job, Waiter { resume, ..w })
-                    }
-                }
-            }
-        }
-        answers
-    }
-}
-
-impl Handler for Service<'_> {
-    fn request(&mut self, r: &Request, fcgi: bool, slot: usize) -> Answer {
-        if let Some(s) = self.stats.mine() {
-            s.requests.fetch_add(1, Relaxed);
-        }
-        let mut ctx = self.ctx(fcgi);
-        match handler::handle(&r.params, r.params_overflow, &mut ctx) {
-            Outcome::Ready(p) => {
-                self.begins(p.charge);
-                Answer::Now(p)
-            }
-            Outcome::Wait { key, job, resume } => {
-                self.serial += 1;
-                let serial = self.serial;
-                self.wait(
-                    key,
-                    job,
-                    Waiter {
-                        slot,
-                        serial,
-                        fcgi,
-                        resume,
-                    },
-                );
-                Answer::Later(serial)
-            }
-        }
-    }
-
-    fn overloaded(&mut self) -> Prepared {
-        let mut p = Prepared::overloaded();
-        p.note.quiet = true;
-        self.begins(p.charge);
-        p
-    }
-
-    fn ended(&mut self, mut e: Ended) {
-        if let Some(layout) = e.layout.take() {
-            self.let_go(layout);
-        }
-        self.stats.get().in_flight.fetch_sub(1, Relaxed);
-        self.inflight -= e.charge.min(self.inflight);
-        self.served += 1;
-        self.stats.ended(e.status, e.took.as_secs_f64());
-        let slow = self.config.slow_request_time;
-        if !slow.is_zero() && e.waited >= slow {
-            self.stats.get().slow_requests.fetch_add(1, Relaxed);
-            log::warn!(
-                "slow request: {} {} waited {:.3} s for its answer (--slow-request-time {:?}); {}",
-                e.request.method,
-                e.request.target,
-                e.waited.as_secs_f64(),
-                slow,
-                e.note.detail
-            );
-        }
-        log_ended(&e);
-    }
-}
-
-/// One line per failed request (method, target, status, reason, time), and
-/// with `--log-level debug` one per request.
-fn log_ended(e: &Ended) {
-    let ms = e.took.as_secs_f64() * 1e3;
-    let (method, target) = (&e.request.method, &e.request.target);
-    let detail = if e.note.detail.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", e.note.detail)
-    };
-    let cut = if e.complete { "" } else { ", cut" };
-    match (&e.note.reason, e.status) {
-        // Refused for want of room: the worker logs those together.
-        _ if e.status == 503 && e.note.quiet => {}
-        (Some(reason), 500..) => {
-            log::error!(
-                "{method} {target} {} {reason}{detail} {ms:.1} ms{cut}",
-                e.status
-            )
-        }
-        (Some(reason), _) => {
-            log::warn!(
-                "{method} {target} {} {reason}{detail} {ms:.1} ms{cut}",
-                e.status
-            )
-        }
-        (None, _) => log::debug!(
-            "{method} {target} {}{detail}, {} bytes, {ms:.1} ms{cut}",
-            e.status,
-            e.bytes
-        ),
-    }
-}
 
 pub struct Worker<'a> {
     service: Service<'a>,
@@ -279,24 +95,7 @@ impl<'a> Worker<'a> {
             acceptors.push(Some(a));
         }
         Ok(Worker {
-            service: Service {
-                config,
-                stats,
-                pool_start,
-                limits: mp4::Limits {
-                    max_moov: config.max_moov,
-                },
-                caches: Caches::new(config.cache_size),
-                offload: config
-                    .offload_dir
-                    .clone()
-                    .map(|d| super::offload::Offload::new(d, config.offload_size, stats)),
-                served: 0,
-                inflight: 0,
-                jobs,
-                waiters: HashMap::new(),
-                serial: 0,
-            },
+            service: Service::new(config, stats, pool_start, jobs),
             poll,
             acceptors,
             first_http,

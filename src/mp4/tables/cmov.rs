@@ -47,3 +47,28 @@ pub fn inflate(cmov: &RawBox<'_>, limit: u64) -> Result<Vec<u8>, Error> {
     }
     Ok(out)
 }
+
+/// Bytes of a `moov` holding a `cmov` around `z` bytes of zlib: the moov,
+/// cmov, dcom and cmvd heads.
+pub fn moov_len(z: usize) -> u64 {
+    8 + 8 + 12 + 12 + z as u64
+}
+
+/// The `dcom` box and the head of the `cmvd` box whose `z` bytes of zlib,
+/// inflating to `plain` bytes, follow.
+pub fn write_heads(out: &mut Vec<u8>, plain: usize, z: usize) {
+    out.extend_from_slice(&12u32.to_be_bytes());
+    out.extend_from_slice(b"dcom");
+    out.extend_from_slice(b"zlib");
+    out.extend_from_slice(&u32::try_from(12 + z).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(b"cmvd");
+    out.extend_from_slice(&u32::try_from(plain).unwrap_or(u32::MAX).to_be_bytes());
+}
+
+/// zlib (deflate with its header), as `cmvd` holds it.
+pub fn deflate(data: &[u8]) -> Result<Vec<u8>, Error> {
+    use std::io::Write;
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).map_err(Error::Io)?;
+    e.finish().map_err(Error::Io)
+}
