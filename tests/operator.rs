@@ -184,3 +184,60 @@ fn the_development_listener_binds_only_what_was_asked() {
     s.read_to_string(&mut head).unwrap();
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
 }
+
+#[test]
+fn a_peer_that_half_closes_after_its_request_still_gets_the_answer() {
+    // FastCGI: the request, then shutdown(SHUT_WR), then read.
+    let pool = Pool::start(&["--workers", "1"]);
+    let a = media("a.mp4");
+    let want = {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("clip.mp4");
+        common::cut(&a, &out, &["--start", "5"]).unwrap();
+        std::fs::read(out).unwrap()
+    };
+    let mut c = pool.client();
+    let id = c.send(
+        &[
+            (b"SCRIPT_FILENAME", a.as_os_str().as_encoded_bytes()),
+            (b"QUERY_STRING", b"start=5"),
+        ],
+        false,
+    );
+    c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let r = c.reply(id);
+    assert!(r.complete, "END_REQUEST arrived");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body == want,
+        "{} bytes, {} expected",
+        r.body.len(),
+        want.len()
+    );
+
+    // HTTP/1.0 on the development listener, the same way.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&a, dir.path().join("a.mp4")).unwrap();
+    let port = free_port();
+    let child = Command::new(BIN)
+        .args(["--http", &format!("127.0.0.1:{port}"), "--root"])
+        .arg(dir.path())
+        .args(["--workers", "1"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_port(port);
+    let _pool = Stop(child);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /a.mp4?start=5 HTTP/1.0\r\n\r\n").unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(got.starts_with(b"HTTP/1.1 200 "));
+    assert!(
+        got[head_end..] == want[..],
+        "{} bytes",
+        got.len() - head_end
+    );
+}

@@ -131,6 +131,9 @@ pub struct Connection<S> {
     pub overload: bool,
     /// Half-closed: reading until EOF or this deadline.
     pub lingering: Option<Instant>,
+    /// The peer sent its end of stream: nothing more to read, but what it
+    /// asked for is still answered.
+    eof: bool,
 }
 
 impl<S: Socket> Connection<S> {
@@ -154,6 +157,7 @@ impl<S: Socket> Connection<S> {
             closing: false,
             overload: false,
             lingering: None,
+            eof: false,
         }
     }
 
@@ -215,9 +219,14 @@ impl<S: Socket> Connection<S> {
         }
         loop {
             let mut progress = false;
-            if self.readable && self.transport.wants_read() {
+            if self.readable && !self.eof && self.transport.wants_read() {
                 match self.transport.read_from(&mut self.sock) {
-                    Ok(0) => return Verdict::Close,
+                    Ok(0) => {
+                        // A half-close after the request (nc -N, some
+                        // HTTP/1.0 clients): answer, then close.
+                        self.eof = true;
+                        progress = true;
+                    }
                     Ok(_) => {
                         progress = true;
                         self.last_io = now;
@@ -322,6 +331,9 @@ impl<S: Socket> Connection<S> {
         if self.body.is_none() && self.transport.output_ref().is_empty() {
             self.source = None;
             if self.queued.is_none() && self.waiting.is_none() && !self.transport.answering() {
+                if self.eof {
+                    return Verdict::Close;
+                }
                 // A drain closes kept connections once they served; one
                 // never used may still be carrying its first request.
                 let done = !self.transport.keep_open()
