@@ -37,6 +37,8 @@ struct Entry<T> {
     value: T,
     bytes: usize,
     used: u64,
+    /// Times it was found.
+    hits: u32,
 }
 
 /// A byte-bounded map evicting the least recently used entry.
@@ -60,12 +62,42 @@ impl<K: Hash + Eq + Copy, T: Clone> Lru<K, T> {
     }
 
     fn get(&mut self, k: &K) -> Option<T> {
+        self.get_counted(k).map(|(v, _)| v)
+    }
+
+    /// The value and how many times it has been found, this time included.
+    fn get_counted(&mut self, k: &K) -> Option<(T, u32)> {
         self.clock += 1;
         let e = self.map.get_mut(k)?;
         self.order.remove(&e.used);
         e.used = self.clock;
+        e.hits = e.hits.saturating_add(1);
         self.order.insert(e.used, *k);
-        Some(e.value.clone())
+        Some((e.value.clone(), e.hits))
+    }
+
+    /// Counts `more` bytes against the budget for an entry that grew.
+    fn grow(&mut self, k: &K, more: usize) -> Vec<(K, T)> {
+        let Some(e) = self.map.get_mut(k) else {
+            return Vec::new();
+        };
+        e.bytes += more;
+        self.bytes += more;
+        self.evict()
+    }
+
+    fn evict(&mut self) -> Vec<(K, T)> {
+        let mut evicted = Vec::new();
+        while self.bytes > self.budget {
+            let Some((_, oldest)) = self.order.pop_first() else {
+                break;
+            };
+            if let Some(e) = self.map.remove(&oldest) {
+                self.bytes -= e.bytes;
+                evicted.push((oldest, e.value));
+            }
+        }
+        evicted
     }
 
     fn contains(&self, k: &K) -> bool {
@@ -87,19 +119,12 @@ impl<K: Hash + Eq + Copy, T: Clone> Lru<K, T> {
                 value,
                 bytes,
                 used: self.clock,
+                hits: 0,
             },
         );
         self.order.insert(self.clock, k);
         self.bytes += bytes;
-        while self.bytes > self.budget {
-            let Some((_, oldest)) = self.order.pop_first() else {
-                break;
-            };
-            if let Some(e) = self.map.remove(&oldest) {
-                self.bytes -= e.bytes;
-                evicted.push((oldest, e.value));
-            }
-        }
+        evicted.extend(self.evict());
         evicted
     }
 
@@ -120,6 +145,8 @@ impl<K: Hash + Eq + Copy, T: Clone> Lru<K, T> {
 
 /// Byte budget of the layouts remembered per worker.
 const LAYOUT_BUDGET: usize = 8 << 20;
+/// Largest generated head kept with a layout (a few milliseconds to make).
+const MATERIALIZE_MAX: u64 = 4 << 20;
 /// Byte budget of the failures remembered per worker.
 const FAILURE_BUDGET: usize = 1 << 20;
 
@@ -187,8 +214,22 @@ impl Caches {
         self.failures.insert(key, f, bytes);
     }
 
+    /// A window's layout. From its second use on, its generated head is
+    /// kept with it (within the layouts' budget), so repeats copy bytes.
     pub fn layout(&mut self, key: FileKey, w: &Window) -> Option<Arc<Layout>> {
-        self.layouts.get(&window_key(key, w))
+        let k = window_key(key, w);
+        let (layout, hits) = self.layouts.get_counted(&k)?;
+        if hits >= 2 && !layout.is_materialized() && layout.head_len() <= MATERIALIZE_MAX {
+            let more = layout.materialize();
+            // What the budget lets go are layouts only: their indexes stay cached.
+            drop(self.layouts.grow(&k, more));
+        }
+        Some(layout)
+    }
+
+    /// Whether the layouts' budget holds this window's layout.
+    pub fn holds_layout(&self, key: FileKey, w: &Window) -> bool {
+        self.layouts.contains(&window_key(key, w))
     }
 
     pub fn put_layout(&mut self, key: FileKey, w: &Window, layout: Arc<Layout>) {

@@ -496,11 +496,16 @@ fn plan(r: Resume, index: Arc<Index>, ctx: &mut Ctx<'_>) -> Outcome {
 
 /// The response for a planned window: status, headers, which bytes.
 fn respond(r: &Resume, layout: Arc<Layout>, ctx: &mut Ctx<'_>) -> Prepared {
-    let charge = layout.heap_bytes()
-        + layout
-            .index()
-            .filter(|_| !ctx.caches.retains(r.key))
-            .map_or(0, |i| i.heap_bytes());
+    // What the caches hold is counted by their budgets; a response is
+    // charged only for what it alone keeps alive.
+    let charge = if ctx.caches.holds_layout(r.key, &r.window) {
+        0
+    } else {
+        layout.heap_bytes()
+    } + layout
+        .index()
+        .filter(|_| !ctx.caches.retains(r.key))
+        .map_or(0, |i| i.heap_bytes());
     if ctx.inflight.saturating_add(charge) > ctx.config.max_inflight {
         let mut p = Prepared::busy("the server is busy; try again in a moment");
         p.note.reason = Some(format!(

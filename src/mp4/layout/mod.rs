@@ -132,6 +132,9 @@ pub struct Layout {
     /// Bytes generated while planning (box heads, rewritten headers).
     own: usize,
     pub(crate) clip: Clip,
+    /// The generated head, produced once for a layout many answers share
+    /// ([`Layout::materialize`]); else it is produced as it is sent.
+    head: std::sync::OnceLock<Bytes>,
 }
 
 impl Layout {
@@ -196,8 +199,35 @@ impl Layout {
     pub fn heap_bytes(&self) -> usize {
         std::mem::size_of::<Layout>()
             + self.own
+            + self.head.get().map_or(0, Bytes::len)
             + self.stored.capacity() * (std::mem::size_of::<Stored>() + 8)
             + self.map.0.capacity() * std::mem::size_of::<stco::Move>()
+    }
+
+    /// Produces the generated head once and keeps it, for a layout many
+    /// answers share: they then copy bytes instead of producing tables.
+    /// Returns the bytes it now holds (0 when it already held them).
+    pub fn materialize(&self) -> usize {
+        if self.head.get().is_some() {
+            return 0;
+        }
+        let len = usize::try_from(self.head_len()).unwrap_or(usize::MAX);
+        let mut head = Vec::with_capacity(len);
+        // The head holds no file span: nothing is read.
+        if self
+            .write_pieces(0..self.head_len(), &Vec::new(), &mut head, false)
+            .is_err()
+            || head.len() != len
+        {
+            return 0;
+        }
+        let _ = self.head.set(Bytes::from(head));
+        len
+    }
+
+    /// Whether the head is held (see [`Layout::materialize`]).
+    pub fn is_materialized(&self) -> bool {
+        self.head.get().is_some()
     }
 
     /// What the layout presents.
@@ -263,9 +293,17 @@ impl Layout {
                     offset: offset + rel,
                     len: left.min(max_file),
                 },
-                Stored::Table { .. } => Piece::Generated {
-                    at: c.pos,
-                    len: left.min(max_mem) as usize,
+                Stored::Table { .. } => match self.head.get() {
+                    Some(head) => {
+                        // Tables lie within the head: the bytes are there.
+                        let at = c.pos as usize;
+                        let n = left.min(max_mem) as usize;
+                        Piece::Bytes(head.slice(at..at + n))
+                    }
+                    None => Piece::Generated {
+                        at: c.pos,
+                        len: left.min(max_mem) as usize,
+                    },
                 },
                 Stored::Fragments { first, last, .. } => {
                     self.fragment_piece(*first, *last, rel, left, max_mem, max_file, c.pos)?
