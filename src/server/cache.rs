@@ -143,10 +143,10 @@ impl<K: Hash + Eq + Copy, T: Clone> Lru<K, T> {
     }
 }
 
-/// Byte budget of the layouts remembered per worker.
-const LAYOUT_BUDGET: usize = 8 << 20;
-/// Largest generated head kept with a layout (a few milliseconds to make).
-const MATERIALIZE_MAX: u64 = 4 << 20;
+/// Share of the index budget the layouts may use on top of it: a quarter
+/// (16 MB by default) keeps the heads of a few popular windows of a long
+/// film (a 2-hour film's moov is about 5 MB).
+const LAYOUT_SHARE: usize = 4;
 /// Byte budget of the failures remembered per worker.
 const FAILURE_BUDGET: usize = 1 << 20;
 
@@ -166,7 +166,7 @@ impl Caches {
             indexes: Lru::new(budget),
             failures: Lru::new(FAILURE_BUDGET),
             live: HashMap::new(),
-            layouts: Lru::new(LAYOUT_BUDGET.min(budget)),
+            layouts: Lru::new(budget / LAYOUT_SHARE),
         }
     }
 
@@ -219,7 +219,9 @@ impl Caches {
     pub fn layout(&mut self, key: FileKey, w: &Window) -> Option<Arc<Layout>> {
         let k = window_key(key, w);
         let (layout, hits) = self.layouts.get_counted(&k)?;
-        if hits >= 2 && !layout.is_materialized() && layout.head_len() <= MATERIALIZE_MAX {
+        // A head over half the budget would push out every other window.
+        let fits = usize::try_from(layout.head_len()).is_ok_and(|n| n <= self.layouts.budget / 2);
+        if hits >= 2 && !layout.is_materialized() && fits {
             let more = layout.materialize();
             // What the budget lets go are layouts only: their indexes stay cached.
             drop(self.layouts.grow(&k, more));
