@@ -69,13 +69,6 @@ impl Output {
         self.buf.extend_from_slice(bytes);
     }
 
-    /// Appends `n` bytes that `fill` writes in place.
-    pub fn push_with(&mut self, n: usize, fill: impl FnOnce(&mut [u8])) {
-        let at = self.buf.len();
-        self.buf.resize(at + n, 0);
-        fill(&mut self.buf[at..]);
-    }
-
     /// The buffer, for encoders that append whole units to it directly.
     /// Only ever append.
     pub fn buf_mut(&mut self) -> &mut Vec<u8> {

@@ -55,6 +55,47 @@ fn trimmed_response_equals_cut_output() {
     }
 }
 
+/// A long answer goes out in full records: one per 65528 bytes of body,
+/// not a full record and a 7-byte one for every 64 KiB of file (which
+/// doubled the front server's reads and the pool's syscalls).
+#[test]
+fn media_goes_out_in_full_records() {
+    let pool = Pool::start(&["--workers", "1"]);
+    let mut c = pool.client();
+    let f = media("a.mp4").as_os_str().as_encoded_bytes().to_vec();
+    let id = c.send(
+        &[
+            (b"SCRIPT_FILENAME", &f),
+            (b"QUERY_STRING", b"start=10.5&end=20"),
+            (b"REQUEST_METHOD", b"GET"),
+        ],
+        true,
+    );
+    let mut sizes = Vec::new();
+    while let Some((t, rid, content)) = c.record() {
+        assert_eq!(rid, id);
+        if t == fcgi::FCGI_END_REQUEST {
+            break;
+        }
+        if t == fcgi::FCGI_STDOUT && !content.is_empty() {
+            sizes.push(content.len());
+        }
+    }
+    let total: usize = sizes.iter().sum();
+    assert!(
+        total > 3 * fcgi::STDOUT_MAX,
+        "a clip of ~220 KB, got {total} bytes"
+    );
+    // The CGI head is one record; then the generated head (ftyp, moov,
+    // mdat header) in full records but its last, then the media the same way.
+    let short = sizes[1..].iter().filter(|&&n| n < fcgi::STDOUT_MAX).count();
+    assert!(
+        short <= 2 && sizes.len() <= total.div_ceil(fcgi::STDOUT_MAX) + 2,
+        "{} records for {total} bytes: {sizes:?}",
+        sizes.len()
+    );
+}
+
 #[test]
 fn keep_conn_and_one_shot_connections() {
     let pool = Pool::start(&["--workers", "1"]);

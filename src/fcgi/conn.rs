@@ -264,22 +264,6 @@ impl Conn {
         }
     }
 
-    /// Appends one STDOUT record of `n` bytes (at most [`STDOUT_MAX`]) that
-    /// `fill` writes in place. Returns the bytes taken.
-    pub fn stdout_with(&mut self, n: usize, fill: impl FnOnce(&mut [u8])) -> usize {
-        let Some(id) = self.answering() else { return 0 };
-        let n = n.min(STDOUT_MAX);
-        if n == 0 {
-            return 0;
-        }
-        // n <= STDOUT_MAX < 65536.
-        let (header, padding) = stdout_header(id, n as u16);
-        self.out.push(&header);
-        self.out.push_with(n, fill);
-        self.out.push(&[0u8; 8][..padding]);
-        n
-    }
-
     /// Appends up to one record's worth of the file at `offset` as a STDOUT
     /// record whose payload the caller sends from the file. Returns the bytes
     /// taken (at most `len`).

@@ -73,21 +73,34 @@ impl Body {
     /// Moves body pieces into `t` until [`FILL`] bytes are pending there,
     /// reading `file` for pieces that are patched in memory. True once the
     /// whole body is queued.
+    ///
+    /// Bytes from memory (a head is many small tables) are gathered into
+    /// pieces of [`MEM_PIECE`], so a front server reads a few full records,
+    /// not one per table.
     pub fn fill(&mut self, t: &mut Transport, file: Option<&File>) -> io::Result<bool> {
+        // A span of STDOUT_MAX goes out as one record without padding; a
+        // longer one would be cut into a full record and a 7-byte one.
         let max_file = if t.is_fcgi() {
-            crate::fcgi::FCGI_MAX_CONTENT as u64
+            crate::fcgi::STDOUT_MAX as u64
         } else {
             HTTP_PIECE
         };
-        while t.output_ref().pending() < FILL {
+        let mut stage = Vec::new();
+        let done = loop {
+            if t.output_ref().pending() + stage.len() >= FILL {
+                break false;
+            }
+            if stage.len() == MEM_PIECE {
+                self.put(t, &mut stage);
+            }
+            let room = MEM_PIECE - stage.len();
             let Some(piece) = self.pieces.front_mut() else {
-                return Ok(true);
+                break true;
             };
             match piece {
                 http::Piece::Bytes(b) => {
-                    let some = b.split_to(b.len().min(MEM_PIECE));
-                    t.body(&some);
-                    self.queued += some.len() as u64;
+                    let some = b.split_to(b.len().min(room));
+                    stage.extend_from_slice(&some);
                     if b.is_empty() {
                         self.pieces.pop_front();
                     }
@@ -100,30 +113,31 @@ impl Body {
                     let c = self
                         .cursor
                         .get_or_insert_with(|| layout.cursor(range.clone()));
-                    match layout.next(c, MEM_PIECE, max_file) {
+                    match layout.next(c, room, max_file) {
                         None => {
                             self.pieces.pop_front();
                             self.cursor = None;
                         }
-                        Some(mp4::Piece::Bytes(b)) => {
+                        // A whole record's worth held in memory: no copy.
+                        Some(mp4::Piece::Bytes(b)) if stage.is_empty() && b.len() == room => {
                             t.body(&b);
                             self.queued += b.len() as u64;
                         }
+                        Some(mp4::Piece::Bytes(b)) => stage.extend_from_slice(&b),
                         Some(mp4::Piece::Generated { at, len }) => {
-                            t.body_with(len, |buf| layout.generate(at, buf));
-                            self.queued += len as u64;
+                            let from = stage.len();
+                            stage.resize(from + len, 0);
+                            layout.generate(at, &mut stage[from..]);
                         }
                         Some(mp4::Piece::Patched { offset, len, at }) => {
                             let file = file.ok_or_else(|| io::Error::other("no file to read"))?;
-                            let mut read = Ok(());
-                            t.body_with(len, |buf| {
-                                read = file.read_exact_at(buf, offset);
-                                layout.patch(at, buf);
-                            });
-                            read?;
-                            self.queued += len as u64;
+                            let from = stage.len();
+                            stage.resize(from + len, 0);
+                            file.read_exact_at(&mut stage[from..], offset)?;
+                            layout.patch(at, &mut stage[from..]);
                         }
                         Some(mp4::Piece::File { offset, len }) => {
+                            self.put(t, &mut stage);
                             let mut done = 0;
                             while done < len {
                                 let n = t.body_file(offset + done, len - done) as u64;
@@ -137,8 +151,18 @@ impl Body {
                     }
                 }
             }
+        };
+        self.put(t, &mut stage);
+        Ok(done)
+    }
+
+    /// Queues the gathered bytes as one piece of body.
+    fn put(&mut self, t: &mut Transport, stage: &mut Vec<u8>) {
+        if !stage.is_empty() {
+            t.body(stage);
+            self.queued += stage.len() as u64;
+            stage.clear();
         }
-        Ok(false)
     }
 }
 

@@ -179,11 +179,6 @@ impl Conn {
         self.out.push(bytes);
     }
 
-    pub fn body_with(&mut self, n: usize, fill: impl FnOnce(&mut [u8])) -> usize {
-        self.out.push_with(n, fill);
-        n
-    }
-
     pub fn body_file(&mut self, offset: u64, len: u64) -> usize {
         let n = usize::try_from(len).map_or(usize::MAX, |l| l).min(1 << 30);
         self.out.push_file(offset, n);

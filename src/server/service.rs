@@ -84,9 +84,15 @@ impl<'a> Service<'a> {
         self.inflight += charge;
     }
 
-    /// Drops a layout (and maybe its index): a large one on the helper thread.
+    /// Drops a layout (and maybe its index): one that frees a large index
+    /// on the helper thread. A layout or index held elsewhere (the caches,
+    /// other streams) costs a count here, not a message to the helper.
     fn let_go(&self, layout: Arc<crate::mp4::Layout>) {
-        if layout.index().is_some_and(|i| i.heap_bytes() > LARGE_INDEX) {
+        let frees_large = Arc::strong_count(&layout) == 1
+            && layout
+                .index()
+                .is_some_and(|i| Arc::strong_count(i) == 1 && i.heap_bytes() > LARGE_INDEX);
+        if frees_large {
             self.jobs.discard(layout);
         }
     }
