@@ -468,21 +468,7 @@ impl Conn {
     }
 
     fn send(&mut self, file: &Path, query: &str, extra: &[(&str, &str)]) -> u16 {
-        let f = file.as_os_str().as_encoded_bytes().to_vec();
-        let mut pairs: Vec<(&[u8], &[u8])> = vec![
-            (b"SCRIPT_FILENAME", &f),
-            (b"QUERY_STRING", query.as_bytes()),
-            (b"REQUEST_METHOD", b"GET"),
-            (b"SCRIPT_NAME", b"/clip.mp4"),
-        ];
-        for (n, v) in extra {
-            if let Some(p) = pairs.iter_mut().find(|(pn, _)| *pn == n.as_bytes()) {
-                p.1 = v.as_bytes();
-            } else {
-                pairs.push((n.as_bytes(), v.as_bytes()));
-            }
-        }
-        self.client.send(&pairs, true)
+        self.client.send_get(file, query, extra)
     }
 
     fn next(&mut self) -> Next {

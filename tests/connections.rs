@@ -411,18 +411,7 @@ fn counter(pool: &Pool, key: &str) -> u64 {
     s.stream.write_all(&req).expect("status request");
     let got = read_reply(&mut s, 1, &[]).unwrap_or_else(|e| panic!("status page: {e}"));
     let (_, _, body) = cgi(&got.stdout).unwrap();
-    let t = String::from_utf8_lossy(body);
-    let tag = format!("\"{key}\":");
-    let at = t
-        .find(&tag)
-        .unwrap_or_else(|| panic!("the status page has no \"{key}\": {t}"))
-        + tag.len();
-    t[at..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    common::json_number(&String::from_utf8_lossy(body), key)
 }
 
 /// Bytes waiting to be read on `s`.

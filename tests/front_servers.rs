@@ -113,13 +113,7 @@ fn requests_seen(pool: &Pool) -> u64 {
         .client()
         .get(Path::new("/"), "json", &[("SCRIPT_NAME", STATUS)])
         .text();
-    let at = t.find("\"requests\":").unwrap_or_else(|| panic!("{t}")) + "\"requests\":".len();
-    t[at..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    common::json_number(&t, "requests")
 }
 
 /// The checks every front server must pass for a clip under `prefix`.
@@ -308,6 +302,22 @@ fn check_protected_folder(port: u16, pool: &Pool, extra: &[&str]) {
         seen + 1,
         "only our own counter read reached the pool"
     );
+}
+
+/// The shell link generator refuses a path it would have to percent-encode
+/// (exit 2), rather than make a link that does not match.
+fn shell_link_refuses(script: &str, path: &str) {
+    let refused = Command::new("sh")
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("conf-examples/links")
+                .join(script),
+        )
+        .arg(path)
+        .env("MP4_LINK_SECRET", "change-this-secret")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{script} refuses {path:?}");
 }
 
 /// Runs a link generator from conf-examples/links/ with MP4_LINK_SECRET=`secret`.
@@ -674,13 +684,7 @@ fn nginx_link_generators_make_links_nginx_accepts() {
     );
     assert!(link.starts_with("/protected/my%20film.mp4?"), "{link}");
     assert_eq!(request(port, "GET", &link, "").status, 200, "{link}");
-    let refused = Command::new("sh")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("conf-examples/links/nginx-link.sh"))
-        .arg("/protected/my film.mp4")
-        .env("MP4_LINK_SECRET", "change-this-secret")
-        .output()
-        .unwrap();
-    assert_eq!(refused.status.code(), Some(2), "the shell one refuses it");
+    shell_link_refuses("nginx-link.sh", "/protected/my film.mp4");
 }
 
 #[test]
@@ -956,13 +960,7 @@ fn lighttpd_link_generators_make_links_secdownload_accepts() {
     let link = generate("lighttpd_link.py", "change-this-secret", &["/my film.mp4"]);
     assert!(link.ends_with("/my%20film.mp4"), "{link}");
     assert_eq!(request(port, "GET", &link, "").status, 200, "{link}");
-    let refused = Command::new("sh")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("conf-examples/links/lighttpd-link.sh"))
-        .arg("/my film.mp4")
-        .env("MP4_LINK_SECRET", "change-this-secret")
-        .output()
-        .unwrap();
-    assert_eq!(refused.status.code(), Some(2), "the shell one refuses it");
+    shell_link_refuses("lighttpd-link.sh", "/my film.mp4");
 }
 
 #[test]

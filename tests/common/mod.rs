@@ -218,15 +218,7 @@ impl Pool {
         let r = self
             .client()
             .get(Path::new("/"), "json", &[("SCRIPT_NAME", "/status")]);
-        let t = r.text();
-        let tag = format!("\"{key}\":");
-        let at = t.find(&tag).unwrap_or_else(|| panic!("no {key} in {t}")) + tag.len();
-        t[at..]
-            .split(|c: char| !c.is_ascii_digit())
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
+        json_number(&r.text(), key)
     }
 
     pub fn log_text(&self) -> String {
@@ -288,6 +280,21 @@ impl Drop for Pool {
             }
         }
     }
+}
+
+/// The number after `"key":` in the status page's JSON.
+pub fn json_number(t: &str, key: &str) -> u64 {
+    let tag = format!("\"{key}\":");
+    let at = t
+        .find(&tag)
+        .unwrap_or_else(|| panic!("the status page has no \"{key}\": {t}"))
+        + tag.len();
+    t[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 pub fn children_of(pid: i32) -> Vec<i32> {
@@ -460,6 +467,13 @@ impl<S: Read + Write> Client<S> {
 
     /// One GET-like request with extra params.
     pub fn get(&mut self, file: &Path, query: &str, extra: &[(&str, &str)]) -> Reply {
+        let id = self.send_get(file, query, extra);
+        self.reply(id)
+    }
+
+    /// Sends a GET-like request with extra params (they replace defaults of
+    /// the same name); returns its id.
+    pub fn send_get(&mut self, file: &Path, query: &str, extra: &[(&str, &str)]) -> u16 {
         let f = file.as_os_str().as_encoded_bytes().to_vec();
         let mut pairs: Vec<(&[u8], &[u8])> = vec![
             (b"SCRIPT_FILENAME", &f),
@@ -474,8 +488,7 @@ impl<S: Read + Write> Client<S> {
                 pairs.push((n.as_bytes(), v.as_bytes()));
             }
         }
-        let id = self.send(&pairs, true);
-        self.reply(id)
+        self.send(&pairs, true)
     }
 }
 
