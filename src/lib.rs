@@ -12,5 +12,6 @@
 pub mod fcgi;
 pub mod http;
 pub mod mp4;
+pub mod origin;
 pub mod output;
 pub mod server;

@@ -3,7 +3,7 @@
 //! server would send.
 
 use super::args::CutArgs;
-use mp4_fcgi::{http, mp4};
+use mp4_fcgi::{http, mp4, origin};
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
@@ -18,11 +18,34 @@ fn explain(input: &Path, e: &mp4::Error) -> String {
     format!("{}: {e}{advice}", input.display())
 }
 
-fn index(input: &Path, max_moov: u64) -> Result<(std::fs::File, Arc<mp4::Index>), String> {
-    let file = std::fs::File::open(input).map_err(|e| format!("{}: {e}", input.display()))?;
-    let index =
-        mp4::Index::build(&file, &mp4::Limits { max_moov }).map_err(|e| explain(input, &e))?;
-    Ok((file, Arc::new(index)))
+/// The source: a local file, or an object named by an `s3://` or
+/// `http(s)://` URL (endpoint, region and keys from the environment, as
+/// the AWS tools read them).
+type Source = (Box<dyn mp4::ReadAt>, Option<tokio::runtime::Runtime>);
+
+fn open(input: &Path) -> Result<Source, String> {
+    let name = input.to_string_lossy();
+    let Some((url, key)) = origin::split_object_url(&name) else {
+        let file = std::fs::File::open(input).map_err(|e| format!("{}: {e}", input.display()))?;
+        return Ok((Box::new(file), None));
+    };
+    let origin = origin::Origin::new(&origin::Settings {
+        url,
+        ..origin::Settings::default()
+    })?;
+    let rt = origin::runtime().map_err(|e| format!("{name}: {e}"))?;
+    let (object, first) = rt
+        .block_on(origin.open(&key, origin.chunk))
+        .map_err(|f| format!("{name}: {}: {}", f.reason(), f.detail()))?;
+    let reader = origin::Reader::new(rt.handle().clone(), Arc::new(origin), object, first);
+    Ok((Box::new(reader), Some(rt)))
+}
+
+fn index(input: &Path, max_moov: u64) -> Result<(Source, Arc<mp4::Index>), String> {
+    let source = open(input)?;
+    let index = mp4::Index::build(source.0.as_ref(), &mp4::Limits { max_moov })
+        .map_err(|e| explain(input, &e))?;
+    Ok((source, Arc::new(index)))
 }
 
 /// The window as the person asked for it.
@@ -50,20 +73,21 @@ pub fn cut(c: &CutArgs) -> Result<(), String> {
     let style = mp4::Style {
         compress_moov: c.compress_moov && !q.flash,
     };
-    let (file, index) = index(&c.input, c.max_moov)?;
+    let ((file, _rt), index) = index(&c.input, c.max_moov)?;
+    let file = file.as_ref();
     let layout = mp4::plan(&index, &window, &style).map_err(|e| explain(&c.input, &e))?;
     let to_stdout = c.output.as_os_str() == "-";
     let written = if to_stdout {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         layout
-            .copy_to(0..layout.len(), &file, &mut out)
+            .copy_to(0..layout.len(), file, &mut out)
             .and_then(|()| out.flush())
     } else {
         let out =
             std::fs::File::create(&c.output).map_err(|e| format!("{}: {e}", c.output.display()))?;
         let mut out = std::io::BufWriter::new(out);
         let r = layout
-            .copy_to(0..layout.len(), &file, &mut out)
+            .copy_to(0..layout.len(), file, &mut out)
             .and_then(|()| out.flush());
         if r.is_err() {
             // No half a clip left behind.

@@ -2,6 +2,8 @@
 //! into the transport's output as the socket drains, and that output sent,
 //! file spans with `sendfile` (or `pread` where a filesystem refuses it).
 
+use super::fetch::{Fetcher, Take};
+use super::remote::Chunk;
 use super::transport::Transport;
 use crate::http;
 use crate::mp4::{self, Cursor, Layout};
@@ -49,6 +51,8 @@ pub struct Body {
     cursor: Option<Cursor>,
     /// Body bytes queued so far.
     queued: u64,
+    /// Where file bytes come from when the film is remote.
+    fetcher: Option<Fetcher>,
 }
 
 impl Body {
@@ -58,7 +62,38 @@ impl Body {
             layout,
             cursor: None,
             queued: 0,
+            fetcher: None,
         }
+    }
+
+    /// The end of the last source byte this body reads (for read-ahead).
+    pub fn file_extent(&self) -> u64 {
+        let Some(layout) = &self.layout else { return 0 };
+        let mut end = 0;
+        for p in &self.pieces {
+            if let http::Piece::Range(r) = p {
+                for piece in layout.pieces(r.clone()) {
+                    match piece {
+                        mp4::Piece::File { offset, len } => end = end.max(offset + len),
+                        mp4::Piece::Patched { offset, len, .. } => {
+                            end = end.max(offset + len as u64)
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        end
+    }
+
+    /// File bytes are read from the origin through `f`.
+    pub fn set_fetcher(&mut self, f: Fetcher) {
+        self.fetcher = Some(f);
+    }
+
+    /// A body read finished; true if it was this body's.
+    pub fn arrived(&mut self, c: Chunk) -> bool {
+        self.fetcher.as_mut().is_some_and(|f| f.arrived(c))
     }
 
     pub fn queued(&self) -> u64 {
@@ -113,6 +148,27 @@ impl Body {
                     let c = self
                         .cursor
                         .get_or_insert_with(|| layout.cursor(range.clone()));
+                    if let Some(f) = self.fetcher.as_mut() {
+                        // A remote film: file bytes come from memory too.
+                        match remote_piece(layout, c, room, f)? {
+                            Remote::Bytes(b) if stage.is_empty() && b.len() == room => {
+                                t.body(&b);
+                                self.queued += b.len() as u64;
+                            }
+                            Remote::Bytes(b) => stage.extend_from_slice(&b),
+                            Remote::Generated { at, len } => {
+                                let from = stage.len();
+                                stage.resize(from + len, 0);
+                                layout.generate(at, &mut stage[from..]);
+                            }
+                            Remote::Pending => break false,
+                            Remote::End => {
+                                self.pieces.pop_front();
+                                self.cursor = None;
+                            }
+                        }
+                        continue;
+                    }
                     match layout.next(c, room, max_file) {
                         None => {
                             self.pieces.pop_front();
@@ -164,6 +220,63 @@ impl Body {
             stage.clear();
         }
     }
+}
+
+/// The next piece of a remote film's body, as bytes.
+enum Remote {
+    Bytes(bytes::Bytes),
+    Generated {
+        at: u64,
+        len: usize,
+    },
+    /// Waiting for the origin: the cursor has not moved.
+    Pending,
+    End,
+}
+
+/// Takes the next piece at `c`, at most `room` bytes, reading file bytes
+/// through `f`; on `Pending` the cursor stays where it was.
+fn remote_piece(
+    layout: &Layout,
+    c: &mut Cursor,
+    room: usize,
+    f: &mut Fetcher,
+) -> io::Result<Remote> {
+    let before = c.clone();
+    let fault =
+        |e: crate::origin::Fault| io::Error::other(format!("{}: {}", e.reason(), e.detail()));
+    Ok(match layout.next(c, room, room as u64) {
+        None => Remote::End,
+        Some(mp4::Piece::Bytes(b)) => Remote::Bytes(b),
+        Some(mp4::Piece::Generated { at, len }) => Remote::Generated { at, len },
+        Some(mp4::Piece::File { offset, len }) => match f.take(offset, len).map_err(fault)? {
+            Take::Ready(b) => {
+                if (b.len() as u64) < len {
+                    // The chunk ends first: step the cursor that far only.
+                    *c = before;
+                    let _ = layout.next(c, room, b.len() as u64);
+                }
+                Remote::Bytes(b)
+            }
+            Take::Pending => {
+                *c = before;
+                Remote::Pending
+            }
+        },
+        Some(mp4::Piece::Patched { offset, len, at }) => {
+            match f.take_exact(offset, len).map_err(fault)? {
+                Some(b) => {
+                    let mut v = b.to_vec();
+                    layout.patch(at, &mut v);
+                    Remote::Bytes(bytes::Bytes::from(v))
+                }
+                None => {
+                    *c = before;
+                    Remote::Pending
+                }
+            }
+        }
+    })
 }
 
 /// Sends `t`'s output until the socket is full. Returns the bytes sent and

@@ -157,6 +157,8 @@ pub struct Caches {
     /// the budget is shared by its concurrent requests, not rebuilt.
     live: HashMap<FileKey, Weak<Index>>,
     layouts: Lru<WindowKey, Arc<Layout>>,
+    /// Objects of the origin, with when each was last confirmed.
+    pub objects: super::remote::Objects,
 }
 
 impl Caches {
@@ -167,6 +169,7 @@ impl Caches {
             failures: Lru::new(FAILURE_BUDGET),
             live: HashMap::new(),
             layouts: Lru::new(budget / LAYOUT_SHARE),
+            objects: Default::default(),
         }
     }
 

@@ -77,6 +77,12 @@ pub struct Config {
     pub offload_dir: Option<PathBuf>,
     /// Byte budget of `offload_dir`.
     pub offload_size: u64,
+    /// `--origin`: films are objects of a store, not local files.
+    pub origin: Option<crate::origin::Settings>,
+    /// An object's identity is trusted this long before it is checked again.
+    pub origin_revalidate: Duration,
+    /// `Cache-Control` of 200/206 answers.
+    pub cache_control: Option<String>,
 }
 
 impl Default for Config {
@@ -106,6 +112,9 @@ impl Default for Config {
             http: None,
             offload_dir: None,
             offload_size: 1 << 30,
+            origin: None,
+            origin_revalidate: Duration::from_secs(60),
+            cache_control: None,
         }
     }
 }

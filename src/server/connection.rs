@@ -198,6 +198,12 @@ impl<S: Socket> Connection<S> {
         true
     }
 
+    /// Delivers a body read from the origin. False when no response here
+    /// waits for it (cut, or ended since).
+    pub fn fetched(&mut self, c: super::remote::Chunk) -> bool {
+        self.body.as_mut().is_some_and(|p| p.body.arrived(c))
+    }
+
     /// Whether the worker's clock should close it now, and why.
     pub fn expired(&self, now: Instant, idle: Duration, request: Duration) -> Option<Expiry> {
         if let Some(t) = self.lingering {
@@ -376,8 +382,13 @@ impl<S: Socket> Connection<S> {
             target: "-".into(),
             at: Instant::now(),
         });
+        let mut body = Body::new(p.body, p.layout);
+        if let Some((link, object)) = p.remote {
+            let limit = body.file_extent();
+            body.set_fetcher(super::fetch::Fetcher::new(link, object, self.slot, limit));
+        }
         self.body = Some(Producing {
-            body: Body::new(p.body, p.layout),
+            body,
             end,
             charge: p.charge,
             status: p.status,

@@ -104,6 +104,7 @@ impl Service {
             limits: &LIMITS,
             offload: None,
             inflight: 0,
+            link: None,
         }
     }
 
@@ -111,7 +112,7 @@ impl Service {
     fn run_jobs(&mut self) {
         for (serial, key, job, resume, fcgi) in std::mem::take(&mut self.jobs) {
             let done = run(job);
-            handler::remember(key, &done, &mut self.caches);
+            handler::remember(key, &done, &self.config, &mut self.caches);
             match handler::resume(resume, &done, &mut self.ctx(fcgi)) {
                 Outcome::Ready(p) => self.ready.push((serial, p)),
                 Outcome::Wait { key, job, resume } => {
@@ -132,6 +133,8 @@ fn run(job: Job) -> Done {
             window,
             style,
         } => Done::Plan(mp4::plan(&index, &window, &style).map(Arc::new)),
+        // The harness has no origin.
+        Job::Object { .. } => Done::Object(Err(crate::origin::Fault::Failed("no origin".into()))),
     }
 }
 

@@ -6,10 +6,12 @@
 use super::cache::{Caches, Failure, FileKey, window_key};
 use super::config::Config;
 use super::jobs::{Done, Job, JobKey};
+use super::remote::{self, Link};
 use super::stats::Stats;
 use crate::fcgi::Params;
 use crate::http::{self, Body, Entity, Piece, RequestHead, Response};
 use crate::mp4::{self, Index, Layout, Window};
+use crate::origin::Object;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::fs::File;
@@ -32,6 +34,8 @@ pub struct Prepared {
     pub body: VecDeque<Piece>,
     pub layout: Option<Arc<Layout>>,
     pub file: Option<Rc<File>>,
+    /// A remote film's object, read through the link as the body goes.
+    pub remote: Option<(Arc<Link>, Arc<Object>)>,
     /// Bytes this response holds that no cache accounts for (`--max-inflight`).
     pub charge: usize,
     pub note: Note,
@@ -80,6 +84,8 @@ pub struct Ctx<'a> {
     pub offload: Option<&'a mut super::offload::Offload>,
     /// Bytes charged to responses in flight on this worker.
     pub inflight: usize,
+    /// Set with `--origin`: films are objects, not files.
+    pub link: Option<&'a Arc<Link>>,
 }
 
 /// What became of a request.
@@ -94,11 +100,21 @@ pub enum Outcome {
     },
 }
 
+/// Where a request's film is.
+enum Media {
+    File(Rc<File>),
+    /// An object of the origin: known once opened (or remembered).
+    Object {
+        key: Arc<str>,
+        object: Option<Arc<Object>>,
+    },
+}
+
 /// A request waiting for a job, with all it needs to go on.
 pub struct Resume {
     path: PathBuf,
     opened: PathBuf,
-    file: Rc<File>,
+    media: Media,
     key: FileKey,
     modified: SystemTime,
     window: Window,
@@ -109,6 +125,17 @@ pub struct Resume {
     if_modified_since: Option<Vec<u8>>,
     /// What the caches held, for the log.
     cache: &'static str,
+}
+
+impl Resume {
+    /// The object is known: its identity keys the caches.
+    fn set_object(&mut self, o: Arc<Object>) {
+        self.key = remote::file_key(&o);
+        self.modified = o.modified;
+        if let Media::Object { object, .. } = &mut self.media {
+            *object = Some(o);
+        }
+    }
 }
 
 impl Prepared {
@@ -125,6 +152,7 @@ impl Prepared {
             body,
             layout: None,
             file: None,
+            remote: None,
             charge: 0,
             note: Note::default(),
         }
@@ -286,7 +314,8 @@ fn offload(o: &mut super::offload::Offload, response: &mut Response, r: &Resume,
     if range.is_empty() {
         return;
     }
-    if let Some(v) = o.header_value(&r.opened, &r.file, r.key, &r.window, layout, range.clone()) {
+    let Media::File(file) = &r.media else { return };
+    if let Some(v) = o.header_value(&r.opened, file, r.key, &r.window, layout, range.clone()) {
         response.headers.push(("X-Sendfile2", v));
         response.body = Body::Empty;
     }
@@ -309,6 +338,25 @@ pub fn resume(r: Box<Resume>, done: &Done, ctx: &mut Ctx<'_>) -> Outcome {
             let p = respond(&r, layout.clone(), ctx);
             ready(p, ctx)
         }
+        Done::Object(Ok((object, built))) => {
+            let mut r = r;
+            r.set_object(Arc::new(object.clone()));
+            match built {
+                Some(Ok(index)) => plan(*r, index.clone(), ctx),
+                Some(Err(e)) => {
+                    let mut p = refuse(http::status_for(e), &e.to_string());
+                    p.note.detail = format!("object {}", r.path.display());
+                    ready(p, ctx)
+                }
+                // Checked and unchanged: the cached index serves.
+                None => proceed(*r, ctx),
+            }
+        }
+        Done::Object(Err(f)) => {
+            let mut p = refuse(f.status(), f.reason());
+            p.note.detail = format!("object {}: {}", r.path.display(), f.detail());
+            ready(p, ctx)
+        }
         Done::Index(Err(e)) | Done::Plan(Err(e)) => {
             let mut p = refuse(http::status_for(e), &e.to_string());
             p.note.detail = format!("file {}", r.path.display());
@@ -320,8 +368,26 @@ pub fn resume(r: Box<Resume>, done: &Done, ctx: &mut Ctx<'_>) -> Outcome {
 /// How a finished job's result is remembered: failures of the file itself
 /// are, read errors are not (they may pass). Returns the indexes the cache
 /// let go of, for the caller to drop off the event loop.
-pub fn remember(key: JobKey, done: &Done, caches: &mut Caches) -> Vec<Arc<Index>> {
+pub fn remember(key: JobKey, done: &Done, config: &Config, caches: &mut Caches) -> Vec<Arc<Index>> {
     match (key, done) {
+        (JobKey::Object(k), Done::Object(Ok((object, built)))) => {
+            let fk = remote::file_key(object);
+            let now = std::time::Instant::now();
+            caches
+                .objects
+                .put(k, Arc::new(object.clone()), now, config.origin_revalidate);
+            match built {
+                Some(Ok(index)) => return caches.put_index(fk, index.clone()),
+                Some(Err(e)) if !matches!(e, mp4::Error::Io(_)) => caches.put_failure(
+                    fk,
+                    Failure {
+                        status: http::status_for(e),
+                        reason: e.to_string(),
+                    },
+                ),
+                _ => {}
+            }
+        }
         (JobKey::Index(k), Done::Index(Ok(index))) => return caches.put_index(k, index.clone()),
         (JobKey::Index(k), Done::Index(Err(e))) if !matches!(e, mp4::Error::Io(_)) => {
             caches.put_failure(
@@ -382,9 +448,46 @@ fn start(
             "only GET and HEAD are allowed",
         ))));
     }
-    let path = script_path(params).map_err(|Refusal(s, why)| Box::new(refuse(s, &why)))?;
     let query = http::parse_query(params.get(b"QUERY_STRING").unwrap_or(b""))
         .map_err(|e| Box::new(refuse(400, &e.to_string())))?;
+    let window = Window {
+        start: query.start,
+        end: query.end,
+        flash: query.flash,
+    };
+    let owned = |name: &[u8]| params.get(name).map(<[u8]>::to_vec);
+    if let Some(link) = ctx.link {
+        let name = params.get(b"SCRIPT_NAME").unwrap_or(b"");
+        let key = link.origin.key(name).map_err(|r| {
+            let mut p = refuse(r.status, r.reason);
+            p.note.detail = format!("path {}", String::from_utf8_lossy(name));
+            Box::new(p)
+        })?;
+        return Ok(Resume {
+            key: FileKey {
+                dev: 0,
+                ino: 0,
+                size: 0,
+                mtime: 0,
+                mtime_nsec: 0,
+            },
+            modified: UNIX_EPOCH,
+            window,
+            path: PathBuf::from(&key),
+            opened: PathBuf::from(&key),
+            media: Media::Object {
+                key: key.into(),
+                object: None,
+            },
+            method: method.to_vec(),
+            range: owned(b"HTTP_RANGE"),
+            if_range: owned(b"HTTP_IF_RANGE"),
+            if_none_match: owned(b"HTTP_IF_NONE_MATCH"),
+            if_modified_since: owned(b"HTTP_IF_MODIFIED_SINCE"),
+            cache: "",
+        });
+    }
+    let path = script_path(params).map_err(|Refusal(s, why)| Box::new(refuse(s, &why)))?;
     let (file, meta, opened) =
         open(&path, ctx.config.root.as_deref()).map_err(|Refusal(s, why)| {
             let mut p = refuse(s, &why);
@@ -392,7 +495,6 @@ fn start(
             p.note.detail = format!("file {}", path.display());
             p
         })?;
-    let owned = |name: &[u8]| params.get(name).map(<[u8]>::to_vec);
     Ok(Resume {
         key: FileKey {
             dev: meta.dev(),
@@ -402,14 +504,10 @@ fn start(
             mtime_nsec: meta.mtime_nsec(),
         },
         modified: meta.modified().unwrap_or(UNIX_EPOCH),
-        window: Window {
-            start: query.start,
-            end: query.end,
-            flash: query.flash,
-        },
+        window,
         path,
         opened,
-        file: Rc::new(file),
+        media: Media::File(Rc::new(file)),
         method: method.to_vec(),
         range: owned(b"HTTP_RANGE"),
         if_range: owned(b"HTTP_IF_RANGE"),
@@ -421,6 +519,39 @@ fn start(
 
 /// From the layout cache, the index cache, or a job that builds the index.
 fn proceed(mut r: Resume, ctx: &mut Ctx<'_>) -> Outcome {
+    if let Media::Object { key, object: None } = &r.media {
+        let fresh = ctx.config.origin_revalidate;
+        let key = key.clone();
+        match ctx
+            .caches
+            .objects
+            .get(&key, fresh, std::time::Instant::now())
+        {
+            Some((object, true)) => r.set_object(object),
+            // Known but not confirmed lately: a conditional request first,
+            // unless the index is gone anyway (opening it again tells).
+            found => {
+                let known = found
+                    .map(|(o, _)| o)
+                    .filter(|o| ctx.caches.retains(remote::file_key(o)))
+                    .map(|o| (*o).clone());
+                r.cache = if known.is_some() {
+                    "object revalidated"
+                } else {
+                    "object opened"
+                };
+                return Outcome::Wait {
+                    key: JobKey::Object(key.clone()),
+                    job: Job::Object {
+                        key,
+                        known,
+                        limits: ctx.limits.clone(),
+                    },
+                    resume: Box::new(r),
+                };
+            }
+        }
+    }
     let c = ctx.stats.get();
     if let Some(layout) = ctx.caches.layout(r.key, &r.window) {
         c.layout_hits.fetch_add(1, Relaxed);
@@ -444,7 +575,27 @@ fn proceed(mut r: Resume, ctx: &mut Ctx<'_>) -> Outcome {
         None => {
             c.index_misses.fetch_add(1, Relaxed);
             r.cache = "index cache miss";
-            match r.file.try_clone() {
+            let file = match &r.media {
+                Media::File(f) => f.try_clone(),
+                Media::Object { key, object } => {
+                    return Outcome::Wait {
+                        key: JobKey::Object(key.clone()),
+                        job: Job::Object {
+                            key: key.clone(),
+                            known: None,
+                            limits: ctx.limits.clone(),
+                        },
+                        resume: Box::new(Resume {
+                            media: Media::Object {
+                                key: key.clone(),
+                                object: object.clone(),
+                            },
+                            ..r
+                        }),
+                    };
+                }
+            };
+            match file {
                 Ok(file) => Outcome::Wait {
                     key: JobKey::Index(r.key),
                     job: Job::Index {
@@ -538,6 +689,11 @@ fn respond(r: &Resume, layout: Arc<Layout>, ctx: &mut Ctx<'_>) -> Prepared {
         if_modified_since: r.if_modified_since.as_deref(),
     };
     let mut response = http::respond(&head, &entity);
+    if let Some(cc) = &ctx.config.cache_control
+        && matches!(response.status, 200 | 206 | 304)
+    {
+        response.headers.push(("Cache-Control", cc.clone()));
+    }
     if let Some(o) = ctx.offload.as_deref_mut() {
         offload(o, &mut response, r, &layout);
     }
@@ -557,7 +713,15 @@ fn respond(r: &Resume, layout: Arc<Layout>, ctx: &mut Ctx<'_>) -> Prepared {
         r.cache
     );
     p.layout = Some(layout);
-    p.file = Some(r.file.clone());
+    match &r.media {
+        Media::File(f) => p.file = Some(f.clone()),
+        Media::Object { object, .. } => {
+            p.remote = ctx
+                .link
+                .zip(object.as_ref())
+                .map(|(l, o)| (l.clone(), o.clone()))
+        }
+    }
     p.charge = charge;
     p
 }

@@ -4,17 +4,21 @@
 //! keep flowing meanwhile.
 
 use super::cache::{FileKey, WindowKey};
+use super::remote::{Link, Opened};
 use crate::mp4::{self, Index, Layout, Window};
+use crate::origin::{Fault, Object};
 use std::fs::File;
 use std::io;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
 
 /// What a job is for; requests waiting on the same key share one job.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub enum JobKey {
     Index(FileKey),
     Plan(WindowKey),
+    /// An object of the origin, by key.
+    Object(Arc<str>),
 }
 
 pub enum Job {
@@ -27,11 +31,19 @@ pub enum Job {
         window: Window,
         style: mp4::Style,
     },
+    /// Open an object (or check `known`, whose index is cached) and build
+    /// its index; runs on the origin's runtime, not the helper thread.
+    Object {
+        key: Arc<str>,
+        known: Option<Object>,
+        limits: mp4::Limits,
+    },
 }
 
 pub enum Done {
     Index(Result<Arc<Index>, mp4::Error>),
     Plan(Result<Arc<Layout>, mp4::Error>),
+    Object(Result<Opened, Fault>),
 }
 
 /// What the helper thread is asked.
@@ -47,13 +59,19 @@ enum Task {
 pub struct Jobs {
     tx: Sender<Task>,
     rx: Receiver<(JobKey, Done)>,
+    /// Where origin jobs post their results, and how they wake the loop.
+    done: Sender<(JobKey, Done)>,
+    wake: Arc<dyn Fn() + Send + Sync>,
+    link: Option<Arc<Link>>,
 }
 
 impl Jobs {
     /// Starts the helper thread; `wake` is called after each finished job.
-    pub fn start(wake: impl Fn() + Send + 'static) -> io::Result<Jobs> {
+    pub fn start(wake: impl Fn() + Send + Sync + 'static) -> io::Result<Jobs> {
+        let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(wake);
         let (tx, jobs) = mpsc::channel::<Task>();
         let (done, rx) = mpsc::channel();
+        let (done_remote, wake_remote) = (done.clone(), wake.clone());
         std::thread::Builder::new()
             .name("mp4-fcgi-jobs".into())
             .spawn(move || {
@@ -81,6 +99,7 @@ impl Jobs {
                             window,
                             style,
                         } => Done::Plan(mp4::plan(&index, &window, &style).map(Arc::new)),
+                        Job::Object { .. } => continue,
                     };
                     if done.send((key, result)).is_err() {
                         return;
@@ -88,11 +107,43 @@ impl Jobs {
                     wake();
                 }
             })?;
-        Ok(Jobs { tx, rx })
+        Ok(Jobs {
+            tx,
+            rx,
+            done: done_remote,
+            wake: wake_remote,
+            link: None,
+        })
+    }
+
+    /// Origin jobs run on `link`'s runtime.
+    pub fn set_link(&mut self, link: Arc<Link>) {
+        self.link = Some(link);
     }
 
     pub fn submit(&self, key: JobKey, job: Job) {
-        let _ = self.tx.send(Task::Run(key, job));
+        match job {
+            Job::Object {
+                key: k,
+                known,
+                limits,
+            } => {
+                let (done, wake) = (self.done.clone(), self.wake.clone());
+                let Some(link) = &self.link else {
+                    let _ = done.send((key, Done::Object(Err(Fault::Failed("no origin".into())))));
+                    wake();
+                    return;
+                };
+                link.open(k, known, limits, move |r| {
+                    if done.send((key, Done::Object(r))).is_ok() {
+                        wake();
+                    }
+                });
+            }
+            job => {
+                let _ = self.tx.send(Task::Run(key, job));
+            }
+        }
     }
 
     /// Lets the helper thread drop `x` (a large index or what holds one).

@@ -7,6 +7,7 @@ mod check;
 mod config;
 mod connection;
 mod dev_http;
+mod fetch;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -17,6 +18,7 @@ pub mod logging;
 mod master;
 mod offload;
 mod privileges;
+mod remote;
 mod service;
 mod stats;
 mod status;

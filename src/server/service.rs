@@ -38,6 +38,11 @@ pub struct Service<'a> {
     /// Bytes charged to responses in flight (`--max-inflight`).
     pub inflight: usize,
     pub jobs: Jobs,
+    /// `--origin`: the store, and where its body reads arrive.
+    pub link: Option<(
+        Arc<super::remote::Link>,
+        std::sync::mpsc::Receiver<super::remote::Chunk>,
+    )>,
     /// Requests waiting, by the job they wait for.
     waiters: HashMap<JobKey, Vec<Waiter>>,
     serial: u64,
@@ -60,6 +65,7 @@ impl<'a> Service<'a> {
             served: 0,
             inflight: 0,
             jobs,
+            link: None,
             waiters: HashMap::new(),
             serial: 0,
         }
@@ -74,6 +80,7 @@ impl<'a> Service<'a> {
             limits: &self.limits,
             offload: if fcgi { self.offload.as_mut() } else { None },
             inflight: self.inflight,
+            link: self.link.as_ref().map(|(l, _)| l),
         }
     }
 
@@ -99,11 +106,25 @@ impl<'a> Service<'a> {
 
     /// Files a request under its job, starting the job if it is new.
     fn wait(&mut self, key: JobKey, job: Job, w: Waiter) {
-        let list = self.waiters.entry(key).or_default();
+        let list = self.waiters.entry(key.clone()).or_default();
         if list.is_empty() {
             self.jobs.submit(key, job);
         }
         list.push(w);
+    }
+
+    /// Body reads from the origin that finished.
+    pub fn chunks(&self) -> Vec<super::remote::Chunk> {
+        if let Some((link, _)) = &self.link {
+            let (requests, bytes) = link.take_counts();
+            let c = self.stats.get();
+            c.origin_requests.fetch_add(requests, Relaxed);
+            c.origin_bytes.fetch_add(bytes, Relaxed);
+        }
+        self.link
+            .as_ref()
+            .map(|(_, rx)| rx.try_iter().collect())
+            .unwrap_or_default()
     }
 
     /// Takes finished jobs: remembers their results and goes on with the
@@ -112,7 +133,7 @@ impl<'a> Service<'a> {
         let done: Vec<(JobKey, Done)> = self.jobs.finished().collect();
         let mut answers = Vec::new();
         for (key, done) in done {
-            for gone in handler::remember(key, &done, &mut self.caches) {
+            for gone in handler::remember(key.clone(), &done, self.config, &mut self.caches) {
                 self.jobs.discard(gone);
             }
             for w in self.waiters.remove(&key).unwrap_or_default() {

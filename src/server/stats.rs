@@ -48,6 +48,9 @@ pub struct Counters {
     /// Requests whose answer took longer than `--slow-request-time` to begin.
     pub slow_requests: AtomicU64,
     pub bytes_sent: AtomicU64,
+    /// Requests sent to `--origin`, and the body bytes they brought.
+    pub origin_requests: AtomicU64,
+    pub origin_bytes: AtomicU64,
     /// Responses by status, in [`STATUSES`] order, then "other".
     pub statuses: [AtomicU64; STATUSES.len() + 1],
     /// Responses by duration: one count per bucket of [`BUCKETS`], then +Inf.

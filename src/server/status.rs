@@ -120,6 +120,8 @@ impl Snapshot {
                 g(&c.request_timeouts),
             ),
             ("overloaded", "overloaded", g(&c.overloaded)),
+            ("origin requests", "origin_requests", g(&c.origin_requests)),
+            ("origin bytes", "origin_bytes", g(&c.origin_bytes)),
         ];
         let statuses = STATUSES
             .iter()
@@ -220,7 +222,7 @@ impl Snapshot {
             let _ = writeln!(out, "# TYPE mp4fcgi_{name} {kind}");
             let _ = writeln!(out, "# HELP mp4fcgi_{name} {help}");
         };
-        let counters: [(&str, &str, &str); 14] = [
+        let counters: [(&str, &str, &str); 16] = [
             (
                 "connections_accepted",
                 "accepted_connections",
@@ -283,6 +285,12 @@ impl Snapshot {
                 "overloaded",
                 "Requests answered 503 for want of room.",
             ),
+            (
+                "origin_requests",
+                "origin_requests",
+                "Requests sent to --origin.",
+            ),
+            ("origin_bytes", "origin_bytes", "Bytes read from --origin."),
         ];
         for (name, key, help) in counters {
             metric(&mut out, name, "counter", help);

@@ -79,9 +79,23 @@ impl<'a> Worker<'a> {
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), JOBS)?);
-        let jobs = Jobs::start(move || {
-            let _ = waker.wake();
+        let w = waker.clone();
+        let mut jobs = Jobs::start(move || {
+            let _ = w.wake();
         })?;
+        let link = match &config.origin {
+            Some(settings) => {
+                let (link, chunks) = super::remote::Link::start(settings, move || {
+                    let _ = waker.wake();
+                })
+                .map_err(io::Error::other)?;
+                jobs.set_link(link.clone());
+                Some((link, chunks))
+            }
+            None => None,
+        };
+        let mut service = Service::new(config, stats, pool_start, jobs);
+        service.link = link;
         let mut acceptors = Vec::new();
         for (i, l) in listeners.into_iter().enumerate() {
             let mut a = match l {
@@ -95,7 +109,7 @@ impl<'a> Worker<'a> {
             acceptors.push(Some(a));
         }
         Ok(Worker {
-            service: Service::new(config, stats, pool_start, jobs),
+            service,
             poll,
             acceptors,
             first_http,
@@ -212,6 +226,14 @@ impl<'a> Worker<'a> {
 
     /// Delivers what finished jobs answered.
     fn finished(&mut self) {
+        for chunk in self.service.chunks() {
+            let slot = chunk.slot;
+            if let Some(c) = self.conns.get_mut(slot).and_then(Option::as_mut)
+                && c.fetched(chunk)
+            {
+                self.pump(slot);
+            }
+        }
         for (slot, serial, p) in self.service.finished() {
             let Some(c) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
                 continue;

@@ -1,0 +1,207 @@
+//! A worker's door to the origin (`--origin`): the runtime its requests run
+//! on, the objects it knows and since when, and the jobs that open an
+//! object and build its index. Results come back to the event loop through
+//! channels and the worker's `mio::Waker`, like the helper thread's.
+
+use super::cache::FileKey;
+use crate::mp4::{self, Index};
+use crate::origin::{self, Fault, Object, Origin, Reader};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::{Duration, Instant};
+
+/// Objects remembered per worker; beyond it, stale ones are forgotten first.
+const MAX_OBJECTS: usize = 8192;
+
+/// A body read that finished, for the stream that asked.
+pub struct Chunk {
+    pub slot: usize,
+    pub stream: u64,
+    pub range: Range<u64>,
+    pub result: Result<Bytes, Fault>,
+}
+
+/// What opening an object gave: the object as it is now, and its index if
+/// one was built (none when a check found the cached one still good).
+pub type Opened = (Object, Option<Result<Arc<Index>, mp4::Error>>);
+
+type Wake = Arc<dyn Fn() + Send + Sync>;
+
+/// The origin, the runtime that talks to it, and where results go.
+pub struct Link {
+    runtime: Option<tokio::runtime::Runtime>,
+    pub origin: Arc<Origin>,
+    chunks: Sender<Chunk>,
+    wake: Wake,
+    streams: AtomicU64,
+    /// Origin requests and bytes, for the status page.
+    pub requests: Arc<AtomicU64>,
+    pub bytes: Arc<AtomicU64>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // A worker that exits does not wait on origin requests in flight.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Link {
+    /// Starts the runtime (after fork) and returns the link with the end
+    /// where finished body reads arrive.
+    pub fn start(
+        settings: &origin::Settings,
+        wake: impl Fn() + Send + Sync + 'static,
+    ) -> Result<(Arc<Link>, Receiver<Chunk>), String> {
+        let origin = Origin::new(settings)?;
+        let runtime = origin::runtime().map_err(|e| format!("origin runtime: {e}"))?;
+        let (tx, rx) = mpsc::channel();
+        Ok((
+            Arc::new(Link {
+                runtime: Some(runtime),
+                origin: Arc::new(origin),
+                chunks: tx,
+                wake: Arc::new(wake),
+                streams: AtomicU64::new(0),
+                requests: Arc::new(AtomicU64::new(0)),
+                bytes: Arc::new(AtomicU64::new(0)),
+            }),
+            rx,
+        ))
+    }
+
+    fn handle(&self) -> Option<tokio::runtime::Handle> {
+        self.runtime.as_ref().map(|r| r.handle().clone())
+    }
+
+    /// Requests and bytes since the last call.
+    pub fn take_counts(&self) -> (u64, u64) {
+        (self.requests.swap(0, Relaxed), self.bytes.swap(0, Relaxed))
+    }
+
+    /// A number no other stream of this worker has.
+    pub fn new_stream(&self) -> u64 {
+        self.streams.fetch_add(1, Relaxed) + 1
+    }
+
+    /// Reads `range` of `object` for the stream `(slot, stream)`.
+    pub fn fetch(&self, slot: usize, stream: u64, object: Arc<Object>, range: Range<u64>) {
+        let Some(handle) = self.handle() else { return };
+        let (origin, tx, wake) = (self.origin.clone(), self.chunks.clone(), self.wake.clone());
+        let bytes = self.bytes.clone();
+        self.requests.fetch_add(1, Relaxed);
+        handle.spawn(async move {
+            let result = origin.read(&object, range.clone()).await;
+            if let Ok(b) = &result {
+                bytes.fetch_add(b.len() as u64, Relaxed);
+            }
+            if tx
+                .send(Chunk {
+                    slot,
+                    stream,
+                    range,
+                    result,
+                })
+                .is_ok()
+            {
+                wake();
+            }
+        });
+    }
+
+    /// Opens `key` (or checks `known`, whose index the worker holds) and
+    /// builds its index; `done` gets the result.
+    pub fn open(
+        &self,
+        key: Arc<str>,
+        known: Option<Object>,
+        limits: mp4::Limits,
+        done: impl FnOnce(Result<Opened, Fault>) + Send + 'static,
+    ) {
+        let Some(handle) = self.handle() else { return };
+        let (origin, requests) = (self.origin.clone(), self.requests.clone());
+        let inner = handle.clone();
+        handle.spawn(async move {
+            done(open(origin, inner, requests, &key, known, limits).await);
+        });
+    }
+}
+
+async fn open(
+    origin: Arc<Origin>,
+    handle: tokio::runtime::Handle,
+    requests: Arc<AtomicU64>,
+    key: &str,
+    known: Option<Object>,
+    limits: mp4::Limits,
+) -> Result<Opened, Fault> {
+    if let Some(k) = known {
+        requests.fetch_add(1, Relaxed);
+        if origin.check(&k).await?.is_none() {
+            return Ok((k, None));
+        }
+    }
+    requests.fetch_add(1, Relaxed);
+    let (object, first) = origin.open(key, origin.chunk).await?;
+    let reader = Reader::new(handle, origin, object.clone(), first);
+    let built = tokio::task::spawn_blocking(move || {
+        let r = Index::build(&reader, &limits);
+        // The opening request was counted above.
+        requests.fetch_add(reader.requests.load(Relaxed) - 1, Relaxed);
+        r
+    })
+    .await
+    .map_err(|e| Fault::Failed(format!("index build: {e}")))?;
+    match built {
+        Err(mp4::Error::Io(e)) => match origin::fault_of(&e) {
+            Some(f) => Err(f.clone()),
+            None => Err(Fault::Failed(e.to_string())),
+        },
+        r => Ok((object, Some(r.map(Arc::new)))),
+    }
+}
+
+/// The identity an object's index and layouts are cached under.
+pub fn file_key(o: &Object) -> FileKey {
+    let (a, b) = o.identity();
+    FileKey {
+        // No device has this number: local files never collide with it.
+        dev: u64::MAX,
+        ino: a,
+        size: o.size,
+        mtime: i64::from_ne_bytes(b.to_ne_bytes()),
+        mtime_nsec: 0,
+    }
+}
+
+/// Objects the worker knows, and when the origin last confirmed each.
+#[derive(Default)]
+pub struct Objects {
+    map: HashMap<Arc<str>, (Arc<Object>, Instant)>,
+}
+
+impl Objects {
+    /// The object and whether it was confirmed within `fresh`.
+    pub fn get(&self, key: &str, fresh: Duration, now: Instant) -> Option<(Arc<Object>, bool)> {
+        self.map
+            .get(key)
+            .map(|(o, at)| (o.clone(), now.saturating_duration_since(*at) < fresh))
+    }
+
+    pub fn put(&mut self, key: Arc<str>, o: Arc<Object>, now: Instant, fresh: Duration) {
+        if self.map.len() >= MAX_OBJECTS && !self.map.contains_key(&key) {
+            self.map
+                .retain(|_, (_, at)| now.saturating_duration_since(*at) < fresh);
+            if self.map.len() >= MAX_OBJECTS {
+                self.map.clear();
+            }
+        }
+        self.map.insert(key, (o, now));
+    }
+}
