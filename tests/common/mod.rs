@@ -174,6 +174,11 @@ pub struct Pool {
 impl Pool {
     /// Starts `mp4-fcgi --listen unix:DIR/pool.sock ARGS...` and waits until it accepts.
     pub fn start(args: &[&str]) -> Pool {
+        Pool::start_env(args, &[])
+    }
+
+    /// [`Pool::start`] with environment variables set.
+    pub fn start_env(args: &[&str], envs: &[(&str, &str)]) -> Pool {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("pool.sock");
         let log = dir.path().join("pool.log");
@@ -182,6 +187,7 @@ impl Pool {
             .arg(format!("unix:{}", socket.display()))
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
