@@ -89,12 +89,10 @@ fn store() -> &'static Store {
                     Ok(())
                 });
             }
-            let child = cmd.spawn().expect("weed starts");
+            let mut child = cmd.spawn().expect("weed starts");
             tx.send(child.id()).unwrap();
-            // This thread is weed's parent for the kernel: it never ends.
-            loop {
-                std::thread::park();
-            }
+            // This thread is weed's parent for the kernel: it ends with weed.
+            let _ = child.wait();
         });
         rx.recv().unwrap();
         wait_port(s3);
