@@ -656,7 +656,12 @@ fn respond(r: &Resume, layout: Arc<Layout>, ctx: &mut Ctx<'_>) -> Prepared {
     } + layout
         .index()
         .filter(|_| !ctx.caches.retains(r.key))
-        .map_or(0, |i| i.heap_bytes());
+        .map_or(0, |i| i.heap_bytes())
+        // A remote body holds up to two chunks of the film while it is read.
+        + match (&r.media, &ctx.config.origin) {
+            (Media::Object { .. }, Some(o)) => usize::try_from(2 * o.chunk).unwrap_or(usize::MAX),
+            _ => 0,
+        };
     if ctx.inflight.saturating_add(charge) > ctx.config.max_inflight {
         let mut p = Prepared::busy("the server is busy; try again in a moment");
         p.note.reason = Some(format!(
