@@ -65,7 +65,9 @@ impl ReadAt for Reader {
         if let Some(n) = self.cached(buf, offset) {
             return Ok(n);
         }
-        let want = (buf.len() as u64).max(self.origin.chunk);
+        // A little past what was asked: the box header after a `moov` is
+        // read next, and would cost a request of its own.
+        let want = (buf.len() as u64 + (64 << 10)).max(self.origin.chunk);
         let end = offset.saturating_add(want).min(self.object.size);
         self.requests.fetch_add(1, Relaxed);
         let bytes = self
