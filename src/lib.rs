@@ -4,6 +4,8 @@
 //! - [`mp4`]: the pure engine (index a file, plan a window, write a new moov).
 //! - [`fcgi`]: the sans-io FastCGI codec.
 //! - [`http`]: pure HTTP semantics (query, Range, conditionals, status).
+//! - [`origin`]: films in object storage (S3-compatible or plain HTTP),
+//!   read by ranges through the `object_store` crate; the server drives it.
 //! - [`server`]: the only room that touches sockets, files and processes.
 //!
 //! [`output`] is the one output queue both codecs (FastCGI, and the

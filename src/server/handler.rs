@@ -6,6 +6,7 @@
 use super::cache::{Caches, Failure, FileKey, window_key};
 use super::config::Config;
 use super::jobs::{Done, Job, JobKey};
+use super::local::{Refusal, open, script_path};
 use super::remote::{self, Link};
 use super::stats::Stats;
 use crate::fcgi::Params;
@@ -15,10 +16,10 @@ use crate::origin::Object;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io;
+
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -172,92 +173,10 @@ impl Prepared {
     }
 }
 
-/// A refusal: status and a one-line reason for the body and the log.
-struct Refusal(u16, String);
-
-impl Refusal {
-    /// Reasons never name server paths: the log line does.
-    fn io(e: &io::Error) -> Refusal {
-        match e.kind() {
-            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => {
-                Refusal(404, "no such file".into())
-            }
-            io::ErrorKind::PermissionDenied => Refusal(403, "permission denied".into()),
-            _ if e.raw_os_error() == Some(libc::ELOOP) => {
-                Refusal(403, "a symbolic link where none may be".into())
-            }
-            _ => Refusal(500, format!("cannot read the file: {e}")),
-        }
-    }
-}
-
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// The file a request names: SCRIPT_FILENAME (also Apache's
-/// `proxy:fcgi://host/path` form), else DOCUMENT_ROOT + SCRIPT_NAME.
-fn script_path(params: &Params) -> Result<PathBuf, Refusal> {
-    let raw: Vec<u8> = match params.get(b"SCRIPT_FILENAME") {
-        Some(sf) if sf.starts_with(b"proxy:fcgi://") => {
-            let rest = &sf[b"proxy:fcgi://".len()..];
-            let path = rest
-                .iter()
-                .position(|&b| b == b'/')
-                .map_or(&b""[..], |p| &rest[p..]);
-            http::percent_decode_path(path)
-                .ok_or_else(|| Refusal(400, "SCRIPT_FILENAME: bad percent-encoding".into()))?
-        }
-        Some(sf) => sf.to_vec(),
-        None => match (params.get(b"DOCUMENT_ROOT"), params.get(b"SCRIPT_NAME")) {
-            (Some(root), Some(name)) => [root, name].concat(),
-            _ => {
-                return Err(Refusal(
-                    400,
-                    "the front server sent no SCRIPT_FILENAME".into(),
-                ));
-            }
-        },
-    };
-    if raw.is_empty() || raw.contains(&0) {
-        return Err(Refusal(
-            400,
-            "SCRIPT_FILENAME is empty or holds a NUL byte".into(),
-        ));
-    }
-    Ok(PathBuf::from(std::ffi::OsStr::from_bytes(&raw)))
-}
-
-/// Opens the file, refusing what lies outside `--root` or is not a regular
-/// file. The open never blocks (a FIFO would wait for a writer) and the
-/// type is checked on the open file. Also returns the path opened.
-fn open(path: &Path, root: Option<&Path>) -> Result<(File, std::fs::Metadata, PathBuf), Refusal> {
-    let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY;
-    // Resolving costs a readlink per path component: only --root needs it.
-    let real = match root {
-        Some(root) => {
-            let real = path.canonicalize().map_err(|e| Refusal::io(&e))?;
-            if !real.starts_with(root) {
-                return Err(Refusal(403, "outside the served folder (--root)".into()));
-            }
-            // Resolved: a link planted since is not followed out of --root.
-            flags |= libc::O_NOFOLLOW;
-            real
-        }
-        None => path.to_path_buf(),
-    };
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(flags)
-        .open(&real)
-        .map_err(|e| Refusal::io(&e))?;
-    let meta = file.metadata().map_err(|e| Refusal::io(&e))?;
-    if !meta.is_file() {
-        return Err(Refusal(403, "not a regular file".into()));
-    }
-    Ok((file, meta, real))
 }
 
 fn status_page(ctx: &Ctx<'_>, params: &Params) -> Prepared {

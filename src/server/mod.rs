@@ -14,6 +14,7 @@ pub mod fuzzing;
 mod handler;
 mod jobs;
 mod listen;
+mod local;
 pub mod logging;
 mod master;
 mod offload;

@@ -1,0 +1,96 @@
+//! Where a local film comes from: the path a request names, and the file
+//! opened safely (never blocking, never outside `--root`, never anything
+//! but a regular file).
+
+use crate::fcgi::Params;
+use crate::http;
+use std::fs::File;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// A refusal: status and a one-line reason for the body and the log.
+pub struct Refusal(pub u16, pub String);
+
+impl Refusal {
+    /// Reasons never name server paths: the log line does.
+    pub fn io(e: &io::Error) -> Refusal {
+        match e.kind() {
+            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => {
+                Refusal(404, "no such file".into())
+            }
+            io::ErrorKind::PermissionDenied => Refusal(403, "permission denied".into()),
+            _ if e.raw_os_error() == Some(libc::ELOOP) => {
+                Refusal(403, "a symbolic link where none may be".into())
+            }
+            _ => Refusal(500, format!("cannot read the file: {e}")),
+        }
+    }
+}
+
+/// The file a request names: SCRIPT_FILENAME (also Apache's
+/// `proxy:fcgi://host/path` form), else DOCUMENT_ROOT + SCRIPT_NAME.
+pub fn script_path(params: &Params) -> Result<PathBuf, Refusal> {
+    let raw: Vec<u8> = match params.get(b"SCRIPT_FILENAME") {
+        Some(sf) if sf.starts_with(b"proxy:fcgi://") => {
+            let rest = &sf[b"proxy:fcgi://".len()..];
+            let path = rest
+                .iter()
+                .position(|&b| b == b'/')
+                .map_or(&b""[..], |p| &rest[p..]);
+            http::percent_decode_path(path)
+                .ok_or_else(|| Refusal(400, "SCRIPT_FILENAME: bad percent-encoding".into()))?
+        }
+        Some(sf) => sf.to_vec(),
+        None => match (params.get(b"DOCUMENT_ROOT"), params.get(b"SCRIPT_NAME")) {
+            (Some(root), Some(name)) => [root, name].concat(),
+            _ => {
+                return Err(Refusal(
+                    400,
+                    "the front server sent no SCRIPT_FILENAME".into(),
+                ));
+            }
+        },
+    };
+    if raw.is_empty() || raw.contains(&0) {
+        return Err(Refusal(
+            400,
+            "SCRIPT_FILENAME is empty or holds a NUL byte".into(),
+        ));
+    }
+    Ok(PathBuf::from(std::ffi::OsStr::from_bytes(&raw)))
+}
+
+/// Opens the file, refusing what lies outside `--root` or is not a regular
+/// file. The open never blocks (a FIFO would wait for a writer) and the
+/// type is checked on the open file. Also returns the path opened.
+pub fn open(
+    path: &Path,
+    root: Option<&Path>,
+) -> Result<(File, std::fs::Metadata, PathBuf), Refusal> {
+    let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY;
+    // Resolving costs a readlink per path component: only --root needs it.
+    let real = match root {
+        Some(root) => {
+            let real = path.canonicalize().map_err(|e| Refusal::io(&e))?;
+            if !real.starts_with(root) {
+                return Err(Refusal(403, "outside the served folder (--root)".into()));
+            }
+            // Resolved: a link planted since is not followed out of --root.
+            flags |= libc::O_NOFOLLOW;
+            real
+        }
+        None => path.to_path_buf(),
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(&real)
+        .map_err(|e| Refusal::io(&e))?;
+    let meta = file.metadata().map_err(|e| Refusal::io(&e))?;
+    if !meta.is_file() {
+        return Err(Refusal(403, "not a regular file".into()));
+    }
+    Ok((file, meta, real))
+}
