@@ -205,6 +205,21 @@ fn origin_root(dir: &Path, big: bool) -> PathBuf {
     root
 }
 
+/// A pool reading http://127.0.0.1:`port`/.
+fn http_pool(port: u16, extra: &[&str]) -> Pool {
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut args = vec![
+        "--origin",
+        &url,
+        "--workers",
+        "1",
+        "--status-path",
+        "/status",
+    ];
+    args.extend_from_slice(extra);
+    Pool::start(&args)
+}
+
 /// nginx serving `dir`/root on `port`, logging each request's Range.
 fn http_origin(dir: &Path, port: u16) -> Stop {
     let nginx = require_tool("nginx");
@@ -345,17 +360,7 @@ fn http_origin_reads_few_chunk_sized_ranges() {
     let root = origin_root(dir.path(), false);
     let port = free_port();
     let _origin = http_origin(dir.path(), port);
-    let url = format!("http://127.0.0.1:{port}/");
-    let pool = Pool::start(&[
-        "--origin",
-        &url,
-        "--origin-chunk",
-        "64K",
-        "--workers",
-        "1",
-        "--status-path",
-        "/status",
-    ]);
+    let pool = http_pool(port, &["--origin-chunk", "64K"]);
     for film in FILMS {
         for q in WINDOWS {
             let r = get(&pool, &format!("/{film}"), q, &[]);
@@ -530,17 +535,7 @@ fn silent_origin() -> (u16, std::thread::JoinHandle<()>) {
 fn origin_slow_or_gone_mid_stream() {
     // Slow: 504 after --origin-timeout, and the worker answers others meanwhile.
     let (port, _h) = silent_origin();
-    let url = format!("http://127.0.0.1:{port}/");
-    let pool = Pool::start(&[
-        "--origin",
-        &url,
-        "--origin-timeout",
-        "1",
-        "--workers",
-        "1",
-        "--status-path",
-        "/status",
-    ]);
+    let pool = http_pool(port, &["--origin-timeout", "1"]);
     let t = Instant::now();
     let mut c = pool.client();
     let id = c.send_get(Path::new("/x"), "", &[("SCRIPT_NAME", "/a.mp4")]);
@@ -565,17 +560,7 @@ fn origin_slow_or_gone_mid_stream() {
     origin_root(dir.path(), true);
     let port = free_port();
     let origin = http_origin(dir.path(), port);
-    let url = format!("http://127.0.0.1:{port}/");
-    let pool = Pool::start(&[
-        "--origin",
-        &url,
-        "--origin-chunk",
-        "64K",
-        "--workers",
-        "1",
-        "--status-path",
-        "/status",
-    ]);
+    let pool = http_pool(port, &["--origin-chunk", "64K"]);
     let worker = pool.wait_workers(1)[0];
     let mut c = pool.client();
     let id = c.send_get(Path::new("/x"), "", &[("SCRIPT_NAME", "/big.mp4")]);
@@ -842,15 +827,7 @@ fn slow_readers_of_a_remote_film_hold_two_chunks_each() {
         .len();
     let port = free_port();
     let _origin = http_origin(dir.path(), port);
-    let url = format!("http://127.0.0.1:{port}/");
-    let pool = Pool::start(&[
-        "--origin",
-        &url,
-        "--workers",
-        "1",
-        "--status-path",
-        "/status",
-    ]);
+    let pool = http_pool(port, &[]);
     let worker = pool.wait_workers(1)[0];
     // The index and the connection pool to the origin exist before measuring.
     body_of(&get(&pool, "/big.mp4", "start=1&end=2", &[]));

@@ -307,19 +307,23 @@ impl Origin {
         ObjectPath::parse(key).map_err(|e| Fault::Failed(format!("key {key}: {e}")))
     }
 
+    /// One GET of `key` with `options`.
+    async fn get(&self, key: &str, options: GetOptions) -> Result<object_store::GetResult, Fault> {
+        let path = Self::path(key)?;
+        self.store
+            .get_opts(&path, options)
+            .await
+            .map_err(Fault::from_store)
+    }
+
     /// The object's identity and its first `first` bytes (fewer for a
     /// shorter object): one request.
     pub async fn open(&self, key: &str, first: u64) -> Result<(Object, Bytes), Fault> {
-        let path = Self::path(key)?;
         let options = GetOptions {
             range: Some(GetRange::Bounded(0..first.max(1))),
             ..GetOptions::default()
         };
-        let got = self
-            .store
-            .get_opts(&path, options)
-            .await
-            .map_err(Fault::from_store)?;
+        let got = self.get(key, options).await?;
         let object = Object {
             key: key.to_string(),
             size: got.meta.size,
@@ -359,7 +363,6 @@ impl Origin {
     /// Bytes `range` of the object as it was opened: a changed object is a
     /// [`Fault::Changed`], never a mix of two versions.
     pub async fn read(&self, object: &Object, range: Range<u64>) -> Result<Bytes, Fault> {
-        let path = Self::path(&object.key)?;
         let want = range.end.saturating_sub(range.start);
         let options = GetOptions {
             range: Some(GetRange::Bounded(range.clone())),
@@ -367,11 +370,7 @@ impl Origin {
             version: object.version.clone(),
             ..GetOptions::default()
         };
-        let got = self
-            .store
-            .get_opts(&path, options)
-            .await
-            .map_err(Fault::from_store)?;
+        let got = self.get(&object.key, options).await?;
         if got.meta.size != object.size {
             return Err(Fault::Changed(format!(
                 "{}: size {} where it was {}",

@@ -374,7 +374,6 @@ fn start(
         end: query.end,
         flash: query.flash,
     };
-    let owned = |name: &[u8]| params.get(name).map(<[u8]>::to_vec);
     if let Some(link) = ctx.link {
         let name = params.get(b"SCRIPT_NAME").unwrap_or(b"");
         let key = link.origin.key(name).map_err(|r| {
@@ -383,14 +382,6 @@ fn start(
             Box::new(p)
         })?;
         return Ok(Resume {
-            key: FileKey {
-                dev: 0,
-                ino: 0,
-                size: 0,
-                mtime: 0,
-                mtime_nsec: 0,
-            },
-            modified: UNIX_EPOCH,
             window,
             path: PathBuf::from(&key),
             opened: PathBuf::from(&key),
@@ -398,12 +389,7 @@ fn start(
                 key: key.into(),
                 object: None,
             },
-            method: method.to_vec(),
-            range: owned(b"HTTP_RANGE"),
-            if_range: owned(b"HTTP_IF_RANGE"),
-            if_none_match: owned(b"HTTP_IF_NONE_MATCH"),
-            if_modified_since: owned(b"HTTP_IF_MODIFIED_SINCE"),
-            cache: "",
+            ..heard(params, method)
         });
     }
     let path = script_path(params).map_err(|Refusal(s, why)| Box::new(refuse(s, &why)))?;
@@ -427,13 +413,37 @@ fn start(
         path,
         opened,
         media: Media::File(Rc::new(file)),
+        ..heard(params, method)
+    })
+}
+
+/// What a request asks besides its film: method, Range and conditionals;
+/// the film's fields are placeholders for the caller to fill.
+fn heard(params: &Params, method: &[u8]) -> Resume {
+    let owned = |name: &[u8]| params.get(name).map(<[u8]>::to_vec);
+    Resume {
+        key: FileKey {
+            dev: 0,
+            ino: 0,
+            size: 0,
+            mtime: 0,
+            mtime_nsec: 0,
+        },
+        modified: UNIX_EPOCH,
+        window: Window::default(),
+        path: PathBuf::new(),
+        opened: PathBuf::new(),
+        media: Media::Object {
+            key: Arc::from(""),
+            object: None,
+        },
         method: method.to_vec(),
         range: owned(b"HTTP_RANGE"),
         if_range: owned(b"HTTP_IF_RANGE"),
         if_none_match: owned(b"HTTP_IF_NONE_MATCH"),
         if_modified_since: owned(b"HTTP_IF_MODIFIED_SINCE"),
         cache: "",
-    })
+    }
 }
 
 /// From the layout cache, the index cache, or a job that builds the index.
