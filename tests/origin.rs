@@ -344,10 +344,18 @@ fn s3_origin_answers_what_cut_answers() {
     let other = get(&pool, "/a.mp4", "start=4", &[]);
     assert_ne!(other.header("ETag").unwrap(), etag);
 
+    assert_eq!(full.header("Cache-Control"), None, "none unless asked for");
     // A second pool node gives the same strong ETag for the same window.
-    let node2 = s3_pool(store, &[]);
+    let node2 = s3_pool(store, &["--cache-control", "public, max-age=600"]);
     let again = get(&node2, "/a.mp4", "start=3", &[]);
     assert_eq!(again.header("ETag").unwrap(), etag);
+    assert_eq!(again.header("Cache-Control"), Some("public, max-age=600"));
+    let range = get(&node2, "/a.mp4", "start=3", &[("HTTP_RANGE", "bytes=0-9")]);
+    assert_eq!(range.header("Cache-Control"), Some("public, max-age=600"));
+    assert_eq!(
+        get(&node2, "/none.mp4", "", &[]).header("Cache-Control"),
+        None
+    );
     assert!(!etag.starts_with("W/"));
     assert_eq!(again.body, full.body);
     assert_eq!(pool.counter("worker_deaths"), 0);
@@ -474,6 +482,36 @@ fn origin_faults_are_answered_and_the_worker_lives() {
         !r.text().contains("Signature"),
         "the client is not told the store's words"
     );
+
+    // Keys and region from the shared files, as the AWS tools write them.
+    let files = tempfile::tempdir().unwrap();
+    let (creds, config) = (
+        files.path().join("credentials"),
+        files.path().join("config"),
+    );
+    std::fs::write(
+        &creds,
+        format!("[default]\naws_access_key_id = wrong\n\n[media]\naws_access_key_id = {KEY}\naws_secret_access_key = {SECRET}\n"),
+    )
+    .unwrap();
+    std::fs::write(&config, "[profile media]\nregion = us-east-1\n").unwrap();
+    let shared = Pool::start_env(
+        &[
+            "--origin",
+            "s3://films/v",
+            "--s3-endpoint",
+            &endpoint,
+            "--workers",
+            "1",
+        ],
+        &[
+            ("AWS_SHARED_CREDENTIALS_FILE", creds.to_str().unwrap()),
+            ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+            ("AWS_PROFILE", "media"),
+        ],
+    );
+    let r = get(&shared, "/a.mp4", "start=3", &[]);
+    assert!(body_of(&r) == expected("a.mp4", "start=3").as_slice());
 
     // Keys that would leave the prefix never reach the store.
     let pool = s3_pool(store, &["--origin-revalidate", "1"]);

@@ -251,7 +251,7 @@ impl Origin {
             if let Some(e) = &s.endpoint {
                 b = b.with_endpoint(e);
             }
-            if let Some(r) = &s.region {
+            if let Some(r) = s.region.clone().or_else(reader::shared_region) {
                 b = b.with_region(r);
             }
             let endpoint_set = s.endpoint.is_some()

@@ -65,9 +65,14 @@ impl ReadAt for Reader {
         if let Some(n) = self.cached(buf, offset) {
             return Ok(n);
         }
-        // A little past what was asked: the box header after a `moov` is
-        // read next, and would cost a request of its own.
-        let want = (buf.len() as u64 + (64 << 10)).max(self.origin.chunk);
+        // A chunk, or for a longer read (a `moov`) a little past it: the box
+        // header after a `moov` is read next, and would cost a request.
+        let asked = buf.len() as u64;
+        let want = if asked <= self.origin.chunk {
+            self.origin.chunk
+        } else {
+            asked + (64 << 10)
+        };
         let end = offset.saturating_add(want).min(self.object.size);
         self.requests.fetch_add(1, Relaxed);
         let bytes = self
@@ -127,6 +132,29 @@ pub fn shared_credentials() -> Option<(String, String, Option<String>)> {
         get("aws_secret_access_key")?,
         get("aws_session_token"),
     ))
+}
+
+/// The region from the shared config file (`AWS_CONFIG_FILE`, else
+/// `~/.aws/config`; `[default]` or `[profile NAME]`), when the environment
+/// names none.
+pub fn shared_region() -> Option<String> {
+    if std::env::var_os("AWS_REGION").is_some() || std::env::var_os("AWS_DEFAULT_REGION").is_some()
+    {
+        return None;
+    }
+    let path = match std::env::var_os("AWS_CONFIG_FILE") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => std::path::PathBuf::from(std::env::var_os("HOME")?).join(".aws/config"),
+    };
+    let text = std::fs::read_to_string(path).ok()?;
+    let section = match std::env::var("AWS_PROFILE") {
+        Ok(p) if p != "default" => format!("profile {p}"),
+        _ => "default".into(),
+    };
+    ini_section(&text, &section)
+        .into_iter()
+        .find(|(k, _)| k == "region")
+        .map(|(_, v)| v)
 }
 
 /// The `name = value` lines of `[section]` in an INI text.
