@@ -85,6 +85,12 @@ impl<'a> Worker<'a> {
         })?;
         let link = match &config.origin {
             Some(settings) => {
+                // Body chunks (1 MiB by default) come and go all the time: a
+                // fixed threshold keeps each one its own mapping, returned on
+                // free, instead of glibc raising the threshold and keeping
+                // freed chunks in its heap.
+                // SAFETY: mallopt only sets an allocator parameter.
+                unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10) };
                 let (link, chunks) = super::remote::Link::start(settings, move || {
                     let _ = waker.wake();
                 })
