@@ -155,7 +155,7 @@ impl Fetcher {
     fn ask(&mut self, offset: u64) {
         let end = offset
             .saturating_add(self.link.origin.chunk)
-            .min(self.limit.max(offset + 1))
+            .min(self.limit.max(offset.saturating_add(1)))
             .min(self.object.size);
         if end <= offset {
             return;
