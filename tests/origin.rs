@@ -994,3 +994,35 @@ fn cut_and_info_read_s3_and_http_urls() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no such file"));
 }
+
+#[test]
+#[cfg_attr(not(has_python3), ignore = "needs python3: apt-get install -y python3")]
+fn an_origin_that_ignores_range_is_refused_not_trusted() {
+    // Python's http.server answers 200 with the whole file to a Range.
+    let python = require_tool("python3");
+    let port = free_port();
+    let server = Command::new(python)
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(media(""))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Stop(server);
+    wait_port(port);
+    let pool = http_pool(port, &[]);
+    let r = get(&pool, "/a.mp4", "start=3", &[]);
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(
+        pool.log_text().contains("Range request not supported"),
+        "{}",
+        pool.log_text()
+    );
+    assert_eq!(pool.counter("worker_deaths"), 0);
+}
