@@ -961,9 +961,8 @@ fn cut_and_info_read_s3_and_http_urls() {
         let run = Command::new(BIN)
             .args(["cut", &url])
             .arg(&out)
-            .args(["--start", "3", "--end", "9"])
+            .args(["--start", "3", "--end", "9", "--s3-endpoint", &endpoint])
             .envs(s3_env())
-            .env("AWS_ENDPOINT_URL", &endpoint)
             .output()
             .unwrap();
         assert!(

@@ -28,6 +28,8 @@ pub enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Print a shell completion script, e.g. `mp4-fcgi completions bash >
     /// /etc/bash_completion.d/mp4-fcgi`.
@@ -57,6 +59,49 @@ pub struct CutArgs {
     /// Write the moov compressed (cmov), as --compress-moov does.
     #[arg(long)]
     pub compress_moov: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Where `cut` and `info` find a source named by an s3:// or http(s):// URL
+/// (keys from the environment or ~/.aws, as the server reads them).
+#[derive(Args, Debug)]
+pub struct StoreArgs {
+    /// S3 endpoint URL for s3:// sources (else AWS_ENDPOINT_URL; else AWS).
+    #[arg(long, value_name = "URL")]
+    s3_endpoint: Option<String>,
+    /// S3 region (else AWS_REGION, AWS_DEFAULT_REGION or ~/.aws/config).
+    #[arg(long)]
+    s3_region: Option<String>,
+    /// S3 bucket addressing: path or virtual.
+    #[arg(long, value_enum)]
+    s3_addressing: Option<Addressing>,
+    /// Seconds a request to the store may take, retries included.
+    #[arg(long, default_value_t = 10.0)]
+    origin_timeout: f64,
+}
+
+impl StoreArgs {
+    /// The origin settings for `url` (the store, without the object's key).
+    pub fn settings(&self, url: String) -> Result<mp4_fcgi::origin::Settings, String> {
+        Ok(mp4_fcgi::origin::Settings {
+            url,
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            addressing: addressing(self.s3_addressing),
+            timeout: Duration::try_from_secs_f64(self.origin_timeout)
+                .map_err(|_| "--origin-timeout must be a number of seconds")?,
+            ..mp4_fcgi::origin::Settings::default()
+        })
+    }
+}
+
+fn addressing(a: Option<Addressing>) -> mp4_fcgi::origin::Addressing {
+    match a {
+        None => mp4_fcgi::origin::Addressing::Auto,
+        Some(Addressing::Path) => mp4_fcgi::origin::Addressing::Path,
+        Some(Addressing::Virtual) => mp4_fcgi::origin::Addressing::Virtual,
+    }
 }
 
 /// How S3 buckets are addressed.
@@ -314,11 +359,7 @@ pub fn config_from(a: ServeArgs) -> Result<Config, String> {
             url,
             endpoint: a.s3_endpoint,
             region: a.s3_region,
-            addressing: match a.s3_addressing {
-                None => mp4_fcgi::origin::Addressing::Auto,
-                Some(Addressing::Path) => mp4_fcgi::origin::Addressing::Path,
-                Some(Addressing::Virtual) => mp4_fcgi::origin::Addressing::Virtual,
-            },
+            addressing: addressing(a.s3_addressing),
             timeout: seconds(a.origin_timeout, "--origin-timeout")?.max(Duration::from_millis(100)),
             chunk: a.origin_chunk,
         };

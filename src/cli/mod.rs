@@ -19,7 +19,8 @@ fn run(cli: Cli) -> Result<(), String> {
             input,
             max_moov,
             json,
-        }) => offline::info(&input, max_moov, json),
+            store,
+        }) => offline::info(&input, max_moov, json, &store),
         Some(Command::Completions { shell }) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "mp4-fcgi", &mut std::io::stdout());

@@ -2,7 +2,7 @@
 //! window in the server's own grammar and writes exactly the bytes the
 //! server would send.
 
-use super::args::CutArgs;
+use super::args::{CutArgs, StoreArgs};
 use mp4_fcgi::{http, mp4, origin};
 use std::fmt::Write as _;
 use std::io::Write;
@@ -19,20 +19,17 @@ fn explain(input: &Path, e: &mp4::Error) -> String {
 }
 
 /// The source: a local file, or an object named by an `s3://` or
-/// `http(s)://` URL (endpoint, region and keys from the environment, as
-/// the AWS tools read them).
+/// `http(s)://` URL (endpoint and region from the flags or the
+/// environment, keys from the environment or ~/.aws, as the server's).
 type Source = (Box<dyn mp4::ReadAt>, Option<tokio::runtime::Runtime>);
 
-fn open(input: &Path) -> Result<Source, String> {
+fn open(input: &Path, store: &StoreArgs) -> Result<Source, String> {
     let name = input.to_string_lossy();
     let Some((url, key)) = origin::split_object_url(&name) else {
         let file = std::fs::File::open(input).map_err(|e| format!("{}: {e}", input.display()))?;
         return Ok((Box::new(file), None));
     };
-    let origin = origin::Origin::new(&origin::Settings {
-        url,
-        ..origin::Settings::default()
-    })?;
+    let origin = origin::Origin::new(&store.settings(url)?)?;
     let rt = origin::runtime().map_err(|e| format!("{name}: {e}"))?;
     let (object, first) = rt
         .block_on(origin.open(&key, origin.chunk))
@@ -41,8 +38,12 @@ fn open(input: &Path) -> Result<Source, String> {
     Ok((Box::new(reader), Some(rt)))
 }
 
-fn index(input: &Path, max_moov: u64) -> Result<(Source, Arc<mp4::Index>), String> {
-    let source = open(input)?;
+fn index(
+    input: &Path,
+    max_moov: u64,
+    store: &StoreArgs,
+) -> Result<(Source, Arc<mp4::Index>), String> {
+    let source = open(input, store)?;
     let index = mp4::Index::build(source.0.as_ref(), &mp4::Limits { max_moov })
         .map_err(|e| explain(input, &e))?;
     Ok((source, Arc::new(index)))
@@ -73,7 +74,7 @@ pub fn cut(c: &CutArgs) -> Result<(), String> {
     let style = mp4::Style {
         compress_moov: c.compress_moov && !q.flash,
     };
-    let ((file, _rt), index) = index(&c.input, c.max_moov)?;
+    let ((file, _rt), index) = index(&c.input, c.max_moov, &c.store)?;
     let file = file.as_ref();
     let layout = mp4::plan(&index, &window, &style).map_err(|e| explain(&c.input, &e))?;
     let to_stdout = c.output.as_os_str() == "-";
@@ -126,8 +127,8 @@ pub fn cut(c: &CutArgs) -> Result<(), String> {
     Ok(())
 }
 
-pub fn info(input: &Path, max_moov: u64, json: bool) -> Result<(), String> {
-    let (_, index) = index(input, max_moov)?;
+pub fn info(input: &Path, max_moov: u64, json: bool, store: &StoreArgs) -> Result<(), String> {
+    let (_, index) = index(input, max_moov, store)?;
     let info = index.info();
     if json {
         println!("{}", info_json(&info));
