@@ -3,7 +3,8 @@
 //! the socket would block, reading only while the output has room.
 
 use super::body::{self, Body, Socket, Source};
-use super::handler::{Note, Prepared};
+use super::handler::Prepared;
+use super::note::Note;
 use super::transport::{End, Event, Transport};
 use crate::fcgi::Request;
 use std::io;
@@ -252,7 +253,7 @@ impl<S: Socket> Connection<S> {
                     Ok(Some(Event::Request(r))) => {
                         progress = true;
                         self.request_since = None;
-                        let (method, target) = super::handler::describe(&r.params);
+                        let (method, target) = super::note::describe(&r.params);
                         self.seen = Some(Seen {
                             method,
                             target,

@@ -7,6 +7,7 @@ use super::cache::{Caches, Failure, FileKey, window_key};
 use super::config::Config;
 use super::jobs::{Done, Job, JobKey};
 use super::local::{Refusal, open, script_path};
+use super::note::Note;
 use super::remote::{self, Link};
 use super::stats::Stats;
 use crate::fcgi::Params;
@@ -16,7 +17,6 @@ use crate::origin::Object;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::fs::File;
-
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -40,39 +40,6 @@ pub struct Prepared {
     /// Bytes this response holds that no cache accounts for (`--max-inflight`).
     pub charge: usize,
     pub note: Note,
-}
-
-/// What the log says of a request, besides its method, target, status and
-/// time (the connection knows those).
-#[derive(Clone, Debug, Default)]
-pub struct Note {
-    /// Why it was refused (with advice on flags, which the client never sees).
-    pub reason: Option<String>,
-    /// The window, the key frame chosen, what the caches held.
-    pub detail: String,
-    /// Logged with others like it, not on its own line.
-    pub quiet: bool,
-}
-
-/// The request's method and target (`/path?query`) for log lines.
-pub fn describe(params: &Params) -> (String, String) {
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    let method = params
-        .get(b"REQUEST_METHOD")
-        .map_or_else(|| "GET".into(), text);
-    let target = match (params.get(b"REQUEST_URI"), params.get(b"SCRIPT_NAME")) {
-        (Some(uri), _) => text(uri),
-        (None, name) => {
-            let path = name
-                .or(params.get(b"SCRIPT_FILENAME"))
-                .map_or_else(|| "-".into(), text);
-            match params.get(b"QUERY_STRING").filter(|q| !q.is_empty()) {
-                Some(q) => format!("{path}?{}", text(q)),
-                None => path,
-            }
-        }
-    };
-    (method, target)
 }
 
 pub struct Ctx<'a> {
@@ -181,22 +148,7 @@ fn now_secs() -> u64 {
 
 fn status_page(ctx: &Ctx<'_>, params: &Params) -> Prepared {
     let query = params.get(b"QUERY_STRING").unwrap_or(b"");
-    let has = |key: &[u8]| {
-        query
-            .split(|&b| b == b'&')
-            .any(|p| p.split(|&b| b == b'=').next() == Some(key))
-    };
-    let snap = super::status::Snapshot::take(&ctx.stats, ctx.pool_start, now_secs());
-    let (body, ctype) = if has(b"openmetrics") {
-        (
-            snap.openmetrics(),
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )
-    } else if has(b"json") {
-        (snap.json(has(b"full")), "application/json")
-    } else {
-        (snap.text(has(b"full")), "text/plain; charset=utf-8")
-    };
+    let (body, ctype) = super::status::page(&ctx.stats, ctx.pool_start, now_secs(), query);
     Prepared::from_response(Response {
         status: 200,
         headers: vec![

@@ -17,6 +17,7 @@ mod listen;
 mod local;
 pub mod logging;
 mod master;
+mod note;
 mod offload;
 mod privileges;
 mod remote;

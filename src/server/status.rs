@@ -53,6 +53,27 @@ fn iso8601(secs: u64) -> String {
     )
 }
 
+/// The status page for `query`: `?openmetrics`, `?json` (with `full`: every
+/// worker) or text; the body and its content type.
+pub fn page(stats: &Stats, pool_start: u64, now: u64, query: &[u8]) -> (String, &'static str) {
+    let has = |key: &[u8]| {
+        query
+            .split(|&b| b == b'&')
+            .any(|p| p.split(|&b| b == b'=').next() == Some(key))
+    };
+    let snap = Snapshot::take(stats, pool_start, now);
+    if has(b"openmetrics") {
+        (
+            snap.openmetrics(),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )
+    } else if has(b"json") {
+        (snap.json(has(b"full")), "application/json")
+    } else {
+        (snap.text(has(b"full")), "text/plain; charset=utf-8")
+    }
+}
+
 impl Snapshot {
     pub fn take(stats: &Stats, start_time: u64, now: u64) -> Snapshot {
         let c = stats.get();
