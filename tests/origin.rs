@@ -684,11 +684,28 @@ fn cache_edge(dir: &Path, port: u16, nodes: [u16; 2]) -> Stop {
     )
     .unwrap();
     let d = dir.display();
-    let user = if nix::unistd::Uid::effective().is_root() {
-        "user root root;"
-    } else {
-        ""
-    };
+    // As Debian runs it: workers as www-data, the cache folder made as the
+    // example's header says. (Not as root, nginx runs as whoever runs it.)
+    let as_debian = nix::unistd::Uid::effective().is_root();
+    let user = if as_debian { "user www-data;" } else { "" };
+    if as_debian {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let install = conf
+            .lines()
+            .find_map(|l| l.trim_start_matches('#').trim().strip_prefix("install -d"))
+            .expect("the header says how to make the cache folder")
+            .replace("/var/cache/nginx/mp4", &format!("{d}/cache"));
+        let out = Command::new("sh")
+            .args(["-c", &format!("install -d {install}")])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     for (from, to) in [
         ("user www-data;", user.to_string()),
         ("worker_processes auto;", "worker_processes 1;".into()),
