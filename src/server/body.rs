@@ -148,28 +148,16 @@ impl Body {
                     let c = self
                         .cursor
                         .get_or_insert_with(|| layout.cursor(range.clone()));
-                    if let Some(f) = self.fetcher.as_mut() {
-                        // A remote film: file bytes come from memory too.
-                        match remote_piece(layout, c, room, f)? {
-                            Remote::Bytes(b) if stage.is_empty() && b.len() == room => {
-                                t.body(&b);
-                                self.queued += b.len() as u64;
-                            }
-                            Remote::Bytes(b) => stage.extend_from_slice(&b),
-                            Remote::Generated { at, len } => {
-                                let from = stage.len();
-                                stage.resize(from + len, 0);
-                                layout.generate(at, &mut stage[from..]);
-                            }
-                            Remote::Pending => break false,
-                            Remote::End => {
-                                self.pieces.pop_front();
-                                self.cursor = None;
-                            }
-                        }
-                        continue;
-                    }
-                    match layout.next(c, room, max_file) {
+                    // A remote film's file bytes come as bytes from the
+                    // fetcher; a local film's as file spans.
+                    let next = match self.fetcher.as_mut() {
+                        Some(f) => match remote_piece(layout, c, room, f)? {
+                            Some(next) => next,
+                            None => break false,
+                        },
+                        None => layout.next(c, room, max_file),
+                    };
+                    match next {
                         None => {
                             self.pieces.pop_front();
                             self.cursor = None;
@@ -222,33 +210,19 @@ impl Body {
     }
 }
 
-/// The next piece of a remote film's body, as bytes.
-enum Remote {
-    Bytes(bytes::Bytes),
-    Generated {
-        at: u64,
-        len: usize,
-    },
-    /// Waiting for the origin: the cursor has not moved.
-    Pending,
-    End,
-}
-
-/// Takes the next piece at `c`, at most `room` bytes, reading file bytes
-/// through `f`; on `Pending` the cursor stays where it was.
+/// The next piece at `c`, at most `room` bytes, with file bytes read
+/// through `f` and handed out as [`mp4::Piece::Bytes`]. `None` while they
+/// are on their way from the origin: the cursor has not moved.
 fn remote_piece(
     layout: &Layout,
     c: &mut Cursor,
     room: usize,
     f: &mut Fetcher,
-) -> io::Result<Remote> {
+) -> io::Result<Option<Option<mp4::Piece>>> {
     let before = c.clone();
     let fault =
         |e: crate::origin::Fault| io::Error::other(format!("{}: {}", e.reason(), e.detail()));
-    Ok(match layout.next(c, room, room as u64) {
-        None => Remote::End,
-        Some(mp4::Piece::Bytes(b)) => Remote::Bytes(b),
-        Some(mp4::Piece::Generated { at, len }) => Remote::Generated { at, len },
+    let bytes = match layout.next(c, room, room as u64) {
         Some(mp4::Piece::File { offset, len }) => match f.take(offset, len).map_err(fault)? {
             Take::Ready(b) => {
                 if (b.len() as u64) < len {
@@ -256,11 +230,11 @@ fn remote_piece(
                     *c = before;
                     let _ = layout.next(c, room, b.len() as u64);
                 }
-                Remote::Bytes(b)
+                b
             }
             Take::Pending => {
                 *c = before;
-                Remote::Pending
+                return Ok(None);
             }
         },
         Some(mp4::Piece::Patched { offset, len, at }) => {
@@ -268,15 +242,17 @@ fn remote_piece(
                 Some(b) => {
                     let mut v = b.to_vec();
                     layout.patch(at, &mut v);
-                    Remote::Bytes(bytes::Bytes::from(v))
+                    bytes::Bytes::from(v)
                 }
                 None => {
                     *c = before;
-                    Remote::Pending
+                    return Ok(None);
                 }
             }
         }
-    })
+        other => return Ok(Some(other)),
+    };
+    Ok(Some(Some(mp4::Piece::Bytes(bytes))))
 }
 
 /// Sends `t`'s output until the socket is full. Returns the bytes sent and

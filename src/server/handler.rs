@@ -421,15 +421,7 @@ fn proceed(mut r: Resume, ctx: &mut Ctx<'_>) -> Outcome {
                 } else {
                     "object opened"
                 };
-                return Outcome::Wait {
-                    key: JobKey::Object(key.clone()),
-                    job: Job::Object {
-                        key,
-                        known,
-                        limits: ctx.limits.clone(),
-                    },
-                    resume: Box::new(r),
-                };
+                return open_object(key, known, r, ctx);
             }
         }
     }
@@ -458,23 +450,7 @@ fn proceed(mut r: Resume, ctx: &mut Ctx<'_>) -> Outcome {
             r.cache = "index cache miss";
             let file = match &r.media {
                 Media::File(f) => f.try_clone(),
-                Media::Object { key, object } => {
-                    return Outcome::Wait {
-                        key: JobKey::Object(key.clone()),
-                        job: Job::Object {
-                            key: key.clone(),
-                            known: None,
-                            limits: ctx.limits.clone(),
-                        },
-                        resume: Box::new(Resume {
-                            media: Media::Object {
-                                key: key.clone(),
-                                object: object.clone(),
-                            },
-                            ..r
-                        }),
-                    };
-                }
+                Media::Object { key, .. } => return open_object(key.clone(), None, r, ctx),
             };
             match file {
                 Ok(file) => Outcome::Wait {
@@ -492,6 +468,19 @@ fn proceed(mut r: Resume, ctx: &mut Ctx<'_>) -> Outcome {
                 }
             }
         }
+    }
+}
+
+/// Waits for the job that opens `key` (or checks `known`) and builds its index.
+fn open_object(key: Arc<str>, known: Option<Object>, r: Resume, ctx: &Ctx<'_>) -> Outcome {
+    Outcome::Wait {
+        key: JobKey::Object(key.clone()),
+        job: Job::Object {
+            key,
+            known,
+            limits: ctx.limits.clone(),
+        },
+        resume: Box::new(r),
     }
 }
 
