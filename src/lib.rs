@@ -4,6 +4,7 @@
 //! - [`mp4`]: the pure engine (index a file, plan a window, write a new moov).
 //! - [`fcgi`]: the sans-io FastCGI codec.
 //! - [`http`]: pure HTTP semantics (query, Range, conditionals, status).
+//! - [`manifest`]: HLS playlists and the DASH MPD of a packaged film (pure).
 //! - [`origin`]: films in object storage (S3-compatible or plain HTTP),
 //!   read by ranges through the `object_store` crate; the server drives it.
 //! - [`server`]: the only room that touches sockets, files and processes.
@@ -13,6 +14,7 @@
 
 pub mod fcgi;
 pub mod http;
+pub mod manifest;
 pub mod mp4;
 pub mod origin;
 pub mod output;

@@ -242,6 +242,10 @@ pub struct ServeArgs {
     /// for CDNs and caching front servers. None by default.
     #[arg(long, value_name = "VALUE")]
     cache_control: Option<String>,
+    /// HLS/DASH: segments are cut at the key frame nearest each multiple of
+    /// this many seconds (1 to 60).
+    #[arg(long, default_value_t = 6.0, value_name = "SECONDS")]
+    segment_duration: f64,
     /// error, warn, info, debug or trace (RUST_LOG also works).
     #[arg(long)]
     pub log_level: Option<log::LevelFilter>,
@@ -340,6 +344,10 @@ pub fn config_from(a: ServeArgs) -> Result<Config, String> {
     };
     c.origin_revalidate = seconds(a.origin_revalidate, "--origin-revalidate")?;
     c.cache_control = a.cache_control;
+    if !(1.0..=60.0).contains(&a.segment_duration) {
+        return Err("--segment-duration must be between 1 and 60 seconds".into());
+    }
+    c.segment_duration = a.segment_duration;
     if let Some(cc) = &c.cache_control
         && (cc.is_empty() || cc.bytes().any(|b| b < 0x20 || b == 0x7f))
     {

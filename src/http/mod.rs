@@ -20,6 +20,7 @@ pub fn status_for(err: &mp4::Error) -> u16 {
     match err {
         PastEnd { .. } | EmptyRange { .. } => 400,
         NotMp4(_) | Truncated { .. } | Invalid { .. } | Unsupported(_) | MoovTooLarge { .. } => 415,
+        Missing(_) => 404,
         Io(_) => 500,
     }
 }
@@ -71,6 +72,7 @@ pub fn etag(
     mtime_secs: i64,
     mtime_nsecs: i64,
     window: &mp4::Window,
+    output: u64,
 ) -> String {
     // FNV-1a over the window: stable across processes and builds.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -79,7 +81,12 @@ pub fn etag(
         bits(window.start),
         bits(window.end),
         u64::from(window.flash),
-    ] {
+        output,
+    ]
+    .into_iter()
+    // The film's own tags stay as they were before packaged outputs.
+    .take(if output == 0 { 3 } else { 4 })
+    {
         for b in word.to_le_bytes() {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0100_0000_01b3);
@@ -108,11 +115,12 @@ mod tests {
             end: None,
             flash: false,
         };
-        let a = etag(1, 2, 3, 4, 5, &w(None));
+        let a = etag(1, 2, 3, 4, 5, &w(None), 0);
         assert!(a.starts_with('"') && a.ends_with('"'));
-        assert_ne!(a, etag(1, 2, 3, 4, 5, &w(Some(1.0))));
-        assert_ne!(a, etag(1, 2, 3, 4, 6, &w(None)));
-        assert_eq!(a, etag(1, 2, 3, 4, 5, &w(None)));
+        assert_ne!(a, etag(1, 2, 3, 4, 5, &w(Some(1.0)), 0));
+        assert_ne!(a, etag(1, 2, 3, 4, 6, &w(None), 0));
+        assert_eq!(a, etag(1, 2, 3, 4, 5, &w(None), 0));
+        assert_ne!(a, etag(1, 2, 3, 4, 5, &w(None), 7), "a packaged output");
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub enum Error {
     EmptyRange { start: f64, end: f64 },
     /// The `moov` is larger than `--max-moov`.
     MoovTooLarge { size: u64, limit: u64 },
+    /// The film has no such packaged track or segment.
+    Missing(String),
     /// Reading the source failed.
     Io(io::Error),
 }
@@ -63,6 +65,7 @@ impl fmt::Display for Error {
                 f,
                 "moov box of {size} bytes exceeds the limit of {limit} bytes"
             ),
+            Error::Missing(what) => write!(f, "{what}"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
         }
     }

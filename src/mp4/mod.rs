@@ -11,6 +11,7 @@
 
 mod boxes;
 mod builder;
+pub mod cmaf;
 mod error;
 mod fragmented;
 mod index;

@@ -4,6 +4,8 @@
 //! and the layouts of recent windows (players ask one window again with
 //! other Ranges).
 
+use crate::manifest::Output;
+use crate::mp4::cmaf::Presentation;
 use crate::mp4::{Index, Layout, Window};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
@@ -19,11 +21,35 @@ pub struct FileKey {
     pub mtime_nsec: i64,
 }
 
-pub type WindowKey = (FileKey, u64, u64, bool);
+/// What a request wants of a film: a window, as one file or packaged.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Want {
+    pub window: Window,
+    pub output: Output,
+}
 
-pub fn window_key(f: FileKey, w: &Window) -> WindowKey {
+pub type WindowKey = (FileKey, u64, u64, bool, Output);
+
+pub fn window_key(f: FileKey, w: &Want) -> WindowKey {
     let bits = |v: Option<f64>| v.map_or(u64::MAX, f64::to_bits);
-    (f, bits(w.start), bits(w.end), w.flash)
+    (
+        f,
+        bits(w.window.start),
+        bits(w.window.end),
+        w.window.flash,
+        w.output,
+    )
+}
+
+/// The key of a window's segment plan (shared by all its packaged outputs).
+fn plan_key(f: FileKey, w: &Window) -> WindowKey {
+    window_key(
+        f,
+        &Want {
+            window: *w,
+            output: Output::Progressive,
+        },
+    )
 }
 
 /// Why a file cannot be served: the answer to give every request for it.
@@ -157,6 +183,8 @@ pub struct Caches {
     /// the budget is shared by its concurrent requests, not rebuilt.
     live: HashMap<FileKey, Weak<Index>>,
     layouts: Lru<WindowKey, Arc<Layout>>,
+    /// Segment plans of packaged windows, beside their indexes.
+    presentations: Lru<WindowKey, Arc<Presentation>>,
     /// Objects of the origin, with when each was last confirmed.
     pub objects: super::remote::Objects,
 }
@@ -169,6 +197,7 @@ impl Caches {
             failures: Lru::new(FAILURE_BUDGET),
             live: HashMap::new(),
             layouts: Lru::new(budget / LAYOUT_SHARE),
+            presentations: Lru::new(budget / LAYOUT_SHARE),
             objects: Default::default(),
         }
     }
@@ -186,7 +215,7 @@ impl Caches {
 
     /// Bytes the caches hold.
     pub fn bytes(&self) -> usize {
-        self.indexes.bytes + self.layouts.bytes + self.failures.bytes
+        self.indexes.bytes + self.layouts.bytes + self.failures.bytes + self.presentations.bytes
     }
 
     /// Whether the index budget holds this file's index (else a request
@@ -204,6 +233,7 @@ impl Caches {
         for (k, old) in self.indexes.insert(key, index, bytes) {
             // A cached layout keeps its index alive: let both go.
             self.layouts.retain(|w| w.0 != k);
+            self.presentations.retain(|w| w.0 != k);
             gone.push(old);
         }
         if self.live.len() > 2 * self.indexes.map.len() + 64 {
@@ -219,7 +249,7 @@ impl Caches {
 
     /// A window's layout. From its second use on, its generated head is
     /// kept with it (within the layouts' budget), so repeats copy bytes.
-    pub fn layout(&mut self, key: FileKey, w: &Window) -> Option<Arc<Layout>> {
+    pub fn layout(&mut self, key: FileKey, w: &Want) -> Option<Arc<Layout>> {
         let k = window_key(key, w);
         let (layout, hits) = self.layouts.get_counted(&k)?;
         // A head over half the budget would push out every other window.
@@ -233,16 +263,28 @@ impl Caches {
     }
 
     /// Whether the layouts' budget holds this window's layout.
-    pub fn holds_layout(&self, key: FileKey, w: &Window) -> bool {
+    pub fn holds_layout(&self, key: FileKey, w: &Want) -> bool {
         self.layouts.contains(&window_key(key, w))
     }
 
-    pub fn put_layout(&mut self, key: FileKey, w: &Window, layout: Arc<Layout>) {
+    pub fn put_layout(&mut self, key: FileKey, w: &Want, layout: Arc<Layout>) {
         // Only layouts whose index stays cached: else the layout would keep
         // an index the budget let go.
         if self.indexes.contains(&key) {
             let bytes = layout.heap_bytes();
             self.layouts.insert(window_key(key, w), layout, bytes);
+        }
+    }
+
+    /// A window's segment plan, if kept.
+    pub fn presentation(&mut self, key: FileKey, w: &Window) -> Option<Arc<Presentation>> {
+        self.presentations.get(&plan_key(key, w))
+    }
+
+    pub fn put_presentation(&mut self, key: FileKey, w: &Window, p: Arc<Presentation>) {
+        if self.indexes.contains(&key) {
+            let bytes = p.heap_bytes();
+            self.presentations.insert(plan_key(key, w), p, bytes);
         }
     }
 }

@@ -83,6 +83,8 @@ pub struct Config {
     pub origin_revalidate: Duration,
     /// `Cache-Control` of 200/206 answers.
     pub cache_control: Option<String>,
+    /// HLS/DASH: the target segment duration in seconds.
+    pub segment_duration: f64,
 }
 
 impl Default for Config {
@@ -115,6 +117,7 @@ impl Default for Config {
             origin: None,
             origin_revalidate: Duration::from_secs(60),
             cache_control: None,
+            segment_duration: 6.0,
         }
     }
 }

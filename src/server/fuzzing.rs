@@ -130,9 +130,13 @@ fn run(job: Job) -> Done {
         Job::Index { file, limits } => Done::Index(Index::build(&file, &limits).map(Arc::new)),
         Job::Plan {
             index,
-            window,
+            want,
             style,
-        } => Done::Plan(mp4::plan(&index, &window, &style).map(Arc::new)),
+            settings,
+            known,
+        } => Done::Plan(super::package::build(
+            &index, &want, &style, &settings, known,
+        )),
         // The harness has no origin.
         Job::Object { .. } => Done::Object(Err(crate::origin::Fault::Failed("no origin".into()))),
     }

@@ -3,15 +3,17 @@
 //! files. What would hold the event loop (an index build, the plan of a
 //! large index) becomes a job; the request resumes when it is done.
 
-use super::cache::{Caches, Failure, FileKey, window_key};
+use super::cache::{Caches, Failure, FileKey, Want, window_key};
 use super::config::Config;
 use super::jobs::{Done, Job, JobKey};
 use super::local::{Refusal, open, script_path};
 use super::note::Note;
+use super::package::{self, Built};
 use super::remote::{self, Link};
 use super::stats::Stats;
 use crate::fcgi::Params;
 use crate::http::{self, Body, Entity, Piece, RequestHead, Response};
+use crate::manifest::Output;
 use crate::mp4::{self, Index, Layout, Window};
 use crate::origin::Object;
 use bytes::Bytes;
@@ -86,6 +88,8 @@ pub struct Resume {
     key: FileKey,
     modified: SystemTime,
     window: Window,
+    /// The film itself, or one of its HLS/DASH outputs (`PATH_INFO`).
+    output: Output,
     method: Vec<u8>,
     range: Option<Vec<u8>>,
     if_range: Option<Vec<u8>>,
@@ -96,6 +100,13 @@ pub struct Resume {
 }
 
 impl Resume {
+    fn want(&self) -> Want {
+        Want {
+            window: self.window,
+            output: self.output,
+        }
+    }
+
     /// The object is known: its identity keys the caches.
     fn set_object(&mut self, o: Arc<Object>) {
         self.key = remote::file_key(&o);
@@ -205,8 +216,8 @@ pub fn handle(params: &Params, params_overflow: bool, ctx: &mut Ctx<'_>) -> Outc
 pub fn resume(r: Box<Resume>, done: &Done, ctx: &mut Ctx<'_>) -> Outcome {
     match done {
         Done::Index(Ok(index)) => plan(*r, index.clone(), ctx),
-        Done::Plan(Ok(layout)) => {
-            let p = respond(&r, layout.clone(), ctx);
+        Done::Plan(Ok(built)) => {
+            let p = respond(&r, built.layout.clone(), ctx);
             ready(p, ctx)
         }
         Done::Object(Ok((object, built))) => {
@@ -269,20 +280,27 @@ pub fn remember(key: JobKey, done: &Done, config: &Config, caches: &mut Caches) 
                 },
             );
         }
-        (JobKey::Plan(w), Done::Plan(Ok(layout))) => {
-            caches.put_layout(w.0, &window_from(w), layout.clone());
+        (JobKey::Plan(w), Done::Plan(Ok(built))) => {
+            let want = want_from(w);
+            if let Some(p) = &built.presentation {
+                caches.put_presentation(w.0, &want.window, p.clone());
+            }
+            caches.put_layout(w.0, &want, built.layout.clone());
         }
         _ => {}
     }
     Vec::new()
 }
 
-fn window_from(w: super::cache::WindowKey) -> Window {
+fn want_from(w: super::cache::WindowKey) -> Want {
     let value = |b: u64| (b != u64::MAX).then(|| f64::from_bits(b));
-    Window {
-        start: value(w.1),
-        end: value(w.2),
-        flash: w.3,
+    Want {
+        window: Window {
+            start: value(w.1),
+            end: value(w.2),
+            flash: w.3,
+        },
+        output: w.4,
     }
 }
 
@@ -326,6 +344,20 @@ fn start(
         end: query.end,
         flash: query.flash,
     };
+    let output = match params.get(b"PATH_INFO").filter(|p| !p.is_empty()) {
+        None => Output::Progressive,
+        Some(info) => Output::parse(info).ok_or_else(|| {
+            let mut p = refuse(404, "no such HLS/DASH output of the film");
+            p.note.detail = format!("PATH_INFO {}", String::from_utf8_lossy(info));
+            Box::new(p)
+        })?,
+    };
+    if output != Output::Progressive && window.flash {
+        return Err(Box::new(refuse(
+            400,
+            "client=flash applies to progressive downloads, not HLS/DASH",
+        )));
+    }
     if let Some(link) = ctx.link {
         let name = params.get(b"SCRIPT_NAME").unwrap_or(b"");
         let key = link.origin.key(name).map_err(|r| {
@@ -335,6 +367,7 @@ fn start(
         })?;
         return Ok(Resume {
             window,
+            output,
             path: PathBuf::from(&key),
             opened: PathBuf::from(&key),
             media: Media::Object {
@@ -362,6 +395,7 @@ fn start(
         },
         modified: meta.modified().unwrap_or(UNIX_EPOCH),
         window,
+        output,
         path,
         opened,
         media: Media::File(Rc::new(file)),
@@ -383,6 +417,7 @@ fn heard(params: &Params, method: &[u8]) -> Resume {
         },
         modified: UNIX_EPOCH,
         window: Window::default(),
+        output: Output::Progressive,
         path: PathBuf::new(),
         opened: PathBuf::new(),
         media: Media::Object {
@@ -426,7 +461,7 @@ fn proceed(mut r: Resume, ctx: &mut Ctx<'_>) -> Outcome {
         }
     }
     let c = ctx.stats.get();
-    if let Some(layout) = ctx.caches.layout(r.key, &r.window) {
+    if let Some(layout) = ctx.caches.layout(r.key, &r.want()) {
         c.layout_hits.fetch_add(1, Relaxed);
         r.cache = "layout cache hit";
         let p = respond(&r, layout, ctx);
@@ -489,21 +524,36 @@ fn plan(r: Resume, index: Arc<Index>, ctx: &mut Ctx<'_>) -> Outcome {
     let style = mp4::Style {
         compress_moov: ctx.config.compress_moov && !r.window.flash,
     };
-    if index.heap_bytes() > INLINE_PLAN {
+    let settings = mp4::cmaf::Settings {
+        segment_duration: ctx.config.segment_duration,
+    };
+    let known = match r.output {
+        Output::Progressive => None,
+        _ => ctx.caches.presentation(r.key, &r.window),
+    };
+    // A segment of a kept plan is a few thousand entries: inline.
+    if index.heap_bytes() > INLINE_PLAN && known.is_none() {
         return Outcome::Wait {
-            key: JobKey::Plan(window_key(r.key, &r.window)),
+            key: JobKey::Plan(window_key(r.key, &r.want())),
             job: Job::Plan {
                 index,
-                window: r.window,
+                want: r.want(),
                 style,
+                settings,
+                known,
             },
             resume: Box::new(r),
         };
     }
-    let p = match mp4::plan(&index, &r.window, &style) {
-        Ok(layout) => {
-            let layout = Arc::new(layout);
-            ctx.caches.put_layout(r.key, &r.window, layout.clone());
+    let p = match package::build(&index, &r.want(), &style, &settings, known) {
+        Ok(Built {
+            layout,
+            presentation,
+        }) => {
+            if let Some(p) = presentation {
+                ctx.caches.put_presentation(r.key, &r.window, p);
+            }
+            ctx.caches.put_layout(r.key, &r.want(), layout.clone());
             respond(&r, layout, ctx)
         }
         Err(e) => {
@@ -515,11 +565,20 @@ fn plan(r: Resume, index: Arc<Index>, ctx: &mut Ctx<'_>) -> Outcome {
     ready(p, ctx)
 }
 
+/// What sets a packaged output's bytes apart from the window's others
+/// (mixed into its entity tag); 0 for the film itself.
+fn packaged(output: Output, segment_duration: f64) -> u64 {
+    match output {
+        Output::Progressive => 0,
+        o => o.tag() ^ segment_duration.to_bits().rotate_left(17),
+    }
+}
+
 /// The response for a planned window: status, headers, which bytes.
 fn respond(r: &Resume, layout: Arc<Layout>, ctx: &mut Ctx<'_>) -> Prepared {
     // What the caches hold is counted by their budgets; a response is
     // charged only for what it alone keeps alive.
-    let charge = if ctx.caches.holds_layout(r.key, &r.window) {
+    let charge = if ctx.caches.holds_layout(r.key, &r.want()) {
         0
     } else {
         layout.heap_bytes()
@@ -549,12 +608,16 @@ fn respond(r: &Resume, layout: Arc<Layout>, ctx: &mut Ctx<'_>) -> Prepared {
         r.key.mtime,
         r.key.mtime_nsec,
         &r.window,
+        packaged(r.output, ctx.config.segment_duration),
     );
     let entity = Entity {
         len: layout.len(),
         etag: &etag,
         last_modified: r.modified,
-        content_type: http::content_type(r.path.as_os_str().as_bytes()),
+        content_type: r
+            .output
+            .content_type()
+            .unwrap_or_else(|| http::content_type(r.path.as_os_str().as_bytes())),
     };
     let head = RequestHead {
         method: &r.method,
@@ -569,7 +632,9 @@ fn respond(r: &Resume, layout: Arc<Layout>, ctx: &mut Ctx<'_>) -> Prepared {
     {
         response.headers.push(("Cache-Control", cc.clone()));
     }
-    if let Some(o) = ctx.offload.as_deref_mut() {
+    if let Some(o) = ctx.offload.as_deref_mut()
+        && r.output == Output::Progressive
+    {
         offload(o, &mut response, r, &layout);
     }
     let mut p = Prepared::from_response(response);

@@ -3,9 +3,11 @@
 //! come back through a channel and a `mio::Waker`. Streams already flowing
 //! keep flowing meanwhile.
 
-use super::cache::{FileKey, WindowKey};
+use super::cache::{FileKey, Want, WindowKey};
+use super::package::{self, Built};
 use super::remote::{Link, Opened};
-use crate::mp4::{self, Index, Layout, Window};
+use crate::mp4::cmaf::{Presentation, Settings};
+use crate::mp4::{self, Index};
 use crate::origin::{Fault, Object};
 use std::fs::File;
 use std::io;
@@ -28,8 +30,10 @@ pub enum Job {
     },
     Plan {
         index: Arc<Index>,
-        window: Window,
+        want: Want,
         style: mp4::Style,
+        settings: Settings,
+        known: Option<Arc<Presentation>>,
     },
     /// Open an object (or check `known`, whose index is cached) and build
     /// its index; runs on the origin's runtime, not the helper thread.
@@ -42,7 +46,7 @@ pub enum Job {
 
 pub enum Done {
     Index(Result<Arc<Index>, mp4::Error>),
-    Plan(Result<Arc<Layout>, mp4::Error>),
+    Plan(Result<Built, mp4::Error>),
     Object(Result<Opened, Fault>),
 }
 
@@ -96,9 +100,11 @@ impl Jobs {
                         }
                         Job::Plan {
                             index,
-                            window,
+                            want,
                             style,
-                        } => Done::Plan(mp4::plan(&index, &window, &style).map(Arc::new)),
+                            settings,
+                            known,
+                        } => Done::Plan(package::build(&index, &want, &style, &settings, known)),
                         Job::Object { .. } => continue,
                     };
                     if done.send((key, result)).is_err() {

@@ -19,6 +19,7 @@ pub mod logging;
 mod master;
 mod note;
 mod offload;
+mod package;
 mod privileges;
 mod remote;
 mod service;

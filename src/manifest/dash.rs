@@ -1,0 +1,140 @@
+//! The DASH MPD (ISO/IEC 23009-1, live profile with `SegmentTemplate` and
+//! `SegmentTimeline`) over the same init and media segments as HLS.
+
+use super::language;
+use crate::mp4::cmaf::{Kind, Presentation, Rendition};
+use std::fmt::Write;
+
+/// `&`, `<`, `>`, `"` escaped for an XML attribute.
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// An `xs:duration` of seconds.
+fn duration(seconds: f64) -> String {
+    format!("PT{:.3}S", seconds.max(0.0))
+}
+
+/// `manifest.mpd`; `query` goes after every URL.
+pub fn mpd(p: &Presentation, query: &str) -> String {
+    let q = xml(query);
+    let mut s = String::with_capacity(1024);
+    let max_segment = (p.renditions.iter())
+        .flat_map(|r| r.segments.iter().map(|s| s.shown_for))
+        .fold(1.0, f64::max);
+    let _ = write!(
+        s,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011\" \
+         type=\"static\" mediaPresentationDuration=\"{}\" minBufferTime=\"{}\" maxSegmentDuration=\"{}\">\n\
+         <Period id=\"0\" start=\"PT0S\">\n",
+        duration(p.duration),
+        duration(max_segment.min(10.0)),
+        duration(max_segment)
+    );
+    let video: Vec<&Rendition> = (p.renditions.iter())
+        .filter(|r| r.kind == Kind::Video)
+        .collect();
+    if !video.is_empty() {
+        let _ = writeln!(
+            s,
+            "<AdaptationSet id=\"0\" contentType=\"video\" mimeType=\"video/mp4\" \
+             segmentAlignment=\"true\" startWithSAP=\"1\">"
+        );
+        for r in &video {
+            representation(&mut s, r, &q);
+        }
+        s.push_str("</AdaptationSet>\n");
+    }
+    // One adaptation set per language; tracks without one each have their own.
+    let mut sets: Vec<(Option<&str>, Vec<&Rendition>)> = Vec::new();
+    for r in p.renditions.iter().filter(|r| r.kind == Kind::Audio) {
+        let lang = language(p, r.id);
+        match sets.iter_mut().find(|(l, _)| l.is_some() && *l == lang) {
+            Some((_, v)) => v.push(r),
+            None => sets.push((lang, vec![r])),
+        }
+    }
+    for (i, (lang, tracks)) in sets.iter().enumerate() {
+        let _ = write!(
+            s,
+            "<AdaptationSet id=\"{}\" contentType=\"audio\" mimeType=\"audio/mp4\" \
+             segmentAlignment=\"true\" startWithSAP=\"1\"",
+            i + 1
+        );
+        if let Some(l) = lang {
+            let _ = write!(s, " lang=\"{l}\"");
+        }
+        s.push_str(">\n");
+        if i == 0 {
+            s.push_str("<Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"main\"/>\n");
+        }
+        for r in tracks {
+            representation(&mut s, r, &q);
+        }
+        s.push_str("</AdaptationSet>\n");
+    }
+    s.push_str("</Period>\n</MPD>\n");
+    s
+}
+
+fn representation(s: &mut String, r: &Rendition, q: &str) {
+    let d = &r.description;
+    let _ = write!(
+        s,
+        "<Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{}\"",
+        r.id,
+        xml(&d.codecs),
+        r.peak_bandwidth.max(1)
+    );
+    if d.width > 0 && d.height > 0 {
+        let _ = write!(s, " width=\"{}\" height=\"{}\"", d.width, d.height);
+    }
+    if d.sample_rate > 0 {
+        let _ = write!(s, " audioSamplingRate=\"{}\"", d.sample_rate);
+    }
+    s.push_str(">\n");
+    if d.channels > 0 {
+        let _ = writeln!(
+            s,
+            "<AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{}\"/>",
+            d.channels
+        );
+    }
+    let ts = r.timescale.max(1);
+    let _ = writeln!(
+        s,
+        "<SegmentTemplate timescale=\"{ts}\" initialization=\"init-$RepresentationID$.mp4{q}\" \
+         media=\"seg-$Number$-$RepresentationID$.m4s{q}\" startNumber=\"1\">\n<SegmentTimeline>"
+    );
+    // Times on the presentation timeline; each start rounded once, so the
+    // durations add up to the end without drift.
+    let at = |secs: f64| (secs * f64::from(ts)).round() as u64;
+    let mut runs: Vec<(u64, u64, u32)> = Vec::new();
+    for seg in &r.segments {
+        let t = at(seg.shown_at);
+        let d = at(seg.shown_at + seg.shown_for).saturating_sub(t);
+        match runs.last_mut() {
+            Some((t0, d0, n)) if *d0 == d && *t0 + *d0 * (u64::from(*n) + 1) == t => *n += 1,
+            _ => runs.push((t, d, 0)),
+        }
+    }
+    for (i, (t, d, n)) in runs.iter().enumerate() {
+        s.push_str("<S");
+        if i == 0 || {
+            let (pt, pd, pn) = runs[i - 1];
+            pt + pd * (u64::from(pn) + 1) != *t
+        } {
+            let _ = write!(s, " t=\"{t}\"");
+        }
+        let _ = write!(s, " d=\"{d}\"");
+        if *n > 0 {
+            let _ = write!(s, " r=\"{n}\"");
+        }
+        s.push_str("/>\n");
+    }
+    s.push_str("</SegmentTimeline>\n</SegmentTemplate>\n</Representation>\n");
+}

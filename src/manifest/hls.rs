@@ -1,0 +1,124 @@
+//! HLS playlists (RFC 8216, version 7 for fMP4): a master playlist with
+//! every video track a variant and every audio track an alternative of one
+//! group, and one media playlist per track.
+
+use super::language;
+use crate::mp4::cmaf::{Kind, Presentation, Rendition};
+use std::fmt::Write;
+
+const AUDIO_GROUP: &str = "audio";
+
+/// Unique, quoted-string-safe names for the audio alternatives.
+fn audio_names(p: &Presentation) -> Vec<(u32, String)> {
+    let mut names: Vec<(u32, String)> = Vec::new();
+    for r in p.renditions.iter().filter(|r| r.kind == Kind::Audio) {
+        let base = language(p, r.id).map_or_else(|| format!("audio {}", r.id), str::to_string);
+        let name = if names.iter().any(|(_, n)| *n == base) {
+            format!("{base} ({})", r.id)
+        } else {
+            base
+        };
+        names.push((r.id, name));
+    }
+    names
+}
+
+/// `master.m3u8`; `query` goes after every URI.
+pub fn master(p: &Presentation, query: &str) -> String {
+    let mut s = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    let audio: Vec<&Rendition> = (p.renditions.iter())
+        .filter(|r| r.kind == Kind::Audio)
+        .collect();
+    let video: Vec<&Rendition> = (p.renditions.iter())
+        .filter(|r| r.kind == Kind::Video)
+        .collect();
+    if video.is_empty() {
+        // Audio only: every track is a variant of its own.
+        for r in &audio {
+            let _ = writeln!(
+                s,
+                "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"\nindex-{}.m3u8{query}",
+                r.peak_bandwidth.max(1),
+                r.average_bandwidth.max(1),
+                r.description.codecs,
+                r.id
+            );
+        }
+        return s;
+    }
+    for (i, (id, name)) in audio_names(p).iter().enumerate() {
+        let default = if i == 0 { "YES" } else { "NO" };
+        let _ = write!(s, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\"");
+        if let Some(l) = language(p, *id) {
+            let _ = write!(s, ",LANGUAGE=\"{l}\"");
+        }
+        let channels = p.rendition(*id).map_or(0, |r| r.description.channels);
+        let _ = writeln!(
+            s,
+            ",NAME=\"{name}\",DEFAULT={default},AUTOSELECT=YES,CHANNELS=\"{channels}\",URI=\"index-{id}.m3u8{query}\""
+        );
+    }
+    let audio_peak = audio.iter().map(|r| r.peak_bandwidth).max().unwrap_or(0);
+    let audio_average = audio.iter().map(|r| r.average_bandwidth).max().unwrap_or(0);
+    let mut audio_codecs: Vec<&str> = Vec::new();
+    for r in &audio {
+        if !audio_codecs.contains(&r.description.codecs.as_str()) {
+            audio_codecs.push(&r.description.codecs);
+        }
+    }
+    for r in &video {
+        let mut codecs = r.description.codecs.clone();
+        for c in &audio_codecs {
+            codecs.push(',');
+            codecs.push_str(c);
+        }
+        let _ = write!(
+            s,
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{codecs}\"",
+            (r.peak_bandwidth + audio_peak).max(1),
+            (r.average_bandwidth + audio_average).max(1),
+        );
+        if r.description.width > 0 && r.description.height > 0 {
+            let _ = write!(
+                s,
+                ",RESOLUTION={}x{}",
+                r.description.width, r.description.height
+            );
+        }
+        if !audio.is_empty() {
+            let _ = write!(s, ",AUDIO=\"{AUDIO_GROUP}\"");
+        }
+        let _ = writeln!(s, "\nindex-{}.m3u8{query}", r.id);
+    }
+    s
+}
+
+/// `index-<id>.m3u8`: the track's init segment and media segments; `None`
+/// when the presentation has no such track.
+pub fn playlist(p: &Presentation, id: u32, query: &str) -> Option<String> {
+    let r = p.rendition(id)?;
+    // TARGETDURATION bounds every EXTINF rounded to the nearest integer.
+    let target = r
+        .segments
+        .iter()
+        .map(|s| s.shown_for.round() as u64)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let mut s = String::with_capacity(64 + r.segments.len() * 40);
+    let _ = write!(
+        s,
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:1\n\
+         #EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init-{id}.mp4{query}\"\n"
+    );
+    for (k, seg) in r.segments.iter().enumerate() {
+        let _ = write!(
+            s,
+            "#EXTINF:{:.6},\nseg-{}-{id}.m4s{query}\n",
+            seg.shown_for,
+            k + 1
+        );
+    }
+    s.push_str("#EXT-X-ENDLIST\n");
+    Some(s)
+}

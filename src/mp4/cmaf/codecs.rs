@@ -1,0 +1,275 @@
+//! What a track's sample description says to a player: the RFC 6381
+//! `CODECS` string (from `avcC`, `hvcC`, `esds`), the picture size and the
+//! audio format. A codec the packager cannot describe is refused here, once,
+//! with its name.
+
+use crate::mp4::Error;
+use crate::mp4::boxes::{FourCC, RawBox, Reader, children};
+use crate::mp4::error::fourcc_str;
+use std::fmt::Write;
+
+/// A track's sample description, as manifests need it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Description {
+    pub codecs: String,
+    pub width: u32,
+    pub height: u32,
+    pub sample_rate: u32,
+    pub channels: u16,
+}
+
+fn unsupported(codec: &FourCC, why: &str) -> Error {
+    Error::Unsupported(format!(
+        "codec '{}' is not packaged for HLS/DASH ({why}); serve the film progressively",
+        fourcc_str(codec)
+    ))
+}
+
+/// The first sample entry of a `stsd` body.
+pub(crate) fn first_entry(stsd: &[u8]) -> Result<RawBox<'_>, Error> {
+    let mut r = Reader::new(stsd, *b"stsd");
+    let (_, _) = r.full_box()?;
+    let count = r.u32()?;
+    if count == 0 {
+        return Err(Error::Invalid {
+            fourcc: *b"stsd",
+            reason: "no sample entry",
+        });
+    }
+    children(stsd.get(8..).unwrap_or(&[]), 8)
+        .next()
+        .ok_or(Error::Invalid {
+            fourcc: *b"stsd",
+            reason: "no sample entry",
+        })?
+}
+
+/// Describes the sample entry `entry` (a box of the `stsd`).
+pub(crate) fn describe(entry: &RawBox<'_>) -> Result<Description, Error> {
+    let codec = entry.fourcc;
+    match &codec {
+        b"avc1" | b"avc3" | b"hvc1" | b"hev1" => visual(entry),
+        b"mp4a" | b".mp3" | b"ac-3" | b"ec-3" | b"Opus" | b"fLaC" => audio(entry),
+        _ => Err(unsupported(
+            &codec,
+            "H.264, HEVC, AAC, MP3, AC-3, E-AC-3, Opus, FLAC are",
+        )),
+    }
+}
+
+/// The child boxes of a sample entry, after its fixed fields.
+fn entry_children<'a>(
+    entry: &RawBox<'a>,
+    fixed: usize,
+) -> impl Iterator<Item = Result<RawBox<'a>, Error>> {
+    let base = entry.body_start() + fixed;
+    children(entry.body.get(fixed..).unwrap_or(&[]), base)
+}
+
+fn visual(entry: &RawBox<'_>) -> Result<Description, Error> {
+    let mut r = Reader::new(entry.body, entry.fourcc);
+    r.skip(8 + 16)?;
+    let width = r.bytes(2)?;
+    let height = r.bytes(2)?;
+    let width = u32::from(u16::from_be_bytes([width[0], width[1]]));
+    let height = u32::from(u16::from_be_bytes([height[0], height[1]]));
+    let mut codecs = None;
+    // VisualSampleEntry's fixed fields are 78 bytes.
+    for child in entry_children(entry, 78) {
+        let child = child?;
+        match &child.fourcc {
+            b"avcC" => codecs = Some(avc(&entry.fourcc, child.body)?),
+            b"hvcC" => codecs = Some(hevc(&entry.fourcc, child.body)?),
+            _ => {}
+        }
+    }
+    let codecs = codecs.ok_or_else(|| unsupported(&entry.fourcc, "no avcC/hvcC box"))?;
+    Ok(Description {
+        codecs,
+        width,
+        height,
+        ..Description::default()
+    })
+}
+
+/// `avc1.PPCCLL`: profile, constraint flags, level (RFC 6381 §3.3).
+fn avc(fourcc: &FourCC, body: &[u8]) -> Result<String, Error> {
+    let b = body.get(1..4).ok_or(Error::Invalid {
+        fourcc: *b"avcC",
+        reason: "box is shorter than its fields",
+    })?;
+    Ok(format!(
+        "{}.{:02X}{:02X}{:02X}",
+        fourcc_str(fourcc),
+        b[0],
+        b[1],
+        b[2]
+    ))
+}
+
+/// `hvc1.[A-C]<profile>.<compat>.<L|H><level>[.<constraints>]` (ISO/IEC 14496-15 E.3).
+fn hevc(fourcc: &FourCC, body: &[u8]) -> Result<String, Error> {
+    let b = body.get(..13).ok_or(Error::Invalid {
+        fourcc: *b"hvcC",
+        reason: "box is shorter than its fields",
+    })?;
+    let space = ["", "A", "B", "C"][usize::from(b[1] >> 6)];
+    let tier = if b[1] & 0x20 != 0 { 'H' } else { 'L' };
+    let profile = b[1] & 0x1f;
+    let compat = u32::from_be_bytes([b[2], b[3], b[4], b[5]]).reverse_bits();
+    let mut s = format!(
+        "{}.{space}{profile}.{compat:X}.{tier}{}",
+        fourcc_str(fourcc),
+        b[12]
+    );
+    let constraints = &b[6..12];
+    let kept = constraints
+        .iter()
+        .rposition(|&c| c != 0)
+        .map_or(0, |i| i + 1);
+    for c in &constraints[..kept] {
+        let _ = write!(s, ".{c:X}");
+    }
+    Ok(s)
+}
+
+fn audio(entry: &RawBox<'_>) -> Result<Description, Error> {
+    let mut r = Reader::new(entry.body, entry.fourcc);
+    r.skip(8)?;
+    let version = {
+        let v = r.bytes(2)?;
+        u16::from_be_bytes([v[0], v[1]])
+    };
+    r.skip(6)?;
+    let channels = {
+        let c = r.bytes(2)?;
+        u16::from_be_bytes([c[0], c[1]])
+    };
+    r.skip(6)?;
+    let sample_rate = r.u32()? >> 16;
+    // AudioSampleEntry is 28 bytes; QuickTime versions 1 and 2 add 16 and 36.
+    let fixed = match version {
+        0 => 28,
+        1 => 44,
+        2 => 64,
+        _ => {
+            return Err(unsupported(
+                &entry.fourcc,
+                "unknown sound description version",
+            ));
+        }
+    };
+    let codecs = match &entry.fourcc {
+        b"mp4a" => {
+            let esds = entry_children(entry, fixed)
+                .filter_map(Result::ok)
+                .find(|c| &c.fourcc == b"esds")
+                .ok_or_else(|| unsupported(b"mp4a", "no esds box"))?;
+            esds_codecs(esds.body)?
+        }
+        b".mp3" => "mp4a.6B".to_string(),
+        b"ac-3" => "ac-3".to_string(),
+        b"ec-3" => "ec-3".to_string(),
+        b"Opus" => "opus".to_string(),
+        _ => "flac".to_string(),
+    };
+    Ok(Description {
+        codecs,
+        sample_rate,
+        channels,
+        ..Description::default()
+    })
+}
+
+/// An MPEG-4 descriptor: its tag and body.
+fn descriptor<'a>(r: &mut Reader<'a>) -> Result<(u8, Reader<'a>), Error> {
+    let tag = r.u8()?;
+    let mut len = 0usize;
+    for _ in 0..4 {
+        let b = r.u8()?;
+        len = (len << 7) | usize::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            break;
+        }
+    }
+    Ok((tag, Reader::new(r.bytes(len)?, *b"esds")))
+}
+
+/// `mp4a.40.<audio object type>` for AAC, `mp4a.6B`/`mp4a.69` for MP3.
+fn esds_codecs(body: &[u8]) -> Result<String, Error> {
+    let bad = |reason| Error::Invalid {
+        fourcc: *b"esds",
+        reason,
+    };
+    let mut r = Reader::new(body, *b"esds");
+    r.full_box()?;
+    let (tag, mut es) = descriptor(&mut r)?;
+    if tag != 0x03 {
+        return Err(bad("no ES_Descriptor"));
+    }
+    es.skip(2)?;
+    let flags = es.u8()?;
+    if flags & 0x80 != 0 {
+        es.skip(2)?;
+    }
+    if flags & 0x40 != 0 {
+        let n = es.u8()?;
+        es.skip(usize::from(n))?;
+    }
+    if flags & 0x20 != 0 {
+        es.skip(2)?;
+    }
+    let (tag, mut dc) = descriptor(&mut es)?;
+    if tag != 0x04 {
+        return Err(bad("no DecoderConfigDescriptor"));
+    }
+    let oti = dc.u8()?;
+    dc.skip(12)?;
+    match oti {
+        0x40 | 0x66..=0x68 => {
+            let mut aot = 2;
+            if let Ok((0x05, mut asc)) = descriptor(&mut dc) {
+                let b0 = asc.u8()?;
+                aot = b0 >> 3;
+                if aot == 31 {
+                    let b1 = asc.u8()?;
+                    aot = 32 + (((b0 & 0x07) << 3) | (b1 >> 5));
+                }
+            }
+            if oti != 0x40 {
+                // MPEG-2 AAC profiles map onto MPEG-4 object types 1..3.
+                aot = oti - 0x65;
+            }
+            Ok(format!("mp4a.40.{aot}"))
+        }
+        0x69 | 0x6b => Ok(format!("mp4a.{oti:02X}")),
+        _ => Err(unsupported(b"mp4a", &format!("object type 0x{oti:02x}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn avc_and_hevc_strings() {
+        assert_eq!(avc(b"avc1", &[1, 0x64, 0x00, 0x1f]).unwrap(), "avc1.64001F");
+        // Main profile, compatibility 0x60000000, level 93, progressive-source flag.
+        let h = [1, 0x01, 0x60, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 93];
+        assert_eq!(hevc(b"hvc1", &h).unwrap(), "hvc1.1.6.L93.90");
+        assert!(avc(b"avc1", &[1]).is_err());
+    }
+
+    #[test]
+    fn esds_aac_lc_and_he() {
+        // ES_Descriptor { ES_ID, flags, DecoderConfig { 0x40, ..., DecSpecificInfo { 0x12 0x10 } } }
+        let mut body = vec![0, 0, 0, 0, 0x03, 22, 0, 1, 0, 0x04, 17, 0x40, 0x15];
+        body.extend_from_slice(&[0; 11]);
+        body.extend_from_slice(&[0x05, 2, 0x12, 0x10]);
+        assert_eq!(esds_codecs(&body).unwrap(), "mp4a.40.2");
+        let n = body.len();
+        body[n - 2] = 0x2a; // object type 5 (SBR)
+        assert_eq!(esds_codecs(&body).unwrap(), "mp4a.40.5");
+        assert!(esds_codecs(&body[..10]).is_err());
+    }
+}

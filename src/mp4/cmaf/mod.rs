@@ -1,0 +1,436 @@
+//! CMAF packaging for HLS and DASH: a film's (or a window's) segment plan,
+//! each track's init segment and its media segments.
+//!
+//! The plan is a pure function of the index, the window and the segment
+//! duration, so every worker and every node numbers segments alike and
+//! caches can keep them. Init and media segments are [`Layout`]s: generated
+//! boxes plus spans of the source file, like a progressive answer.
+
+mod codecs;
+mod write;
+
+pub use codecs::Description;
+pub use write::{init, segment};
+
+use super::index::{Index, Track};
+use super::tables::elst::{Edit, RATE_1};
+use super::{Error, Window, plan};
+
+/// Most samples one media segment may hold: bounds the `trun` a hostile
+/// (or key-frame-less) film could ask for.
+const MAX_SEGMENT_SAMPLES: u64 = 1 << 17;
+
+/// What the packager is told besides the window.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Settings {
+    /// Target segment duration in seconds (`--segment-duration`).
+    pub segment_duration: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Video,
+    Audio,
+}
+
+/// One media segment of one track: samples `[first, end)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Segment {
+    pub first: u64,
+    pub end: u64,
+    /// `tfdt`: decode time of `first` in the track's timescale.
+    pub time: u64,
+    /// Decode duration in the track's timescale.
+    pub duration: u64,
+    /// Presentation start and duration in seconds (`#EXTINF`, `SegmentTimeline`).
+    pub shown_at: f64,
+    pub shown_for: f64,
+    /// Sample bytes (the `mdat` payload).
+    pub bytes: u64,
+}
+
+/// A packaged track: an HLS rendition or alternative, a DASH representation.
+#[derive(Clone, Debug)]
+pub struct Rendition {
+    pub id: u32,
+    pub kind: Kind,
+    pub description: Description,
+    pub language: Option<String>,
+    pub timescale: u32,
+    /// Peak and average bits per second over the segments.
+    pub peak_bandwidth: u64,
+    pub average_bandwidth: u64,
+    pub segments: Vec<Segment>,
+    pub(crate) track: usize,
+    pub(crate) edits: Vec<Edit>,
+}
+
+/// The segment plan of a film or a window.
+#[derive(Clone, Debug)]
+pub struct Presentation {
+    /// Seconds presented.
+    pub duration: f64,
+    /// In `Index::tracks` order; video and audio tracks only.
+    pub renditions: Vec<Rendition>,
+    /// The movie timescale's duration, for `mvhd`/`mehd`.
+    pub(crate) movie_duration: u64,
+}
+
+impl Presentation {
+    pub fn rendition(&self, id: u32) -> Option<&Rendition> {
+        self.renditions.iter().find(|r| r.id == id)
+    }
+
+    /// How many segments every rendition has.
+    pub fn segment_count(&self) -> usize {
+        self.renditions.first().map_or(0, |r| r.segments.len())
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Presentation>()
+            + self
+                .renditions
+                .iter()
+                .map(|r| {
+                    std::mem::size_of::<Rendition>()
+                        + r.segments.capacity() * std::mem::size_of::<Segment>()
+                        + r.description.codecs.len()
+                })
+                .sum::<usize>()
+    }
+}
+
+/// One track's samples `[a, b)` and its edit list, before cutting.
+struct Span {
+    track: usize,
+    a: u64,
+    b: u64,
+    edits: Vec<Edit>,
+}
+
+/// Per-sample presentation times of a track, its edit list applied.
+struct Clock<'a> {
+    t: &'a Track,
+    stts: super::tables::runs::Cursor<'a>,
+    ctts: Option<super::tables::runs::Cursor<'a>>,
+    base: u64,
+    /// Seconds of leading empty edits.
+    empty: f64,
+    /// Media time shown at the end of the empty edits.
+    media_time: i64,
+}
+
+impl<'a> Clock<'a> {
+    fn new(t: &'a Track, span: &Span, movie_timescale: u32) -> Self {
+        let mut stts = t.stts.cursor();
+        let base = stts.sum_before(span.a);
+        let empty: u64 = span
+            .edits
+            .iter()
+            .take_while(|e| e.media_time == -1)
+            .map(|e| e.segment_duration)
+            .sum();
+        let media_time = span
+            .edits
+            .iter()
+            .find(|e| e.media_time != -1)
+            .map_or(0, |e| e.media_time);
+        Clock {
+            t,
+            stts,
+            ctts: t.ctts.as_ref().map(|c| c.cursor()),
+            base,
+            empty: empty as f64 / f64::from(movie_timescale.max(1)),
+            media_time,
+        }
+    }
+
+    fn timescale(&self) -> f64 {
+        f64::from(self.t.info.timescale.max(1))
+    }
+
+    /// Output decode time of sample `s`.
+    fn dts(&mut self, s: u64) -> u64 {
+        self.stts.sum_before(s).saturating_sub(self.base)
+    }
+
+    /// Presentation time (seconds) of sample `s`.
+    fn shown(&mut self, s: u64) -> f64 {
+        let off = self
+            .ctts
+            .as_mut()
+            .map_or(0, |c| i64::from(c.value(s) as i32));
+        let media = i64::try_from(self.dts(s))
+            .unwrap_or(i64::MAX)
+            .saturating_add(off)
+            .saturating_sub(self.media_time);
+        self.empty + media as f64 / self.timescale()
+    }
+
+    /// The first sample at or after `[from, b)` decoded at or after the
+    /// presentation time `p` (audio and other tracks follow video's cuts).
+    fn first_shown_at_or_after(&mut self, p: f64, from: u64, b: u64) -> u64 {
+        let units = ((p - self.empty) * self.timescale()).round() as i64;
+        let c = units
+            .saturating_add(self.media_time)
+            .saturating_add(i64::try_from(self.base).unwrap_or(i64::MAX));
+        let s = if c <= 0 {
+            0
+        } else {
+            self.stts.first_at_or_after(c as u64)
+        };
+        s.clamp(from, b)
+    }
+}
+
+/// The film's own edit list as entries (an empty edit, then the media edit).
+fn source_edits(t: &Track) -> Vec<Edit> {
+    let e = &t.info.edit;
+    let mut v = Vec::new();
+    if e.empty > 0 {
+        v.push(Edit {
+            segment_duration: e.empty,
+            media_time: -1,
+            media_rate: RATE_1,
+        });
+    }
+    if e.empty > 0 || e.media_time > 0 {
+        v.push(Edit {
+            segment_duration: e.segment,
+            media_time: e.media_time,
+            media_rate: RATE_1,
+        });
+    }
+    v
+}
+
+/// The tracks' sample spans: all samples, or the window's plan.
+fn spans(index: &Index, window: &Window) -> Result<(Vec<Span>, u64), Error> {
+    let packaged = |t: &Track| t.info.is_video() || t.info.is_audio();
+    if window.is_whole() {
+        let spans = (index.tracks.iter().enumerate())
+            .filter(|(_, t)| packaged(t))
+            .map(|(i, t)| Span {
+                track: i,
+                a: 0,
+                b: t.sample_count,
+                edits: source_edits(t),
+            })
+            .collect();
+        let mts = f64::from(index.movie.timescale);
+        return Ok((spans, (index.duration() * mts).round() as u64));
+    }
+    // A packaged clip starts on its key frame: segmented players (and
+    // ffmpeg's HLS and DASH readers) decode and show what an edit list would
+    // hide, so the window is moved back to the key frame instead.
+    let window = Window {
+        flash: false,
+        ..*window
+    };
+    let key_frame = plan::plan(index, &window)?.key_frame;
+    let p = plan::plan(
+        index,
+        &Window {
+            start: window.start.map(|_| key_frame),
+            ..window
+        },
+    )?;
+    let spans = (p.tracks.into_iter())
+        .filter(|tp| index.tracks.get(tp.track).is_some_and(packaged))
+        .map(|tp| Span {
+            track: tp.track,
+            a: tp.a,
+            b: tp.b,
+            edits: tp.edits.unwrap_or_default(),
+        })
+        .collect();
+    Ok((spans, p.movie_duration))
+}
+
+/// Where each segment of the reference track starts: its key frame nearest
+/// each multiple of the target duration. A film without key frames that
+/// close gets longer segments; a last segment under a quarter of the target
+/// joins the one before. `end`: when the presentation ends.
+fn cuts(clock: &mut Clock<'_>, span: &Span, target: f64, end: f64) -> Vec<(u64, f64)> {
+    let t = clock.t;
+    let mut keys: Vec<(u64, f64)> = Vec::new();
+    match &t.stss {
+        Some(sync) => {
+            let lo = sync.partition_point(|&n| u64::from(n) <= span.a + 1);
+            for &n in sync.get(lo..).unwrap_or(&[]) {
+                let s = u64::from(n).saturating_sub(1);
+                if s >= span.b {
+                    break;
+                }
+                keys.push((s, clock.shown(s)));
+            }
+        }
+        None => {
+            for s in span.a + 1..span.b {
+                keys.push((s, clock.shown(s)));
+            }
+        }
+    }
+    let mut out = vec![(span.a, 0.0)];
+    let mut next = 0usize;
+    let mut k = 1u64;
+    while next < keys.len() {
+        let last = out.last().map_or(0.0, |&(_, p)| p);
+        // After a long GOP the next goal lies past it, not behind.
+        k = k.max((last / target).floor() as u64 + 1);
+        let goal = k as f64 * target;
+        k += 1;
+        let rest = &keys[next..];
+        let i = rest.partition_point(|&(_, p)| p < goal);
+        let pick = match (i.checked_sub(1).and_then(|j| rest.get(j)), rest.get(i)) {
+            (Some(&before), Some(&after)) if goal - before.1 < after.1 - goal => i - 1,
+            (Some(_), None) => i - 1,
+            _ => i,
+        };
+        let Some(&(s, p)) = rest.get(pick) else { break };
+        // A key frame too close to the last cut makes no segment of its own.
+        if p > last + target / 2.0 && p < end - target / 4.0 {
+            out.push((s, p));
+        }
+        next += pick + 1;
+    }
+    out
+}
+
+/// Plans the segments of `window` of the film.
+pub fn presentation(
+    index: &Index,
+    window: &Window,
+    settings: &Settings,
+) -> Result<Presentation, Error> {
+    if index.fragments.is_some() {
+        return Err(Error::Unsupported(
+            "fragmented films are not packaged for HLS/DASH yet; serve them progressively".into(),
+        ));
+    }
+    let (spans, movie_duration) = spans(index, window)?;
+    let mts = index.movie.timescale;
+    let duration = movie_duration as f64 / f64::from(mts.max(1));
+    let reference = spans
+        .iter()
+        .position(|s| index.tracks[s.track].info.is_video())
+        .unwrap_or(0);
+    let r = spans
+        .get(reference)
+        .ok_or_else(|| Error::Unsupported("no video or audio track to package".into()))?;
+    let target = settings.segment_duration.max(0.1);
+    let clock = &mut Clock::new(&index.tracks[r.track], r, mts);
+    let boundaries = cuts(clock, r, target, duration);
+
+    let mut renditions = Vec::with_capacity(spans.len());
+    for (i, span) in spans.iter().enumerate() {
+        let t = &index.tracks[span.track];
+        if t.stsc.iter().any(|e| e.sample_description_index != 1) {
+            return Err(Error::Unsupported(format!(
+                "track {}: several sample descriptions are not packaged for HLS/DASH",
+                t.info.id
+            )));
+        }
+        let stsd = write::stsd(index, t)?;
+        let description = codecs::describe(&codecs::first_entry(stsd.body)?)?;
+        let mut clock = Clock::new(t, span, mts);
+        let starts: Vec<u64> = if i == reference {
+            boundaries.iter().map(|&(s, _)| s).collect()
+        } else {
+            let mut from = span.a;
+            let mut v = vec![span.a];
+            for &(_, p) in &boundaries[1..] {
+                let s = clock.first_shown_at_or_after(p, from, span.b);
+                if t.info.is_video() && !is_sync(t, s) {
+                    return Err(Error::Unsupported(format!(
+                        "video tracks {} and {} have key frames that do not line up \
+                         (at {p:.3} s); they cannot share segments",
+                        index.tracks[r.track].info.id, t.info.id
+                    )));
+                }
+                v.push(s);
+                from = s;
+            }
+            v
+        };
+        let mut segments = Vec::with_capacity(starts.len());
+        for (k, &first) in starts.iter().enumerate() {
+            let end = starts.get(k + 1).copied().unwrap_or(span.b);
+            if end - first > MAX_SEGMENT_SAMPLES {
+                return Err(Error::Unsupported(format!(
+                    "track {}: a segment would hold {} samples (most: {MAX_SEGMENT_SAMPLES}); \
+                     the film has too few key frames",
+                    t.info.id,
+                    end - first
+                )));
+            }
+            let time = clock.dts(first);
+            let shown_at = if k == 0 { 0.0 } else { clock.shown(first) };
+            let shown_end = if end >= span.b {
+                duration
+            } else {
+                clock.shown(end)
+            };
+            segments.push(Segment {
+                first,
+                end,
+                time,
+                duration: clock.dts(end) - time,
+                shown_at: shown_at.clamp(0.0, duration),
+                shown_for: (shown_end.min(duration) - shown_at.clamp(0.0, duration)).max(0.0),
+                bytes: t.sizes.sum(first, end),
+            });
+        }
+        let (peak, average) = bandwidth(&segments, target);
+        renditions.push(Rendition {
+            id: t.info.id,
+            kind: if t.info.is_video() {
+                Kind::Video
+            } else {
+                Kind::Audio
+            },
+            description,
+            language: t
+                .info
+                .language
+                .map(|l| String::from_utf8_lossy(&l).into_owned()),
+            timescale: t.info.timescale,
+            peak_bandwidth: peak,
+            average_bandwidth: average,
+            segments,
+            track: span.track,
+            edits: span.edits.clone(),
+        });
+    }
+    Ok(Presentation {
+        duration,
+        renditions,
+        movie_duration,
+    })
+}
+
+fn is_sync(t: &Track, s: u64) -> bool {
+    match &t.stss {
+        None => true,
+        Some(sync) => u32::try_from(s + 1).is_ok_and(|n| sync.binary_search(&n).is_ok()),
+    }
+}
+
+/// Peak (over segments of at least half the target) and average bits per second.
+fn bandwidth(segments: &[Segment], target: f64) -> (u64, u64) {
+    let bits = |s: &Segment| s.bytes as f64 * 8.0;
+    let total_bits: f64 = segments.iter().map(bits).sum();
+    let total_time: f64 = segments.iter().map(|s| s.shown_for).sum();
+    let average = if total_time > 0.0 {
+        total_bits / total_time
+    } else {
+        0.0
+    };
+    let peak = segments
+        .iter()
+        .filter(|s| s.shown_for >= target / 2.0 || segments.len() == 1)
+        .filter(|s| s.shown_for > 0.0)
+        .map(|s| bits(s) / s.shown_for)
+        .fold(average, f64::max);
+    (peak.ceil() as u64, average.ceil() as u64)
+}

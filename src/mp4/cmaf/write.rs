@@ -1,0 +1,277 @@
+//! CMAF init and media segments of one track.
+//!
+//! The init segment is `ftyp` + a `moov` whose track has no samples, its
+//! `stsd` copied byte for byte and an `mvex`; the edit list carries the
+//! source's (or the window's) timeline. A media segment is `moof` (`mfhd`,
+//! `traf`: `tfhd` with default-base-is-moof, `tfdt`, `trun`) + `mdat`, whose
+//! payload is spans of the source file.
+
+use super::{Presentation, Rendition};
+use crate::mp4::boxes::{RawBox, children};
+use crate::mp4::builder::Builder;
+use crate::mp4::index::{Index, Track};
+use crate::mp4::layout::{Layout, Stored};
+use crate::mp4::tables::{elst, mdhd, put_full, put_u32, put_u64, stco, stsc, tkhd};
+use crate::mp4::{Error, boxes};
+use std::sync::Arc;
+
+/// `sample_depends_on` = 2: a sync sample.
+const SYNC: u32 = 0x0200_0000;
+/// `sample_depends_on` = 1 and `sample_is_non_sync_sample`.
+const NON_SYNC: u32 = 0x0101_0000;
+
+const TFHD_DEFAULT_BASE_IS_MOOF: u32 = 0x02_0000;
+const TRUN_DATA_OFFSET: u32 = 0x1;
+const TRUN_DURATION: u32 = 0x100;
+const TRUN_SIZE: u32 = 0x200;
+const TRUN_FLAGS: u32 = 0x400;
+const TRUN_COMPOSITION: u32 = 0x800;
+
+fn missing(fourcc: [u8; 4]) -> Error {
+    Error::Invalid {
+        fourcc,
+        reason: "required box is missing",
+    }
+}
+
+/// The `trak` box of a track, within the index's `moov`.
+fn trak<'a>(index: &'a Index, t: &Track) -> Result<RawBox<'a>, Error> {
+    let from = index.moov.get(t.info.start..).unwrap_or(&[]);
+    children(from, t.info.start)
+        .next()
+        .ok_or(missing(*b"trak"))?
+}
+
+fn child<'a>(parent: &RawBox<'a>, fourcc: &[u8; 4]) -> Result<RawBox<'a>, Error> {
+    for c in parent.children() {
+        let c = c?;
+        if &c.fourcc == fourcc {
+            return Ok(c);
+        }
+    }
+    Err(missing(*fourcc))
+}
+
+/// The `stsd` of a track.
+pub(crate) fn stsd<'a>(index: &'a Index, t: &Track) -> Result<RawBox<'a>, Error> {
+    let mdia = child(&trak(index, t)?, b"mdia")?;
+    let stbl = child(&child(&mdia, b"minf")?, b"stbl")?;
+    child(&stbl, b"stsd")
+}
+
+fn rendition(p: &Presentation, id: u32) -> Result<&Rendition, Error> {
+    p.rendition(id)
+        .ok_or_else(|| Error::Missing(format!("the film has no video or audio track {id}")))
+}
+
+/// The init segment of track `id`.
+pub fn init(index: &Arc<Index>, p: &Presentation, id: u32) -> Result<Layout, Error> {
+    let r = rendition(p, id)?;
+    let t = &index.tracks[r.track];
+    let mut b = Builder::new(index);
+    b.write(|v| {
+        let o = boxes::begin_box(v, b"ftyp");
+        v.extend_from_slice(b"iso6");
+        put_u32(v, 0);
+        for brand in [b"iso6", b"cmfc", b"iso5", b"dash", b"mp41"] {
+            v.extend_from_slice(brand);
+        }
+        boxes::end_box(v, o);
+    });
+    let root = children(&index.moov, 0)
+        .next()
+        .ok_or(Error::NotMp4("empty moov"))??;
+    let moov = b.open(b"moov");
+    let mvhd = child(&root, b"mvhd")?;
+    b.copy_with(&mvhd, index.movie.duration_field, 0);
+    let tr = trak(index, t)?;
+    let o = b.open(b"trak");
+    for c in tr.children() {
+        let c = c?;
+        match &c.fourcc {
+            b"tkhd" => {
+                let h = tkhd::read(c.body)?;
+                b.copy_with(&c, h.duration_field, 0);
+                if !r.edits.is_empty() {
+                    b.write(|v| elst::write_edts(v, &r.edits));
+                }
+            }
+            b"mdia" => mdia(&mut b, &c)?,
+            b"edts" => {}
+            _ => b.copy(&c),
+        }
+    }
+    b.close(o)?;
+    b.write(|v| {
+        let mvex = boxes::begin_box(v, b"mvex");
+        let mehd = boxes::begin_box(v, b"mehd");
+        put_full(v, 1, 0);
+        put_u64(v, p.movie_duration);
+        boxes::end_box(v, mehd);
+        let trex = boxes::begin_box(v, b"trex");
+        put_full(v, 0, 0);
+        for x in [id, 1, 0, 0, 0] {
+            put_u32(v, x);
+        }
+        boxes::end_box(v, trex);
+        boxes::end_box(v, mvex);
+    });
+    b.close(moov)?;
+    Ok(b.finish(index.clone(), stco::Map::default()))
+}
+
+/// `mdia` and `minf` with their durations zeroed and an `stbl` of no samples.
+fn mdia(b: &mut Builder<'_>, bx: &RawBox<'_>) -> Result<(), Error> {
+    let o = b.open(&bx.fourcc);
+    for c in bx.children() {
+        let c = c?;
+        match &c.fourcc {
+            b"mdhd" => {
+                let h = mdhd::read(c.body)?;
+                b.copy_with(&c, h.duration_field, 0);
+            }
+            b"minf" => mdia(b, &c)?,
+            b"stbl" => {
+                let s = b.open(b"stbl");
+                b.copy(&child(&c, b"stsd")?);
+                b.write(|v| {
+                    for fourcc in [b"stts", b"stsc", b"stco"] {
+                        let at = boxes::begin_box(v, fourcc);
+                        put_full(v, 0, 0);
+                        put_u32(v, 0);
+                        boxes::end_box(v, at);
+                    }
+                    let at = boxes::begin_box(v, b"stsz");
+                    put_full(v, 0, 0);
+                    put_u32(v, 0);
+                    put_u32(v, 0);
+                    boxes::end_box(v, at);
+                });
+                b.close(s)?;
+            }
+            _ => b.copy(&c),
+        }
+    }
+    b.close(o)
+}
+
+/// Media segment `n` (1-based) of track `id`.
+pub fn segment(index: &Arc<Index>, p: &Presentation, n: u32, id: u32) -> Result<Layout, Error> {
+    let r = rendition(p, id)?;
+    let seg = usize::try_from(n)
+        .ok()
+        .and_then(|n| n.checked_sub(1))
+        .and_then(|k| r.segments.get(k))
+        .ok_or_else(|| Error::Missing(format!("track {id} has no segment {n}")))?;
+    let t = &index.tracks[r.track];
+    let count = seg.end - seg.first;
+    let composition = t.ctts.is_some();
+    let entry = 12 + if composition { 4 } else { 0 };
+    // Bounded: count by MAX_SEGMENT_SAMPLES, entry by 16.
+    let mut v = Vec::with_capacity(128 + count as usize * entry);
+    let moof = boxes::begin_box(&mut v, b"moof");
+    let mfhd = boxes::begin_box(&mut v, b"mfhd");
+    put_full(&mut v, 0, 0);
+    put_u32(&mut v, n);
+    boxes::end_box(&mut v, mfhd);
+    let traf = boxes::begin_box(&mut v, b"traf");
+    let tfhd = boxes::begin_box(&mut v, b"tfhd");
+    put_full(&mut v, 0, TFHD_DEFAULT_BASE_IS_MOOF);
+    put_u32(&mut v, id);
+    boxes::end_box(&mut v, tfhd);
+    let tfdt = boxes::begin_box(&mut v, b"tfdt");
+    put_full(&mut v, 1, 0);
+    put_u64(&mut v, seg.time);
+    boxes::end_box(&mut v, tfdt);
+    let trun = boxes::begin_box(&mut v, b"trun");
+    let flags = TRUN_DATA_OFFSET
+        | TRUN_DURATION
+        | TRUN_SIZE
+        | TRUN_FLAGS
+        | if composition { TRUN_COMPOSITION } else { 0 };
+    // Version 1: composition offsets are signed, as muxers write them.
+    put_full(&mut v, u8::from(composition), flags);
+    put_u32(&mut v, count as u32);
+    // Set once the moof's length is known.
+    let data_offset_at = v.len();
+    put_u32(&mut v, 0);
+    let mut stts = t.stts.cursor();
+    let mut ctts = t.ctts.as_ref().map(|c| c.cursor());
+    let sync = t.stss.as_deref();
+    let mut next_sync = sync.map(|s| s.partition_point(|&x| u64::from(x) <= seg.first));
+    for s in seg.first..seg.end {
+        put_u32(&mut v, stts.value(s));
+        put_u32(&mut v, size(t, s));
+        let is_sync = match (sync, next_sync.as_mut()) {
+            (Some(list), Some(i)) => {
+                let hit = list.get(*i).is_some_and(|&x| u64::from(x) == s + 1);
+                if hit {
+                    *i += 1;
+                }
+                hit
+            }
+            _ => true,
+        };
+        put_u32(&mut v, if is_sync { SYNC } else { NON_SYNC });
+        if let Some(c) = ctts.as_mut() {
+            put_u32(&mut v, c.value(s));
+        }
+    }
+    boxes::end_box(&mut v, trun);
+    boxes::end_box(&mut v, traf);
+    boxes::end_box(&mut v, moof);
+    let data_offset = u32::try_from(v.len() + 8)
+        .map_err(|_| Error::Unsupported("a segment's moof exceeds 4 GiB".into()))?;
+    v[data_offset_at..data_offset_at + 4].copy_from_slice(&data_offset.to_be_bytes());
+    let mdat_len = 8 + seg.bytes;
+    let mdat_len = u32::try_from(mdat_len)
+        .map_err(|_| Error::Unsupported("a segment's mdat exceeds 4 GiB".into()))?;
+    put_u32(&mut v, mdat_len);
+    v.extend_from_slice(b"mdat");
+
+    let mut layout = Layout::with_index(index.clone());
+    layout.set_own(v.len());
+    let head = bytes::Bytes::from(v);
+    let head_len = head.len() as u64;
+    layout.push(Stored::Bytes(head), head_len);
+    let chunks = stsc::Chunks::at(&t.stsc, t.chunk_offsets.len() as u64, seg.first);
+    let mut s = seg.first;
+    for c in chunks {
+        if s >= seg.end {
+            break;
+        }
+        let chunk_end = c.first_sample.saturating_add(u64::from(c.samples));
+        let upto = chunk_end.min(seg.end);
+        let base = usize::try_from(c.index)
+            .ok()
+            .and_then(|i| t.chunk_offsets.get(i))
+            .copied()
+            .ok_or(Error::Invalid {
+                fourcc: *b"stco",
+                reason: "fewer chunk offsets than stsc uses",
+            })?;
+        // The index checked every chunk lies in the file.
+        let offset = base + t.sizes.sum(c.first_sample, s);
+        let len = t.sizes.sum(s, upto);
+        layout.push(Stored::File { offset, len }, len);
+        s = upto;
+    }
+    if s < seg.end {
+        return Err(Error::Invalid {
+            fourcc: *b"stsc",
+            reason: "chunks hold fewer samples than stsz lists",
+        });
+    }
+    Ok(layout)
+}
+
+fn size(t: &Track, s: u64) -> u32 {
+    if t.sizes.fixed != 0 {
+        return t.sizes.fixed;
+    }
+    usize::try_from(s)
+        .ok()
+        .and_then(|i| t.sizes.table.get(i))
+        .copied()
+        .unwrap_or(0)
+}
