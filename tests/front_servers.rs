@@ -116,6 +116,39 @@ fn requests_seen(pool: &Pool) -> u64 {
     common::json_number(&t, "requests")
 }
 
+/// HLS and DASH through the front server: the outputs reach the pool as
+/// `PATH_INFO` and decode clean in ffmpeg, whole and as a clip.
+fn check_packaged(port: u16) {
+    for (path, kind) in [
+        ("/a.mp4/master.m3u8", "application/vnd.apple.mpegurl"),
+        ("/a.m4v/manifest.mpd?start=4&end=11", "application/dash+xml"),
+        ("/a.mp4/init-1.mp4", "video/mp4"),
+        ("/a.mov/seg-2-2.m4s", "video/iso.segment"),
+    ] {
+        let r = request(port, "GET", path, "");
+        assert_eq!(r.status, 200, "{path}: {}", r.headers);
+        assert!(
+            r.headers.contains(&format!("content-type: {kind}")),
+            "{path}: {}",
+            r.headers
+        );
+    }
+    for url in ["/a.mp4/master.m3u8", "/a.mp4/manifest.mpd?start=4&end=11"] {
+        let url = format!("http://127.0.0.1:{port}{url}");
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-i", &url, "-map", "0", "-f", "null", "-"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let r = request(port, "GET", "/a.mp4/seg-99-1.m4s", "");
+    assert_eq!(r.status, 404, "{}", r.headers);
+}
+
 /// The checks every front server must pass for a clip under `prefix`.
 fn check_clips(port: u16, prefix: &str, dir: &Path) {
     check_clips_with(port, prefix, dir, true);
@@ -264,6 +297,8 @@ const DIRECT: &[&str] = &[
     "/%50rotected/a.mp4",
     "/protected/a.mp4;x=1",
     "/protected/%2e%2e/protected/a.mp4",
+    "/protected/a.mp4/master.m3u8",
+    "/Protected/a.mp4/seg-1-1.m4s",
 ];
 
 /// Spellings a server may also reject as malformed (400): above the root, a NUL.
@@ -598,6 +633,7 @@ fn nginx_example() {
     check_clips(port, "", x.dir.path());
     check_extensions(port);
     check_status_page(port, Some(pool));
+    check_packaged(port);
 
     // secure_link in front: the pool never sees refused links.
     let token = |expires: u64| {
@@ -851,6 +887,7 @@ fn lighttpd_example_with_secdownload() {
     check_clips(port, "", x.dir.path());
     check_extensions(port);
     check_status_page(port, Some(pool));
+    check_packaged(port);
 
     let hex = format!("{:08x}", now());
     let ok = request(
@@ -1192,6 +1229,7 @@ fn apache_example() {
     check_clips_with(port, "", dir.path(), false);
     check_extensions(port);
     check_status_page(port, Some(&pool));
+    check_packaged(port);
 }
 
 #[test]

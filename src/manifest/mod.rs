@@ -98,6 +98,28 @@ pub fn query(window: &Window) -> String {
     }
 }
 
+/// Splits `/films/a.mp4/master.m3u8` after the film's extension, as
+/// nginx's `fastcgi_split_path_info ^(.+\.(?:mp4|m4v|m4a|mov))(/.+)$`
+/// does: the film's path, then `PATH_INFO` (empty when there is none).
+/// The pool splits what a front server did not (lighttpd passes
+/// `/a.mp4/init-1.mp4` whole: it ends in `.mp4`), as PHP's
+/// `cgi.fix_pathinfo` does.
+pub fn split(path: &[u8]) -> (&[u8], &[u8]) {
+    const FILMS: [&[u8]; 4] = [b".mp4/", b".m4v/", b".m4a/", b".mov/"];
+    let end = (0..path.len().saturating_sub(4))
+        .rev()
+        .find(|&i| {
+            FILMS
+                .iter()
+                .any(|e| path[i..].len() > e.len() && path[i..i + e.len()].eq_ignore_ascii_case(e))
+        })
+        .map(|i| i + 4);
+    match end {
+        Some(e) => path.split_at(e),
+        None => (path, &[]),
+    }
+}
+
 /// A language tag for people and players: `None` for `und`.
 fn language(p: &Presentation, id: u32) -> Option<&str> {
     p.rendition(id)
@@ -132,6 +154,27 @@ mod tests {
         ] {
             assert_eq!(p(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn path_info_splits_after_the_film() {
+        let s = |p: &str| {
+            let (a, b) = split(p.as_bytes());
+            (
+                String::from_utf8_lossy(a).into_owned(),
+                String::from_utf8_lossy(b).into_owned(),
+            )
+        };
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(s("/f/a.mp4/master.m3u8"), pair("/f/a.mp4", "/master.m3u8"));
+        assert_eq!(s("/f/a.MP4/seg-1-1.m4s"), pair("/f/a.MP4", "/seg-1-1.m4s"));
+        assert_eq!(
+            s("/x.mp4/b.mov/manifest.mpd"),
+            pair("/x.mp4/b.mov", "/manifest.mpd")
+        );
+        assert_eq!(s("/f/a.mp4"), pair("/f/a.mp4", ""));
+        assert_eq!(s("/f/a.mp4/"), pair("/f/a.mp4/", ""));
+        assert_eq!(s("/f/a.mp4x/y"), pair("/f/a.mp4x/y", ""));
     }
 
     #[test]

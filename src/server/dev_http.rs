@@ -142,7 +142,7 @@ impl Conn {
             Some(1) => connection.as_deref() != Some(b"close"),
             _ => connection.as_deref() == Some(b"keep-alive"),
         };
-        let (path, path_info) = split_path_info(&path);
+        let (path, path_info) = crate::manifest::split(&path);
         let file = [self.root.as_os_str().as_encoded_bytes(), path].concat();
         let mut pairs: Vec<(&[u8], &[u8])> = vec![
             (b"REQUEST_METHOD", method.as_bytes()),
@@ -229,50 +229,10 @@ impl Conn {
     }
 }
 
-/// Splits `/films/a.mp4/master.m3u8` after the film's extension, as
-/// nginx's `fastcgi_split_path_info ^(.+\.(?:mp4|m4v|m4a|mov))(/.+)$`
-/// does: the film's path, then `PATH_INFO` (empty when there is none).
-fn split_path_info(path: &[u8]) -> (&[u8], &[u8]) {
-    const FILMS: [&[u8]; 4] = [b".mp4/", b".m4v/", b".m4a/", b".mov/"];
-    let end = (0..path.len().saturating_sub(4))
-        .rev()
-        .find(|&i| {
-            FILMS
-                .iter()
-                .any(|e| path[i..].len() > e.len() && path[i..i + e.len()].eq_ignore_ascii_case(e))
-        })
-        .map(|i| i + 4);
-    match end {
-        Some(e) => path.split_at(e),
-        None => (path, &[]),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::output::Next;
-
-    #[test]
-    fn path_info_splits_after_the_film() {
-        let s = |p: &str| {
-            let (a, b) = split_path_info(p.as_bytes());
-            (
-                String::from_utf8_lossy(a).into_owned(),
-                String::from_utf8_lossy(b).into_owned(),
-            )
-        };
-        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
-        assert_eq!(s("/f/a.mp4/master.m3u8"), pair("/f/a.mp4", "/master.m3u8"));
-        assert_eq!(s("/f/a.MP4/seg-1-1.m4s"), pair("/f/a.MP4", "/seg-1-1.m4s"));
-        assert_eq!(
-            s("/x.mp4/b.mov/manifest.mpd"),
-            pair("/x.mp4/b.mov", "/manifest.mpd")
-        );
-        assert_eq!(s("/f/a.mp4"), pair("/f/a.mp4", ""));
-        assert_eq!(s("/f/a.mp4/"), pair("/f/a.mp4/", ""));
-        assert_eq!(s("/f/a.mp4x/y"), pair("/f/a.mp4x/y", ""));
-    }
 
     fn conn() -> Conn {
         Conn::new(PathBuf::from("/srv"))

@@ -344,25 +344,31 @@ fn start(
         end: query.end,
         flash: query.flash,
     };
-    let output = match params.get(b"PATH_INFO").filter(|p| !p.is_empty()) {
-        None => Output::Progressive,
-        Some(info) => Output::parse(info).ok_or_else(|| {
+    let mut output = match params.get(b"PATH_INFO").filter(|p| !p.is_empty()) {
+        None => None,
+        Some(info) => Some(Output::parse(info).ok_or_else(|| {
             let mut p = refuse(404, "no such HLS/DASH output of the film");
             p.note.detail = format!("PATH_INFO {}", String::from_utf8_lossy(info));
             Box::new(p)
-        })?,
+        })?),
     };
-    if output != Output::Progressive && window.flash {
-        return Err(Box::new(refuse(
-            400,
-            "client=flash applies to progressive downloads, not HLS/DASH",
-        )));
-    }
+    // Without PATH_INFO, a name like /a.mp4/init-1.mp4 is split here.
+    let mut unsplit = |path: &[u8]| -> Vec<u8> {
+        let (film, info) = crate::manifest::split(path);
+        match Output::parse(info) {
+            Some(o) if output.is_none() && o != Output::Progressive => {
+                output = Some(o);
+                film.to_vec()
+            }
+            _ => path.to_vec(),
+        }
+    };
     if let Some(link) = ctx.link {
-        let name = params.get(b"SCRIPT_NAME").unwrap_or(b"");
-        let key = link.origin.key(name).map_err(|r| {
+        let name = unsplit(params.get(b"SCRIPT_NAME").unwrap_or(b""));
+        let output = chosen(output, &window)?;
+        let key = link.origin.key(&name).map_err(|r| {
             let mut p = refuse(r.status, r.reason);
-            p.note.detail = format!("path {}", String::from_utf8_lossy(name));
+            p.note.detail = format!("path {}", String::from_utf8_lossy(&name));
             Box::new(p)
         })?;
         return Ok(Resume {
@@ -378,6 +384,10 @@ fn start(
         });
     }
     let path = script_path(params).map_err(|Refusal(s, why)| Box::new(refuse(s, &why)))?;
+    let path = PathBuf::from(std::ffi::OsStr::from_bytes(&unsplit(
+        path.as_os_str().as_bytes(),
+    )));
+    let output = chosen(output, &window)?;
     let (file, meta, opened) =
         open(&path, ctx.config.root.as_deref()).map_err(|Refusal(s, why)| {
             let mut p = refuse(s, &why);
@@ -401,6 +411,19 @@ fn start(
         media: Media::File(Rc::new(file)),
         ..heard(params, method)
     })
+}
+
+/// The output asked for, once a packaged one is known not to conflict
+/// with the query.
+fn chosen(output: Option<Output>, window: &Window) -> Result<Output, Box<Prepared>> {
+    let output = output.unwrap_or_default();
+    if output != Output::Progressive && window.flash {
+        return Err(Box::new(refuse(
+            400,
+            "client=flash applies to progressive downloads, not HLS/DASH",
+        )));
+    }
+    Ok(output)
 }
 
 /// What a request asks besides its film: method, Range and conditionals;
