@@ -22,6 +22,7 @@ mod offload;
 mod package;
 mod privileges;
 mod remote;
+mod request;
 mod service;
 mod stats;
 mod status;
