@@ -149,6 +149,19 @@ fn check_packaged(port: u16) {
     assert_eq!(r.status, 404, "{}", r.headers);
 }
 
+/// A URL set through the front server: `/a,.mp4,.m4v,.urlset` is a.mp4 and a.m4v.
+fn check_url_set(port: u16) {
+    let r = request(port, "GET", "/a,.mp4,.m4v,.urlset/master.m3u8", "");
+    assert_eq!(r.status, 200, "{}", r.headers);
+    let text = String::from_utf8_lossy(&r.body);
+    assert!(
+        text.contains("index-f1-1.m3u8") && text.contains("index-f2-1.m3u8"),
+        "{text}"
+    );
+    let r = request(port, "GET", "/a,.mp4,.m4v,.urlset/seg-2-f2-2.m4s", "");
+    assert_eq!(r.status, 200, "{}", r.headers);
+}
+
 /// The checks every front server must pass for a clip under `prefix`.
 fn check_clips(port: u16, prefix: &str, dir: &Path) {
     check_clips_with(port, prefix, dir, true);
@@ -634,6 +647,7 @@ fn nginx_example() {
     check_extensions(port);
     check_status_page(port, Some(pool));
     check_packaged(port);
+    check_url_set(port);
 
     // secure_link in front: the pool never sees refused links.
     let token = |expires: u64| {

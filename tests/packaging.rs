@@ -8,6 +8,7 @@ mod common;
 use common::{Pool, cut, media};
 use serde_json::Value;
 use std::io::{Read, Write};
+use std::path::Path;
 use std::process::Command;
 
 /// A pool with the development listener over tests/media.
@@ -448,4 +449,150 @@ fn what_cannot_be_packaged_is_refused_with_a_reason() {
         pool.log_text()
             .contains("fragmented films are not packaged")
     );
+}
+
+/// Encodes `name` (20 s, key frame every `gop` frames at 25 fps) at `size`.
+fn encode(dir: &Path, name: &str, size: &str, rate: &str, gop: u32) {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={size}:rate=25:duration=20"))
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000:duration=20",
+        ])
+        .args([
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ])
+        .args(["-pix_fmt", "yuv420p", "-sc_threshold", "0", "-b:v", rate])
+        .arg("-g")
+        .arg(gop.to_string())
+        .args([
+            "-keyint_min",
+            &gop.to_string(),
+            "-c:a",
+            "aac",
+            "-b:a",
+            "48k",
+        ])
+        .arg(dir.join(name))
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+#[cfg_attr(not(has_ffmpeg), ignore = "needs ffmpeg: apt-get install -y ffmpeg")]
+fn a_url_set_is_one_presentation_of_several_films() {
+    common::require_tool("ffmpeg");
+    let dir = tempfile::tempdir().unwrap();
+    let films = dir.path().join("films");
+    std::fs::create_dir(&films).unwrap();
+    encode(&films, "lecture_360.mp4", "320x180", "150k", 50);
+    encode(&films, "lecture_720.mp4", "640x360", "600k", 50);
+    encode(&films, "lecture_odd.mp4", "320x180", "150k", 60);
+    let port = common::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let root = dir.path().to_str().unwrap();
+    let _pool = Pool::start(&["--http", &addr, "--root", root, "--workers", "1"]);
+    common::wait_port(port);
+    let set = "/films/lecture_,360,720,.mp4.urlset";
+
+    let master = get(port, &format!("{set}/master.m3u8")).text();
+    let variants: Vec<&str> = master
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-STREAM-INF"))
+        .collect();
+    assert_eq!(variants.len(), 2, "{master}");
+    assert!(
+        variants[0].contains("RESOLUTION=320x180") && variants[1].contains("RESOLUTION=640x360")
+    );
+    let bandwidth = |l: &str| -> u64 {
+        l.split("BANDWIDTH=")
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        bandwidth(variants[1]) > 2 * bandwidth(variants[0]),
+        "{master}"
+    );
+    assert!(
+        master.contains("CODECS=\"avc1.") && master.contains(",mp4a.40.2\""),
+        "{master}"
+    );
+    assert!(master.contains("index-f1-1.m3u8") && master.contains("index-f2-1.m3u8"));
+    assert!(
+        master.contains("URI=\"index-f1-2.m3u8\""),
+        "audio from the first film:\n{master}"
+    );
+    let playlist = get(port, &format!("{set}/index-f2-1.m3u8")).text();
+    assert!(playlist.contains("init-f2-1.mp4") && playlist.contains("seg-1-f2-1.m4s"));
+
+    // Both variants decode whole, with every frame, over HLS and DASH.
+    for manifest in ["master.m3u8", "manifest.mpd"] {
+        let url = format!("http://127.0.0.1:{port}{set}/{manifest}");
+        let errors = decode_errors(&url);
+        assert!(errors.is_empty(), "{url}: {errors}");
+        let got = frames(&url);
+        let video: Vec<u64> = got
+            .iter()
+            .filter(|(k, _)| k == "video")
+            .map(|(_, n)| *n)
+            .collect();
+        assert_eq!(video, vec![500, 500], "{url}: {got:?}");
+    }
+    let mpd = get(port, &format!("{set}/manifest.mpd")).text();
+    assert_eq!(mpd.matches("<Representation id=\"f").count(), 3, "{mpd}");
+
+    // A clip of the set, and the same segment of one film alone and in the set.
+    let clip = get(port, &format!("{set}/master.m3u8?start=4&end=12")).text();
+    assert!(clip.contains("index-f2-1.m3u8?start=4&end=12"), "{clip}");
+    let alone = get(port, "/films/lecture_720.mp4/seg-2-1.m4s").body;
+    let in_set = get(port, &format!("{set}/seg-2-f2-1.m4s")).body;
+    assert!(alone == in_set, "the set's film 2 is lecture_720.mp4");
+
+    // Films whose key frames do not line up are refused, with the reason.
+    let odd = request(
+        port,
+        "GET",
+        "/films/lecture_,360,odd,.mp4.urlset/master.m3u8",
+        &[],
+    );
+    assert_eq!(odd.status, 415, "{}", odd.text());
+    assert!(
+        odd.text().contains("key frames at the same times"),
+        "{}",
+        odd.text()
+    );
+    // Names that are no output of a set.
+    for (target, status) in [
+        (set.to_string(), 404),
+        (format!("{set}/index-1.m3u8"), 404),
+        (format!("{set}/seg-1-f3-1.m4s"), 404),
+        ("/films/lecture_360.mp4/init-f1-1.mp4".to_string(), 404),
+        (
+            "/films/lecture_,360,none,.mp4.urlset/master.m3u8".to_string(),
+            404,
+        ),
+    ] {
+        let g = request(port, "GET", &target, &[]);
+        assert_eq!(g.status, status, "{target}: {}", g.text());
+    }
 }

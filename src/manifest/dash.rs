@@ -1,8 +1,8 @@
 //! The DASH MPD (ISO/IEC 23009-1, live profile with `SegmentTemplate` and
 //! `SegmentTimeline`) over the same init and media segments as HLS.
 
-use super::language;
-use crate::mp4::cmaf::{Kind, Presentation, Rendition};
+use super::{Part, Track, language};
+use crate::mp4::cmaf::{Kind, Rendition};
 use std::fmt::Write;
 
 /// `&`, `<`, `>`, `"` escaped for an XML attribute.
@@ -18,11 +18,18 @@ fn duration(seconds: f64) -> String {
     format!("PT{:.3}S", seconds.max(0.0))
 }
 
-/// `manifest.mpd`; `query` goes after every URL.
-pub fn mpd(p: &Presentation, query: &str) -> String {
+/// `manifest.mpd` of one film or of the films of a URL set (every video
+/// track of each a representation of one adaptation set; the first film's
+/// audio); `query` goes after every URL.
+pub fn mpd(parts: &[Part<'_>], query: &str) -> String {
     let q = xml(query);
     let mut s = String::with_capacity(1024);
-    let max_segment = (p.renditions.iter())
+    let Some(first) = parts.first() else {
+        return s;
+    };
+    let p = first.presentation;
+    let max_segment = (parts.iter())
+        .flat_map(|part| part.presentation.renditions.iter())
         .flat_map(|r| r.segments.iter().map(|s| s.shown_for))
         .fold(1.0, f64::max);
     let _ = write!(
@@ -35,8 +42,12 @@ pub fn mpd(p: &Presentation, query: &str) -> String {
         duration(max_segment.min(10.0)),
         duration(max_segment)
     );
-    let video: Vec<&Rendition> = (p.renditions.iter())
-        .filter(|r| r.kind == Kind::Video)
+    let video: Vec<(u8, &Rendition)> = (parts.iter())
+        .flat_map(|part| {
+            (part.presentation.renditions.iter())
+                .filter(|r| r.kind == Kind::Video)
+                .map(move |r| (part.file, r))
+        })
         .collect();
     if !video.is_empty() {
         let _ = writeln!(
@@ -44,8 +55,8 @@ pub fn mpd(p: &Presentation, query: &str) -> String {
             "<AdaptationSet id=\"0\" contentType=\"video\" mimeType=\"video/mp4\" \
              segmentAlignment=\"true\" startWithSAP=\"1\">"
         );
-        for r in &video {
-            representation(&mut s, r, &q);
+        for (file, r) in &video {
+            representation(&mut s, *file, r, &q);
         }
         s.push_str("</AdaptationSet>\n");
     }
@@ -73,7 +84,7 @@ pub fn mpd(p: &Presentation, query: &str) -> String {
             s.push_str("<Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"main\"/>\n");
         }
         for r in tracks {
-            representation(&mut s, r, &q);
+            representation(&mut s, first.file, r, &q);
         }
         s.push_str("</AdaptationSet>\n");
     }
@@ -81,12 +92,12 @@ pub fn mpd(p: &Presentation, query: &str) -> String {
     s
 }
 
-fn representation(s: &mut String, r: &Rendition, q: &str) {
+fn representation(s: &mut String, file: u8, r: &Rendition, q: &str) {
     let d = &r.description;
     let _ = write!(
         s,
         "<Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{}\"",
-        r.id,
+        Track { file, id: r.id },
         xml(&d.codecs),
         r.peak_bandwidth.max(1)
     );

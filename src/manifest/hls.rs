@@ -2,7 +2,7 @@
 //! every video track a variant and every audio track an alternative of one
 //! group, and one media playlist per track.
 
-use super::language;
+use super::{Part, Track, language};
 use crate::mp4::cmaf::{Kind, Presentation, Rendition};
 use std::fmt::Write;
 
@@ -23,14 +23,25 @@ fn audio_names(p: &Presentation) -> Vec<(u32, String)> {
     names
 }
 
-/// `master.m3u8`; `query` goes after every URI.
-pub fn master(p: &Presentation, query: &str) -> String {
+/// `master.m3u8` of one film or of the films of a URL set (every video
+/// track of each a variant; the first film's audio tracks the
+/// alternatives); `query` goes after every URI.
+pub fn master(parts: &[Part<'_>], query: &str) -> String {
     let mut s = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    let Some(first) = parts.first() else {
+        return s;
+    };
+    let p = first.presentation;
+    let named = |file: u8, r: &Rendition| Track { file, id: r.id };
     let audio: Vec<&Rendition> = (p.renditions.iter())
         .filter(|r| r.kind == Kind::Audio)
         .collect();
-    let video: Vec<&Rendition> = (p.renditions.iter())
-        .filter(|r| r.kind == Kind::Video)
+    let video: Vec<(u8, &Rendition)> = (parts.iter())
+        .flat_map(|part| {
+            (part.presentation.renditions.iter())
+                .filter(|r| r.kind == Kind::Video)
+                .map(move |r| (part.file, r))
+        })
         .collect();
     if video.is_empty() {
         // Audio only: every track is a variant of its own.
@@ -41,7 +52,7 @@ pub fn master(p: &Presentation, query: &str) -> String {
                 r.peak_bandwidth.max(1),
                 r.average_bandwidth.max(1),
                 r.description.codecs,
-                r.id
+                named(first.file, r)
             );
         }
         return s;
@@ -55,7 +66,11 @@ pub fn master(p: &Presentation, query: &str) -> String {
         let channels = p.rendition(*id).map_or(0, |r| r.description.channels);
         let _ = writeln!(
             s,
-            ",NAME=\"{name}\",DEFAULT={default},AUTOSELECT=YES,CHANNELS=\"{channels}\",URI=\"index-{id}.m3u8{query}\""
+            ",NAME=\"{name}\",DEFAULT={default},AUTOSELECT=YES,CHANNELS=\"{channels}\",URI=\"index-{}.m3u8{query}\"",
+            Track {
+                file: first.file,
+                id: *id
+            }
         );
     }
     let audio_peak = audio.iter().map(|r| r.peak_bandwidth).max().unwrap_or(0);
@@ -66,7 +81,7 @@ pub fn master(p: &Presentation, query: &str) -> String {
             audio_codecs.push(&r.description.codecs);
         }
     }
-    for r in &video {
+    for (file, r) in &video {
         let mut codecs = r.description.codecs.clone();
         for c in &audio_codecs {
             codecs.push(',');
@@ -88,15 +103,15 @@ pub fn master(p: &Presentation, query: &str) -> String {
         if !audio.is_empty() {
             let _ = write!(s, ",AUDIO=\"{AUDIO_GROUP}\"");
         }
-        let _ = writeln!(s, "\nindex-{}.m3u8{query}", r.id);
+        let _ = writeln!(s, "\nindex-{}.m3u8{query}", named(*file, r));
     }
     s
 }
 
-/// `index-<id>.m3u8`: the track's init segment and media segments; `None`
-/// when the presentation has no such track.
-pub fn playlist(p: &Presentation, id: u32, query: &str) -> Option<String> {
-    let r = p.rendition(id)?;
+/// `index-<track>.m3u8`: the track's init segment and media segments;
+/// `None` when the presentation has no such track.
+pub fn playlist(p: &Presentation, track: Track, query: &str) -> Option<String> {
+    let r = p.rendition(track.id)?;
     // TARGETDURATION bounds every EXTINF rounded to the nearest integer.
     let target = r
         .segments
@@ -109,12 +124,12 @@ pub fn playlist(p: &Presentation, id: u32, query: &str) -> Option<String> {
     let _ = write!(
         s,
         "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:1\n\
-         #EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init-{id}.mp4{query}\"\n"
+         #EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init-{track}.mp4{query}\"\n"
     );
     for (k, seg) in r.segments.iter().enumerate() {
         let _ = write!(
             s,
-            "#EXTINF:{:.6},\nseg-{}-{id}.m4s{query}\n",
+            "#EXTINF:{:.6},\nseg-{}-{track}.m4s{query}\n",
             seg.shown_for,
             k + 1
         );

@@ -12,6 +12,34 @@ pub use hls::{master, playlist};
 use crate::mp4::Window;
 use crate::mp4::cmaf::Presentation;
 
+/// One film's segment plan in a manifest: `file` is its place in a URL
+/// set (from 1), or 0 for a film on its own.
+#[derive(Clone, Copy, Debug)]
+pub struct Part<'a> {
+    pub file: u8,
+    pub presentation: &'a Presentation,
+}
+
+/// Most films one URL set may name.
+pub const MAX_SET: usize = 16;
+
+/// A track of the film, or of film `file` (from 1) of a URL set: named
+/// `<id>` or `f<file>-<id>` in URLs.
+#[derive(Clone, Copy, Debug, Default, Hash, PartialEq, Eq)]
+pub struct Track {
+    pub file: u8,
+    pub id: u32,
+}
+
+impl std::fmt::Display for Track {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.file {
+            0 => write!(f, "{}", self.id),
+            n => write!(f, "f{n}-{}", self.id),
+        }
+    }
+}
+
 /// What a request asks of a film.
 #[derive(Clone, Copy, Debug, Default, Hash, PartialEq, Eq)]
 pub enum Output {
@@ -21,25 +49,44 @@ pub enum Output {
     /// `master.m3u8`
     Master,
     /// `index-<track>.m3u8`: one track's media playlist.
-    Playlist(u32),
+    Playlist(Track),
     /// `manifest.mpd`
     Mpd,
     /// `init-<track>.mp4`
-    Init(u32),
+    Init(Track),
     /// `seg-<n>-<track>.m4s`, `n` from 1.
-    Segment(u32, u32),
+    Segment(u32, Track),
+}
+
+/// A decimal number of at most 10 digits, no sign.
+fn number(s: &str) -> Option<u32> {
+    if s.is_empty() || s.len() > 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn track(s: &str) -> Option<Track> {
+    match s.strip_prefix('f') {
+        None => Some(Track {
+            file: 0,
+            id: number(s)?,
+        }),
+        Some(rest) => {
+            let (f, id) = rest.split_once('-')?;
+            let file = number(f).filter(|&f| (1..=MAX_SET as u32).contains(&f))?;
+            Some(Track {
+                file: u8::try_from(file).ok()?,
+                id: number(id)?,
+            })
+        }
+    }
 }
 
 impl Output {
     /// The output a `PATH_INFO` names (`/master.m3u8`, …); `None`: no such output.
     pub fn parse(path_info: &[u8]) -> Option<Output> {
         let name = std::str::from_utf8(path_info).ok()?.strip_prefix('/')?;
-        let number = |s: &str| -> Option<u32> {
-            if s.is_empty() || s.len() > 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            s.parse().ok()
-        };
         let between = |prefix: &str, suffix: &str| name.strip_prefix(prefix)?.strip_suffix(suffix);
         match name {
             "" => Some(Output::Progressive),
@@ -47,20 +94,34 @@ impl Output {
             "manifest.mpd" => Some(Output::Mpd),
             _ => {
                 if let Some(t) = between("index-", ".m3u8") {
-                    number(t).map(Output::Playlist)
+                    track(t).map(Output::Playlist)
                 } else if let Some(t) = between("init-", ".mp4") {
-                    number(t).map(Output::Init)
+                    track(t).map(Output::Init)
                 } else {
                     let (n, t) = between("seg-", ".m4s")?.split_once('-')?;
-                    Some(Output::Segment(number(n).filter(|&n| n > 0)?, number(t)?))
+                    Some(Output::Segment(number(n).filter(|&n| n > 0)?, track(t)?))
                 }
             }
         }
     }
 
-    /// A manifest (text) rather than media.
-    pub fn is_manifest(&self) -> bool {
-        matches!(self, Output::Master | Output::Playlist(_) | Output::Mpd)
+    /// The track an output names (`None`: the film or a manifest of it all).
+    pub fn track(&self) -> Option<Track> {
+        match *self {
+            Output::Playlist(t) | Output::Init(t) | Output::Segment(_, t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The same output of film `file` of a URL set.
+    pub fn in_file(self, file: u8) -> Output {
+        let to = |t: Track| Track { file, ..t };
+        match self {
+            Output::Playlist(t) => Output::Playlist(to(t)),
+            Output::Init(t) => Output::Init(to(t)),
+            Output::Segment(n, t) => Output::Segment(n, to(t)),
+            o => o,
+        }
     }
 
     pub fn content_type(&self) -> Option<&'static str> {
@@ -75,16 +136,35 @@ impl Output {
 
     /// A stable number for cache keys and entity tags.
     pub fn tag(&self) -> u64 {
-        let (kind, a, b) = match *self {
-            Output::Progressive => (0u64, 0u32, 0u32),
-            Output::Master => (1, 0, 0),
-            Output::Playlist(t) => (2, t, 0),
-            Output::Mpd => (3, 0, 0),
-            Output::Init(t) => (4, t, 0),
-            Output::Segment(n, t) => (5, t, n),
+        let (kind, n, t) = match *self {
+            Output::Progressive => (0u64, 0u32, Track::default()),
+            Output::Master => (1, 0, Track::default()),
+            Output::Playlist(t) => (2, 0, t),
+            Output::Mpd => (3, 0, Track::default()),
+            Output::Init(t) => (4, 0, t),
+            Output::Segment(n, t) => (5, n, t),
         };
-        (kind << 60) ^ (u64::from(a) << 32) ^ u64::from(b)
+        (kind << 60) ^ (u64::from(t.file) << 52) ^ (u64::from(t.id) << 20) ^ u64::from(n)
     }
+}
+
+/// The films a URL set names, nginx-vod-module's convention:
+/// `/films/lecture_,360,720,.mp4.urlset` → `/films/lecture_360.mp4` and
+/// `/films/lecture_720.mp4`. `None`: not a URL set (or not a valid one).
+pub fn url_set(path: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let path = path.strip_suffix(b".urlset")?;
+    let slash = path.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+    let (dir, name) = path.split_at(slash);
+    let parts: Vec<&[u8]> = name.split(|&b| b == b',').collect();
+    let [prefix, middle @ .., suffix] = parts.as_slice() else {
+        return None;
+    };
+    let films: Vec<Vec<u8>> = middle
+        .iter()
+        .filter(|m| !m.is_empty())
+        .map(|m| [dir, prefix, m, suffix].concat())
+        .collect();
+    (!films.is_empty() && films.len() <= MAX_SET).then_some(films)
 }
 
 /// The query every URL of a window's manifest carries (`?start=…&end=…`),
@@ -105,15 +185,13 @@ pub fn query(window: &Window) -> String {
 /// `/a.mp4/init-1.mp4` whole: it ends in `.mp4`), as PHP's
 /// `cgi.fix_pathinfo` does.
 pub fn split(path: &[u8]) -> (&[u8], &[u8]) {
-    const FILMS: [&[u8]; 4] = [b".mp4/", b".m4v/", b".m4a/", b".mov/"];
-    let end = (0..path.len().saturating_sub(4))
-        .rev()
-        .find(|&i| {
-            FILMS
-                .iter()
-                .any(|e| path[i..].len() > e.len() && path[i..i + e.len()].eq_ignore_ascii_case(e))
-        })
-        .map(|i| i + 4);
+    const FILMS: [&[u8]; 5] = [b".mp4/", b".m4v/", b".m4a/", b".mov/", b".urlset/"];
+    let end = (0..path.len().saturating_sub(4)).rev().find_map(|i| {
+        FILMS
+            .iter()
+            .find(|e| path[i..].len() > e.len() && path[i..i + e.len()].eq_ignore_ascii_case(e))
+            .map(|e| i + e.len() - 1)
+    });
     match end {
         Some(e) => path.split_at(e),
         None => (path, &[]),
@@ -136,9 +214,13 @@ mod tests {
         let p = |s: &str| Output::parse(s.as_bytes());
         assert_eq!(p("/master.m3u8"), Some(Output::Master));
         assert_eq!(p("/manifest.mpd"), Some(Output::Mpd));
-        assert_eq!(p("/index-2.m3u8"), Some(Output::Playlist(2)));
-        assert_eq!(p("/init-1.mp4"), Some(Output::Init(1)));
-        assert_eq!(p("/seg-12-1.m4s"), Some(Output::Segment(12, 1)));
+        let t = |file, id| Track { file, id };
+        assert_eq!(p("/index-2.m3u8"), Some(Output::Playlist(t(0, 2))));
+        assert_eq!(p("/init-1.mp4"), Some(Output::Init(t(0, 1))));
+        assert_eq!(p("/seg-12-1.m4s"), Some(Output::Segment(12, t(0, 1))));
+        assert_eq!(p("/seg-3-f2-1.m4s"), Some(Output::Segment(3, t(2, 1))));
+        assert_eq!(p("/index-f16-2.m3u8"), Some(Output::Playlist(t(16, 2))));
+        assert_eq!(t(2, 1).to_string(), "f2-1");
         assert_eq!(p(""), None);
         assert_eq!(p("/"), Some(Output::Progressive));
         for bad in [
@@ -150,6 +232,9 @@ mod tests {
             "/init-+1.mp4",
             "/index-99999999999.m3u8",
             "/master.m3u8/x",
+            "/init-f0-1.mp4",
+            "/init-f17-1.mp4",
+            "/init-f1.mp4",
             "/../master.m3u8",
         ] {
             assert_eq!(p(bad), None, "{bad}");
@@ -175,6 +260,37 @@ mod tests {
         assert_eq!(s("/f/a.mp4"), pair("/f/a.mp4", ""));
         assert_eq!(s("/f/a.mp4/"), pair("/f/a.mp4/", ""));
         assert_eq!(s("/f/a.mp4x/y"), pair("/f/a.mp4x/y", ""));
+    }
+
+    #[test]
+    fn url_sets() {
+        let set = |p: &str| {
+            url_set(p.as_bytes()).map(|v| {
+                v.into_iter()
+                    .map(|f| String::from_utf8(f).unwrap())
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(
+            set("/films/lecture_,360,720,.mp4.urlset"),
+            Some(vec![
+                "/films/lecture_360.mp4".into(),
+                "/films/lecture_720.mp4".into()
+            ])
+        );
+        assert_eq!(
+            set("/a,b.mp4,c.mp4,.urlset"),
+            Some(vec!["/b.mp4".into(), "/c.mp4".into()])
+        );
+        assert_eq!(set("/films/lecture.mp4.urlset"), None);
+        assert_eq!(set("/films/lecture_,,.mp4.urlset"), None);
+        assert_eq!(set("/films/a.mp4"), None);
+        let many = format!("/x_{}.mp4.urlset", ",1".repeat(17) + ",");
+        assert_eq!(set(&many), None);
+        assert_eq!(
+            split(b"/f/l_,1,2,.mp4.urlset/master.m3u8"),
+            (&b"/f/l_,1,2,.mp4.urlset"[..], &b"/master.m3u8"[..])
+        );
     }
 
     #[test]

@@ -11,11 +11,12 @@ use super::note::Note;
 use super::package::{self, Built};
 use super::remote::{self, Link};
 pub use super::request::Resume;
-use super::request::{Media, start};
+use super::request::{Media, film, start};
 use super::stats::Stats;
 use crate::fcgi::Params;
 use crate::http::{self, Body, Entity, Piece, RequestHead, Response};
 use crate::manifest::Output;
+use crate::mp4::cmaf::Presentation;
 use crate::mp4::{self, Index, Layout, Window};
 use crate::origin::Object;
 use bytes::Bytes;
@@ -169,10 +170,7 @@ pub fn handle(params: &Params, params_overflow: bool, ctx: &mut Ctx<'_>) -> Outc
 pub fn resume(r: Box<Resume>, done: &Done, ctx: &mut Ctx<'_>) -> Outcome {
     match done {
         Done::Index(Ok(index)) => plan(*r, index.clone(), ctx),
-        Done::Plan(Ok(built)) => {
-            let p = respond(&r, built.layout.clone(), ctx);
-            ready(p, ctx)
-        }
+        Done::Plan(Ok(built)) => finish(*r, built.layout.clone(), built.presentation.clone(), ctx),
         Done::Object(Ok((object, built))) => {
             let mut r = r;
             r.set_object(Arc::new(object.clone()));
@@ -292,7 +290,11 @@ fn proceed(mut r: Resume, ctx: &mut Ctx<'_>) -> Outcome {
         }
     }
     let c = ctx.stats.get();
-    if let Some(layout) = ctx.caches.layout(r.key, &r.want()) {
+    // A URL set's manifest is made of its films' plans, never cached whole.
+    if let Some(layout) = (!r.gathering())
+        .then(|| ctx.caches.layout(r.key, &r.want()))
+        .flatten()
+    {
         c.layout_hits.fetch_add(1, Relaxed);
         r.cache = "layout cache hit";
         let p = respond(&r, layout, ctx);
@@ -362,6 +364,10 @@ fn plan(r: Resume, index: Arc<Index>, ctx: &mut Ctx<'_>) -> Outcome {
         Output::Progressive => None,
         _ => ctx.caches.presentation(r.key, &r.window),
     };
+    if let (true, Some(p)) = (r.gathering(), &known) {
+        let p = p.clone();
+        return finish(r, Arc::new(Layout::new()), Some(p), ctx);
+    }
     // A segment of a kept plan is a few thousand entries: inline.
     if index.heap_bytes() > INLINE_PLAN && known.is_none() {
         return Outcome::Wait {
@@ -376,20 +382,56 @@ fn plan(r: Resume, index: Arc<Index>, ctx: &mut Ctx<'_>) -> Outcome {
             resume: Box::new(r),
         };
     }
-    let p = match package::build(&index, &r.want(), &style, &settings, known) {
+    match package::build(&index, &r.want(), &style, &settings, known) {
         Ok(Built {
             layout,
             presentation,
         }) => {
-            if let Some(p) = presentation {
-                ctx.caches.put_presentation(r.key, &r.window, p);
+            if let Some(p) = &presentation {
+                ctx.caches.put_presentation(r.key, &r.window, p.clone());
             }
-            ctx.caches.put_layout(r.key, &r.want(), layout.clone());
-            respond(&r, layout, ctx)
+            if !r.gathering() {
+                ctx.caches.put_layout(r.key, &r.want(), layout.clone());
+            }
+            finish(r, layout, presentation, ctx)
         }
         Err(e) => {
             let mut p = refuse(http::status_for(&e), &e.to_string());
             p.note.detail = format!("file {}", r.path.display());
+            ready(p, ctx)
+        }
+    }
+}
+
+/// Answers with `layout`; for a URL set's manifest, first goes on to the
+/// set's next film, and once all are planned answers with their manifest.
+fn finish(
+    mut r: Resume,
+    layout: Arc<Layout>,
+    presentation: Option<Arc<Presentation>>,
+    ctx: &mut Ctx<'_>,
+) -> Outcome {
+    if !r.gathering() {
+        let p = respond(&r, layout, ctx);
+        return ready(p, ctx);
+    }
+    let Some(plan) = presentation else {
+        return ready(
+            refuse(500, "no segment plan for a film of the URL set"),
+            ctx,
+        );
+    };
+    if let Some(next) = r.gather(plan) {
+        return match film(&mut r, &next, ctx) {
+            Ok(()) => proceed(r, ctx),
+            Err(p) => ready(*p, ctx),
+        };
+    }
+    let p = match package::set_manifest(&r.gathered, &r.want()) {
+        Ok(layout) => respond(&r, Arc::new(layout), ctx),
+        Err(e) => {
+            let mut p = refuse(http::status_for(&e), &e.to_string());
+            p.note.detail = format!("URL set ending with {}", r.path.display());
             p
         }
     };
@@ -439,7 +481,7 @@ fn respond(r: &Resume, layout: Arc<Layout>, ctx: &mut Ctx<'_>) -> Prepared {
         r.key.mtime,
         r.key.mtime_nsec,
         &r.window,
-        packaged(r.output, ctx.config.segment_duration),
+        packaged(r.output, ctx.config.segment_duration) ^ r.set_tag,
     );
     let entity = Entity {
         len: layout.len(),

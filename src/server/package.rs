@@ -4,16 +4,23 @@
 //! for a large index, as a job.
 
 use super::cache::Want;
-use crate::manifest::{self, Output};
-use crate::mp4::cmaf::{self, Presentation, Settings};
+use crate::manifest::{self, Output, Part};
+use crate::mp4::cmaf::{self, Kind, Presentation, Settings};
 use crate::mp4::{self, Index, Layout, Piece};
 use bytes::Bytes;
 use std::sync::Arc;
+
+/// How far apart (seconds) the films of a URL set may cut a segment.
+const SET_TOLERANCE: f64 = 0.02;
 
 /// A layout, and the segment plan it was cut from (to keep beside the index).
 pub struct Built {
     pub layout: Arc<Layout>,
     pub presentation: Option<Arc<Presentation>>,
+}
+
+fn text(s: String) -> Layout {
+    Layout::from_pieces([Piece::Bytes(Bytes::from(s))])
 }
 
 /// Lays out `want`; `known` is the window's segment plan if it is cached.
@@ -35,20 +42,67 @@ pub fn build(
         None => Arc::new(cmaf::presentation(index, &want.window, settings)?),
     };
     let query = manifest::query(&want.window);
-    let text = |s: String| Layout::from_pieces([Piece::Bytes(Bytes::from(s))]);
+    let one = [Part {
+        file: 0,
+        presentation: &p,
+    }];
+    let missing = |t: manifest::Track| {
+        mp4::Error::Missing(format!("the film has no video or audio track {}", t.id))
+    };
     let layout = match want.output {
-        Output::Master => text(manifest::master(&p, &query)),
-        Output::Mpd => text(manifest::mpd(&p, &query)),
-        Output::Playlist(id) => text(manifest::playlist(&p, id, &query).ok_or_else(|| {
-            mp4::Error::Missing(format!("the film has no video or audio track {id}"))
-        })?),
-        Output::Init(id) => cmaf::init(index, &p, id)?,
-        Output::Segment(n, id) => cmaf::segment(index, &p, n, id)?,
+        Output::Master => text(manifest::master(&one, &query)),
+        Output::Mpd => text(manifest::mpd(&one, &query)),
+        Output::Playlist(t) => text(manifest::playlist(&p, t, &query).ok_or_else(|| missing(t))?),
+        Output::Init(t) => cmaf::init(index, &p, t.id)?,
+        Output::Segment(n, t) => cmaf::segment(index, &p, n, t.id)?,
         // Laid out by the planner above.
         Output::Progressive => Layout::new(),
     };
     Ok(Built {
         layout: Arc::new(layout),
         presentation: Some(p),
+    })
+}
+
+/// The master playlist or MPD of a URL set's films, in order. Their video
+/// must be cut at the same times, or players switching between them would
+/// skip or repeat.
+pub fn set_manifest(films: &[Arc<Presentation>], want: &Want) -> Result<Layout, mp4::Error> {
+    let cuts = |p: &Presentation| -> Vec<f64> {
+        (p.renditions.iter())
+            .find(|r| r.kind == Kind::Video)
+            .map(|r| r.segments.iter().map(|s| s.shown_at).collect())
+            .unwrap_or_default()
+    };
+    let first = films.first().map(|p| cuts(p)).unwrap_or_default();
+    for (i, p) in films.iter().enumerate().skip(1) {
+        let other = cuts(p);
+        let at = (0..first.len().max(other.len())).find(|&k| match (first.get(k), other.get(k)) {
+            (Some(a), Some(b)) => (a - b).abs() > SET_TOLERANCE,
+            _ => true,
+        });
+        if let Some(k) = at {
+            let show = |v: Option<&f64>| v.map_or("the end".into(), |t| format!("{t:.3} s"));
+            return Err(mp4::Error::Unsupported(format!(
+                "the films of the URL set do not have key frames at the same times: \
+                 film 1 cuts segment {} at {}, film {} at {}; encode them with one \
+                 key frame interval",
+                k + 1,
+                show(first.get(k)),
+                i + 1,
+                show(other.get(k))
+            )));
+        }
+    }
+    let parts: Vec<Part<'_>> = (films.iter().enumerate())
+        .map(|(i, p)| Part {
+            file: u8::try_from(i + 1).unwrap_or(u8::MAX),
+            presentation: p,
+        })
+        .collect();
+    let query = manifest::query(&want.window);
+    Ok(match want.output {
+        Output::Mpd => text(manifest::mpd(&parts, &query)),
+        _ => text(manifest::master(&parts, &query)),
     })
 }

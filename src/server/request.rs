@@ -11,7 +11,9 @@ use crate::fcgi::Params;
 use crate::http;
 use crate::manifest::Output;
 use crate::mp4::Window;
+use crate::mp4::cmaf::Presentation;
 use crate::origin::Object;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -47,6 +49,13 @@ pub struct Resume {
     pub(super) if_modified_since: Option<Vec<u8>>,
     /// What the caches held, for the log.
     pub(super) cache: &'static str,
+    /// In a URL set: which film this is (from 1); 0 for a film on its own.
+    pub(super) file: u8,
+    /// A URL set's manifest: the films still to plan, and the plans so far.
+    pub(super) set: VecDeque<Vec<u8>>,
+    pub(super) gathered: Vec<Arc<Presentation>>,
+    /// A hash of the identities of the films gathered (for the entity tag).
+    pub(super) set_tag: u64,
 }
 
 impl Resume {
@@ -55,6 +64,23 @@ impl Resume {
             window: self.window,
             output: self.output,
         }
+    }
+
+    /// A URL set's manifest, which needs the plans of all its films.
+    pub(super) fn gathering(&self) -> bool {
+        self.file > 0 && matches!(self.output, Output::Master | Output::Mpd)
+    }
+
+    /// Keeps this film's plan and moves to the set's next film, if any.
+    pub(super) fn gather(&mut self, p: Arc<Presentation>) -> Option<Vec<u8>> {
+        self.gathered.push(p);
+        let k = self.key;
+        for word in [k.dev, k.ino, k.size, k.mtime as u64, k.mtime_nsec as u64] {
+            self.set_tag = (self.set_tag ^ word).wrapping_mul(0x0100_0000_01b3);
+        }
+        let next = self.set.pop_front()?;
+        self.file = self.file.saturating_add(1);
+        Some(next)
     }
 
     /// The object is known: its identity keys the caches.
@@ -119,31 +145,80 @@ pub(super) fn start(
             _ => path.to_vec(),
         }
     };
+    let name = match ctx.link {
+        Some(_) => unsplit(params.get(b"SCRIPT_NAME").unwrap_or(b"")),
+        None => {
+            let path = script_path(params).map_err(|Refusal(s, why)| Box::new(refuse(s, &why)))?;
+            unsplit(path.as_os_str().as_bytes())
+        }
+    };
+    let output = chosen(output, &window)?;
+    let mut r = Resume {
+        window,
+        output,
+        ..heard(params, method)
+    };
+    let first = member(&name, &mut r)?;
+    film(&mut r, &first, ctx)?;
+    Ok(r)
+}
+
+/// For a URL set, which of its films this request reads first (the rest
+/// of a manifest's films wait in `r.set`); else the film itself.
+fn member(name: &[u8], r: &mut Resume) -> Result<Vec<u8>, Box<Prepared>> {
+    let not_found = |why: &str| {
+        let mut p = refuse(404, why);
+        p.note.detail = format!("path {}", String::from_utf8_lossy(name));
+        Box::new(p)
+    };
+    let track = r.output.track();
+    let Some(films) = crate::manifest::url_set(name) else {
+        if track.is_some_and(|t| t.file > 0) {
+            return Err(not_found(
+                "f<N>- names a film of a URL set; this is one film",
+            ));
+        }
+        return Ok(name.to_vec());
+    };
+    match (r.output, track) {
+        (Output::Master | Output::Mpd, _) => {
+            let mut films = VecDeque::from(films);
+            let first = films.pop_front().unwrap_or_default();
+            r.file = 1;
+            r.set = films;
+            Ok(first)
+        }
+        (_, Some(t)) if t.file > 0 => {
+            r.file = t.file;
+            films
+                .into_iter()
+                .nth(usize::from(t.file) - 1)
+                .ok_or_else(|| not_found("the URL set has no such film"))
+        }
+        _ => Err(not_found(
+            "a URL set has HLS/DASH outputs only: master.m3u8, manifest.mpd, \
+             and tracks named f<N>-<id>",
+        )),
+    }
+}
+
+/// Opens the film `name` (a file) or names it (an object) for `r`.
+pub(super) fn film(r: &mut Resume, name: &[u8], ctx: &Ctx<'_>) -> Result<(), Box<Prepared>> {
     if let Some(link) = ctx.link {
-        let name = unsplit(params.get(b"SCRIPT_NAME").unwrap_or(b""));
-        let output = chosen(output, &window)?;
-        let key = link.origin.key(&name).map_err(|r| {
-            let mut p = refuse(r.status, r.reason);
-            p.note.detail = format!("path {}", String::from_utf8_lossy(&name));
+        let key = link.origin.key(name).map_err(|e| {
+            let mut p = refuse(e.status, e.reason);
+            p.note.detail = format!("path {}", String::from_utf8_lossy(name));
             Box::new(p)
         })?;
-        return Ok(Resume {
-            window,
-            output,
-            path: PathBuf::from(&key),
-            opened: PathBuf::from(&key),
-            media: Media::Object {
-                key: key.into(),
-                object: None,
-            },
-            ..heard(params, method)
-        });
+        r.path = PathBuf::from(&key);
+        r.opened = PathBuf::from(&key);
+        r.media = Media::Object {
+            key: key.into(),
+            object: None,
+        };
+        return Ok(());
     }
-    let path = script_path(params).map_err(|Refusal(s, why)| Box::new(refuse(s, &why)))?;
-    let path = PathBuf::from(std::ffi::OsStr::from_bytes(&unsplit(
-        path.as_os_str().as_bytes(),
-    )));
-    let output = chosen(output, &window)?;
+    let path = PathBuf::from(std::ffi::OsStr::from_bytes(name));
     let (file, meta, opened) =
         open(&path, ctx.config.root.as_deref()).map_err(|Refusal(s, why)| {
             let mut p = refuse(s, &why);
@@ -151,22 +226,18 @@ pub(super) fn start(
             p.note.detail = format!("file {}", path.display());
             p
         })?;
-    Ok(Resume {
-        key: FileKey {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.len(),
-            mtime: meta.mtime(),
-            mtime_nsec: meta.mtime_nsec(),
-        },
-        modified: meta.modified().unwrap_or(UNIX_EPOCH),
-        window,
-        output,
-        path,
-        opened,
-        media: Media::File(Rc::new(file)),
-        ..heard(params, method)
-    })
+    r.key = FileKey {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        size: meta.len(),
+        mtime: meta.mtime(),
+        mtime_nsec: meta.mtime_nsec(),
+    };
+    r.modified = meta.modified().unwrap_or(UNIX_EPOCH);
+    r.path = path;
+    r.opened = opened;
+    r.media = Media::File(Rc::new(file));
+    Ok(())
 }
 
 /// The output asked for, once a packaged one is known not to conflict
@@ -209,5 +280,9 @@ fn heard(params: &Params, method: &[u8]) -> Resume {
         if_none_match: owned(b"HTTP_IF_NONE_MATCH"),
         if_modified_since: owned(b"HTTP_IF_MODIFIED_SINCE"),
         cache: "",
+        file: 0,
+        set: VecDeque::new(),
+        gathered: Vec::new(),
+        set_tag: 0,
     }
 }
