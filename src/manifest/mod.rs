@@ -280,7 +280,7 @@ mod tests {
         );
         assert_eq!(
             set("/a,b.mp4,c.mp4,.urlset"),
-            Some(vec!["/b.mp4".into(), "/c.mp4".into()])
+            Some(vec!["/ab.mp4".into(), "/ac.mp4".into()])
         );
         assert_eq!(set("/films/lecture.mp4.urlset"), None);
         assert_eq!(set("/films/lecture_,,.mp4.urlset"), None);
