@@ -51,3 +51,61 @@ fn header_start_60_to_end() -> usize {
     };
     header(&w)
 }
+
+// HLS/DASH (issue 15). Targets: the 2-hour film's master and media
+// playlist ≤ 2 ms; one media segment's header ≤ 50 µs with the plan kept.
+
+use mp4_fcgi::manifest::{self, Part, Track};
+use mp4_fcgi::mp4::cmaf::{self, Presentation, Settings};
+
+const SETTINGS: Settings = Settings {
+    segment_duration: 6.0,
+};
+
+static PLAN: LazyLock<Arc<Presentation>> = LazyLock::new(|| {
+    Arc::new(cmaf::presentation(&INDEX, &Window::default(), &SETTINGS).expect("a segment plan"))
+});
+
+/// The master and the video track's media playlist, from the plan a worker keeps.
+fn playlists(p: &Presentation) -> usize {
+    let parts = [Part {
+        file: 0,
+        presentation: p,
+    }];
+    let master = manifest::master(&parts, "");
+    let video = manifest::playlist(p, Track { file: 0, id: 1 }, "").expect("track 1");
+    master.len() + video.len()
+}
+
+#[divan::bench]
+fn hls_playlists_2h_film_plan_kept() -> usize {
+    playlists(&PLAN)
+}
+
+#[divan::bench]
+fn hls_playlists_2h_film_plan_built() -> usize {
+    let p = cmaf::presentation(&INDEX, &Window::default(), &SETTINGS).expect("plan");
+    playlists(&p)
+}
+
+#[divan::bench]
+fn dash_mpd_2h_film_plan_kept() -> usize {
+    manifest::mpd(
+        &[Part {
+            file: 0,
+            presentation: &PLAN,
+        }],
+        "",
+    )
+    .len()
+}
+
+#[divan::bench(args = [1, 2])]
+fn segment_header_mid_film(track: u32) -> usize {
+    let layout = cmaf::segment(&INDEX, &PLAN, 600, track).expect("segment 600");
+    let mut out = Vec::new();
+    layout
+        .copy_to(0..layout.head_len(), &*FILM, &mut out)
+        .expect("head");
+    out.len()
+}

@@ -59,12 +59,25 @@ fn trak(t: &TrackSpec, chunk_offsets: &[u64], movie_ts: u32) -> Vec<u8> {
     hdlr.extend_from_slice(t.handler);
     hdlr.extend_from_slice(&[0; 13]);
     let hdlr = full(b"hdlr", 0, &hdlr);
-    let codec: &[u8; 4] = if t.handler == b"vide" {
-        b"avc1"
+    // Sample entries with the configuration boxes a packager reads codecs from.
+    let entry = if t.handler == b"vide" {
+        let mut fixed = vec![0u8; 78];
+        fixed[7] = 1;
+        fixed[24..28].copy_from_slice(&[0, 64, 0, 36]);
+        let avcc = boxed(b"avcC", &[1, 0x64, 0, 0x0a, 0xff, 0xe0, 0]);
+        boxed(b"avc1", &[fixed, avcc].concat())
     } else {
-        b"mp4a"
+        let mut fixed = vec![0u8; 28];
+        fixed[7] = 1;
+        fixed[17] = 2;
+        fixed[19] = 16;
+        fixed[24..26].copy_from_slice(&48000u16.to_be_bytes());
+        let mut esds = vec![0x03, 22, 0, 1, 0, 0x04, 17, 0x40, 0x15];
+        esds.extend_from_slice(&[0; 11]);
+        esds.extend_from_slice(&[0x05, 2, 0x11, 0x90]);
+        boxed(b"mp4a", &[fixed, full(b"esds", 0, &esds)].concat())
     };
-    let stsd = full(b"stsd", 0, &[u32s(&[1]), boxed(codec, &[0; 70])].concat());
+    let stsd = full(b"stsd", 0, &[u32s(&[1]), entry].concat());
     let stts = full(b"stts", 0, &u32s(&[1, t.count, t.delta]));
     let mut stbl = [stsd, stts].concat();
     if t.ctts {

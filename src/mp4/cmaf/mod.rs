@@ -14,6 +14,7 @@ pub use write::{init, segment};
 
 use super::index::{Index, Track};
 use super::tables::elst::{Edit, RATE_1};
+use super::tables::runs::Mark;
 use super::{Error, Window, plan};
 
 /// Most samples one media segment may hold: bounds the `trun` a hostile
@@ -47,6 +48,9 @@ pub struct Segment {
     pub shown_for: f64,
     /// Sample bytes (the `mdat` payload).
     pub bytes: u64,
+    /// Where the `stts` and `ctts` walks stand at `first`, so writing the
+    /// segment does not walk a long table from its start.
+    pub(crate) marks: (Mark, Mark),
 }
 
 /// A packaged track: an HLS rendition or alternative, a DASH representation.
@@ -365,6 +369,13 @@ pub fn presentation(
                 )));
             }
             let time = clock.dts(first);
+            let marks = (
+                clock.stts.mark(),
+                clock.ctts.as_mut().map_or_else(Mark::default, |c| {
+                    c.value(first);
+                    c.mark()
+                }),
+            );
             let shown_at = if k == 0 { 0.0 } else { clock.shown(first) };
             let shown_end = if end >= span.b {
                 duration
@@ -379,6 +390,7 @@ pub fn presentation(
                 shown_at: shown_at.clamp(0.0, duration),
                 shown_for: (shown_end.min(duration) - shown_at.clamp(0.0, duration)).max(0.0),
                 bytes: t.sizes.sum(first, end),
+                marks,
             });
         }
         let (peak, average) = bandwidth(&segments, target);

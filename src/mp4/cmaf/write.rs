@@ -195,8 +195,8 @@ pub fn segment(index: &Arc<Index>, p: &Presentation, n: u32, id: u32) -> Result<
     // Set once the moof's length is known.
     let data_offset_at = v.len();
     put_u32(&mut v, 0);
-    let mut stts = t.stts.cursor();
-    let mut ctts = t.ctts.as_ref().map(|c| c.cursor());
+    let mut stts = t.stts.cursor_at(seg.marks.0);
+    let mut ctts = t.ctts.as_ref().map(|c| c.cursor_at(seg.marks.1));
     let sync = t.stss.as_deref();
     let mut next_sync = sync.map(|s| s.partition_point(|&x| u64::from(x) <= seg.first));
     for s in seg.first..seg.end {

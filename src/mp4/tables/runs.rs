@@ -105,6 +105,20 @@ impl Runs {
         });
     }
 
+    /// A cursor where [`Cursor::mark`] left one: a later walk from there
+    /// skips the runs before it. A mark from another table is clamped.
+    pub fn cursor_at(&self, mark: Mark) -> Cursor<'_> {
+        match self.runs.get(mark.idx) {
+            Some(_) => Cursor {
+                runs: &self.runs,
+                idx: mark.idx,
+                first: mark.first,
+                sum: mark.sum,
+            },
+            None => self.cursor(),
+        }
+    }
+
     /// A forward cursor for per-sample look-ups.
     pub fn cursor(&self) -> Cursor<'_> {
         Cursor {
@@ -124,6 +138,14 @@ impl Runs {
     }
 }
 
+/// Where a cursor stood, to start another there ([`Runs::cursor_at`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Mark {
+    idx: usize,
+    first: u64,
+    sum: u64,
+}
+
 /// Walks a run table by sample number; cheap when moving forward.
 #[derive(Clone)]
 pub struct Cursor<'a> {
@@ -136,6 +158,14 @@ pub struct Cursor<'a> {
 }
 
 impl Cursor<'_> {
+    pub fn mark(&self) -> Mark {
+        Mark {
+            idx: self.idx,
+            first: self.first,
+            sum: self.sum,
+        }
+    }
+
     fn rewind(&mut self) {
         self.idx = 0;
         self.first = 0;
