@@ -21,6 +21,44 @@ pub const FILL: usize = 64 << 10;
 const MEM_PIECE: usize = crate::fcgi::STDOUT_MAX;
 /// Largest file span one `sendfile` is asked for on plain HTTP.
 const HTTP_PIECE: u64 = 1 << 30;
+/// File spans shorter than this are read into the record being gathered
+/// instead of sent with a `sendfile` each: an HLS/DASH segment of a film
+/// whose tracks are interleaved is a hundred spans of a few KiB.
+const SMALL_SPAN: u64 = 8 << 10;
+/// How much of the film one read for small spans takes.
+const NEAR: usize = 32 << 10;
+
+/// Appends the file's `len` bytes at `offset` to `out`, from `near` when
+/// it holds them, else reading [`NEAR`] bytes from `offset` into it first.
+fn small_span(
+    near: &mut (u64, Vec<u8>),
+    file: &File,
+    offset: u64,
+    len: usize,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let held = |near: &(u64, Vec<u8>)| {
+        offset >= near.0 && offset + len as u64 <= near.0 + near.1.len() as u64
+    };
+    if !held(near) {
+        near.1.resize(NEAR.max(len), 0);
+        let mut n = 0;
+        while n < near.1.len() {
+            match file.read_at(&mut near.1[n..], offset + n as u64)? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        near.1.truncate(n);
+        near.0 = offset;
+        if !held(near) {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    let from = (offset - near.0) as usize;
+    out.extend_from_slice(&near.1[from..from + len]);
+    Ok(())
+}
 
 /// A connection's socket, as the body writer needs it.
 pub trait Socket: Read + Write {
@@ -53,6 +91,9 @@ pub struct Body {
     queued: u64,
     /// Where file bytes come from when the film is remote.
     fetcher: Option<Fetcher>,
+    /// The film's bytes around the last small span read: the next spans
+    /// of an interleaved film are usually in it.
+    near: (u64, Vec<u8>),
 }
 
 impl Body {
@@ -63,6 +104,7 @@ impl Body {
             cursor: None,
             queued: 0,
             fetcher: None,
+            near: (0, Vec::new()),
         }
     }
 
@@ -155,7 +197,31 @@ impl Body {
                             Some(next) => next,
                             None => break false,
                         },
-                        None => layout.next(c, room, max_file),
+                        None => {
+                            let before = c.clone();
+                            match layout.next(c, room, max_file) {
+                                Some(mp4::Piece::File { offset, len })
+                                    if len < SMALL_SPAN && file.is_some() =>
+                                {
+                                    if len as usize > room {
+                                        // Not in this record: the next one.
+                                        *c = before;
+                                        self.put(t, &mut stage);
+                                        continue;
+                                    }
+                                    let file = file.ok_or_else(|| io::Error::other("no file"))?;
+                                    small_span(
+                                        &mut self.near,
+                                        file,
+                                        offset,
+                                        len as usize,
+                                        &mut stage,
+                                    )?;
+                                    continue;
+                                }
+                                other => other,
+                            }
+                        }
                     };
                     match next {
                         None => {

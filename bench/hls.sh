@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# HLS/DASH packaged on the fly, side by side in one run:
+#   H1  media-segment requests through nginx -> pool, against nginx serving the
+#       same film's segments pre-packaged by ffmpeg (-f hls -hls_segment_type fmp4,
+#       video and audio in separate segments, as the pool makes them) as static files.
+#       wrk cycles through every segment of each packaging.
+#   H3  the worker's peak RSS under 64 connections of segment load, next to the
+#       same load of progressive clips.
+# H2 (playlists and one segment's header, engine only) is in `cargo bench`.
+#
+#   bench/hls.sh               # about a minute after the media exist
+#   DURATION=5 bench/hls.sh
+#
+# Needs: nginx, wrk, curl, ffmpeg, python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-16}
+WORK=$(mktemp -d /tmp/mp4-fcgi-hls.XXXXXX)
+trap 'kill $(jobs -p) 2>/dev/null; [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null; sleep 0.5; rm -rf "$WORK"' EXIT
+
+for tool in nginx wrk curl ffmpeg python3; do
+  command -v "$tool" >/dev/null || { echo "bench: '$tool' is missing (apt-get install -y nginx wrk curl ffmpeg python3)" >&2; exit 2; }
+done
+source "$ROOT/bench/media.sh"
+cargo build --release -q
+BIN=$ROOT/target/release/mp4-fcgi
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# --- media: the 60 s film, and ffmpeg's packaging of it --------------------------
+mkdir -p "$WORK/films" "$WORK/static" "$WORK/tmp" "$WORK/logs"
+ln -s "$CACHE/a.mp4" "$WORK/films/a.mp4"
+( cd "$WORK/static" && ffmpeg -v error -y -i "$CACHE/a.mp4" -map 0:v -map 0:a -c copy \
+    -f hls -hls_segment_type fmp4 -hls_time 6 -hls_playlist_type vod \
+    -var_stream_map "v:0,agroup:a a:0,agroup:a" -master_pl_name master.m3u8 \
+    -hls_segment_filename "seg_%v_%03d.m4s" -hls_fmp4_init_filename init.mp4 "stream_%v.m3u8" )
+chmod -R a+rX "$WORK"
+
+"$BIN" --listen "unix:$WORK/pool.sock" --socket-mode 666 --workers 1 --log-level warn &
+POOL=$!
+for _ in $(seq 100); do [ -S "$WORK/pool.sock" ] && break; sleep 0.05; done
+NGINX_PORT=$(port)
+NGINX_USER=
+[ "$(id -u)" = 0 ] && NGINX_USER="user root root;"
+cat > "$WORK/nginx.conf" <<CONF
+$NGINX_USER
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  client_body_temp_path $WORK/tmp/body; fastcgi_temp_path $WORK/tmp/fastcgi;
+  proxy_temp_path $WORK/tmp/proxy; uwsgi_temp_path $WORK/tmp/uwsgi; scgi_temp_path $WORK/tmp/scgi;
+  upstream pool { server unix:$WORK/pool.sock; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location /static/ { root $WORK; }
+    # conf-examples/nginx.conf's location for packaged outputs.
+    location ~ \.mp4/ {
+      include /etc/nginx/fastcgi_params;
+      fastcgi_split_path_info ^(.+\.mp4)(/.+)\$;
+      fastcgi_param SCRIPT_FILENAME $WORK/films\$fastcgi_script_name;
+      fastcgi_param PATH_INFO \$fastcgi_path_info;
+      fastcgi_buffering off; fastcgi_buffer_size 64k; fastcgi_buffers 4 64k;
+      fastcgi_keep_conn on; fastcgi_pass pool;
+    }
+    location ~ \.mp4\$ {
+      include /etc/nginx/fastcgi_params;
+      fastcgi_param SCRIPT_FILENAME $WORK/films\$fastcgi_script_name;
+      fastcgi_buffering off; fastcgi_buffer_size 64k; fastcgi_buffers 4 64k;
+      fastcgi_keep_conn on; fastcgi_pass pool;
+    }
+  }
+}
+CONF
+nginx -p "$WORK" -c "$WORK/nginx.conf" -g 'daemon on;'
+sleep 0.5
+N="http://127.0.0.1:$NGINX_PORT"
+
+# Every media segment of each packaging, in playlist order (video, then audio).
+ls "$WORK/static"/seg_*.m4s | sed "s|$WORK||" > "$WORK/static.paths"
+: > "$WORK/pool.paths"
+for list in $(curl -s "$N/a.mp4/master.m3u8" | grep -o 'index-[0-9]*\.m3u8' | sort -u); do
+  curl -s "$N/a.mp4/$list" | grep '^seg-' | sed 's|^|/a.mp4/|' >> "$WORK/pool.paths"
+done
+cat > "$WORK/cycle.lua" <<'LUA'
+local paths, i = {}, 0
+for line in io.lines(os.getenv("PATHS")) do paths[#paths + 1] = line end
+request = function()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i])
+end
+LUA
+
+wrk_rate() { # paths-file conns -> "req/s MB/s"
+  local out rps mbs non2xx
+  out=$(PATHS=$1 wrk -t1 -c"$2" -d"${DURATION}s" -s "$WORK/cycle.lua" "$N")
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  mbs=$(awk '/Transfer\/sec/ {v=$2; if (v ~ /GB/) {sub("GB","",v); v*=1024} else if (v ~ /KB/) {sub("KB","",v); v/=1024} else sub("MB","",v); print v}' <<<"$out")
+  non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+  [ -z "$non2xx" ] || { echo "bench: $1 had $non2xx non-2xx answers" >&2; exit 1; }
+  echo "$rps $mbs"
+}
+worker() { pgrep -P "$POOL" | head -1; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+hwm_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+# Peak RSS of the worker during a 64-connection run (sampled every 50 ms).
+peak_under() { # paths-file -> KiB
+  local w peak=0 v
+  w=$(worker)
+  PATHS=$1 wrk -t1 -c64 -d"${DURATION}s" -s "$WORK/cycle.lua" "$N" >/dev/null &
+  local load=$!
+  while kill -0 "$load" 2>/dev/null; do
+    v=$(rss_kib "$w"); [ "$v" -gt "$peak" ] && peak=$v
+    sleep 0.05
+  done
+  echo "$peak"
+}
+
+STATIC_N=$(wc -l < "$WORK/static.paths")
+POOL_N=$(wc -l < "$WORK/pool.paths")
+STATIC_BYTES=$(cat "$WORK"/static/seg_*.m4s | wc -c)
+POOL_BYTES=0
+while read -r p; do POOL_BYTES=$((POOL_BYTES + $(curl -s -o /dev/null -w '%{size_download}' "$N$p"))); done < "$WORK/pool.paths"
+
+echo
+echo "machine: $(nproc) cores, $(uname -sr); nginx $(nginx -v 2>&1 | sed 's/.*\///'); wrk -t1 -c$CONNS -d${DURATION}s"
+echo "segments: ffmpeg $STATIC_N ($STATIC_BYTES bytes), pool $POOL_N ($POOL_BYTES bytes)"
+echo
+echo "| scenario | request | target | met | baseline req/s | baseline MB/s | mp4-fcgi req/s | mp4-fcgi MB/s | ratio |"
+echo "|---|---|---|---|---|---|---|---|---|"
+read -r b_rps b_mbs < <(wrk_rate "$WORK/static.paths" "$CONNS")
+read -r c_rps c_mbs < <(wrk_rate "$WORK/pool.paths" "$CONNS")
+ratio=$(awk -v a="$c_rps" -v b="$b_rps" 'BEGIN { printf "%.2f", a / b }')
+met=$(awk -v r="$ratio" 'BEGIN { print (r >= 0.8) ? "yes" : "NO" }')
+printf '| H1 | every media segment of the 60 s film, in turn | 0.8 | %s | %.0f | %.1f | %.0f | %.1f | %s |\n' \
+  "$met" "$b_rps" "$b_mbs" "$c_rps" "$c_mbs" "$ratio"
+
+# H3: worker memory under 64 connections, segments vs progressive clips.
+grep -c . "$WORK/pool.paths" >/dev/null
+for s in 0 10 20 30 40; do echo "/a.mp4?start=$s.5&end=$((s + 10))"; done > "$WORK/clips.paths"
+IDLE=$(rss_kib "$(worker)")
+SEG_PEAK=$(peak_under "$WORK/pool.paths")
+CLIP_PEAK=$(peak_under "$WORK/clips.paths")
+echo
+echo "worker RSS: idle $((IDLE / 1024)).$(( (IDLE % 1024) * 10 / 1024 )) MiB; peak under 64 connections:" \
+  "segments $((SEG_PEAK / 1024)).$(( (SEG_PEAK % 1024) * 10 / 1024 )) MiB," \
+  "progressive clips $((CLIP_PEAK / 1024)).$(( (CLIP_PEAK % 1024) * 10 / 1024 )) MiB" \
+  "(high-water mark $(( $(hwm_kib "$(worker)") / 1024 )) MiB)"
