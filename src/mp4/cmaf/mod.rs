@@ -7,6 +7,7 @@
 //! boxes plus spans of the source file, like a progressive answer.
 
 mod codecs;
+mod fragments;
 mod write;
 
 pub use codecs::Description;
@@ -15,6 +16,7 @@ pub use write::{init, segment};
 use super::index::{Index, Track};
 use super::tables::elst::{Edit, RATE_1};
 use super::tables::runs::Mark;
+use super::trak::TrakInfo;
 use super::{Error, Window, plan};
 
 /// Most samples one media segment may hold: bounds the `trun` a hostile
@@ -66,6 +68,8 @@ pub struct Rendition {
     pub average_bandwidth: u64,
     pub segments: Vec<Segment>,
     pub(crate) track: usize,
+    /// The `trak` (a fragmented film's tracks have no samples in the moov).
+    pub(crate) info: TrakInfo,
     pub(crate) edits: Vec<Edit>,
 }
 
@@ -188,8 +192,8 @@ impl<'a> Clock<'a> {
 }
 
 /// The film's own edit list as entries (an empty edit, then the media edit).
-fn source_edits(t: &Track) -> Vec<Edit> {
-    let e = &t.info.edit;
+pub(super) fn source_edits(info: &TrakInfo) -> Vec<Edit> {
+    let e = &info.edit;
     let mut v = Vec::new();
     if e.empty > 0 {
         v.push(Edit {
@@ -218,7 +222,7 @@ fn spans(index: &Index, window: &Window) -> Result<(Vec<Span>, u64), Error> {
                 track: i,
                 a: 0,
                 b: t.sample_count,
-                edits: source_edits(t),
+                edits: source_edits(&t.info),
             })
             .collect();
         let mts = f64::from(index.movie.timescale);
@@ -275,7 +279,13 @@ fn cuts(clock: &mut Clock<'_>, span: &Span, target: f64, end: f64) -> Vec<(u64, 
             }
         }
     }
-    let mut out = vec![(span.a, 0.0)];
+    pick(span.a, &keys, target, end)
+}
+
+/// From candidate cuts `keys` (a sample or fragment, and its presentation
+/// time, in order), the one nearest each multiple of `target` after `first`.
+pub(super) fn pick(first: u64, keys: &[(u64, f64)], target: f64, end: f64) -> Vec<(u64, f64)> {
+    let mut out = vec![(first, 0.0)];
     let mut next = 0usize;
     let mut k = 1u64;
     while next < keys.len() {
@@ -308,9 +318,7 @@ pub fn presentation(
     settings: &Settings,
 ) -> Result<Presentation, Error> {
     if index.fragments.is_some() {
-        return Err(Error::Unsupported(
-            "fragmented films are not packaged for HLS/DASH yet; serve them progressively".into(),
-        ));
+        return fragments::presentation(index, window, settings);
     }
     let (spans, movie_duration) = spans(index, window)?;
     let mts = index.movie.timescale;
@@ -335,7 +343,7 @@ pub fn presentation(
                 t.info.id
             )));
         }
-        let stsd = write::stsd(index, t)?;
+        let stsd = write::stsd(index, &t.info)?;
         let description = codecs::describe(&codecs::first_entry(stsd.body)?)?;
         let mut clock = Clock::new(t, span, mts);
         let starts: Vec<u64> = if i == reference {
@@ -411,6 +419,7 @@ pub fn presentation(
             average_bandwidth: average,
             segments,
             track: span.track,
+            info: t.info,
             edits: span.edits.clone(),
         });
     }
@@ -429,7 +438,7 @@ fn is_sync(t: &Track, s: u64) -> bool {
 }
 
 /// Peak (over segments of at least half the target) and average bits per second.
-fn bandwidth(segments: &[Segment], target: f64) -> (u64, u64) {
+pub(super) fn bandwidth(segments: &[Segment], target: f64) -> (u64, u64) {
     let bits = |s: &Segment| s.bytes as f64 * 8.0;
     let total_bits: f64 = segments.iter().map(bits).sum();
     let total_time: f64 = segments.iter().map(|s| s.shown_for).sum();

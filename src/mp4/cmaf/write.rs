@@ -12,6 +12,7 @@ use crate::mp4::builder::Builder;
 use crate::mp4::index::{Index, Track};
 use crate::mp4::layout::{Layout, Stored};
 use crate::mp4::tables::{elst, mdhd, put_full, put_u32, put_u64, stco, stsc, tkhd};
+use crate::mp4::trak::TrakInfo;
 use crate::mp4::{Error, boxes};
 use std::sync::Arc;
 
@@ -35,11 +36,9 @@ fn missing(fourcc: [u8; 4]) -> Error {
 }
 
 /// The `trak` box of a track, within the index's `moov`.
-fn trak<'a>(index: &'a Index, t: &Track) -> Result<RawBox<'a>, Error> {
-    let from = index.moov.get(t.info.start..).unwrap_or(&[]);
-    children(from, t.info.start)
-        .next()
-        .ok_or(missing(*b"trak"))?
+fn trak<'a>(index: &'a Index, info: &TrakInfo) -> Result<RawBox<'a>, Error> {
+    let from = index.moov.get(info.start..).unwrap_or(&[]);
+    children(from, info.start).next().ok_or(missing(*b"trak"))?
 }
 
 fn child<'a>(parent: &RawBox<'a>, fourcc: &[u8; 4]) -> Result<RawBox<'a>, Error> {
@@ -53,8 +52,8 @@ fn child<'a>(parent: &RawBox<'a>, fourcc: &[u8; 4]) -> Result<RawBox<'a>, Error>
 }
 
 /// The `stsd` of a track.
-pub(crate) fn stsd<'a>(index: &'a Index, t: &Track) -> Result<RawBox<'a>, Error> {
-    let mdia = child(&trak(index, t)?, b"mdia")?;
+pub(crate) fn stsd<'a>(index: &'a Index, info: &TrakInfo) -> Result<RawBox<'a>, Error> {
+    let mdia = child(&trak(index, info)?, b"mdia")?;
     let stbl = child(&child(&mdia, b"minf")?, b"stbl")?;
     child(&stbl, b"stsd")
 }
@@ -67,7 +66,6 @@ fn rendition(p: &Presentation, id: u32) -> Result<&Rendition, Error> {
 /// The init segment of track `id`.
 pub fn init(index: &Arc<Index>, p: &Presentation, id: u32) -> Result<Layout, Error> {
     let r = rendition(p, id)?;
-    let t = &index.tracks[r.track];
     let mut b = Builder::new(index);
     b.write(|v| {
         let o = boxes::begin_box(v, b"ftyp");
@@ -84,7 +82,7 @@ pub fn init(index: &Arc<Index>, p: &Presentation, id: u32) -> Result<Layout, Err
     let moov = b.open(b"moov");
     let mvhd = child(&root, b"mvhd")?;
     b.copy_with(&mvhd, index.movie.duration_field, 0);
-    let tr = trak(index, t)?;
+    let tr = trak(index, &r.info)?;
     let o = b.open(b"trak");
     for c in tr.children() {
         let c = c?;
@@ -163,71 +161,36 @@ pub fn segment(index: &Arc<Index>, p: &Presentation, n: u32, id: u32) -> Result<
         .and_then(|n| n.checked_sub(1))
         .and_then(|k| r.segments.get(k))
         .ok_or_else(|| Error::Missing(format!("track {id} has no segment {n}")))?;
+    if index.fragments.is_some() {
+        return super::fragments::segment(index, r, seg, n);
+    }
     let t = &index.tracks[r.track];
     let count = seg.end - seg.first;
     let composition = t.ctts.is_some();
-    let entry = 12 + if composition { 4 } else { 0 };
-    // Bounded: count by MAX_SEGMENT_SAMPLES, entry by 16.
-    let mut v = Vec::with_capacity(128 + count as usize * entry);
-    let moof = boxes::begin_box(&mut v, b"moof");
-    let mfhd = boxes::begin_box(&mut v, b"mfhd");
-    put_full(&mut v, 0, 0);
-    put_u32(&mut v, n);
-    boxes::end_box(&mut v, mfhd);
-    let traf = boxes::begin_box(&mut v, b"traf");
-    let tfhd = boxes::begin_box(&mut v, b"tfhd");
-    put_full(&mut v, 0, TFHD_DEFAULT_BASE_IS_MOOF);
-    put_u32(&mut v, id);
-    boxes::end_box(&mut v, tfhd);
-    let tfdt = boxes::begin_box(&mut v, b"tfdt");
-    put_full(&mut v, 1, 0);
-    put_u64(&mut v, seg.time);
-    boxes::end_box(&mut v, tfdt);
-    let trun = boxes::begin_box(&mut v, b"trun");
-    let flags = TRUN_DATA_OFFSET
-        | TRUN_DURATION
-        | TRUN_SIZE
-        | TRUN_FLAGS
-        | if composition { TRUN_COMPOSITION } else { 0 };
-    // Version 1: composition offsets are signed, as muxers write them.
-    put_full(&mut v, u8::from(composition), flags);
-    put_u32(&mut v, count as u32);
-    // Set once the moof's length is known.
-    let data_offset_at = v.len();
-    put_u32(&mut v, 0);
     let mut stts = t.stts.cursor_at(seg.marks.0);
     let mut ctts = t.ctts.as_ref().map(|c| c.cursor_at(seg.marks.1));
     let sync = t.stss.as_deref();
     let mut next_sync = sync.map(|s| s.partition_point(|&x| u64::from(x) <= seg.first));
-    for s in seg.first..seg.end {
-        put_u32(&mut v, stts.value(s));
-        put_u32(&mut v, size(t, s));
-        let is_sync = match (sync, next_sync.as_mut()) {
-            (Some(list), Some(i)) => {
-                let hit = list.get(*i).is_some_and(|&x| u64::from(x) == s + 1);
-                if hit {
-                    *i += 1;
+    let v = head(n, id, seg.time, count, composition, seg.bytes, |v| {
+        for s in seg.first..seg.end {
+            put_u32(v, stts.value(s));
+            put_u32(v, size(t, s));
+            let is_sync = match (sync, next_sync.as_mut()) {
+                (Some(list), Some(i)) => {
+                    let hit = list.get(*i).is_some_and(|&x| u64::from(x) == s + 1);
+                    if hit {
+                        *i += 1;
+                    }
+                    hit
                 }
-                hit
+                _ => true,
+            };
+            put_u32(v, if is_sync { SYNC } else { NON_SYNC });
+            if let Some(c) = ctts.as_mut() {
+                put_u32(v, c.value(s));
             }
-            _ => true,
-        };
-        put_u32(&mut v, if is_sync { SYNC } else { NON_SYNC });
-        if let Some(c) = ctts.as_mut() {
-            put_u32(&mut v, c.value(s));
         }
-    }
-    boxes::end_box(&mut v, trun);
-    boxes::end_box(&mut v, traf);
-    boxes::end_box(&mut v, moof);
-    let data_offset = u32::try_from(v.len() + 8)
-        .map_err(|_| Error::Unsupported("a segment's moof exceeds 4 GiB".into()))?;
-    v[data_offset_at..data_offset_at + 4].copy_from_slice(&data_offset.to_be_bytes());
-    let mdat_len = 8 + seg.bytes;
-    let mdat_len = u32::try_from(mdat_len)
-        .map_err(|_| Error::Unsupported("a segment's mdat exceeds 4 GiB".into()))?;
-    put_u32(&mut v, mdat_len);
-    v.extend_from_slice(b"mdat");
+    })?;
 
     let mut layout = Layout::with_index(index.clone());
     layout.set_own(v.len());
@@ -263,6 +226,71 @@ pub fn segment(index: &Arc<Index>, p: &Presentation, n: u32, id: u32) -> Result<
         });
     }
     Ok(layout)
+}
+
+/// A media segment's `moof` (one `traf`, one `trun` of `count` samples
+/// whose entries `entries` writes: duration, size, flags, and the
+/// composition offset if `composition`) and the `mdat` header for
+/// `payload` sample bytes that follow it.
+pub(super) fn head(
+    n: u32,
+    id: u32,
+    time: u64,
+    count: u64,
+    composition: bool,
+    payload: u64,
+    entries: impl FnOnce(&mut Vec<u8>),
+) -> Result<Vec<u8>, Error> {
+    let count32 = u32::try_from(count)
+        .map_err(|_| Error::Unsupported("a segment holds too many samples".into()))?;
+    let entry = 12 + if composition { 4 } else { 0 };
+    // Bounded: count by MAX_SEGMENT_SAMPLES, entry by 16.
+    let mut v = Vec::with_capacity(128 + count as usize * entry);
+    let moof = boxes::begin_box(&mut v, b"moof");
+    let mfhd = boxes::begin_box(&mut v, b"mfhd");
+    put_full(&mut v, 0, 0);
+    put_u32(&mut v, n);
+    boxes::end_box(&mut v, mfhd);
+    let traf = boxes::begin_box(&mut v, b"traf");
+    let tfhd = boxes::begin_box(&mut v, b"tfhd");
+    put_full(&mut v, 0, TFHD_DEFAULT_BASE_IS_MOOF);
+    put_u32(&mut v, id);
+    boxes::end_box(&mut v, tfhd);
+    let tfdt = boxes::begin_box(&mut v, b"tfdt");
+    put_full(&mut v, 1, 0);
+    put_u64(&mut v, time);
+    boxes::end_box(&mut v, tfdt);
+    let trun = boxes::begin_box(&mut v, b"trun");
+    let flags = TRUN_DATA_OFFSET
+        | TRUN_DURATION
+        | TRUN_SIZE
+        | TRUN_FLAGS
+        | if composition { TRUN_COMPOSITION } else { 0 };
+    // Version 1: composition offsets are signed, as muxers write them.
+    put_full(&mut v, u8::from(composition), flags);
+    put_u32(&mut v, count32);
+    // Set once the moof's length is known.
+    let data_offset_at = v.len();
+    put_u32(&mut v, 0);
+    let before = v.len();
+    entries(&mut v);
+    if v.len() - before != count as usize * entry {
+        return Err(Error::Invalid {
+            fourcc: *b"trun",
+            reason: "samples differ from what the plan counted",
+        });
+    }
+    boxes::end_box(&mut v, trun);
+    boxes::end_box(&mut v, traf);
+    boxes::end_box(&mut v, moof);
+    let data_offset = u32::try_from(v.len() + 8)
+        .map_err(|_| Error::Unsupported("a segment's moof exceeds 4 GiB".into()))?;
+    v[data_offset_at..data_offset_at + 4].copy_from_slice(&data_offset.to_be_bytes());
+    let mdat_len = u32::try_from(8 + payload)
+        .map_err(|_| Error::Unsupported("a segment's mdat exceeds 4 GiB".into()))?;
+    put_u32(&mut v, mdat_len);
+    v.extend_from_slice(b"mdat");
+    Ok(v)
 }
 
 fn size(t: &Track, s: u64) -> u32 {
