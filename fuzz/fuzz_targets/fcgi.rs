@@ -7,7 +7,9 @@ use libfuzzer_sys::fuzz_target;
 use mp4_fcgi::fcgi::{Capabilities, Conn, Event, Limits, OUTPUT_BOUND};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&step, stream)) = data.split_first() else { return };
+    let Some((&step, stream)) = data.split_first() else {
+        return;
+    };
     let step = usize::from(step).max(1);
     let mut conn = Conn::new(
         Limits {
