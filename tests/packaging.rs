@@ -597,3 +597,69 @@ fn a_url_set_is_one_presentation_of_several_films() {
         assert_eq!(g.status, status, "{target}: {}", g.text());
     }
 }
+
+#[test]
+#[cfg_attr(not(has_ffmpeg), ignore = "needs ffmpeg: apt-get install -y ffmpeg")]
+fn sparse_key_frames_make_longer_segments_and_mp3_is_packaged() {
+    common::require_tool("ffmpeg");
+    let dir = tempfile::tempdir().unwrap();
+    // Key frames every 10 s; every frame a key frame; MP3 audio.
+    encode(dir.path(), "gop10.mp4", "160x90", "100k", 250);
+    encode(dir.path(), "intra.mp4", "160x90", "300k", 1);
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=160x90:rate=25:duration=20")
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100:duration=20",
+        ])
+        .args([
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ])
+        .args(["-g", "50", "-c:a", "libmp3lame", "-b:a", "64k"])
+        .arg(dir.path().join("mp3.mp4"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = common::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let root = dir.path().to_str().unwrap();
+    let _pool = Pool::start(&["--http", &addr, "--root", root, "--workers", "1"]);
+    common::wait_port(port);
+
+    let (_, _, gop10) = media_playlist(&get(port, "/gop10.mp4/index-1.m3u8").text());
+    assert_eq!(gop10.len(), 2, "segments of the 10 s GOPs: {gop10:?}");
+    assert!(gop10.iter().all(|d| (d - 10.0).abs() < 0.05), "{gop10:?}");
+    let (_, _, intra) = media_playlist(&get(port, "/intra.mp4/index-1.m3u8").text());
+    assert!(
+        intra.iter().all(|d| (d - 6.0).abs() < 0.05 || *d < 6.0),
+        "{intra:?}"
+    );
+    assert_eq!(intra.len(), 4, "{intra:?}");
+
+    let master = get(port, "/mp3.mp4/master.m3u8").text();
+    assert!(
+        master.contains("mp4a.6B") || master.contains("mp4a.40.34"),
+        "{master}"
+    );
+    for film in ["gop10.mp4", "intra.mp4", "mp3.mp4"] {
+        let url = format!("http://127.0.0.1:{port}/{film}/master.m3u8");
+        let errors = decode_errors(&url);
+        assert!(errors.is_empty(), "{url}: {errors}");
+        let source = frames(dir.path().join(film).to_str().unwrap());
+        same_frames(&url, &frames(&url), &source);
+    }
+}
