@@ -4,6 +4,8 @@
 #       same film's segments pre-packaged by ffmpeg (-f hls -hls_segment_type fmp4,
 #       video and audio in separate segments, as the pool makes them) as static files.
 #       wrk cycles through every segment of each packaging.
+#   H1c the same through nginx's cache in front of the pool (conf-examples/
+#       nginx-cache.conf's location for packaged outputs), once filled.
 #   H3  the worker's peak RSS under 64 connections of segment load, next to the
 #       same load of progressive clips.
 # H2 (playlists and one segment's header, engine only) is in `cargo bench`.
@@ -29,7 +31,7 @@ BIN=$ROOT/target/release/mp4-fcgi
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # --- media: the 60 s film, and ffmpeg's packaging of it --------------------------
-mkdir -p "$WORK/films" "$WORK/static" "$WORK/tmp" "$WORK/logs"
+mkdir -p "$WORK/films" "$WORK/static" "$WORK/tmp" "$WORK/logs" "$WORK/cache"
 ln -s "$CACHE/a.mp4" "$WORK/films/a.mp4"
 ( cd "$WORK/static" && ffmpeg -v error -y -i "$CACHE/a.mp4" -map 0:v -map 0:a -c copy \
     -f hls -hls_segment_type fmp4 -hls_time 6 -hls_playlist_type vod \
@@ -41,6 +43,7 @@ chmod -R a+rX "$WORK"
 POOL=$!
 for _ in $(seq 100); do [ -S "$WORK/pool.sock" ] && break; sleep 0.05; done
 NGINX_PORT=$(port)
+EDGE_PORT=$(port)
 NGINX_USER=
 [ "$(id -u)" = 0 ] && NGINX_USER="user root root;"
 cat > "$WORK/nginx.conf" <<CONF
@@ -55,6 +58,24 @@ http {
   client_body_temp_path $WORK/tmp/body; fastcgi_temp_path $WORK/tmp/fastcgi;
   proxy_temp_path $WORK/tmp/proxy; uwsgi_temp_path $WORK/tmp/uwsgi; scgi_temp_path $WORK/tmp/scgi;
   upstream pool { server unix:$WORK/pool.sock; keepalive 64; }
+  fastcgi_cache_path $WORK/cache levels=1:2 keys_zone=hls:10m max_size=1g inactive=1h use_temp_path=off;
+  server {
+    listen 127.0.0.1:$EDGE_PORT;
+    location /static/ { root $WORK; }
+    location ~ \.mp4/ {
+      fastcgi_cache hls;
+      fastcgi_cache_key "\$request_method|\$uri|\$args";
+      fastcgi_cache_valid 200 1h;
+      fastcgi_cache_lock on;
+      include /etc/nginx/fastcgi_params;
+      fastcgi_split_path_info ^(.+\.mp4)(/.+)\$;
+      fastcgi_param SCRIPT_FILENAME $WORK/films\$fastcgi_script_name;
+      fastcgi_param PATH_INFO \$fastcgi_path_info;
+      fastcgi_pass_request_headers off;
+      fastcgi_buffering on; fastcgi_buffer_size 64k; fastcgi_buffers 32 64k;
+      fastcgi_keep_conn on; fastcgi_pass pool;
+    }
+  }
   server {
     listen 127.0.0.1:$NGINX_PORT;
     location /static/ { root $WORK; }
@@ -95,9 +116,9 @@ request = function()
 end
 LUA
 
-wrk_rate() { # paths-file conns -> "req/s MB/s"
+wrk_rate() { # paths-file conns [base URL] -> "req/s MB/s"
   local out rps mbs non2xx
-  out=$(PATHS=$1 wrk -t1 -c"$2" -d"${DURATION}s" -s "$WORK/cycle.lua" "$N")
+  out=$(PATHS=$1 wrk -t1 -c"$2" -d"${DURATION}s" -s "$WORK/cycle.lua" "${3:-$N}")
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   mbs=$(awk '/Transfer\/sec/ {v=$2; if (v ~ /GB/) {sub("GB","",v); v*=1024} else if (v ~ /KB/) {sub("KB","",v); v/=1024} else sub("MB","",v); print v}' <<<"$out")
   non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
@@ -137,6 +158,15 @@ read -r c_rps c_mbs < <(wrk_rate "$WORK/pool.paths" "$CONNS")
 ratio=$(awk -v a="$c_rps" -v b="$b_rps" 'BEGIN { printf "%.2f", a / b }')
 met=$(awk -v r="$ratio" 'BEGIN { print (r >= 0.8) ? "yes" : "NO" }')
 printf '| H1 | every media segment of the 60 s film, in turn | 0.8 | %s | %.0f | %.1f | %.0f | %.1f | %s |\n' \
+  "$met" "$b_rps" "$b_mbs" "$c_rps" "$c_mbs" "$ratio"
+
+# H1c: fill the cache, then the same cycle through it.
+while read -r p; do curl -s -o /dev/null "http://127.0.0.1:$EDGE_PORT$p"; done < "$WORK/pool.paths"
+read -r b_rps b_mbs < <(wrk_rate "$WORK/static.paths" "$CONNS")
+read -r c_rps c_mbs < <(wrk_rate "$WORK/pool.paths" "$CONNS" "http://127.0.0.1:$EDGE_PORT")
+ratio=$(awk -v a="$c_rps" -v b="$b_rps" 'BEGIN { printf "%.2f", a / b }')
+met=$(awk -v r="$ratio" 'BEGIN { print (r >= 0.8) ? "yes" : "NO" }')
+printf '| H1c | H1 through nginx'"'"'s cache in front of the pool, filled | 0.8 | %s | %.0f | %.1f | %.0f | %.1f | %s |\n' \
   "$met" "$b_rps" "$b_mbs" "$c_rps" "$c_mbs" "$ratio"
 
 # H3: worker memory under 64 connections, segments vs progressive clips.

@@ -786,6 +786,37 @@ fn caching_edge_example_serves_repeats_from_its_cache() {
     assert!(other.body == expected("two_audio.mp4", "start=4"));
     let spelled = http_get(port, "/two_audio.mp4?%73tart=9&start=3", "").unwrap();
     assert_eq!(spelled.header("X-Cache-Status"), Some("MISS"));
+
+    // HLS/DASH outputs through the edge: cached whole, repeats never reach a node.
+    for path in [
+        "/two_audio.mp4/master.m3u8",
+        "/two_audio.mp4/seg-2-1.m4s?start=3",
+        "/two_audio.mp4/init-3.mp4",
+    ] {
+        let first = http_get(port, path, "").unwrap();
+        assert_eq!(first.status, 200, "{path}: {}", first.head);
+        assert_eq!(first.header("X-Cache-Status"), Some("MISS"), "{path}");
+        let (name, rest) = path[1..].split_once('/').unwrap();
+        let (info, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let direct = get(
+            &nodes[0],
+            &format!("/{name}"),
+            query,
+            &[("PATH_INFO", &format!("/{info}"))],
+        );
+        assert!(
+            first.body == direct.body,
+            "{path}: the edge relays the node's bytes"
+        );
+        let before = seen();
+        let again = http_get(port, path, "").unwrap();
+        assert_eq!(again.header("X-Cache-Status"), Some("HIT"), "{path}");
+        assert!(again.body == first.body);
+        let range = http_get(port, path, "Range: bytes=10-19\r\n").unwrap();
+        assert_eq!(range.status, 206, "{path}");
+        assert!(range.body == first.body[10..20]);
+        assert_eq!(seen(), before + 2, "{path}: repeats never reached a node");
+    }
 }
 
 #[test]
