@@ -92,6 +92,12 @@ pub fn mpd(parts: &[Part<'_>], query: &str) -> String {
     s
 }
 
+/// Where a run of `n + 1` segments of `d` from `t` ends (saturating: the
+/// times come from the film).
+fn after(t: u64, d: u64, n: u32) -> u64 {
+    t.saturating_add(d.saturating_mul(u64::from(n) + 1))
+}
+
 fn representation(s: &mut String, file: u8, r: &Rendition, q: &str) {
     let d = &r.description;
     let _ = write!(
@@ -129,7 +135,7 @@ fn representation(s: &mut String, file: u8, r: &Rendition, q: &str) {
         let t = at(seg.shown_at);
         let d = at(seg.shown_at + seg.shown_for).saturating_sub(t);
         match runs.last_mut() {
-            Some((t0, d0, n)) if *d0 == d && *t0 + *d0 * (u64::from(*n) + 1) == t => *n += 1,
+            Some((t0, d0, n)) if *d0 == d && after(*t0, *d0, *n) == t => *n += 1,
             _ => runs.push((t, d, 0)),
         }
     }
@@ -137,7 +143,7 @@ fn representation(s: &mut String, file: u8, r: &Rendition, q: &str) {
         s.push_str("<S");
         if i == 0 || {
             let (pt, pd, pn) = runs[i - 1];
-            pt + pd * (u64::from(pn) + 1) != *t
+            after(pt, pd, pn) != *t
         } {
             let _ = write!(s, " t=\"{t}\"");
         }

@@ -394,7 +394,7 @@ pub fn presentation(
                 first,
                 end,
                 time,
-                duration: clock.dts(end) - time,
+                duration: clock.dts(end).saturating_sub(time),
                 shown_at: shown_at.clamp(0.0, duration),
                 shown_for: (shown_end.min(duration) - shown_at.clamp(0.0, duration)).max(0.0),
                 bytes: t.sizes.sum(first, end),
