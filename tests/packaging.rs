@@ -8,7 +8,6 @@ mod common;
 use common::{Pool, cut, media};
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::path::Path;
 use std::process::Command;
 
 /// A pool with the development listener over tests/media.
@@ -452,48 +451,6 @@ fn what_cannot_be_packaged_is_refused_with_a_reason() {
     assert!(pool.log_text().contains("no segment 99"));
 }
 
-/// Encodes `name` (20 s, key frame every `gop` frames at 25 fps) at `size`.
-fn encode(dir: &Path, name: &str, size: &str, rate: &str, gop: u32) {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc2=size={size}:rate=25:duration=20"))
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000:duration=20",
-        ])
-        .args([
-            "-map",
-            "0:v",
-            "-map",
-            "1:a",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-        ])
-        .args(["-pix_fmt", "yuv420p", "-sc_threshold", "0", "-b:v", rate])
-        .arg("-g")
-        .arg(gop.to_string())
-        .args([
-            "-keyint_min",
-            &gop.to_string(),
-            "-c:a",
-            "aac",
-            "-b:a",
-            "48k",
-        ])
-        .arg(dir.join(name))
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 #[cfg_attr(not(has_ffmpeg), ignore = "needs ffmpeg: apt-get install -y ffmpeg")]
 fn a_url_set_is_one_presentation_of_several_films() {
@@ -501,9 +458,9 @@ fn a_url_set_is_one_presentation_of_several_films() {
     let dir = tempfile::tempdir().unwrap();
     let films = dir.path().join("films");
     std::fs::create_dir(&films).unwrap();
-    encode(&films, "lecture_360.mp4", "320x180", "150k", 50);
-    encode(&films, "lecture_720.mp4", "640x360", "600k", 50);
-    encode(&films, "lecture_odd.mp4", "320x180", "150k", 60);
+    common::encode(&films, "lecture_360.mp4", "320x180", "150k", 50);
+    common::encode(&films, "lecture_720.mp4", "640x360", "600k", 50);
+    common::encode(&films, "lecture_odd.mp4", "320x180", "150k", 60);
     let port = common::free_port();
     let addr = format!("127.0.0.1:{port}");
     let root = dir.path().to_str().unwrap();
@@ -604,8 +561,8 @@ fn sparse_key_frames_make_longer_segments_and_mp3_is_packaged() {
     common::require_tool("ffmpeg");
     let dir = tempfile::tempdir().unwrap();
     // Key frames every 10 s; every frame a key frame; MP3 audio.
-    encode(dir.path(), "gop10.mp4", "160x90", "100k", 250);
-    encode(dir.path(), "intra.mp4", "160x90", "300k", 1);
+    common::encode(dir.path(), "gop10.mp4", "160x90", "100k", 250);
+    common::encode(dir.path(), "intra.mp4", "160x90", "300k", 1);
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
         .arg("testsrc2=size=160x90:rate=25:duration=20")

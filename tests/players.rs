@@ -13,9 +13,9 @@
 
 mod common;
 
+use common::webdriver::base64_decode;
 use common::{Stop, free_port, media, require_tool, wait_port};
 use serde_json::{Value, json};
-use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,42 +25,14 @@ use std::time::{Duration, Instant};
 const PLAYER_BUDGET_S: u64 = 55;
 const SCRIPT_TIMEOUT_S: u64 = 60;
 
-/// One WebDriver command over HTTP/1.1 with `Connection: close`, read by
-/// Content-Length (chromedriver may keep the connection open).
 fn wd(port: u16, method: &str, path: &str, body: Option<Value>) -> Value {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(SCRIPT_TIMEOUT_S + 20)))
-        .unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
+    common::webdriver::wd(
+        port,
+        method,
+        path,
+        body,
+        Duration::from_secs(SCRIPT_TIMEOUT_S + 20),
     )
-    .unwrap();
-    let mut all = Vec::new();
-    let mut buf = [0u8; 65536];
-    loop {
-        if let Some(end) = all.windows(4).position(|w: &[u8]| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&all[..end]).to_ascii_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or_else(|| panic!("{path}: no Content-Length in {head}"));
-            if all.len() >= end + 4 + len {
-                return serde_json::from_slice(&all[end + 4..end + 4 + len])
-                    .unwrap_or_else(|e| panic!("{path}: {e}"));
-            }
-        }
-        let n = s.read(&mut buf).unwrap_or_else(|e| panic!("{path}: {e}"));
-        assert!(
-            n > 0,
-            "{path}: chromedriver closed early: {:?}",
-            String::from_utf8_lossy(&all)
-        );
-        all.extend_from_slice(&buf[..n]);
-    }
 }
 
 /// A WebDriver error answer (`{"value": {"error": ...}}`) as a panic.
@@ -185,31 +157,6 @@ pub fn run_player(page_base: &str, kind: &str, url: &str, script: Value) -> Valu
         "runPlayer({kind}, {url}) returned {report} after {took:?}"
     );
     report
-}
-
-fn base64_decode(s: &str) -> Vec<u8> {
-    let val = |c: u8| match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' => 62,
-        _ => 63,
-    };
-    let clean: Vec<u8> = s
-        .bytes()
-        .filter(|c| *c != b'=' && !c.is_ascii_whitespace())
-        .collect();
-    clean
-        .chunks(4)
-        .flat_map(|q| {
-            let n = q
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (i, &c)| n | (u32::from(val(c)) << (18 - 6 * i)));
-            let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-            bytes[..q.len().saturating_sub(1)].to_vec()
-        })
-        .collect()
 }
 
 /// tests/players/, served as the page base.
@@ -557,44 +504,7 @@ fn players_play_what_the_pool_packages() {
         ("set_360.mp4", "320x180", "150k"),
         ("set_720.mp4", "640x360", "700k"),
     ] {
-        let out = Command::new("ffmpeg")
-            .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-            .arg(format!("testsrc2=size={size}:rate=25:duration=20"))
-            .args([
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=440:sample_rate=48000:duration=20",
-            ])
-            .args([
-                "-map",
-                "0:v",
-                "-map",
-                "1:a",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-            ])
-            .args([
-                "-pix_fmt",
-                "yuv420p",
-                "-g",
-                "50",
-                "-keyint_min",
-                "50",
-                "-sc_threshold",
-                "0",
-            ])
-            .args(["-b:v", rate, "-c:a", "aac", "-b:a", "48k"])
-            .arg(root.path().join(name))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::encode(root.path(), name, size, rate, 50);
     }
     let pool = common::Pool::start(&["--workers", "2", "--socket-mode", "666"]);
     std::fs::set_permissions(

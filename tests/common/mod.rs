@@ -1,6 +1,8 @@
 //! Shared test harness: tools, media, a running pool, a FastCGI client.
 #![allow(dead_code)]
 
+pub mod webdriver;
+
 use mp4_fcgi::fcgi::{self, Status};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -574,4 +576,46 @@ pub fn start_nginx(bin: &Path, dir: &Path, conf: &str, port: u16) -> Stop {
         .expect("nginx starts");
     wait_port(port);
     Stop(child)
+}
+
+/// Encodes `name` (20 s, key frame every `gop` frames at 25 fps) at `size`.
+pub fn encode(dir: &Path, name: &str, size: &str, rate: &str, gop: u32) {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={size}:rate=25:duration=20"))
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000:duration=20",
+        ])
+        .args([
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ])
+        .args(["-pix_fmt", "yuv420p", "-sc_threshold", "0", "-b:v", rate])
+        .arg("-g")
+        .arg(gop.to_string())
+        .args([
+            "-keyint_min",
+            &gop.to_string(),
+            "-c:a",
+            "aac",
+            "-b:a",
+            "48k",
+        ])
+        .arg(dir.join(name))
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
