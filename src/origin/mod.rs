@@ -8,6 +8,7 @@
 //! ([`Origin::check`]) and for ranges of it ([`Origin::read`]); [`Reader`]
 //! lends the engine a blocking view of an object for index builds.
 
+mod client;
 mod key;
 mod reader;
 
@@ -16,7 +17,7 @@ pub use reader::{Reader, fault_of};
 
 use bytes::Bytes;
 use object_store::path::Path as ObjectPath;
-use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, RetryConfig};
+use object_store::{ClientOptions, GetOptions, GetRange, GetResult, ObjectStore, RetryConfig};
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -166,6 +167,9 @@ impl Fault {
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
+        if let Some(r) = redirected(&e) {
+            return Fault::Failed(format!("{r}: {text}"));
+        }
         match e {
             object_store::Error::NotFound { .. } => Fault::NotFound(text),
             object_store::Error::PermissionDenied { .. }
@@ -175,6 +179,18 @@ impl Fault {
             _ => Fault::Failed(text),
         }
     }
+}
+
+/// The refused redirect anywhere in the error's chain.
+fn redirected<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e client::Redirected> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(r) = err.downcast_ref::<client::Redirected>() {
+            return Some(r);
+        }
+        cur = err.source();
+    }
+    None
 }
 
 /// Whether a timeout is anywhere in the error's chain.
@@ -219,10 +235,24 @@ impl Origin {
     /// Builds the client. Nothing is sent yet: a wrong endpoint or key
     /// shows on the first request.
     pub fn new(s: &Settings) -> Result<Origin, String> {
+        Self::with_credentials(s, reader::shared_credentials())
+    }
+
+    /// [`Origin::new`] with S3 keys (id, secret, session token) that take
+    /// precedence over the environment's, when given.
+    fn with_credentials(
+        s: &Settings,
+        credentials: Option<(String, String, Option<String>)>,
+    ) -> Result<Origin, String> {
         let options = ClientOptions::new()
             .with_timeout(s.timeout)
             .with_connect_timeout(s.timeout.min(Duration::from_secs(5)))
-            .with_pool_idle_timeout(Duration::from_secs(50))
+            // Idle connections to the store are sockets and memory held for
+            // clients that may have left: a few per host, closed soon, are
+            // enough to chain one chunk read after another (50 s and no cap
+            // left some 300 sockets per worker after a burst).
+            .with_pool_idle_timeout(Duration::from_secs(5))
+            .with_pool_max_idle_per_host(16)
             .with_allow_http(true);
         // Reads are idempotent: retried with back-off, all within the timeout.
         let retry = RetryConfig {
@@ -239,8 +269,9 @@ impl Origin {
             let mut b = object_store::aws::AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
                 .with_client_options(options)
+                .with_http_connector(client::NoRedirects)
                 .with_retry(retry);
-            if let Some(creds) = reader::shared_credentials() {
+            if let Some(creds) = credentials {
                 b = b
                     .with_access_key_id(creds.0)
                     .with_secret_access_key(creds.1);
@@ -281,6 +312,7 @@ impl Origin {
             let store = object_store::http::HttpBuilder::new()
                 .with_url(base.clone())
                 .with_client_options(options)
+                .with_http_connector(client::NoRedirects)
                 .with_retry(retry)
                 .build()
                 .map_err(|e| format!("--origin {url}: {e}"))?;
@@ -331,7 +363,9 @@ impl Origin {
             version: got.meta.version.clone(),
             modified: got.meta.last_modified.into(),
         };
-        let bytes = got.bytes().await.map_err(Fault::from_store)?;
+        // The range the store promised, checked against the one asked.
+        let range = got.range.clone();
+        let bytes = body(key, got, range).await?;
         Ok((object, bytes))
     }
 
@@ -363,7 +397,6 @@ impl Origin {
     /// Bytes `range` of the object as it was opened: a changed object is a
     /// [`Fault::Changed`], never a mix of two versions.
     pub async fn read(&self, object: &Object, range: Range<u64>) -> Result<Bytes, Fault> {
-        let want = range.end.saturating_sub(range.start);
         let options = GetOptions {
             range: Some(GetRange::Bounded(range.clone())),
             if_match: object.etag.clone(),
@@ -377,17 +410,49 @@ impl Origin {
                 object.key, got.meta.size, object.size
             )));
         }
-        let bytes = got.bytes().await.map_err(Fault::from_store)?;
-        if bytes.len() as u64 != want {
+        body(&object.key, got, range).await
+    }
+}
+
+/// The body of `got`, which must be bytes `range` of `key`: exactly
+/// `range`'s length. Read as it arrives, and refused as soon as more than
+/// that arrives, so that an origin that sends more than asked (a
+/// `Content-Length` far beyond its `Content-Range`) costs at most the
+/// range and one network chunk.
+async fn body(key: &str, got: GetResult, range: Range<u64>) -> Result<Bytes, Fault> {
+    let want = range.end.saturating_sub(range.start);
+    let mut stream = got.into_stream();
+    // A body in one piece is kept as it came, without a copy.
+    let mut first: Option<Bytes> = None;
+    let mut joined: Vec<u8> = Vec::new();
+    let mut n: u64 = 0;
+    while let Some(piece) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+        let piece = piece.map_err(Fault::from_store)?;
+        n = n.saturating_add(piece.len() as u64);
+        if n > want {
             return Err(Fault::Failed(format!(
-                "{}: {} bytes at {} where {want} were asked",
-                object.key,
-                bytes.len(),
+                "{key}: the media store sent more than the {want} bytes asked at {}",
                 range.start
             )));
         }
-        Ok(bytes)
+        match first.take() {
+            None if joined.is_empty() => first = Some(piece),
+            None => joined.extend_from_slice(&piece),
+            Some(held) => {
+                // Within `want`, which was asked: it fits in memory.
+                joined.reserve_exact(usize::try_from(want).unwrap_or(usize::MAX));
+                joined.extend_from_slice(&held);
+                joined.extend_from_slice(&piece);
+            }
+        }
     }
+    if n != want {
+        return Err(Fault::Failed(format!(
+            "{key}: {n} bytes at {} where {want} were asked",
+            range.start
+        )));
+    }
+    Ok(first.unwrap_or_else(|| joined.into()))
 }
 
 /// A small runtime for origin requests, started in each worker after fork
@@ -417,6 +482,9 @@ pub fn split_object_url(url: &str) -> Option<(String, String)> {
     let key = &url[slash + 1..];
     (!key.is_empty() && slash > scheme_end).then(|| (url[..=slash].to_string(), key.to_string()))
 }
+
+#[cfg(test)]
+mod hostile_tests;
 
 #[cfg(test)]
 mod tests {
