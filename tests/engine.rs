@@ -89,8 +89,70 @@ fn assert_untouched_boxes_kept(src: &Path, out: &Path, flash: bool) {
     }
 }
 
+/// Sum of the sample sizes an `stsz` or `stz2` box declares.
+fn declared_bytes(kind: &str, b: &[u8]) -> u64 {
+    let be = |i: usize| u32::from_be_bytes(b[i..i + 4].try_into().unwrap()) as u64;
+    let count = be(16) as usize;
+    if kind == "stsz" {
+        let fixed = be(12);
+        if fixed != 0 {
+            return fixed * count as u64;
+        }
+        return (0..count).map(|i| be(20 + 4 * i)).sum();
+    }
+    let field = b[15] as usize;
+    (0..count)
+        .map(|i| match field {
+            4 => u64::from((b[20 + i / 2] >> if i % 2 == 0 { 4 } else { 0 }) & 0xf),
+            8 => u64::from(b[20 + i]),
+            _ => u64::from(u16::from_be_bytes([b[20 + 2 * i], b[21 + 2 * i]])),
+        })
+        .sum()
+}
+
+/// Bytes of `mdat` that no sample table refers to: what an answer carries
+/// beyond its samples (coalesced gaps between kept chunks).
+fn slack(out: &Path) -> u64 {
+    let data = std::fs::read(out).unwrap();
+    let mut tables = Vec::new();
+    boxes(&data, "", &mut tables);
+    let samples: u64 = (tables.iter())
+        .filter_map(|(p, b)| {
+            p.rsplit('/')
+                .next()
+                .filter(|k| *k == "stsz" || *k == "stz2")
+                .map(|k| declared_bytes(k, b))
+        })
+        .sum();
+    let (mut pos, mut payload) = (0usize, 0u64);
+    while pos + 8 <= data.len() {
+        let size = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as u64;
+        let (size, head) = match size {
+            1 => (
+                u64::from_be_bytes(data[pos + 8..pos + 16].try_into().unwrap()),
+                16,
+            ),
+            0 => ((data.len() - pos) as u64, 8),
+            n => (n, 8),
+        };
+        if &data[pos + 4..pos + 8] == b"mdat" {
+            payload += size - head;
+        }
+        pos += size as usize;
+    }
+    payload.saturating_sub(samples)
+}
+
+/// What an answer may carry beyond its samples (4 KiB gaps, a few of them).
+const SLACK: u64 = 64 << 10;
+
 fn check_output(src: &Path, out: &Path, expect: f64, label: &str) {
     assert_eq!(decode_errors(out), "", "{label}: must decode clean");
+    let extra = slack(out);
+    assert!(
+        extra <= SLACK,
+        "{label}: {extra} bytes of mdat hold no sample"
+    );
     let d = probe_duration(out);
     assert!(
         (d - expect).abs() <= FRAME,
@@ -295,4 +357,57 @@ fn info_describes_tracks() {
             .unwrap()
             .contains("fragmented: yes (10 fragments)")
     );
+}
+
+#[test]
+#[cfg_attr(
+    not(all(has_ffmpeg, has_ffprobe)),
+    ignore = "needs ffmpeg, ffprobe: apt-get install -y ffmpeg"
+)]
+fn a_sparse_subtitle_track_adds_only_its_samples() {
+    // ffmpeg writes a subtitle track's last sample at the end of the mdat:
+    // a window must not carry the film between its chunks and that one.
+    require_tool("ffmpeg");
+    let dir = tempfile::tempdir().unwrap();
+    let srt = dir.path().join("s.srt");
+    std::fs::write(
+        &srt,
+        "1\n00:00:01,000 --> 00:00:03,000\nHello\n\n2\n00:00:18,000 --> 00:00:19,000\nWorld\n",
+    )
+    .unwrap();
+    let film = dir.path().join("subs.mp4");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-i"])
+        .arg(media("a.mp4"))
+        .arg("-i")
+        .arg(&srt)
+        .args(["-map", "0", "-map", "1", "-c", "copy", "-c:s", "mov_text"])
+        .arg(&film)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for args in [
+        &["--end", "5"][..],
+        &["--start", "5", "--end", "12"],
+        &["--start", "2", "--end", "4"],
+    ] {
+        let (plain, subs) = (dir.path().join("plain.mp4"), dir.path().join("out.mp4"));
+        cut(&media("a.mp4"), &plain, args).unwrap();
+        cut(&film, &subs, args).unwrap();
+        let (p, s) = (
+            std::fs::metadata(&plain).unwrap().len(),
+            std::fs::metadata(&subs).unwrap().len(),
+        );
+        // The subtitle track's samples and tables are a few hundred bytes.
+        assert!(
+            s <= p + p / 50 + 2048,
+            "{args:?}: {s} bytes with subtitles, {p} without"
+        );
+        assert!(
+            slack(&subs) <= SLACK,
+            "{args:?}: {} bytes hold no sample",
+            slack(&subs)
+        );
+        assert_eq!(decode_errors(&subs), "", "{args:?}");
+    }
 }

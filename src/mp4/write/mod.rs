@@ -22,10 +22,11 @@ use moov::{Spec, TrackOut, moov};
 use std::ops::Range;
 use std::sync::Arc;
 
-/// Tracks whose byte ranges lie closer than this share one source span;
-/// farther apart (a `tmcd` sample at the head of `mdat`), they get their own,
-/// so the output never carries the film between them.
-const SPAN_GAP: u64 = 1 << 20;
+/// Chunks whose byte ranges lie closer than this share one source span (a
+/// gap this small costs less to send than another span); farther apart, they
+/// get their own, so the output carries at most this much of what no table
+/// refers to between two kept chunks.
+const SPAN_GAP: u64 = 4 << 10;
 
 /// The output chunk offsets and source media range of samples `[a, b)`.
 fn track_out(index: &Index, i: usize, plan: TrackPlan, wide: bool) -> Result<TrackOut, Error> {
@@ -48,35 +49,33 @@ fn track_out(index: &Index, i: usize, plan: TrackPlan, wide: bool) -> Result<Tra
         first_delta: t.sizes.sum(first.first_sample, a),
         wide,
     };
-    let media = if t.chunks_in_order {
-        let last = stsc::Chunks::at(&t.stsc, count, b - 1)
-            .next()
-            .ok_or(Error::Invalid {
-                fourcc: *b"stsc",
-                reason: "no chunk holds the window's samples",
-            })?;
-        let lo = offsets.source(&t.chunk_offsets, 0);
-        let last_at = offsets.source(&t.chunk_offsets, crop.chunks - 1);
-        let from = last.first_sample.max(a);
-        // Chunks in order do not overlap, so the last one ends last.
-        lo..(last_at + t.sizes.sum(from, b)).max(lo)
-    } else {
-        // Chunks out of file order: the range is their hull.
-        let mut lo = u64::MAX;
-        let mut hi = 0;
-        let mut sample = a;
-        for (k, c) in stsc::Chunks::at(&t.stsc, count, a).enumerate() {
-            if sample >= b {
-                break;
-            }
-            let s1 = (c.first_sample + u64::from(c.samples)).min(b);
-            let at = offsets.source(&t.chunk_offsets, k as u64);
-            lo = lo.min(at);
-            hi = hi.max(at + t.sizes.sum(sample, s1));
-            sample = s1;
+    // One range per chunk the window keeps, so a sparse track (subtitles,
+    // chapters, timecode) whose chunks lie far apart never carries the film
+    // between them; neighbours merge here or in `mdat_ranges`.
+    let mut media: Vec<Range<u64>> = Vec::new();
+    let mut sample = a;
+    for (k, c) in stsc::Chunks::at(&t.stsc, count, a).enumerate() {
+        if sample >= b {
+            break;
         }
-        lo..hi.max(lo)
-    };
+        let s1 = c
+            .first_sample
+            .saturating_add(u64::from(c.samples))
+            .min(b)
+            .max(sample);
+        let at = offsets.source(&t.chunk_offsets, k as u64);
+        let end = at.saturating_add(t.sizes.sum(sample, s1));
+        sample = s1;
+        if end == at {
+            continue;
+        }
+        match media.last_mut() {
+            Some(last) if at >= last.start && at <= last.end.saturating_add(SPAN_GAP) => {
+                last.end = last.end.max(end);
+            }
+            _ => media.push(at..end),
+        }
+    }
     Ok(TrackOut {
         track: i,
         plan: Some(plan),
@@ -237,7 +236,12 @@ pub(crate) fn window(index: &Arc<Index>, plan: Plan, style: &Style) -> Result<La
     for tp in plan.tracks {
         tracks.push(track_out(index, tp.track, tp, false)?);
     }
-    let spans = mdat_ranges(tracks.iter().map(|t| t.media.clone()).collect());
+    let spans = mdat_ranges(
+        tracks
+            .iter()
+            .flat_map(|t| t.media.iter().cloned())
+            .collect(),
+    );
     let payload: u64 = spans.iter().map(|s| s.1 - s.0).sum();
     let mdat_header: u64 = if payload + 8 > u64::from(u32::MAX) {
         16
@@ -346,7 +350,7 @@ fn whole_layout(index: &Arc<Index>, style: &Style) -> Result<Layout, Error> {
                 first_delta: 0,
                 wide: false,
             },
-            media: 0..0,
+            media: Vec::new(),
         });
     }
     let mut spec = Spec {

@@ -22,8 +22,8 @@ pub(super) struct TrackOut {
     /// `None`: copy every table but the chunk offsets (fast-start).
     pub(super) plan: Option<TrackPlan>,
     pub(super) offsets: stco::Crop,
-    /// The source range of the track's media: `[lo, hi)`.
-    pub(super) media: Range<u64>,
+    /// The source ranges of the track's kept chunks, merged where close.
+    pub(super) media: Vec<Range<u64>>,
 }
 
 /// What the `moov` writer does with the film's tracks.
