@@ -11,6 +11,7 @@ mod common;
 #[path = "../benches/synth/mod.rs"]
 mod synth;
 
+use common::boxes::{be32, be64, bx, co64, ftyp, full, mvhd, stco, stsd, trak};
 use common::{Client, Pool, media};
 use mp4_fcgi::fcgi;
 use std::collections::BTreeSet;
@@ -25,87 +26,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-// --- box builders -----------------------------------------------------------
-
-fn bx(fourcc: &[u8; 4], body: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(body.len() + 8);
-    v.extend_from_slice(&u32::try_from(body.len() + 8).unwrap().to_be_bytes());
-    v.extend_from_slice(fourcc);
-    v.extend_from_slice(body);
-    v
-}
-
-fn full(fourcc: &[u8; 4], version_flags: u32, body: &[u8]) -> Vec<u8> {
-    let mut b = version_flags.to_be_bytes().to_vec();
-    b.extend_from_slice(body);
-    bx(fourcc, &b)
-}
-
-fn be32(v: &[u32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_be_bytes()).collect()
-}
-
-fn be64(v: &[u64]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_be_bytes()).collect()
-}
-
-fn ftyp() -> Vec<u8> {
-    bx(b"ftyp", b"isom\0\0\x02\0isomiso2avc1mp41")
-}
-
-fn mvhd(timescale: u32, duration: u32) -> Vec<u8> {
-    full(
-        b"mvhd",
-        0,
-        &[be32(&[0, 0, timescale, duration]), vec![0; 80]].concat(),
-    )
-}
-
-fn tkhd(id: u32, duration: u32) -> Vec<u8> {
-    let mut b = vec![0u8; 80];
-    b[8..12].copy_from_slice(&id.to_be_bytes());
-    b[16..20].copy_from_slice(&duration.to_be_bytes());
-    full(b"tkhd", 3, &b)
-}
-
-fn mdhd(timescale: u32, duration: u32) -> Vec<u8> {
-    full(b"mdhd", 0, &be32(&[0, 0, timescale, duration, 0x55c4_0000]))
-}
-
-fn hdlr_vide() -> Vec<u8> {
-    let mut b = vec![0u8; 4];
-    b.extend_from_slice(b"vide");
-    b.extend_from_slice(&[0; 13]);
-    full(b"hdlr", 0, &b)
-}
-
-fn stsd() -> Vec<u8> {
-    full(b"stsd", 0, &[be32(&[1]), bx(b"avc1", &[0; 70])].concat())
-}
-
-fn stco(offsets: &[u64]) -> Vec<u8> {
-    let o: Vec<u32> = offsets.iter().map(|&o| o as u32).collect();
-    full(b"stco", 0, &[be32(&[o.len() as u32]), be32(&o)].concat())
-}
-
-fn co64(offsets: &[u64]) -> Vec<u8> {
-    full(
-        b"co64",
-        0,
-        &[be32(&[offsets.len() as u32]), be64(offsets)].concat(),
-    )
-}
-
-/// A video `trak` around `stbl_children`.
-fn trak(id: u32, timescale: u32, duration: u32, stbl_children: &[u8]) -> Vec<u8> {
-    let minf = bx(b"minf", &bx(b"stbl", stbl_children));
-    let mdia = bx(
-        b"mdia",
-        &[mdhd(timescale, duration), hdlr_vide(), minf].concat(),
-    );
-    bx(b"trak", &[tkhd(id, duration), mdia].concat())
 }
 
 /// Samples of the small film: 100 of 100 bytes, 10 per chunk, 10 s at 1000 Hz.

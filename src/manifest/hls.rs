@@ -90,8 +90,8 @@ pub fn master(parts: &[Part<'_>], query: &str) -> String {
         let _ = write!(
             s,
             "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{codecs}\"",
-            (r.peak_bandwidth + audio_peak).max(1),
-            (r.average_bandwidth + audio_average).max(1),
+            r.peak_bandwidth.saturating_add(audio_peak).max(1),
+            r.average_bandwidth.saturating_add(audio_average).max(1),
         );
         if r.description.width > 0 && r.description.height > 0 {
             let _ = write!(

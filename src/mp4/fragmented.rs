@@ -99,22 +99,21 @@ fn read_traf(
         decode_time: None,
         duration: 0,
     };
-    let mut default_duration = 0u64;
+    let mut default = frag::Defaults::default();
     for b in traf.children() {
         let b = b?;
         match &b.fourcc {
             b"tfhd" => {
                 let h = frag::read_tfhd(b.body)?;
                 t.track = h.track_id;
-                default_duration = h.default_duration.map_or_else(
-                    || {
-                        defaults
-                            .iter()
-                            .find(|d| d.0 == h.track_id)
-                            .map_or(0, |d| u64::from(d.1))
-                    },
-                    u64::from,
-                );
+                // Sorted by id: a film of many tracks costs no scan per traf.
+                let trex = (defaults.binary_search_by_key(&h.track_id, |d| d.0))
+                    .map_or(0, |i| defaults[i].1);
+                default = frag::Defaults {
+                    duration: trex,
+                    ..Default::default()
+                }
+                .with(&h);
                 if let Some((at, value)) = h.base_data_offset {
                     patches.push(Patch {
                         at: b.body_start() + at,
@@ -137,7 +136,7 @@ fn read_traf(
             b"trun" => {
                 t.duration = t
                     .duration
-                    .saturating_add(frag::trun_duration(b.body, default_duration)?);
+                    .saturating_add(frag::read_trun(b.body)?.totals(&default).0);
             }
             _ => {}
         }
@@ -165,11 +164,13 @@ pub(crate) fn scan(
             fourcc: *b"moov",
             reason: "fragmented file without tracks",
         })?;
-    let defaults = trex_defaults(moov)?;
+    let mut defaults = trex_defaults(moov)?;
+    defaults.sort_unstable_by_key(|d| d.0);
     let mut list: Vec<Fragment> = Vec::new();
     let mut moofs = Vec::new();
     let mut patches = Vec::new();
     let mut ends: Vec<(u32, u64)> = traks.iter().map(|t| (t.id, 0)).collect();
+    ends.sort_unstable_by_key(|e| e.0);
     let mut next_time = 0u64;
     let mut before = 0u64;
     for (i, b) in top.iter().enumerate() {
@@ -197,7 +198,8 @@ pub(crate) fn scan(
                 continue;
             }
             let t = read_traf(&traf, &defaults, &mut patches)?;
-            if let Some(e) = ends.iter_mut().find(|e| e.0 == t.track) {
+            if let Ok(i) = ends.binary_search_by_key(&t.track, |e| e.0) {
+                let e = &mut ends[i];
                 let start = t.decode_time.unwrap_or(e.1);
                 e.1 = start.saturating_add(t.duration);
             }

@@ -1,6 +1,7 @@
 //! Shared test harness: tools, media, a running pool, a FastCGI client.
 #![allow(dead_code)]
 
+pub mod boxes;
 pub mod webdriver;
 
 use mp4_fcgi::fcgi::{self, Status};

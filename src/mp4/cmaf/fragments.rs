@@ -8,6 +8,7 @@ use super::{Kind, MAX_SEGMENT_SAMPLES, Presentation, Rendition, Segment, Setting
 use crate::mp4::boxes::{Reader, children};
 use crate::mp4::index::Index;
 use crate::mp4::layout::{Layout, Stored};
+use crate::mp4::tables::frag::{Defaults, Traf, read_trafs};
 use crate::mp4::tables::put_u32;
 use crate::mp4::{Error, Window};
 use std::sync::Arc;
@@ -21,11 +22,12 @@ struct Sample {
     offset: u64,
 }
 
-/// Per-track defaults of the init `moov`'s `trex`: duration, size, flags.
-fn trex(index: &Index, id: u32) -> Result<(u32, u32, u32), Error> {
+/// Per-track defaults of the init `moov`'s `trex`es, by track id.
+fn trex(index: &Index) -> Result<Vec<(u32, Defaults)>, Error> {
     let root = children(&index.moov, 0)
         .next()
         .ok_or(Error::NotMp4("empty moov"))??;
+    let mut out = Vec::new();
     for b in root.children() {
         let b = b?;
         if &b.fourcc != b"mvex" {
@@ -36,25 +38,26 @@ fn trex(index: &Index, id: u32) -> Result<(u32, u32, u32), Error> {
             if &c.fourcc == b"trex" {
                 let mut r = Reader::new(c.body, *b"trex");
                 r.full_box()?;
-                if r.u32()? == id {
-                    r.skip(4)?;
-                    return Ok((r.u32()?, r.u32()?, r.u32()?));
-                }
+                let id = r.u32()?;
+                r.skip(4)?;
+                let (duration, size, flags) = (r.u32()?, r.u32()?, r.u32()?);
+                out.push((
+                    id,
+                    Defaults {
+                        duration,
+                        size,
+                        flags,
+                    },
+                ));
             }
         }
     }
-    Ok((0, 0, 0))
+    out.sort_unstable_by_key(|t| t.0);
+    Ok(out)
 }
 
-/// Track `id`'s samples in fragment `f`, and its first `tfdt` if any.
-/// `samples` gets them in order; fails on a hostile count or offset.
-fn samples(
-    index: &Index,
-    f: usize,
-    id: u32,
-    defaults: (u32, u32, u32),
-    samples: &mut Vec<Sample>,
-) -> Result<Option<u64>, Error> {
+/// The `traf`s of fragment `f`, parsed once for all its tracks.
+fn trafs<'i>(index: &'i Index, f: usize, trex: &[(u32, Defaults)]) -> Result<Vec<Traf<'i>>, Error> {
     let frags = index
         .fragments
         .as_ref()
@@ -64,113 +67,69 @@ fn samples(
     let moof = children(moof_bytes, 0)
         .next()
         .ok_or(Error::NotMp4("empty moof"))??;
-    let mut time = None;
-    for traf in moof.children() {
-        let traf = traf?;
-        if &traf.fourcc != b"traf" {
+    // Sorted by id (see `trex`): a film of many tracks costs no scan per traf.
+    let defaults = |id: u32| {
+        trex.binary_search_by_key(&id, |t| t.0)
+            .map_or_else(|_| Defaults::default(), |i| trex[i].1)
+    };
+    read_trafs(&moof, frag.offset, defaults)
+}
+
+fn too_many() -> Error {
+    Error::Unsupported(format!(
+        "a segment would hold more than {MAX_SEGMENT_SAMPLES} samples"
+    ))
+}
+
+/// Track `id`'s samples in fragment `f` appended to `samples`, where their
+/// bytes are; fails on a hostile count or offset.
+fn samples(
+    index: &Index,
+    f: usize,
+    id: u32,
+    trex: &[(u32, Defaults)],
+    samples: &mut Vec<Sample>,
+) -> Result<(), Error> {
+    for t in trafs(index, f, trex)? {
+        if t.tfhd.track_id != id {
             continue;
         }
-        let (mut base, mut dur, mut size, mut flags) =
-            (frag.offset, defaults.0, defaults.1, defaults.2);
-        let mut mine = false;
-        let mut next = None::<u64>;
-        for b in traf.children() {
-            let b = b?;
-            match &b.fourcc {
-                b"tfhd" => {
-                    let mut r = Reader::new(b.body, *b"tfhd");
-                    let (_, fl) = r.full_box()?;
-                    mine = r.u32()? == id;
-                    if fl & 0x01 != 0 {
-                        base = r.u64()?;
-                    }
-                    if fl & 0x02 != 0 {
-                        r.skip(4)?;
-                    }
-                    if fl & 0x08 != 0 {
-                        dur = r.u32()?;
-                    }
-                    if fl & 0x10 != 0 {
-                        size = r.u32()?;
-                    }
-                    if fl & 0x20 != 0 {
-                        flags = r.u32()?;
-                    }
-                }
-                b"tfdt" if mine => {
-                    let mut r = Reader::new(b.body, *b"tfdt");
-                    let (v, _) = r.full_box()?;
-                    let t = if v == 1 {
-                        r.u64()?
-                    } else {
-                        u64::from(r.u32()?)
-                    };
-                    time.get_or_insert(t);
-                }
-                b"trun" if mine => {
-                    let mut r = Reader::new(b.body, *b"trun");
-                    let (_, fl) = r.full_box()?;
-                    let n = r.u32()?;
-                    let mut at = match (fl & 0x01 != 0, next) {
-                        (true, _) => {
-                            let off = i64::from(r.u32()? as i32);
-                            base.checked_add_signed(off).ok_or(Error::Invalid {
-                                fourcc: *b"trun",
-                                reason: "data offset before the file",
-                            })?
-                        }
-                        (false, Some(n)) => n,
-                        (false, None) => base,
-                    };
-                    let first_flags = if fl & 0x04 != 0 { Some(r.u32()?) } else { None };
-                    let fields = [0x100u32, 0x200, 0x400, 0x800]
-                        .iter()
-                        .filter(|&&x| fl & x != 0)
-                        .count();
-                    if (n as usize).saturating_mul(fields * 4) > r.remaining() {
-                        return Err(Error::Invalid {
-                            fourcc: *b"trun",
-                            reason: "sample count exceeds the box size",
-                        });
-                    }
-                    for k in 0..n {
-                        let d = if fl & 0x100 != 0 { r.u32()? } else { dur };
-                        let s = if fl & 0x200 != 0 { r.u32()? } else { size };
-                        let mut g = if fl & 0x400 != 0 { r.u32()? } else { flags };
-                        if k == 0
-                            && let Some(f0) = first_flags
-                        {
-                            g = f0;
-                        }
-                        let c = if fl & 0x800 != 0 { r.u32()? } else { 0 };
-                        let end = at
-                            .checked_add(u64::from(s))
-                            .filter(|&e| e <= index.file_size);
-                        let end = end.ok_or(Error::Invalid {
-                            fourcc: *b"trun",
-                            reason: "a sample lies past the end of the file",
-                        })?;
-                        if samples.len() as u64 >= MAX_SEGMENT_SAMPLES {
-                            return Err(Error::Unsupported(format!(
-                                "a segment would hold more than {MAX_SEGMENT_SAMPLES} samples"
-                            )));
-                        }
-                        samples.push(Sample {
-                            duration: d,
-                            size: s,
-                            flags: g,
-                            cto: c,
-                            offset: at,
-                        });
-                        at = end;
-                    }
-                    next = Some(at);
-                }
-                _ => {}
+        for (run, mut at) in t.runs {
+            // Checked before the walk: a trun of defaults costs no bytes.
+            if samples.len() as u64 + u64::from(run.count) > MAX_SEGMENT_SAMPLES {
+                return Err(too_many());
+            }
+            for k in 0..run.count {
+                let s = run.sample(k, &t.defaults);
+                let end = at
+                    .checked_add(u64::from(s.size))
+                    .filter(|&e| e <= index.file_size)
+                    .ok_or(Error::Invalid {
+                        fourcc: *b"trun",
+                        reason: "a sample lies past the end of the file",
+                    })?;
+                samples.push(Sample {
+                    duration: s.duration,
+                    size: s.size,
+                    flags: s.flags,
+                    cto: s.cto,
+                    offset: at,
+                });
+                at = end;
             }
         }
     }
-    Ok(time)
+    Ok(())
+}
+
+/// A track's figures over one segment's fragments, summed as they are read.
+#[derive(Clone, Copy, Default)]
+struct Sums {
+    /// Decode time of the segment's first sample, from the first `tfdt`.
+    time: Option<u64>,
+    duration: u64,
+    bytes: u64,
+    samples: u64,
 }
 
 /// The segment plan of a fragmented film: whole fragments, from the one
@@ -207,27 +166,49 @@ pub(super) fn presentation(
     let cuts = super::pick(first as u64, &keys, target, duration);
     let mts = f64::from(index.movie.timescale.max(1));
 
+    let trex = trex(index)?;
+    let packaged: Vec<_> = (index.traks.iter())
+        .filter(|t| t.is_video() || t.is_audio())
+        .collect();
+    let position: std::collections::HashMap<u32, usize> = (packaged.iter().enumerate())
+        .map(|(i, t)| (t.id, i))
+        .collect();
+    // Each moof is parsed once, for all tracks: sums[track][segment].
+    let mut sums = vec![vec![Sums::default(); cuts.len()]; packaged.len()];
+    for (k, &(f0, _)) in cuts.iter().enumerate() {
+        let f1 = cuts.get(k + 1).map_or(last as u64, |c| c.0);
+        for f in f0..f1 {
+            for t in trafs(index, f as usize, &trex)? {
+                let Some(&i) = position.get(&t.tfhd.track_id) else {
+                    continue;
+                };
+                let s = &mut sums[i][k];
+                if s.time.is_none() {
+                    s.time = t.tfdt.map(|t| t.saturating_add(s.duration));
+                }
+                for (run, _) in &t.runs {
+                    let (duration, bytes) = run.totals(&t.defaults);
+                    s.duration = s.duration.saturating_add(duration);
+                    s.bytes = s.bytes.saturating_add(bytes);
+                    s.samples = s.samples.saturating_add(u64::from(run.count));
+                }
+                if s.samples > MAX_SEGMENT_SAMPLES {
+                    return Err(too_many());
+                }
+            }
+        }
+    }
+
     let mut renditions = Vec::new();
-    for info in index.traks.iter().filter(|t| t.is_video() || t.is_audio()) {
+    for (info, sums) in packaged.into_iter().zip(sums) {
         let stsd = super::write::stsd(index, info)?;
         let description = super::codecs::describe(&super::codecs::first_entry(stsd.body)?)?;
-        let defaults = trex(index, info.id)?;
         let mut segments = Vec::with_capacity(cuts.len());
         let mut base = None;
-        let mut buf = Vec::new();
-        for (k, &(f0, _)) in cuts.iter().enumerate() {
+        for (k, (&(f0, _), s)) in cuts.iter().zip(sums).enumerate() {
             let f1 = cuts.get(k + 1).map_or(last as u64, |c| c.0);
-            let (mut time, mut total, mut bytes) = (None, 0u64, 0u64);
-            for f in f0..f1 {
-                buf.clear();
-                let t = samples(index, f as usize, info.id, defaults, &mut buf)?;
-                if time.is_none() {
-                    time = t.map(|t| t.saturating_add(total));
-                }
-                total += buf.iter().map(|s| u64::from(s.duration)).sum::<u64>();
-                bytes += buf.iter().map(|s| u64::from(s.size)).sum::<u64>();
-            }
-            let time = time.unwrap_or(0);
+            let (total, bytes) = (s.duration, s.bytes);
+            let time = s.time.unwrap_or(0);
             let base = *base.get_or_insert(time);
             // Each track's own times: a fragment's audio need not span
             // exactly its video.
@@ -289,12 +270,12 @@ pub(super) fn segment(
     seg: &Segment,
     n: u32,
 ) -> Result<Layout, Error> {
-    let defaults = trex(index, r.id)?;
+    let trex = trex(index)?;
     let mut all = Vec::new();
     for f in seg.first..seg.end {
-        samples(index, f as usize, r.id, defaults, &mut all)?;
+        samples(index, f as usize, r.id, &trex, &mut all)?;
     }
-    let payload: u64 = all.iter().map(|s| u64::from(s.size)).sum();
+    let payload = (all.iter()).fold(0u64, |n, s| n.saturating_add(u64::from(s.size)));
     let v = head(n, r.id, seg.time, all.len() as u64, true, payload, |v| {
         for s in &all {
             put_u32(v, s.duration);

@@ -23,6 +23,10 @@ use super::{Error, Window, plan};
 /// (or key-frame-less) film could ask for.
 const MAX_SEGMENT_SAMPLES: u64 = 1 << 17;
 
+/// Most segments one rendition may have (18 days at 6 s): bounds the plan
+/// of a film whose header claims a duration its samples do not pay for.
+const MAX_SEGMENTS: f64 = (1u64 << 18) as f64;
+
 /// What the packager is told besides the window.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Settings {
@@ -212,6 +216,15 @@ pub(super) fn source_edits(info: &TrakInfo) -> Vec<Edit> {
     v
 }
 
+/// About how many bytes a segment plan of `index` builds beyond its tables
+/// (its segments, per track), so a caller can tell a quick plan from one
+/// to run off the event loop before it starts.
+pub fn plan_cost(index: &Index, settings: &Settings) -> usize {
+    let segments = (index.duration() / settings.segment_duration.max(0.1)).clamp(0.0, MAX_SEGMENTS);
+    let tracks = index.tracks.len().max(index.traks.len()) as f64;
+    (segments * tracks * std::mem::size_of::<Segment>() as f64) as usize
+}
+
 /// The tracks' sample spans: all samples, or the window's plan.
 fn spans(index: &Index, window: &Window) -> Result<(Vec<Span>, u64), Error> {
     let packaged = |t: &Track| t.info.is_video() || t.info.is_audio();
@@ -274,8 +287,19 @@ fn cuts(clock: &mut Clock<'_>, span: &Span, target: f64, end: f64) -> Vec<(u64, 
             }
         }
         None => {
-            for s in span.a + 1..span.b {
-                keys.push((s, clock.shown(s)));
+            // Every sample is a key frame: the candidates are the samples
+            // either side of each multiple of the target, found by time, so
+            // the work follows the segments, not the samples (a fixed-size
+            // `stsz` declares 2^32 samples in 20 bytes).
+            let goals = (end / target).ceil().max(0.0) as u64;
+            for k in 1..=goals {
+                let goal = k as f64 * target;
+                let s = clock.first_shown_at_or_after(goal, span.a + 1, span.b);
+                for c in [s.saturating_sub(1), s] {
+                    if c > span.a && c < span.b && keys.last().is_none_or(|&(l, _)| l < c) {
+                        keys.push((c, clock.shown(c)));
+                    }
+                }
             }
         }
     }
@@ -291,9 +315,9 @@ pub(super) fn pick(first: u64, keys: &[(u64, f64)], target: f64, end: f64) -> Ve
     while next < keys.len() {
         let last = out.last().map_or(0.0, |&(_, p)| p);
         // After a long GOP the next goal lies past it, not behind.
-        k = k.max((last / target).floor() as u64 + 1);
+        k = k.max(((last / target).floor() as u64).saturating_add(1));
         let goal = k as f64 * target;
-        k += 1;
+        k = k.saturating_add(1);
         let rest = &keys[next..];
         let i = rest.partition_point(|&(_, p)| p < goal);
         let pick = match (i.checked_sub(1).and_then(|j| rest.get(j)), rest.get(i)) {
@@ -331,6 +355,14 @@ pub fn presentation(
         .get(reference)
         .ok_or_else(|| Error::Unsupported("no video or audio track to package".into()))?;
     let target = settings.segment_duration.max(0.1);
+    // Checked before any walk, so a claim costs nothing but this refusal.
+    let segments = duration / target;
+    if segments.is_nan() || segments > MAX_SEGMENTS {
+        return Err(Error::Unsupported(format!(
+            "the film would have {segments:.0} segments of {target} s (most: {MAX_SEGMENTS}); \
+             it lasts {duration:.0} s"
+        )));
+    }
     let clock = &mut Clock::new(&index.tracks[r.track], r, mts);
     let boundaries = cuts(clock, r, target, duration);
 
@@ -453,5 +485,8 @@ pub(super) fn bandwidth(segments: &[Segment], target: f64) -> (u64, u64) {
         .filter(|s| s.shown_for > 0.0)
         .map(|s| bits(s) / s.shown_for)
         .fold(average, f64::max);
-    (peak.ceil() as u64, average.ceil() as u64)
+    // A header can claim any duration: past 2^32-1 (DASH's xs:unsignedInt)
+    // a rate says nothing true, and sums of rates must not overflow.
+    let clamp = |b: f64| (b.ceil() as u64).min(u64::from(u32::MAX));
+    (clamp(peak), clamp(average))
 }

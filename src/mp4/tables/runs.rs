@@ -215,7 +215,11 @@ impl Cursor<'_> {
     /// starting at or after time `t` (for `stts`). Returns the sample count
     /// when every sample starts before `t`.
     pub fn first_at_or_after(&mut self, t: u64) -> u64 {
-        self.rewind();
+        // Every sample before the cursor's run starts before `t` unless `t`
+        // lies behind it: a walk by rising times never starts over.
+        if t < self.sum {
+            self.rewind();
+        }
         while let Some(run) = self.runs.get(self.idx) {
             let span = u64::from(run.count) * u64::from(run.value);
             if self.sum.saturating_add(span) >= t {
