@@ -1,35 +1,36 @@
 //! Every input a fuzzer crashed on stays here as a test (tests/fuzz/).
-//! Engine inputs start with 3 window bytes, as in fuzz/fuzz_targets/engine.rs.
+//! Engine inputs start with 3 window bytes, read by the fuzz target's own
+//! oracle (fuzz/oracle/engine.rs).
 
-use mp4_fcgi::mp4::{self, Index, Limits, Window};
-use std::sync::Arc;
+#[path = "../fuzz/oracle/engine.rs"]
+mod oracle;
+
+use std::path::Path;
 
 fn engine_input(name: &str) {
     let data = std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fuzz")
             .join(name),
     )
     .unwrap();
-    let (w, file) = data.split_at(3);
-    let pick = |i: usize| Some(f64::from(w[i]) / 4.0);
-    let window = Window {
-        start: pick(0).filter(|s| *s < 60.0),
-        end: pick(1).filter(|e| *e > 1.0),
-        flash: w[2] & 1 == 1,
-    };
-    if let Ok(index) = Index::build(&file.to_vec(), &Limits { max_moov: 1 << 20 }) {
-        let _ = index.info();
-        let index = Arc::new(index);
-        for w in [window, Window::default()] {
-            if let Ok(layout) = mp4::plan(&index, &w, &Default::default()) {
-                let mut out = Vec::new();
-                layout
-                    .copy_to(0..layout.len().min(1 << 20), &file.to_vec(), &mut out)
-                    .ok();
-            }
-        }
+    oracle::engine(&data);
+}
+
+/// Every input of the committed engine corpus, through the same oracle as
+/// the fuzz target: what the fuzzer explored stays explored on every run.
+#[test]
+fn engine_corpus_replays_clean() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/engine");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        let ran = std::panic::catch_unwind(|| oracle::engine(&data));
+        assert!(ran.is_ok(), "{} fails the oracle", path.display());
+        n += 1;
     }
+    assert!(n > 100, "only {n} inputs in {}", dir.display());
 }
 
 /// An stts whose runs sum past u64 overflowed `Runs::total` (found by fuzzing, 6.3 M executions in).

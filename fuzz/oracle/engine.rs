@@ -1,0 +1,92 @@
+//! The engine's fuzz oracle, shared by the fuzz target (fuzz_targets/engine.rs)
+//! and the tests that replay its corpus and its findings
+//! (tests/fuzz_regressions.rs): the box walker, index, plan and header
+//! write for a window taken from the input's first bytes, then the HLS/DASH
+//! packager: segment plan, manifests, every init and media segment.
+
+use mp4_fcgi::manifest;
+use mp4_fcgi::mp4::cmaf::{self, Settings};
+use mp4_fcgi::mp4::{self, Index, Layout, Limits, Piece, Window};
+use std::sync::Arc;
+
+/// Runs the engine on one input; panics on a broken invariant.
+pub fn engine(data: &[u8]) {
+    let (w, file) = data.split_at(data.len().min(3));
+    let pick = |i: usize| w.get(i).map(|&b| f64::from(b) / 4.0);
+    let window = Window {
+        start: pick(0).filter(|s| *s < 60.0),
+        end: pick(1).filter(|e| *e > 1.0),
+        flash: w.get(2).is_some_and(|b| b & 1 == 1),
+    };
+    let limits = Limits { max_moov: 1 << 20 };
+    if let Ok(index) = Index::build(&file.to_vec(), &limits) {
+        let _ = index.info();
+        let index = Arc::new(index);
+        for win in [window, Window::default()] {
+            if let Ok(layout) = mp4::plan(&index, &win, &Default::default()) {
+                check(&layout, file.len() as u64);
+            }
+            let settings = Settings {
+                segment_duration: 1.0 + f64::from(w.get(2).copied().unwrap_or(0) >> 4),
+            };
+            let Ok(p) = cmaf::presentation(
+                &index,
+                &Window {
+                    flash: false,
+                    ..win
+                },
+                &settings,
+            ) else {
+                continue;
+            };
+            let parts = [manifest::Part {
+                file: 0,
+                presentation: &p,
+            }];
+            let _ = (
+                manifest::master(&parts, ""),
+                manifest::mpd(&parts, "?start=1&end=2"),
+            );
+            for r in &p.renditions {
+                let track = manifest::Track { file: 0, id: r.id };
+                assert!(manifest::playlist(&p, track, "").is_some());
+                if let Ok(init) = cmaf::init(&index, &p, r.id) {
+                    check(&init, file.len() as u64);
+                }
+                // Every sample in exactly one segment, in order.
+                let mut next = r.segments.first().map_or(0, |s| s.first);
+                for (k, s) in r.segments.iter().enumerate().take(64) {
+                    assert_eq!(s.first, next);
+                    next = s.end;
+                    if let Ok(seg) = cmaf::segment(&index, &p, k as u32 + 1, r.id) {
+                        check(&seg, file.len() as u64);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every file span lies inside the source; every generated piece can be
+/// produced; the pieces add up to the length.
+fn check(layout: &Layout, file_len: u64) {
+    let mut total = 0;
+    let mut buf = Vec::new();
+    for piece in layout.pieces(0..layout.len()) {
+        total += piece.len();
+        match piece {
+            Piece::File { offset, len } => assert!(offset + len <= file_len),
+            Piece::Generated { at, len } => {
+                buf.resize(len.min(1 << 20), 0);
+                layout.generate(at, &mut buf);
+            }
+            Piece::Patched { offset, len, at } => {
+                assert!(offset + len as u64 <= file_len);
+                buf.resize(len.min(1 << 20), 0);
+                layout.patch(at, &mut buf);
+            }
+            Piece::Bytes(_) => {}
+        }
+    }
+    assert_eq!(total, layout.len());
+}
