@@ -21,9 +21,17 @@ pub fn none_match(header: &[u8], etag: &str) -> bool {
 }
 
 /// If-Modified-Since: `Some(true)` when the entity has not changed since the
-/// date; `None` when the date does not parse (the header is then ignored).
-pub fn not_modified_since(header: &[u8], last_modified: SystemTime) -> Option<bool> {
+/// date; `None` when the date does not parse or is later than `now`, the
+/// server's clock (RFC 9110 §13.1.3: invalid, so the header is ignored).
+pub fn not_modified_since(
+    header: &[u8],
+    last_modified: SystemTime,
+    now: SystemTime,
+) -> Option<bool> {
     let ims = httpdate::parse_http_date(std::str::from_utf8(header).ok()?.trim()).ok()?;
+    if secs(ims) > secs(now) {
+        return None;
+    }
     Some(secs(last_modified) <= secs(ims))
 }
 
@@ -61,11 +69,22 @@ mod tests {
     #[test]
     fn modified_since_compares_seconds() {
         let lm = UNIX_EPOCH + Duration::from_millis(1_700_000_000_500);
+        let now = lm + Duration::from_secs(60);
         let same = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
-        assert_eq!(not_modified_since(same.as_bytes(), lm), Some(true));
+        assert_eq!(not_modified_since(same.as_bytes(), lm, now), Some(true));
         let older = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(1_600_000_000));
-        assert_eq!(not_modified_since(older.as_bytes(), lm), Some(false));
-        assert_eq!(not_modified_since(b"garbage", lm), None);
+        assert_eq!(not_modified_since(older.as_bytes(), lm, now), Some(false));
+        assert_eq!(not_modified_since(b"garbage", lm, now), None);
+    }
+
+    #[test]
+    fn a_date_after_now_is_ignored() {
+        let lm = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let now = lm + Duration::from_secs(60);
+        let at = |t: SystemTime| not_modified_since(httpdate::fmt_http_date(t).as_bytes(), lm, now);
+        assert_eq!(at(now), Some(true));
+        assert_eq!(at(now + Duration::from_secs(1)), None);
+        assert_eq!(at(now + Duration::from_secs(365 * 86_400)), None);
     }
 
     #[test]

@@ -110,7 +110,9 @@ fn boundary(etag: &str) -> String {
     format!("mp4fcgi{h:016x}")
 }
 
-pub fn respond(req: &RequestHead<'_>, e: &Entity<'_>) -> Response {
+/// The response to `req` for `e`; `now` is the server's clock (an
+/// If-Modified-Since later than it is ignored).
+pub fn respond(req: &RequestHead<'_>, e: &Entity<'_>, now: SystemTime) -> Response {
     let head = req.method == b"HEAD";
     if !head && req.method != b"GET" {
         return error_response(405, "only GET and HEAD are allowed");
@@ -121,7 +123,7 @@ pub fn respond(req: &RequestHead<'_>, e: &Entity<'_>) -> Response {
     ];
     let not_modified = match (req.if_none_match, req.if_modified_since) {
         (Some(inm), _) => none_match(inm, e.etag),
-        (None, Some(ims)) => not_modified_since(ims, e.last_modified) == Some(true),
+        (None, Some(ims)) => not_modified_since(ims, e.last_modified, now) == Some(true),
         (None, None) => false,
     };
     if not_modified {
@@ -203,6 +205,11 @@ mod tests {
             last_modified: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
             content_type: "video/mp4",
         }
+    }
+
+    /// The clock in these tests: an hour after the entity's Last-Modified.
+    fn respond(req: &RequestHead<'_>, e: &Entity<'_>) -> Response {
+        super::respond(req, e, e.last_modified + Duration::from_secs(3600))
     }
 
     fn get<'a>() -> RequestHead<'a> {
@@ -377,6 +384,31 @@ mod tests {
             &e,
         );
         assert_eq!(r.status, 200);
+    }
+
+    /// RFC 9110 §13.1.3: a date later than the server's clock is invalid,
+    /// and the header is ignored.
+    #[test]
+    fn if_modified_since_in_the_future_is_ignored() {
+        let e = entity();
+        let now = e.last_modified + Duration::from_secs(3600);
+        let ims = |t: SystemTime| httpdate::fmt_http_date(t);
+        let at = |t: SystemTime| {
+            let ims = ims(t);
+            super::respond(
+                &RequestHead {
+                    if_modified_since: Some(ims.as_bytes()),
+                    ..get()
+                },
+                &e,
+                now,
+            )
+            .status
+        };
+        assert_eq!(at(now + Duration::from_secs(86_400)), 200);
+        assert_eq!(at(now + Duration::from_secs(2)), 200);
+        assert_eq!(at(now), 304);
+        assert_eq!(at(e.last_modified), 304);
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub enum Error {
     Missing(String),
     /// Reading the source failed.
     Io(io::Error),
+    /// The engine itself failed on this file (a panic caught in a job): a
+    /// defect of ours, remembered so the file does not trigger it again.
+    Internal(String),
 }
 
 pub(crate) fn fourcc_str(f: &[u8; 4]) -> String {
@@ -67,6 +70,7 @@ impl fmt::Display for Error {
             ),
             Error::Missing(what) => write!(f, "{what}"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
+            Error::Internal(what) => write!(f, "internal error: {what}"),
         }
     }
 }

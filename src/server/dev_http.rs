@@ -126,9 +126,24 @@ impl Conn {
                 .find(|h| h.name.eq_ignore_ascii_case(name))
                 .map(|h| h.value)
         };
-        // A body would be read as the next request: refuse what we do not read.
+        // A body would be read as the next request: refuse what we do not
+        // read. The framing is read one way only: a second Content-Length
+        // (`0` then `N`) or a list in one would let a front and this listener
+        // split the bytes into different requests (request smuggling).
+        let mut lengths = req
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("Content-Length"))
+            .map(|h| h.value.trim_ascii());
+        let length = lengths.next();
+        if lengths.next().is_some() {
+            return Parsed::Bad(400, "more than one Content-Length");
+        }
+        if length.is_some_and(|v| v.is_empty() || !v.iter().all(u8::is_ascii_digit)) {
+            return Parsed::Bad(400, "invalid Content-Length");
+        }
         if header("Transfer-Encoding").is_some()
-            || header("Content-Length").is_some_and(|v| v.trim_ascii() != b"0")
+            || length.is_some_and(|v| v.iter().any(|&b| b != b'0'))
         {
             return Parsed::Bad(413, "request bodies are not accepted");
         }
@@ -305,6 +320,58 @@ mod tests {
         let mut c = conn();
         feed(&mut c, b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
         assert!(c.next_event().is_some());
+    }
+
+    /// Two Content-Lengths (`0` then `N`) once gave two answers to one
+    /// request: the body was read as the next. One framing or a refusal.
+    #[test]
+    fn ambiguous_framing_gets_one_answer_and_a_close() {
+        for (h, status) in [
+            (
+                "GET / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 27\r\n\r\nGET /x HTTP/1.1\r\nX: y\r\n\r\n",
+                400,
+            ),
+            (
+                "GET / HTTP/1.1\r\nContent-Length: 0\r\ncontent-length: 0\r\n\r\n",
+                400,
+            ),
+            ("GET / HTTP/1.1\r\nContent-Length: 0, 5\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nContent-Length: +0\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nContent-Length: zero\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nContent-Length:\r\n\r\n", 400),
+            (
+                "GET / HTTP/1.1\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                413,
+            ),
+        ] {
+            let mut c = conn();
+            feed(&mut c, h.as_bytes());
+            assert!(c.next_event().is_none(), "{h:?}");
+            c.end(true);
+            assert!(c.next_event().is_none(), "{h:?}");
+            let out = sent(&mut c);
+            assert!(
+                out.starts_with(&format!("HTTP/1.1 {status} ")),
+                "{h:?}: {out}"
+            );
+            assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{h:?}: {out}");
+            assert!(out.contains("Connection: close\r\n"), "{h:?}");
+            assert!(!c.keep_open(), "{h:?}");
+        }
+        let mut c = conn();
+        feed(&mut c, b"GET / HTTP/1.1\r\nContent-Length: 00\r\n\r\n");
+        assert!(c.next_event().is_some(), "a zero length is no body");
+    }
+
+    #[test]
+    fn refusals_carry_their_reason_phrase() {
+        let mut c = conn();
+        feed(&mut c, b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n");
+        assert!(c.next_event().is_none());
+        assert!(
+            sent(&mut c).starts_with("HTTP/1.1 413 Content Too Large\r\n"),
+            "the phrase is not Unknown"
+        );
     }
 
     #[test]

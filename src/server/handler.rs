@@ -499,7 +499,7 @@ fn respond(r: &Resume, layout: Arc<Layout>, ctx: &mut Ctx<'_>) -> Prepared {
         if_none_match: r.if_none_match.as_deref(),
         if_modified_since: r.if_modified_since.as_deref(),
     };
-    let mut response = http::respond(&head, &entity);
+    let mut response = http::respond(&head, &entity, SystemTime::now());
     if let Some(cc) = &ctx.config.cache_control
         && matches!(response.status, 200 | 206 | 304)
     {

@@ -24,6 +24,18 @@ impl Refusal {
             _ if e.raw_os_error() == Some(libc::ELOOP) => {
                 Refusal(403, "a symbolic link where none may be".into())
             }
+            _ if e.raw_os_error() == Some(libc::ENAMETOOLONG) => {
+                Refusal(414, "the file name is too long".into())
+            }
+            // A socket (ENXIO), a device without its driver (ENODEV), a
+            // folder opened for writing (EISDIR): nothing a film is in.
+            _ if matches!(
+                e.raw_os_error(),
+                Some(libc::ENXIO | libc::ENODEV | libc::EISDIR | libc::EOPNOTSUPP)
+            ) =>
+            {
+                Refusal(403, "not a regular file".into())
+            }
             _ => Refusal(500, format!("cannot read the file: {e}")),
         }
     }
@@ -93,4 +105,61 @@ pub fn open(
         return Err(Refusal(403, "not a regular file".into()));
     }
     Ok((file, meta, real))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(path: &Path, root: Option<&Path>) -> (u16, String) {
+        match open(path, root) {
+            Ok(_) => panic!("{} opened", path.display()),
+            Err(Refusal(status, why)) => (status, why),
+        }
+    }
+
+    #[test]
+    fn a_name_too_long_is_414() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let long = root.join(format!("{}.mp4", "a".repeat(300)));
+        for r in [None, Some(root.as_path())] {
+            let (status, why) = refused(&long, r);
+            assert_eq!(status, 414, "{why}");
+            assert!(!why.contains("os error"), "{why}");
+        }
+        let e = io::Error::from_raw_os_error(libc::ENAMETOOLONG);
+        assert_eq!(Refusal::io(&e).0, 414);
+    }
+
+    #[test]
+    fn sockets_fifos_devices_and_folders_are_refused_plainly() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let socket = root.join("socket.mp4");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let fifo = root.join("fifo.mp4");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let folder = root.join("folder.mp4");
+        std::fs::create_dir(&folder).unwrap();
+        for (path, r) in [
+            (&socket, None),
+            (&socket, Some(root.as_path())),
+            (&fifo, None),
+            (&fifo, Some(root.as_path())),
+            (&folder, None),
+            (&folder, Some(root.as_path())),
+            (&PathBuf::from("/dev/null"), None),
+        ] {
+            let (status, why) = refused(path, r);
+            assert!(
+                status == 403 || status == 404,
+                "{}: {status} {why}",
+                path.display()
+            );
+            assert!(!why.contains("os error"), "{}: {why}", path.display());
+        }
+        let e = io::Error::from_raw_os_error(libc::ENXIO);
+        assert_eq!(Refusal::io(&e).0, 403);
+    }
 }
