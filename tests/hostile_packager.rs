@@ -6,12 +6,12 @@
 
 mod common;
 
-use common::boxes::{be32, bx, ftyp, full, mvhd, real_stsd, stco, trak};
+use common::boxes::{Film, be32, bx, film, ftyp, full, mvhd, real_stsd, trak};
 use common::media;
 use mp4_fcgi::manifest::{self, Part};
 use mp4_fcgi::mp4::cmaf::{self, Settings};
 use mp4_fcgi::mp4::{Error, Index, Limits, Window};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 /// What one plan may cost here (debug build, busy 2-core machine): the
@@ -30,52 +30,13 @@ fn whole() -> Window {
     }
 }
 
-/// A one-video-track film: the sample description of `a.mp4` (so the
-/// codec check passes), `stbl` tables as given, `payload` bytes of `mdat`.
-fn film(
-    mvhd_timescale: u32,
-    mvhd_duration: u32,
-    mdhd_timescale: u32,
-    tables: &[Vec<u8>],
-    payload: u64,
-) -> Film {
-    let stsd = real_stsd(&std::fs::read(media("a.mp4")).unwrap(), b"vide");
-    let ftyp = ftyp();
-    // The mdat's payload follows ftyp + its 8-byte header.
-    let data_at = ftyp.len() as u64 + 8;
-    let stbl = [&[stsd, stco(&[data_at])][..], tables].concat().concat();
-    let moov = bx(
-        b"moov",
-        &[
-            mvhd(mvhd_timescale, mvhd_duration),
-            trak(1, mdhd_timescale, mvhd_duration, &stbl),
-        ]
-        .concat(),
-    );
-    let mut mdat = u32::try_from(payload + 8).unwrap().to_be_bytes().to_vec();
-    mdat.extend_from_slice(b"mdat");
-    Film {
-        head: [ftyp, mdat].concat(),
-        payload,
-        moov,
-    }
-}
-
-/// A film as written: its head, a payload of zeros (a hole in a sparse
-/// file: only its length matters), its `moov`.
-struct Film {
-    head: Vec<u8>,
-    payload: u64,
-    moov: Vec<u8>,
-}
-
 /// Plans and writes every output of `data`: the result of the plan, and
 /// how long the whole took.
 fn package(film: &Film) -> (Result<(), Error>, Duration) {
-    let mut f = tempfile::tempfile().unwrap();
-    f.write_all(&film.head).unwrap();
-    f.seek(SeekFrom::Current(film.payload as i64)).unwrap();
-    f.write_all(&film.moov).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("film.mp4");
+    film.write(&path);
+    let f = std::fs::File::open(&path).unwrap();
     let at = Instant::now();
     let r = (|| {
         let index = std::sync::Arc::new(Index::build(&f, &Limits::default())?);

@@ -13,7 +13,7 @@ pub use query::{
 pub use respond::{Body, Entity, Piece, RequestHead, Response, error_response, respond};
 
 use crate::mp4;
-use siphasher::sip128::{Hasher128, SipHasher24};
+use siphasher::sip128::SipHasher24;
 
 /// The one place engine errors become statuses.
 pub fn status_for(err: &mp4::Error) -> u16 {

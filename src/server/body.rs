@@ -67,6 +67,11 @@ pub trait Socket: Read + Write {
     fn send_file(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize>;
     /// Half-close: the peer reads EOF after what was sent.
     fn shutdown_write(&mut self);
+    /// After an EOF: whether the peer has closed both ways (gone), not only
+    /// its writing side (a half-close that still reads the answer).
+    fn peer_gone(&self) -> bool {
+        true
+    }
 }
 
 /// The file whose spans are in a connection's output.

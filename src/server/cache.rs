@@ -183,6 +183,9 @@ pub struct Caches {
     /// the budget is shared by its concurrent requests, not rebuilt.
     live: HashMap<FileKey, Weak<Index>>,
     layouts: Lru<WindowKey, Arc<Layout>>,
+    /// Windows whose plan failed (a film's claims too large to package,
+    /// say): refused again without planning.
+    plan_failures: Lru<WindowKey, Failure>,
     /// Segment plans of packaged windows, beside their indexes.
     presentations: Lru<WindowKey, Arc<Presentation>>,
     /// Objects of the origin, with when each was last confirmed.
@@ -197,6 +200,7 @@ impl Caches {
             failures: Lru::new(FAILURE_BUDGET),
             live: HashMap::new(),
             layouts: Lru::new(budget / LAYOUT_SHARE),
+            plan_failures: Lru::new(FAILURE_BUDGET),
             presentations: Lru::new(budget / LAYOUT_SHARE),
             objects: Default::default(),
         }
@@ -215,7 +219,11 @@ impl Caches {
 
     /// Bytes the caches hold.
     pub fn bytes(&self) -> usize {
-        self.indexes.bytes + self.layouts.bytes + self.failures.bytes + self.presentations.bytes
+        self.indexes.bytes
+            + self.layouts.bytes
+            + self.failures.bytes
+            + self.plan_failures.bytes
+            + self.presentations.bytes
     }
 
     /// Whether the index budget holds this file's index (else a request
@@ -245,6 +253,16 @@ impl Caches {
     pub fn put_failure(&mut self, key: FileKey, f: Failure) {
         let bytes = 64 + f.reason.len();
         self.failures.insert(key, f, bytes);
+    }
+
+    /// Why a window could not be planned, if that is remembered.
+    pub fn plan_failure(&mut self, key: &WindowKey) -> Option<Failure> {
+        self.plan_failures.get(key)
+    }
+
+    pub fn put_plan_failure(&mut self, key: WindowKey, f: Failure) {
+        let bytes = 128 + f.reason.len();
+        self.plan_failures.insert(key, f, bytes);
     }
 
     /// A window's layout. From its second use on, its generated head is

@@ -10,6 +10,9 @@ use crate::fcgi::Request;
 use std::io;
 use std::time::{Duration, Instant};
 
+/// Reads of 4 KiB a lingering connection gets per turn of the loop.
+const LINGER_READS: usize = 16;
+
 /// How long a half-closed connection may keep us waiting for the peer's EOF.
 const LINGER: Duration = Duration::from_secs(2);
 
@@ -39,6 +42,8 @@ pub trait Handler {
     fn overloaded(&mut self) -> Prepared;
     /// A response begun by either ended, complete or not.
     fn ended(&mut self, e: Ended);
+    /// A request answered [`Answer::Later`] whose client has gone.
+    fn abandoned(&mut self, _serial: u64) {}
 }
 
 pub enum Answer {
@@ -175,6 +180,9 @@ impl<S: Socket> Connection<S> {
     /// The charge of a response begun by the handler that has not ended.
     /// Ends the answer in flight as cut (the connection closes).
     pub fn cut(&mut self, h: &mut dyn Handler, now: Instant) {
+        if let Some(serial) = self.waiting.take() {
+            h.abandoned(serial);
+        }
         if let Some(p) = self.body.take() {
             h.ended(p.ended(now, false));
         }
@@ -229,6 +237,17 @@ impl<S: Socket> Connection<S> {
             if self.readable && !self.eof && self.transport.wants_read() {
                 match self.transport.read_from(&mut self.sock) {
                     Ok(0) => {
+                        // A front server that closes a FastCGI connection
+                        // while its answer is being prepared has gone (its
+                        // client did): the work it waits for is for nobody.
+                        if self.transport.is_fcgi()
+                            && self.waiting.is_some()
+                            && self.sock.peer_gone()
+                            && let Some(serial) = self.waiting.take()
+                        {
+                            h.abandoned(serial);
+                            return Verdict::Close;
+                        }
                         // A half-close after the request (nc -N, some
                         // HTTP/1.0 clients): answer, then close.
                         self.eof = true;
@@ -264,7 +283,11 @@ impl<S: Socket> Connection<S> {
                     Ok(Some(Event::Abort)) => {
                         progress = true;
                         let answering = self.body.take();
-                        let pending = self.queued.take().is_some() || self.waiting.take().is_some();
+                        let waited = self.waiting.take();
+                        if let Some(serial) = waited {
+                            h.abandoned(serial);
+                        }
+                        let pending = self.queued.take().is_some() || waited.is_some();
                         if answering.is_some() || pending {
                             self.transport.end(End::Aborted);
                         }
@@ -404,7 +427,9 @@ impl<S: Socket> Connection<S> {
     /// empty STDIN record) fail and lose the reply.
     fn linger_read(&mut self) -> Verdict {
         let mut buf = [0u8; 4096];
-        loop {
+        // A peer that keeps sending gets a bounded share of each turn; the
+        // linger deadline ends it.
+        for _ in 0..LINGER_READS {
             match io::Read::read(&mut self.sock, &mut buf) {
                 Ok(0) => return Verdict::Close,
                 Ok(_) => {}
@@ -413,5 +438,6 @@ impl<S: Socket> Connection<S> {
                 Err(_) => return Verdict::Close,
             }
         }
+        Verdict::Open
     }
 }

@@ -96,7 +96,7 @@ impl Prepared {
         Prepared::busy("the server is busy; try again in a moment")
     }
 
-    fn busy(reason: &str) -> Prepared {
+    pub fn busy(reason: &str) -> Prepared {
         let mut r = http::error_response(503, reason);
         r.headers.push(("Retry-After", "1".to_string()));
         let mut p = Prepared::from_response(r);
@@ -195,6 +195,11 @@ pub fn resume(r: Box<Resume>, done: &Done, ctx: &mut Ctx<'_>) -> Outcome {
             p.note.detail = format!("file {}", r.path.display());
             ready(p, ctx)
         }
+        Done::Failed(why) => {
+            let mut p = refuse(500, "the server failed on this file");
+            p.note.detail = format!("file {}: {why}", r.path.display());
+            ready(p, ctx)
+        }
     }
 }
 
@@ -231,6 +236,28 @@ pub fn remember(key: JobKey, done: &Done, config: &Config, caches: &mut Caches) 
                 },
             );
         }
+        (JobKey::Index(k), Done::Failed(why)) => caches.put_failure(
+            k,
+            Failure {
+                status: 500,
+                reason: why.clone(),
+            },
+        ),
+        (JobKey::Plan(w), Done::Plan(Err(e))) if !matches!(e, mp4::Error::Io(_)) => caches
+            .put_plan_failure(
+                w,
+                Failure {
+                    status: http::status_for(e),
+                    reason: e.to_string(),
+                },
+            ),
+        (JobKey::Plan(w), Done::Failed(why)) => caches.put_plan_failure(
+            w,
+            Failure {
+                status: 500,
+                reason: why.clone(),
+            },
+        ),
         (JobKey::Plan(w), Done::Plan(Ok(built))) => {
             let want = want_from(w);
             if let Some(p) = &built.presentation {
@@ -368,10 +395,17 @@ fn plan(r: Resume, index: Arc<Index>, ctx: &mut Ctx<'_>) -> Outcome {
         let p = p.clone();
         return finish(r, Arc::new(Layout::new()), Some(p), ctx);
     }
-    // A segment of a kept plan is a few thousand entries: inline.
-    if index.heap_bytes() > INLINE_PLAN && known.is_none() {
+    let wkey = window_key(r.key, &r.want());
+    if let Some(f) = ctx.caches.plan_failure(&wkey) {
+        let mut p = refuse(f.status, &f.reason);
+        p.note.detail = format!("file {} (remembered)", r.path.display());
+        return ready(p, ctx);
+    }
+    // A segment of a kept plan is a few thousand entries: inline. Else the
+    // work a plan will do decides, not the index's bytes alone.
+    if package::cost(&index, &r.want(), &settings) > INLINE_PLAN && known.is_none() {
         return Outcome::Wait {
-            key: JobKey::Plan(window_key(r.key, &r.want())),
+            key: JobKey::Plan(wkey),
             job: Job::Plan {
                 index,
                 want: r.want(),
@@ -396,7 +430,13 @@ fn plan(r: Resume, index: Arc<Index>, ctx: &mut Ctx<'_>) -> Outcome {
             finish(r, layout, presentation, ctx)
         }
         Err(e) => {
-            let mut p = refuse(http::status_for(&e), &e.to_string());
+            let status = http::status_for(&e);
+            if !matches!(e, mp4::Error::Io(_)) {
+                let reason = e.to_string();
+                ctx.caches
+                    .put_plan_failure(wkey, Failure { status, reason });
+            }
+            let mut p = refuse(status, &e.to_string());
             p.note.detail = format!("file {}", r.path.display());
             ready(p, ctx)
         }

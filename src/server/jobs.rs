@@ -12,6 +12,8 @@ use crate::origin::{Fault, Object};
 use std::fs::File;
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{self, Receiver, Sender};
 
 /// What a job is for; requests waiting on the same key share one job.
@@ -48,11 +50,66 @@ pub enum Done {
     Index(Result<Arc<Index>, mp4::Error>),
     Plan(Result<Built, mp4::Error>),
     Object(Result<Opened, Fault>),
+    /// The job panicked (caught): its waiters get a 500, the key is
+    /// remembered as failed.
+    Failed(String),
+}
+
+/// Set when every request waiting for a job has gone: a job not yet begun
+/// is skipped, one under way checks it where it can.
+pub type Cancel = Arc<AtomicBool>;
+
+/// What a panic in a job said, for the answer and the log.
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    let what = p
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into());
+    format!("the job failed ({what})")
+}
+
+/// Runs a helper-thread job (`None`: not one of its kind).
+fn run(job: Job) -> Option<Done> {
+    guarded(|| match job {
+        Job::Index { file, limits } => {
+            Some(Done::Index(Index::build(&file, &limits).map(Arc::new)))
+        }
+        Job::Plan {
+            index,
+            want,
+            style,
+            settings,
+            known,
+        } => Some(Done::Plan(package::build(
+            &index, &want, &style, &settings, known,
+        ))),
+        Job::Object { .. } => None,
+    })
+}
+
+/// Runs `work`. A panic (a defect of ours, on some file) is caught and
+/// answered as an error, so the thread and its waiters go on.
+fn guarded(work: impl FnOnce() -> Option<Done>) -> Option<Done> {
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+    ran.unwrap_or_else(|p| {
+        let why = panic_text(&*p);
+        log::error!("{why}; the worker goes on");
+        Some(Done::Failed(why))
+    })
+}
+
+/// The helper thread ended, so no index can be built here again: the
+/// worker exits non-zero for the master to start a new one, rather than
+/// keep a pid that answers nothing but cached films.
+fn helper_gone() -> ! {
+    log::error!("the helper thread ended; this worker exits for the master to replace it");
+    std::process::exit(70)
 }
 
 /// What the helper thread is asked.
 enum Task {
-    Run(JobKey, Job),
+    Run(JobKey, Job, Cancel),
     /// Freeing a large index takes milliseconds of munmap: not on the loop.
     Drop(Box<dyn Send>),
 }
@@ -88,25 +145,18 @@ impl Jobs {
                 };
                 for task in jobs {
                     let (key, job) = match task {
-                        Task::Run(key, job) => (key, job),
+                        Task::Run(_, _, cancel) if cancel.load(Relaxed) => continue,
+                        Task::Run(key, job, _) => (key, job),
                         Task::Drop(x) => {
-                            drop(x);
+                            // A panicking destructor must not end the thread.
+                            let _ =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                                    drop(x)
+                                }));
                             continue;
                         }
                     };
-                    let result = match job {
-                        Job::Index { file, limits } => {
-                            Done::Index(Index::build(&file, &limits).map(Arc::new))
-                        }
-                        Job::Plan {
-                            index,
-                            want,
-                            style,
-                            settings,
-                            known,
-                        } => Done::Plan(package::build(&index, &want, &style, &settings, known)),
-                        Job::Object { .. } => continue,
-                    };
+                    let Some(result) = run(job) else { continue };
                     if done.send((key, result)).is_err() {
                         return;
                     }
@@ -127,7 +177,8 @@ impl Jobs {
         self.link = Some(link);
     }
 
-    pub fn submit(&self, key: JobKey, job: Job) {
+    /// Starts `job`; `cancel` skips it if nobody waits by the time its turn comes.
+    pub fn submit(&self, key: JobKey, job: Job, cancel: Cancel) {
         match job {
             Job::Object {
                 key: k,
@@ -140,25 +191,66 @@ impl Jobs {
                     wake();
                     return;
                 };
-                link.open(k, known, limits, move |r| {
+                link.open(k, known, limits, cancel, move |r| {
                     if done.send((key, Done::Object(r))).is_ok() {
                         wake();
                     }
                 });
             }
             job => {
-                let _ = self.tx.send(Task::Run(key, job));
+                if self.tx.send(Task::Run(key, job, cancel)).is_err() {
+                    helper_gone();
+                }
             }
         }
     }
 
     /// Lets the helper thread drop `x` (a large index or what holds one).
     pub fn discard(&self, x: impl Send + 'static) {
-        let _ = self.tx.send(Task::Drop(Box::new(x)));
+        if self.tx.send(Task::Drop(Box::new(x))).is_err() {
+            helper_gone();
+        }
     }
 
     /// Finished jobs, without waiting.
     pub fn finished(&self) -> impl Iterator<Item = (JobKey, Done)> + '_ {
         self.rx.try_iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_panicking_job_is_an_answer() {
+        let r = guarded(|| panic!("a defect on some file"));
+        assert!(matches!(r, Some(Done::Failed(ref why)) if why.contains("a defect on some file")));
+    }
+
+    #[test]
+    fn a_cancelled_job_is_skipped_and_the_next_runs() {
+        let jobs = Jobs::start(|| {}).unwrap();
+        let key = |n: u32| JobKey::Object(Arc::from(format!("k{n}").as_str()));
+        for n in 1..=3 {
+            let cancel = Cancel::default();
+            cancel.store(n == 2, Relaxed);
+            let job = Job::Index {
+                file: tempfile::tempfile().unwrap(),
+                limits: mp4::Limits { max_moov: 1 << 20 },
+            };
+            jobs.submit(key(n), job, cancel);
+        }
+        let mut done = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while done.len() < 2 && Instant::now() < deadline {
+            done.extend(jobs.finished().map(|(k, _)| k));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // A late third answer would show here.
+        std::thread::sleep(Duration::from_millis(50));
+        done.extend(jobs.finished().map(|(k, _)| k));
+        assert_eq!(done, [key(1), key(3)]);
     }
 }

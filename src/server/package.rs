@@ -23,6 +23,16 @@ fn text(s: String) -> Layout {
     Layout::from_pieces([Piece::Bytes(Bytes::from(s))])
 }
 
+/// About how many bytes of work laying out `want` takes: the index's tables,
+/// plus a segment plan's segments for packaged outputs.
+pub fn cost(index: &Index, want: &Want, settings: &Settings) -> usize {
+    let plan = match want.output {
+        Output::Progressive => 0,
+        _ => cmaf::plan_cost(index, settings),
+    };
+    index.heap_bytes().saturating_add(plan)
+}
+
 /// Lays out `want`; `known` is the window's segment plan if it is cached.
 pub fn build(
     index: &Arc<Index>,

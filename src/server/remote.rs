@@ -10,7 +10,7 @@ use bytes::Bytes;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
 
@@ -122,13 +122,26 @@ impl Link {
         key: Arc<str>,
         known: Option<Object>,
         limits: mp4::Limits,
+        cancel: Arc<AtomicBool>,
         done: impl FnOnce(Result<Opened, Fault>) + Send + 'static,
     ) {
         let Some(handle) = self.handle() else { return };
         let (origin, requests) = (self.origin.clone(), self.requests.clone());
         let inner = handle.clone();
         handle.spawn(async move {
-            done(open(origin, inner, requests, &key, known, limits).await);
+            // Nobody waits any more: no request to the origin for nobody.
+            if cancel.load(Relaxed) {
+                return;
+            }
+            let job = inner.spawn({
+                let inner = inner.clone();
+                async move { open(origin, inner, requests, &key, known, limits, cancel).await }
+            });
+            // A panic in the job is an answer too, else its waiters hang.
+            done(job.await.unwrap_or_else(|e| {
+                log::error!("opening an object failed ({e}); the worker goes on");
+                Err(Fault::Failed(format!("the job failed ({e})")))
+            }));
         });
     }
 }
@@ -140,6 +153,7 @@ async fn open(
     key: &str,
     known: Option<Object>,
     limits: mp4::Limits,
+    cancel: Arc<AtomicBool>,
 ) -> Result<Opened, Fault> {
     if let Some(k) = known {
         requests.fetch_add(1, Relaxed);
@@ -149,6 +163,9 @@ async fn open(
     }
     requests.fetch_add(1, Relaxed);
     let (object, first) = origin.open(key, origin.chunk).await?;
+    if cancel.load(Relaxed) {
+        return Err(Fault::Failed("every request for it has gone".into()));
+    }
     let reader = Reader::new(handle, origin, object.clone(), first);
     let built = tokio::task::spawn_blocking(move || {
         let r = Index::build(&reader, &limits);

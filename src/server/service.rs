@@ -6,16 +6,22 @@ use super::cache::Caches;
 use super::config::Config;
 use super::connection::{Answer, Ended, Handler};
 use super::handler::{self, Ctx, Outcome, Prepared, Resume};
-use super::jobs::{Done, Job, JobKey, Jobs};
+use super::jobs::{Cancel, Done, Job, JobKey, Jobs};
 use super::stats::Stats;
 use crate::fcgi::Request;
 use crate::mp4;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
 
 /// Indexes larger than this are freed on the helper thread.
 const LARGE_INDEX: usize = 4 << 20;
+
+/// Most jobs a worker keeps started or queued at once: a request that
+/// would start one more is answered 503, so a flood of requests for new
+/// films cannot queue work without end.
+const MAX_JOBS: usize = 64;
 
 /// A request waiting for a job.
 struct Waiter {
@@ -23,6 +29,14 @@ struct Waiter {
     pub serial: u64,
     fcgi: bool,
     resume: Box<Resume>,
+    /// When it began to wait, for the deadline.
+    since: Instant,
+}
+
+/// A job started, and who waits for it.
+struct Pending {
+    waiters: Vec<Waiter>,
+    cancel: Cancel,
 }
 
 /// The request side of a worker: caches, limits, counters, jobs.
@@ -44,7 +58,9 @@ pub struct Service<'a> {
         std::sync::mpsc::Receiver<super::remote::Chunk>,
     )>,
     /// Requests waiting, by the job they wait for.
-    waiters: HashMap<JobKey, Vec<Waiter>>,
+    waiters: HashMap<JobKey, Pending>,
+    /// The job each waiting request (by serial) waits for.
+    waiting: HashMap<u64, JobKey>,
     serial: u64,
 }
 
@@ -67,6 +83,7 @@ impl<'a> Service<'a> {
             jobs,
             link: None,
             waiters: HashMap::new(),
+            waiting: HashMap::new(),
             serial: 0,
         }
     }
@@ -104,13 +121,72 @@ impl<'a> Service<'a> {
         }
     }
 
-    /// Files a request under its job, starting the job if it is new.
-    fn wait(&mut self, key: JobKey, job: Job, w: Waiter) {
-        let list = self.waiters.entry(key.clone()).or_default();
-        if list.is_empty() {
-            self.jobs.submit(key, job);
+    /// Files a request under its job, starting the job if it is new; with
+    /// [`MAX_JOBS`] already started, gives the request back.
+    fn wait(&mut self, key: JobKey, job: Job, w: Waiter) -> Result<(), Waiter> {
+        if !self.waiters.contains_key(&key) && self.waiters.len() >= MAX_JOBS {
+            return Err(w);
         }
-        list.push(w);
+        self.waiting.insert(w.serial, key.clone());
+        let pending = self.waiters.entry(key.clone()).or_insert_with(|| {
+            let cancel = Cancel::default();
+            self.jobs.submit(key, job, cancel.clone());
+            Pending {
+                waiters: Vec::new(),
+                cancel,
+            }
+        });
+        pending.waiters.push(w);
+        Ok(())
+    }
+
+    /// A waiting request whose client has gone: forgotten, and its job
+    /// cancelled if nobody else waits for it.
+    fn forget(&mut self, serial: u64) {
+        let Some(key) = self.waiting.remove(&serial) else {
+            return;
+        };
+        if let Some(p) = self.waiters.get_mut(&key) {
+            p.waiters.retain(|w| w.serial != serial);
+            if p.waiters.is_empty() {
+                p.cancel.store(true, Relaxed);
+                self.waiters.remove(&key);
+            }
+        }
+    }
+
+    /// Requests that waited longer than `deadline` for their job: answered
+    /// 503 (the job goes on, and its result is remembered for the next).
+    pub fn expired(&mut self, now: Instant, deadline: Duration) -> Vec<(usize, u64, Prepared)> {
+        let late: Vec<u64> = (self.waiters.values())
+            .flat_map(|p| &p.waiters)
+            .filter(|w| now.saturating_duration_since(w.since) >= deadline)
+            .map(|w| w.serial)
+            .collect();
+        let mut answers = Vec::new();
+        for serial in late {
+            let Some(key) = self.waiting.get(&serial).cloned() else {
+                continue;
+            };
+            let slot = (self.waiters.get(&key))
+                .and_then(|p| p.waiters.iter().find(|w| w.serial == serial))
+                .map(|w| w.slot);
+            // The job runs on for the requests that come after.
+            if let Some(p) = self.waiters.get_mut(&key) {
+                p.waiters.retain(|w| w.serial != serial);
+                if p.waiters.is_empty() {
+                    self.waiters.remove(&key);
+                }
+            }
+            self.waiting.remove(&serial);
+            if let Some(slot) = slot {
+                let mut p =
+                    Prepared::busy("the film is still being prepared; try again in a moment");
+                p.note.detail = format!("waited {deadline:?} for its job");
+                answers.push((slot, serial, p));
+            }
+        }
+        answers
     }
 
     /// Body reads from the origin that finished.
@@ -136,12 +212,17 @@ impl<'a> Service<'a> {
             for gone in handler::remember(key.clone(), &done, self.config, &mut self.caches) {
                 self.jobs.discard(gone);
             }
-            for w in self.waiters.remove(&key).unwrap_or_default() {
+            let waiters = self.waiters.remove(&key).map(|p| p.waiters);
+            for w in waiters.unwrap_or_default() {
+                self.waiting.remove(&w.serial);
                 let mut ctx = self.ctx(w.fcgi);
                 match handler::resume(w.resume, &done, &mut ctx) {
                     Outcome::Ready(p) => answers.push((w.slot, w.serial, p)),
                     Outcome::Wait { key, job, resume } => {
-                        self.wait(key, job, Waiter { resume, ..w })
+                        let w = Waiter { resume, ..w };
+                        if let Err(w) = self.wait(key, job, w) {
+                            answers.push((w.slot, w.serial, Prepared::overloaded()));
+                        }
                     }
                 }
             }
@@ -164,19 +245,27 @@ impl Handler for Service<'_> {
             Outcome::Wait { key, job, resume } => {
                 self.serial += 1;
                 let serial = self.serial;
-                self.wait(
-                    key,
-                    job,
-                    Waiter {
-                        slot,
-                        serial,
-                        fcgi,
-                        resume,
-                    },
-                );
-                Answer::Later(serial)
+                let w = Waiter {
+                    slot,
+                    serial,
+                    fcgi,
+                    resume,
+                    since: Instant::now(),
+                };
+                match self.wait(key, job, w) {
+                    Ok(()) => Answer::Later(serial),
+                    Err(_) => {
+                        let p = Prepared::overloaded();
+                        self.begins(p.charge);
+                        Answer::Now(p)
+                    }
+                }
             }
         }
+    }
+
+    fn abandoned(&mut self, serial: u64) {
+        self.forget(serial);
     }
 
     fn overloaded(&mut self) -> Prepared {

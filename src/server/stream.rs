@@ -20,6 +20,26 @@ impl super::body::Socket for Stream {
         }
     }
 
+    fn peer_gone(&self) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        match self {
+            // A unix socket says so: POLLHUP once the peer closed both ways.
+            Stream::Unix(s) => {
+                let mut fds = [PollFd::new(s.as_fd(), PollFlags::POLLOUT)];
+                poll(&mut fds, PollTimeout::ZERO).is_ok_and(|_| {
+                    fds[0]
+                        .revents()
+                        .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
+                })
+            }
+            // TCP cannot tell a close from a half-close before a write; a
+            // FastCGI front server (nginx, lighttpd, Apache) never
+            // half-closes, so its FIN means it has gone.
+            Stream::Tcp(_) => true,
+        }
+    }
+
     fn shutdown_write(&mut self) {
         let _ = match self {
             Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),

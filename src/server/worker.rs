@@ -240,7 +240,13 @@ impl<'a> Worker<'a> {
                 self.pump(slot);
             }
         }
-        for (slot, serial, p) in self.service.finished() {
+        let answers = self.service.finished();
+        self.deliver(answers);
+    }
+
+    /// Hands answers prepared off the loop to the requests that wait.
+    fn deliver(&mut self, answers: Vec<(usize, u64, super::handler::Prepared)>) {
+        for (slot, serial, p) in answers {
             let Some(c) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
                 continue;
             };
@@ -304,6 +310,12 @@ impl<'a> Worker<'a> {
                 .store(self.service.caches.bytes() as u64, Relaxed);
         }
         let (idle, request) = (self.config().idle_timeout, self.config().request_timeout);
+        // A request waits for its job at most half the idle timeout: a
+        // stuck or very slow build answers 503 before the connection expires.
+        let late = self
+            .service
+            .expired(now, (idle / 2).max(Duration::from_secs(1)));
+        self.deliver(late);
         let draining = self
             .drain
             .is_some_and(|(t, _)| now.duration_since(t) >= DRAIN_WAIT);

@@ -113,3 +113,53 @@ pub fn real_stsd(film: &[u8], handler: &[u8; 4]) -> Vec<u8> {
     }
     panic!("no {} track", String::from_utf8_lossy(handler));
 }
+
+/// A one-video-track film: the sample description of `a.mp4` (so the
+/// codec check passes), `stbl` tables as given, `payload` bytes of `mdat`.
+pub fn film(
+    mvhd_timescale: u32,
+    mvhd_duration: u32,
+    mdhd_timescale: u32,
+    tables: &[Vec<u8>],
+    payload: u64,
+) -> Film {
+    let stsd = real_stsd(&std::fs::read(super::media("a.mp4")).unwrap(), b"vide");
+    let ftyp = ftyp();
+    // The mdat's payload follows ftyp + its 8-byte header.
+    let data_at = ftyp.len() as u64 + 8;
+    let stbl = [&[stsd, stco(&[data_at])][..], tables].concat().concat();
+    let moov = bx(
+        b"moov",
+        &[
+            mvhd(mvhd_timescale, mvhd_duration),
+            trak(1, mdhd_timescale, mvhd_duration, &stbl),
+        ]
+        .concat(),
+    );
+    let mut mdat = u32::try_from(payload + 8).unwrap().to_be_bytes().to_vec();
+    mdat.extend_from_slice(b"mdat");
+    Film {
+        head: [ftyp, mdat].concat(),
+        payload,
+        moov,
+    }
+}
+
+/// A film as written: its head, a payload of zeros (a hole in a sparse
+/// file: only its length matters), its `moov`.
+pub struct Film {
+    pub head: Vec<u8>,
+    pub payload: u64,
+    pub moov: Vec<u8>,
+}
+
+impl Film {
+    /// Writes it to `path`, its payload a hole of a sparse file.
+    pub fn write(&self, path: &std::path::Path) {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::File::create(path).unwrap();
+        f.write_all(&self.head).unwrap();
+        f.seek(SeekFrom::Current(self.payload as i64)).unwrap();
+        f.write_all(&self.moov).unwrap();
+    }
+}

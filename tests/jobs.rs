@@ -1,0 +1,117 @@
+//! Work off the event loop (index builds, large plans): a request whose
+//! client has gone cancels the work only it waited for, so requests that
+//! come later do not wait behind work for nobody.
+
+mod common;
+#[path = "../benches/synth/mod.rs"]
+mod synth;
+
+use common::boxes::{be32, film, full};
+use common::{Pool, media};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A long synthetic film (its index takes a while to build), as a sparse file.
+fn long_film(dir: &Path, name: &str) -> PathBuf {
+    let film = synth::film(10 * 3600);
+    let path = dir.join(name);
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(&film.head).unwrap();
+    f.set_len(film.size).unwrap();
+    path
+}
+
+#[test]
+fn requests_that_leave_cancel_the_index_builds_they_queued() {
+    let pool = Pool::start(&["--workers", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let films: Vec<PathBuf> = (0..7)
+        .map(|i| long_film(dir.path(), &format!("long{i}.mp4")))
+        .collect();
+    // What one cold index build costs on this machine, now.
+    let at = Instant::now();
+    let r = pool.client().get(&films[0], "start=60&end=61", &[]);
+    let one = at.elapsed();
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Six new films asked for, the clients gone at once.
+    for f in &films[1..] {
+        let mut c = pool.client();
+        c.send_get(f, "start=60&end=61", &[]);
+    }
+    // A new film then waits for at most the build under way, not all six.
+    let small = dir.path().join("small.mp4");
+    std::fs::copy(media("a.mp4"), &small).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let at = Instant::now();
+    let r = pool.client().get(&small, "start=5", &[]);
+    let waited = at.elapsed();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        waited < one * 2 + Duration::from_millis(500),
+        "waited {waited:?} behind work for nobody (one build: {one:?})"
+    );
+}
+
+#[test]
+fn past_its_queue_a_worker_answers_503_and_serves_the_rest() {
+    // 100 new films at once on one worker: the jobs it queues are bounded
+    // (64); the others are told to come back, none waits without end.
+    let pool = Pool::start(&["--workers", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let film = synth::film(3600);
+    let mut clients = Vec::new();
+    for i in 0..100 {
+        let path = dir.path().join(format!("f{i}.mp4"));
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.write_all(&film.head).unwrap();
+        f.set_len(film.size).unwrap();
+        let mut c = pool.client();
+        let id = c.send_get(&path, "start=60&end=61", &[]);
+        clients.push((c, id));
+    }
+    let mut statuses = std::collections::BTreeMap::new();
+    for (mut c, id) in clients {
+        let r = c.reply(id);
+        if r.status == 503 {
+            assert_eq!(r.header("Retry-After"), Some("1"));
+        }
+        *statuses.entry(r.status).or_insert(0) += 1;
+    }
+    assert_eq!(
+        statuses.keys().copied().collect::<Vec<_>>(),
+        [200, 503],
+        "{statuses:?}"
+    );
+    assert!(statuses[&200] >= 64, "{statuses:?}");
+    assert_eq!(pool.workers().len(), 1);
+}
+
+#[test]
+fn a_window_that_cannot_be_planned_is_refused_again_from_memory() {
+    // A header that claims 2^32 samples of 1 ms: its index builds, its
+    // segment plan is refused (415), and the refusal is remembered.
+    let pool = Pool::start(&["--workers", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("claims.mp4");
+    let n = u32::MAX - 64;
+    film(
+        1000,
+        n,
+        1000,
+        &[
+            full(b"stts", 0, &be32(&[1, n, 1])),
+            full(b"stsc", 0, &be32(&[1, 1, n, 1])),
+            full(b"stsz", 0, &be32(&[1, n])),
+        ],
+        u64::from(n),
+    )
+    .write(&path);
+    let master = path.join("master.m3u8");
+    for _ in 0..2 {
+        let r = pool.client().get(&master, "", &[]);
+        assert_eq!(r.status, 415, "{}", r.text());
+    }
+    let log = pool.log_text();
+    assert_eq!(log.matches("(remembered)").count(), 1, "{log}");
+}
