@@ -26,8 +26,12 @@ for tool in nginx wrk curl ffmpeg python3; do
   command -v "$tool" >/dev/null || { echo "bench: '$tool' is missing (apt-get install -y nginx wrk curl ffmpeg python3)" >&2; exit 2; }
 done
 source "$ROOT/bench/media.sh"
-cargo build --release -q
-BIN=$ROOT/target/release/mp4-fcgi
+# MP4_FCGI_BIN: a binary already built (CI's smoke uses the test build).
+BIN=${MP4_FCGI_BIN:-}
+if [ -z "$BIN" ]; then
+  cargo build --release -q
+  BIN=$ROOT/target/release/mp4-fcgi
+fi
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # --- media: the 60 s film, and ffmpeg's packaging of it --------------------------

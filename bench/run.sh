@@ -24,8 +24,12 @@ done
 source "$ROOT/bench/media.sh"
 
 # --- build ------------------------------------------------------------------
-cargo build --release -q
-BIN=$ROOT/target/release/mp4-fcgi
+# MP4_FCGI_BIN: a binary already built (CI's smoke uses the test build).
+BIN=${MP4_FCGI_BIN:-}
+if [ -z "$BIN" ]; then
+  cargo build --release -q
+  BIN=$ROOT/target/release/mp4-fcgi
+fi
 
 # --- servers ----------------------------------------------------------------
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

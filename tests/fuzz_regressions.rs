@@ -2,6 +2,10 @@
 //! Engine inputs start with 3 window bytes, read by the fuzz target's own
 //! oracle (fuzz/oracle/engine.rs).
 
+#[path = "../fuzz/oracle/connection.rs"]
+mod connection;
+#[path = "../fuzz/oracle/fcgi.rs"]
+mod fcgi;
 #[path = "../fuzz/oracle/engine.rs"]
 mod oracle;
 
@@ -17,20 +21,37 @@ fn engine_input(name: &str) {
     oracle::engine(&data);
 }
 
-/// Every input of the committed engine corpus, through the same oracle as
-/// the fuzz target: what the fuzzer explored stays explored on every run.
-#[test]
-fn engine_corpus_replays_clean() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/engine");
+/// Runs `oracle` on every input of the committed corpus of `target`: what
+/// the fuzzer explored stays explored on every test run.
+fn replay(target: &str, oracle: impl Fn(&[u8]) + std::panic::RefUnwindSafe) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let data = std::fs::read(&path).unwrap();
-        let ran = std::panic::catch_unwind(|| oracle::engine(&data));
-        assert!(ran.is_ok(), "{} fails the oracle", path.display());
+        let ran = std::panic::catch_unwind(|| oracle(&data));
+        assert!(ran.is_ok(), "{} fails the {target} oracle", path.display());
         n += 1;
     }
-    assert!(n > 100, "only {n} inputs in {}", dir.display());
+    assert!(n > 20, "only {n} inputs in {}", dir.display());
+}
+
+#[test]
+fn engine_corpus_replays_clean() {
+    replay("engine", oracle::engine);
+}
+
+#[test]
+fn fcgi_corpus_replays_clean() {
+    replay("fcgi", fcgi::fcgi);
+}
+
+#[test]
+fn connection_corpus_replays_clean() {
+    let media = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/media");
+    replay("connection", |data| connection::connection(data, &media));
 }
 
 /// An stts whose runs sum past u64 overflowed `Runs::total` (found by fuzzing, 6.3 M executions in).
