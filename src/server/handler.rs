@@ -140,7 +140,12 @@ pub(super) fn refuse(status: u16, reason: &str) -> Prepared {
 
 /// Hands a one-range body to the front server as `X-Sendfile2` pieces.
 /// Multipart bodies (their boundaries live nowhere on disk) stream as usual.
-fn offload(o: &mut super::offload::Offload, response: &mut Response, r: &Resume, layout: &Layout) {
+fn offload(
+    o: &mut super::offload::Offload,
+    response: &mut Response,
+    r: &Resume,
+    layout: &Arc<Layout>,
+) {
     let Body::Entity(pieces) = &response.body else {
         return;
     };

@@ -107,11 +107,25 @@ fn helper_gone() -> ! {
     std::process::exit(70)
 }
 
+/// Runs file-system work nobody waits for on the helper thread.
+#[derive(Clone)]
+pub struct Chores(Sender<Task>);
+
+impl Chores {
+    pub fn run(&self, f: impl FnOnce() + Send + 'static) {
+        if self.0.send(Task::Chore(Box::new(f))).is_err() {
+            helper_gone();
+        }
+    }
+}
+
 /// What the helper thread is asked.
 enum Task {
     Run(JobKey, Job, Cancel),
     /// Freeing a large index takes milliseconds of munmap: not on the loop.
     Drop(Box<dyn Send>),
+    /// File-system work nobody waits for (writing an offload header file).
+    Chore(Box<dyn FnOnce() + Send>),
 }
 
 /// The helper thread's end of the work: dropping it closes the channel,
@@ -153,6 +167,10 @@ impl Jobs {
                                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
                                     drop(x)
                                 }));
+                            continue;
+                        }
+                        Task::Chore(f) => {
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
                             continue;
                         }
                     };
@@ -210,6 +228,11 @@ impl Jobs {
         if self.tx.send(Task::Drop(Box::new(x))).is_err() {
             helper_gone();
         }
+    }
+
+    /// A handle that runs chores on the helper thread.
+    pub fn chores(&self) -> Chores {
+        Chores(self.tx.clone())
     }
 
     /// Finished jobs, without waiting.

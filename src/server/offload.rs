@@ -5,7 +5,9 @@
 //!
 //! Header files are named by the film's identity and the window, so one
 //! name always holds the same bytes: workers race only to write identical
-//! content (temp file + rename). Files unused for [`TTL`] are removed, and the
+//! content (temp file + rename). Files are written and swept by chores on
+//! the helper thread, never on the event loop: the first answer of a window
+//! streams while its header file is written, the later ones are offloaded. Files unused for [`TTL`] are removed, and the
 //! folder is kept under its byte budget, shared by all workers, never
 //! touching a file used in the last [`IN_USE`] (lighttpd may be about to
 //! open it).
@@ -16,6 +18,7 @@
 //! owns.
 
 use super::cache::FileKey;
+use super::jobs::Chores;
 use super::stats::Stats;
 use crate::mp4::{Layout, Piece, Window};
 use std::collections::HashMap;
@@ -25,7 +28,8 @@ use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 const PREFIX: &str = "mp4fcgi-";
@@ -37,29 +41,114 @@ const IN_USE: Duration = Duration::from_secs(600);
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 pub struct Offload {
-    dir: PathBuf,
-    budget: u64,
+    store: Arc<Store>,
     /// Header files this worker knows exist, with when it last refreshed them.
     known: HashMap<String, Instant>,
-    last_sweep: Option<Instant>,
+    /// Header files a chore is writing, with when it was asked.
+    pending: HashMap<String, Instant>,
+    chores: Chores,
+}
+
+/// The folder and its budget: what chores on the helper thread write, sweep
+/// and count. No file-system write runs on the event loop.
+struct Store {
+    dir: PathBuf,
+    budget: u64,
     /// The bytes in the folder, counted by all workers together.
     stats: Stats,
     /// Names temp files uniquely within this process.
-    writes: u64,
+    writes: AtomicU64,
+    last_sweep: Mutex<Option<Instant>>,
 }
 
+/// A header file asked for this long ago and still missing is asked again.
+const PENDING: Duration = Duration::from_secs(10);
+
 impl Offload {
-    pub fn new(dir: PathBuf, budget: u64, stats: Stats) -> Offload {
+    pub fn new(dir: PathBuf, budget: u64, stats: Stats, chores: Chores) -> Offload {
         Offload {
-            dir,
-            budget,
+            store: Arc::new(Store {
+                dir,
+                budget,
+                stats,
+                writes: AtomicU64::new(0),
+                last_sweep: Mutex::new(None),
+            }),
             known: HashMap::new(),
-            last_sweep: None,
-            stats,
-            writes: 0,
+            pending: HashMap::new(),
+            chores,
         }
     }
 
+    /// The `X-Sendfile2` value for bytes `range` of `layout`, or None while
+    /// its header file is not there yet: the caller streams this answer
+    /// itself, and a chore writes the file for the next ones (or cannot:
+    /// folder full or unwritable, said in the log).
+    pub fn header_value(
+        &mut self,
+        media: &Path,
+        file: &std::fs::File,
+        key: FileKey,
+        window: &Window,
+        layout: &Arc<Layout>,
+        range: Range<u64>,
+    ) -> Option<String> {
+        let name = file_name(key, window);
+        let path = self.store.dir.join(&name);
+        let now = Instant::now();
+        let want = mem_len(layout);
+        // Checked on disk every time: a name replaced by a link since is
+        // never handed out.
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if ours(&m) && m.len() == want => {
+                let fresh =
+                    (self.known.get(&name)).is_some_and(|t| now.duration_since(*t) < IN_USE / 2);
+                if !fresh {
+                    // The sweep keeps what is in use: its mtime says so.
+                    let p = path.clone();
+                    self.chores.run(move || refresh(&p));
+                    self.known.insert(name, now);
+                    if self.known.len() > 4096 {
+                        self.known
+                            .retain(|_, t| now.duration_since(*t) < IN_USE / 2);
+                    }
+                }
+                Some(x_sendfile2(&path, media, layout, range))
+            }
+            _ => {
+                let asked =
+                    (self.pending.get(&name)).is_some_and(|t| now.duration_since(*t) < PENDING);
+                if !asked && let Ok(media) = file.try_clone() {
+                    let (store, layout) = (self.store.clone(), layout.clone());
+                    self.pending.insert(name.clone(), now);
+                    if self.pending.len() > 4096 {
+                        self.pending.retain(|_, t| now.duration_since(*t) < PENDING);
+                    }
+                    self.chores.run(move || {
+                        if let Err(e) = store.ensure(&name, &layout, &media) {
+                            log::warn!(
+                                "offload: no header file in {}: {e}; answers stream meanwhile",
+                                store.dir.display()
+                            );
+                        }
+                    });
+                }
+                None
+            }
+        }
+    }
+}
+
+/// Refreshes a header file's mtime, not through a link.
+fn refresh(path: &Path) {
+    let _ = std::fs::File::options()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .and_then(|f| f.set_modified(SystemTime::now()));
+}
+
+impl Store {
     /// Takes `need` bytes of the shared budget, or fails when it is spent.
     fn reserve(&self, need: u64) -> bool {
         let used = &self.stats.get().offload_bytes;
@@ -74,87 +163,31 @@ impl Offload {
         let _ = used.fetch_update(Relaxed, Relaxed, |u| Some(u.saturating_sub(bytes)));
     }
 
-    /// The `X-Sendfile2` value for bytes `range` of `layout`, or None when the
-    /// header file cannot be had (folder full or unwritable): the caller then
-    /// streams the body itself.
-    pub fn header_value(
-        &mut self,
-        media: &Path,
-        file: &std::fs::File,
-        key: FileKey,
-        window: &Window,
-        layout: &Layout,
-        range: Range<u64>,
-    ) -> Option<String> {
-        let name = file_name(key, window);
-        let header = match self.ensure(&name, layout, file) {
-            Ok(p) => p,
-            Err(e) => {
-                log::warn!(
-                    "offload: no header file in {}: {e}; streaming this one",
-                    self.dir.display()
-                );
-                return None;
-            }
-        };
-        Some(x_sendfile2(&header, media, layout, range))
-    }
-
-    /// Makes sure the header file exists as a regular file of the pool's,
-    /// writing it if needed. Checked on disk every time: a name replaced by
-    /// a link since is never handed out.
-    fn ensure(&mut self, name: &str, layout: &Layout, file: &std::fs::File) -> io::Result<PathBuf> {
+    /// Writes the header file `name` unless it is there (as a regular file
+    /// of the pool's, of the right size) by now.
+    fn ensure(&self, name: &str, layout: &Layout, file: &std::fs::File) -> io::Result<()> {
         let path = self.dir.join(name);
-        let now = Instant::now();
         let want = mem_len(layout);
         match std::fs::symlink_metadata(&path) {
-            Ok(m) if ours(&m) && m.len() == want => {
-                let fresh = self
-                    .known
-                    .get(name)
-                    .is_some_and(|t| now.duration_since(*t) < IN_USE / 2);
-                if !fresh {
-                    // Refresh mtime: the sweep keeps what is in use.
-                    std::fs::File::options()
-                        .write(true)
-                        .custom_flags(libc::O_NOFOLLOW)
-                        .open(&path)?
-                        .set_modified(SystemTime::now())?;
-                }
-            }
-            found => {
-                if let Ok(m) = found {
-                    // Not ours (a planted link, a stale size): replaced below
-                    // by rename, which does not follow links.
-                    if ours(&m) {
-                        self.release(m.len());
-                    }
-                }
-                self.sweep(want)?;
-                if !self.reserve(want) {
-                    return Err(full(self.budget));
-                }
-                if let Err(e) = self.write(&path, layout, file) {
-                    self.release(want);
-                    return Err(e);
-                }
-            }
+            Ok(m) if ours(&m) && m.len() == want => return Ok(()),
+            // Not ours (a planted link, a stale size): replaced below by
+            // rename, which does not follow links.
+            Ok(m) if ours(&m) => self.release(m.len()),
+            _ => {}
         }
-        self.known.insert(name.to_string(), now);
-        if self.known.len() > 4096 {
-            self.known
-                .retain(|_, t| now.duration_since(*t) < IN_USE / 2);
+        self.sweep(want)?;
+        if !self.reserve(want) {
+            return Err(full(self.budget));
         }
-        Ok(path)
+        self.write(&path, layout, file)
+            .inspect_err(|_| self.release(want))
     }
 
-    fn write(&mut self, path: &Path, layout: &Layout, media: &std::fs::File) -> io::Result<()> {
-        self.writes += 1;
-        let tmp = self.dir.join(format!(
-            ".{PREFIX}{}-{}.tmp",
-            std::process::id(),
-            self.writes
-        ));
+    fn write(&self, path: &Path, layout: &Layout, media: &std::fs::File) -> io::Result<()> {
+        let n = self.writes.fetch_add(1, Relaxed) + 1;
+        let tmp = self
+            .dir
+            .join(format!(".{PREFIX}{}-{n}.tmp", std::process::id()));
         // Exclusive and not through a link: a name planted in the folder
         // makes this write fail, never write elsewhere.
         let file = std::fs::OpenOptions::new()
@@ -177,16 +210,17 @@ impl Offload {
 
     /// Removes stale files; refuses room for `need` more bytes when the
     /// budget is spent by files in use.
-    fn sweep(&mut self, need: u64) -> io::Result<()> {
+    fn sweep(&self, need: u64) -> io::Result<()> {
         let now = Instant::now();
-        let due = self
-            .last_sweep
-            .is_none_or(|t| now.duration_since(t) >= SWEEP_EVERY);
         let used = self.stats.get().offload_bytes.load(Relaxed);
-        if !due || used.saturating_add(need) <= self.budget {
-            return Ok(());
+        {
+            let mut last = self.last_sweep.lock().unwrap_or_else(|e| e.into_inner());
+            let due = last.is_none_or(|t| now.duration_since(t) >= SWEEP_EVERY);
+            if !due || used.saturating_add(need) <= self.budget {
+                return Ok(());
+            }
+            *last = Some(now);
         }
-        self.last_sweep = Some(now);
         let wall = SystemTime::now();
         let mut files = Vec::new();
         for e in std::fs::read_dir(&self.dir)? {
@@ -235,7 +269,6 @@ impl Offload {
             }
         }
         self.stats.get().offload_bytes.store(total, Relaxed);
-        self.known.clear();
         Ok(())
     }
 }

@@ -74,10 +74,9 @@ impl<'a> Service<'a> {
                 max_moov: config.max_moov,
             },
             caches: Caches::new(config.cache_size),
-            offload: config
-                .offload_dir
-                .clone()
-                .map(|d| super::offload::Offload::new(d, config.offload_size, stats)),
+            offload: config.offload_dir.clone().map(|d| {
+                super::offload::Offload::new(d, config.offload_size, stats, jobs.chores())
+            }),
             served: 0,
             inflight: 0,
             jobs,

@@ -89,6 +89,13 @@ pub struct Stats {
     slot: Option<usize>,
 }
 
+// SAFETY: the mapping is never unmapped and holds only atomics, so a copy
+// may be used from, and shared with, another thread (the helper thread's
+// chores count the offload folder's bytes through it).
+unsafe impl Send for Stats {}
+// SAFETY: as above: every access goes through an atomic.
+unsafe impl Sync for Stats {}
+
 impl Stats {
     /// Maps the counters. Call before fork so every process shares them.
     pub fn new() -> std::io::Result<Stats> {
