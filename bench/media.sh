@@ -3,10 +3,10 @@
 # SMOKE=1 (CI): the same films, shorter and at 5 fps, only to show the
 # harness runs; their figures mean nothing.
 if [ "${SMOKE:-}" = 1 ]; then
-  CACHE=${CACHE:-$ROOT/bench/.cache-smoke}
+  CACHE=$ROOT/bench/.cache-smoke
   LONG_SECONDS=3700 FRAG_SECONDS=80 LONG_RATE=5
 else
-  CACHE=${CACHE:-$ROOT/bench/.cache}
+  CACHE=$ROOT/bench/.cache
   LONG_SECONDS=7200 FRAG_SECONDS=800 LONG_RATE=25
 fi
 mkdir -p "$CACHE"

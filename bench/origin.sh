@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-16}
-CACHE=$ROOT/bench/.cache
+CACHE=${CACHE:-}
 WORK=$(mktemp -d /tmp/mp4-fcgi-origin.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null; [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null; sleep 0.5; rm -rf "$WORK"' EXIT
 

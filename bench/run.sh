@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-16}
-CACHE=$ROOT/bench/.cache
+CACHE=${CACHE:-}
 WORK=$(mktemp -d /tmp/mp4-fcgi-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null; for p in "$WORK"/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done; sleep 0.5; rm -rf "$WORK"' EXIT
 
