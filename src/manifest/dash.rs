@@ -18,6 +18,26 @@ fn duration(seconds: f64) -> String {
     format!("PT{:.3}S", seconds.max(0.0))
 }
 
+/// An `xs:duration` of at least `seconds`: milliseconds rounded up.
+fn duration_up(seconds: f64) -> String {
+    duration((seconds.max(0.0) * 1000.0).ceil() / 1000.0)
+}
+
+/// ` startWithSAP="n"`: the highest SAP type any of `renditions`' segments
+/// starts with; nothing when one is not known to start with a SAP (see
+/// `cmaf::Rendition::sap`: HEVC key frames may be open-GOP CRA pictures,
+/// SAP type 3, so 1 is never claimed for them on the codec alone).
+fn start_with_sap<'a>(renditions: impl IntoIterator<Item = &'a Rendition>) -> String {
+    let mut most = Some(0u8);
+    for r in renditions {
+        most = most.zip(r.sap).map(|(a, b)| a.max(b));
+    }
+    match most {
+        Some(n) if n > 0 => format!(" startWithSAP=\"{n}\""),
+        _ => String::new(),
+    }
+}
+
 /// `manifest.mpd` of one film or of the films of a URL set (every video
 /// track of each a representation of one adaptation set; the first film's
 /// audio); `query` goes after every URL.
@@ -39,8 +59,9 @@ pub fn mpd(parts: &[Part<'_>], query: &str) -> String {
          type=\"static\" mediaPresentationDuration=\"{}\" minBufferTime=\"{}\" maxSegmentDuration=\"{}\">\n\
          <Period id=\"0\" start=\"PT0S\">\n",
         duration(p.duration),
-        duration(max_segment.min(10.0)),
-        duration(max_segment)
+        // DASH-IF IOP: a player must be able to hold a whole segment.
+        duration_up(max_segment),
+        duration_up(max_segment)
     );
     let video: Vec<(u8, &Rendition)> = (parts.iter())
         .flat_map(|part| {
@@ -53,7 +74,8 @@ pub fn mpd(parts: &[Part<'_>], query: &str) -> String {
         let _ = writeln!(
             s,
             "<AdaptationSet id=\"0\" contentType=\"video\" mimeType=\"video/mp4\" \
-             segmentAlignment=\"true\" startWithSAP=\"1\">"
+             segmentAlignment=\"true\"{}>",
+            start_with_sap(video.iter().map(|(_, r)| *r))
         );
         for (file, r) in &video {
             representation(&mut s, *file, r, &q);
@@ -73,8 +95,9 @@ pub fn mpd(parts: &[Part<'_>], query: &str) -> String {
         let _ = write!(
             s,
             "<AdaptationSet id=\"{}\" contentType=\"audio\" mimeType=\"audio/mp4\" \
-             segmentAlignment=\"true\" startWithSAP=\"1\"",
-            i + 1
+             segmentAlignment=\"true\"{}",
+            i + 1,
+            start_with_sap(tracks.iter().copied())
         );
         if let Some(l) = lang {
             let _ = write!(s, " lang=\"{l}\"");
@@ -154,4 +177,70 @@ fn representation(s: &mut String, file: u8, r: &Rendition, q: &str) {
         s.push_str("/>\n");
     }
     s.push_str("</SegmentTimeline>\n</SegmentTemplate>\n</Representation>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mp4::cmaf::testing::{presentation, rendition};
+
+    fn one(p: &crate::mp4::cmaf::Presentation) -> String {
+        mpd(
+            &[Part {
+                file: 0,
+                presentation: p,
+            }],
+            "",
+        )
+    }
+
+    /// The seconds of an `xs:duration` attribute `name`.
+    fn seconds(text: &str, name: &str) -> f64 {
+        let v = text.split(&format!("{name}=\"PT")).nth(1).unwrap();
+        v[..v.find('S').unwrap()].parse().unwrap()
+    }
+
+    #[test]
+    fn min_buffer_time_holds_the_longest_segment() {
+        let p = presentation(vec![
+            rendition(
+                1,
+                Kind::Video,
+                "avc1.64001F",
+                &[(12.0004, 1000), (4.0, 1000)],
+            ),
+            rendition(2, Kind::Audio, "mp4a.40.2", &[(12.0, 1000), (4.0004, 1000)]),
+        ]);
+        let text = one(&p);
+        assert!(seconds(&text, "minBufferTime") >= 12.0004, "{text}");
+        assert!(seconds(&text, "maxSegmentDuration") >= 12.0004, "{text}");
+    }
+
+    /// The `startWithSAP` of the adaptation set of `content`, if any.
+    fn sap<'a>(text: &'a str, content: &str) -> Option<&'a str> {
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!("contentType=\"{content}\"")))
+            .unwrap();
+        let v = line.split("startWithSAP=\"").nth(1)?;
+        Some(&v[..v.find('"').unwrap()])
+    }
+
+    #[test]
+    fn hevc_key_frames_are_not_claimed_to_be_sap_type_1() {
+        let avc = presentation(vec![
+            rendition(1, Kind::Video, "avc1.64001F", &[(6.0, 1000)]),
+            rendition(2, Kind::Audio, "mp4a.40.2", &[(6.0, 1000)]),
+        ]);
+        let text = one(&avc);
+        assert_eq!(sap(&text, "video"), Some("1"), "{text}");
+        assert_eq!(sap(&text, "audio"), Some("1"), "{text}");
+        let hevc = presentation(vec![
+            rendition(1, Kind::Video, "hvc1.1.6.L93.90", &[(6.0, 1000)]),
+            rendition(2, Kind::Audio, "mp4a.40.2", &[(6.0, 1000)]),
+        ]);
+        let text = one(&hevc);
+        assert_ne!(sap(&text, "video"), Some("1"), "{text}");
+        assert_eq!(sap(&text, "audio"), Some("1"), "{text}");
+    }
 }

@@ -3,7 +3,7 @@
 //! group, and one media playlist per track.
 
 use super::{Part, Track, language};
-use crate::mp4::cmaf::{Kind, Presentation, Rendition};
+use crate::mp4::cmaf::{self, Kind, Presentation, Rendition};
 use std::fmt::Write;
 
 const AUDIO_GROUP: &str = "audio";
@@ -63,10 +63,17 @@ pub fn master(parts: &[Part<'_>], query: &str) -> String {
         if let Some(l) = language(p, *id) {
             let _ = write!(s, ",LANGUAGE=\"{l}\"");
         }
-        let channels = p.rendition(*id).map_or(0, |r| r.description.channels);
+        let _ = write!(s, ",NAME=\"{name}\",DEFAULT={default},AUTOSELECT=YES");
+        // A channel count the film does not say is left out, not written 0.
+        match p.rendition(*id).map_or(0, |r| r.description.channels) {
+            0 => {}
+            channels => {
+                let _ = write!(s, ",CHANNELS=\"{channels}\"");
+            }
+        }
         let _ = writeln!(
             s,
-            ",NAME=\"{name}\",DEFAULT={default},AUTOSELECT=YES,CHANNELS=\"{channels}\",URI=\"index-{}.m3u8{query}\"",
+            ",URI=\"index-{}.m3u8{query}\"",
             Track {
                 file: first.file,
                 id: *id
@@ -112,14 +119,9 @@ pub fn master(parts: &[Part<'_>], query: &str) -> String {
 /// `None` when the presentation has no such track.
 pub fn playlist(p: &Presentation, track: Track, query: &str) -> Option<String> {
     let r = p.rendition(track.id)?;
-    // TARGETDURATION bounds every EXTINF rounded to the nearest integer.
-    let target = r
-        .segments
-        .iter()
-        .map(|s| s.shown_for.round() as u64)
-        .max()
-        .unwrap_or(0)
-        .max(1);
+    // TARGETDURATION bounds every EXTINF, as printed, rounded to the
+    // nearest integer; BANDWIDTH's runs are measured against it too.
+    let target = cmaf::target_duration(&r.segments);
     let mut s = String::with_capacity(64 + r.segments.len() * 40);
     let _ = write!(
         s,
@@ -129,11 +131,60 @@ pub fn playlist(p: &Presentation, track: Track, query: &str) -> Option<String> {
     for (k, seg) in r.segments.iter().enumerate() {
         let _ = write!(
             s,
-            "#EXTINF:{:.6},\nseg-{}-{track}.m4s{query}\n",
-            seg.shown_for,
+            "#EXTINF:{},\nseg-{}-{track}.m4s{query}\n",
+            cmaf::printed_seconds(seg.shown_for),
             k + 1
         );
     }
     s.push_str("#EXT-X-ENDLIST\n");
     Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mp4::cmaf::testing::{presentation, rendition};
+
+    #[test]
+    fn target_duration_bounds_every_extinf_as_printed() {
+        let p = presentation(vec![rendition(
+            1,
+            Kind::Video,
+            "avc1.64001F",
+            &[(6.4999997, 1000), (5.0, 1000)],
+        )]);
+        let text = playlist(&p, Track { file: 0, id: 1 }, "").unwrap();
+        assert!(text.contains("#EXTINF:6.500000,"), "{text}");
+        // 6.500000 rounds to 7 (RFC 8216 4.3.3.1).
+        assert!(text.contains("#EXT-X-TARGETDURATION:7\n"), "{text}");
+    }
+
+    #[test]
+    fn an_unknown_channel_count_is_not_written() {
+        let mut audio = rendition(2, Kind::Audio, "mp4a.40.2", &[(6.0, 1000)]);
+        audio.description.channels = 0;
+        let p = presentation(vec![
+            rendition(1, Kind::Video, "avc1.64001F", &[(6.0, 1000)]),
+            audio,
+        ]);
+        let text = master(
+            &[Part {
+                file: 0,
+                presentation: &p,
+            }],
+            "",
+        );
+        assert!(text.contains("#EXT-X-MEDIA:TYPE=AUDIO"), "{text}");
+        assert!(!text.contains("CHANNELS"), "{text}");
+        let mut stereo = p.clone();
+        stereo.renditions[1].description.channels = 2;
+        let text = master(
+            &[Part {
+                file: 0,
+                presentation: &stereo,
+            }],
+            "",
+        );
+        assert!(text.contains(",CHANNELS=\"2\","), "{text}");
+    }
 }

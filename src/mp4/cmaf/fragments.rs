@@ -3,7 +3,7 @@
 //! a media segment is re-fragmented from its `trun`s: one `trun` of the
 //! track's samples, their bytes as file spans.
 
-use super::write::head;
+use super::write::{head, head_len};
 use super::{Kind, MAX_SEGMENT_SAMPLES, Presentation, Rendition, Segment, Settings};
 use crate::mp4::boxes::{Reader, children};
 use crate::mp4::index::Index;
@@ -130,7 +130,12 @@ struct Sums {
     duration: u64,
     bytes: u64,
     samples: u64,
+    /// The sample flags of the segment's first sample.
+    first_flags: Option<u32>,
 }
+
+/// `sample_is_non_sync_sample` of sample flags.
+const NON_SYNC: u32 = 0x0001_0000;
 
 /// The segment plan of a fragmented film: whole fragments, from the one
 /// holding `start` to the one holding `end`.
@@ -187,6 +192,9 @@ pub(super) fn presentation(
                     s.time = t.tfdt.map(|t| t.saturating_add(s.duration));
                 }
                 for (run, _) in &t.runs {
+                    if s.first_flags.is_none() && run.count > 0 {
+                        s.first_flags = Some(run.sample(0, &t.defaults).flags);
+                    }
                     let (duration, bytes) = run.totals(&t.defaults);
                     s.duration = s.duration.saturating_add(duration);
                     s.bytes = s.bytes.saturating_add(bytes);
@@ -203,33 +211,64 @@ pub(super) fn presentation(
     for (info, sums) in packaged.into_iter().zip(sums) {
         let stsd = super::write::stsd(index, info)?;
         let description = super::codecs::describe(&super::codecs::first_entry(stsd.body)?)?;
-        let mut segments = Vec::with_capacity(cuts.len());
+        let mut segments: Vec<Segment> = Vec::with_capacity(cuts.len());
         let mut base = None;
+        // Where a run of segments without this track's samples began: no
+        // segment may be empty (a `trun` of no samples), so those fragments
+        // join the track's segment after them, or, at the end, the one
+        // before (see `super::presentation`).
+        let mut pending = None;
+        let mut sync = true;
         for (k, (&(f0, _), s)) in cuts.iter().zip(sums).enumerate() {
             let f1 = cuts.get(k + 1).map_or(last as u64, |c| c.0);
+            if s.samples == 0 {
+                match segments.last_mut() {
+                    Some(prev) => prev.end = f1,
+                    None => {
+                        pending.get_or_insert(f0);
+                    }
+                }
+                continue;
+            }
+            sync &= s.first_flags.is_some_and(|f| f & NON_SYNC == 0);
+            let first = pending.take().unwrap_or(f0);
             let (total, bytes) = (s.duration, s.bytes);
             let time = s.time.unwrap_or(0);
             let base = *base.get_or_insert(time);
             // Each track's own times: a fragment's audio need not span
             // exactly its video.
             let ts = f64::from(info.timescale.max(1));
-            let shown_at = if k == 0 {
+            let shown_at = if segments.is_empty() {
                 0.0
             } else {
                 time.saturating_sub(base) as f64 / ts
             };
             segments.push(Segment {
-                first: f0,
+                first,
                 end: f1,
                 time: time.saturating_sub(base),
                 duration: total,
                 shown_at,
                 shown_for: total as f64 / ts,
                 bytes,
+                // Segments are written with composition offsets.
+                sent: head_len(s.samples, true).saturating_add(bytes),
                 marks: Default::default(),
             });
         }
-        let (peak, average) = super::bandwidth(&segments, target);
+        // A track with no sample in the window is not packaged.
+        if segments.is_empty() {
+            continue;
+        }
+        // Cuts are at fragments, which need not start with a sync sample:
+        // a SAP is claimed only where every segment's first sample is one
+        // (its type as `super::start_sap` says, the codec alone: the
+        // fragments' sample groups are not read).
+        let sap = sync.then_some(match &info.codec {
+            b"hvc1" | b"hev1" => super::HEVC_IRAP_SAP,
+            _ => 1,
+        });
+        let (peak, average) = super::bandwidth(&segments);
         renditions.push(Rendition {
             id: info.id,
             kind: if info.is_video() {
@@ -244,6 +283,7 @@ pub(super) fn presentation(
             timescale: info.timescale,
             peak_bandwidth: peak,
             average_bandwidth: average,
+            sap,
             segments,
             track: usize::MAX,
             info: *info,

@@ -7,11 +7,19 @@
 //! boxes plus spans of the source file, like a progressive answer.
 
 mod codecs;
+mod figures;
 mod fragments;
+mod sap;
+#[cfg(test)]
+pub(crate) mod testing;
 mod write;
 
 pub use codecs::Description;
+pub use figures::{printed_seconds, target_duration};
 pub use write::{init, segment};
+
+use figures::bandwidth;
+use sap::{HEVC_IRAP_SAP, start_sap};
 
 use super::index::{Index, Track};
 use super::tables::elst::{Edit, RATE_1};
@@ -40,7 +48,8 @@ pub enum Kind {
     Audio,
 }
 
-/// One media segment of one track: samples `[first, end)`.
+/// One media segment of one track: samples `[first, end)` (a fragmented
+/// film's: its fragments `[first, end)`), never none of the track's.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Segment {
     pub first: u64,
@@ -54,6 +63,9 @@ pub struct Segment {
     pub shown_for: f64,
     /// Sample bytes (the `mdat` payload).
     pub bytes: u64,
+    /// Bytes the segment is sent as: its `moof` and `mdat` header, then
+    /// its sample bytes (what bit rates count).
+    pub sent: u64,
     /// Where the `stts` and `ctts` walks stand at `first`, so writing the
     /// segment does not walk a long table from its start.
     pub(crate) marks: (Mark, Mark),
@@ -67,9 +79,14 @@ pub struct Rendition {
     pub description: Description,
     pub language: Option<String>,
     pub timescale: u32,
-    /// Peak and average bits per second over the segments.
+    /// Peak and average bits per second over the whole segments (RFC 8216
+    /// 4.3.4.2; see [`bandwidth`]).
     pub peak_bandwidth: u64,
     pub average_bandwidth: u64,
+    /// The highest SAP type (ISO/IEC 23009-1 4.5.2) any of its segments
+    /// may start with, for DASH's `startWithSAP`; `None`: not known to
+    /// start with one at all.
+    pub sap: Option<u8>,
     pub segments: Vec<Segment>,
     pub(crate) track: usize,
     /// The `trak` (a fragmented film's tracks have no samples in the moov).
@@ -93,9 +110,16 @@ impl Presentation {
         self.renditions.iter().find(|r| r.id == id)
     }
 
-    /// How many segments every rendition has.
+    /// The most segments a rendition has. Renditions may have fewer than
+    /// the reference track: a track that starts after the reference's first
+    /// cut or ends before its last has no empty segment there, its first or
+    /// last segment covering that time instead.
     pub fn segment_count(&self) -> usize {
-        self.renditions.first().map_or(0, |r| r.segments.len())
+        self.renditions
+            .iter()
+            .map(|r| r.segments.len())
+            .max()
+            .unwrap_or(0)
     }
 
     pub fn heap_bytes(&self) -> usize {
@@ -369,6 +393,11 @@ pub fn presentation(
     let mut renditions = Vec::with_capacity(spans.len());
     for (i, span) in spans.iter().enumerate() {
         let t = &index.tracks[span.track];
+        // A track with no sample in the window (audio that ended before a
+        // clip starts) has nothing to play: it is not packaged.
+        if span.a >= span.b && i != reference {
+            continue;
+        }
         if t.stsc.iter().any(|e| e.sample_description_index != 1) {
             return Err(Error::Unsupported(format!(
                 "track {}: several sample descriptions are not packaged for HLS/DASH",
@@ -397,6 +426,25 @@ pub fn presentation(
             }
             v
         };
+        // No segment may be empty (a `trun` of no samples): where the track
+        // has no sample from one cut to the next (audio that starts after
+        // the reference's first cut or ends before its last), its segment
+        // joins the one before, or the first the one after. The track then
+        // has fewer segments than the reference, which nothing relies on:
+        // HLS playlists and DASH representations each list their own
+        // segments, and its last (first) segment still runs to the end of
+        // (from the start of) the presentation.
+        let mut starts = starts;
+        starts.dedup();
+        if starts.len() > 1 && starts.last() == Some(&span.b) {
+            starts.pop();
+        }
+        let sap = if starts.iter().all(|&s| is_sync(t, s)) {
+            Some(start_sap(index, t, &starts))
+        } else {
+            None
+        };
+        let composition = t.ctts.is_some();
         let mut segments = Vec::with_capacity(starts.len());
         for (k, &first) in starts.iter().enumerate() {
             let end = starts.get(k + 1).copied().unwrap_or(span.b);
@@ -422,6 +470,7 @@ pub fn presentation(
             } else {
                 clock.shown(end)
             };
+            let bytes = t.sizes.sum(first, end);
             segments.push(Segment {
                 first,
                 end,
@@ -429,11 +478,12 @@ pub fn presentation(
                 duration: clock.dts(end).saturating_sub(time),
                 shown_at: shown_at.clamp(0.0, duration),
                 shown_for: (shown_end.min(duration) - shown_at.clamp(0.0, duration)).max(0.0),
-                bytes: t.sizes.sum(first, end),
+                bytes,
+                sent: write::head_len(end - first, composition).saturating_add(bytes),
                 marks,
             });
         }
-        let (peak, average) = bandwidth(&segments, target);
+        let (peak, average) = bandwidth(&segments);
         renditions.push(Rendition {
             id: t.info.id,
             kind: if t.info.is_video() {
@@ -449,6 +499,7 @@ pub fn presentation(
             timescale: t.info.timescale,
             peak_bandwidth: peak,
             average_bandwidth: average,
+            sap,
             segments,
             track: span.track,
             info: t.info,
@@ -469,24 +520,49 @@ fn is_sync(t: &Track, s: u64) -> bool {
     }
 }
 
-/// Peak (over segments of at least half the target) and average bits per second.
-pub(super) fn bandwidth(segments: &[Segment], target: f64) -> (u64, u64) {
-    let bits = |s: &Segment| s.bytes as f64 * 8.0;
-    let total_bits: f64 = segments.iter().map(bits).sum();
-    let total_time: f64 = segments.iter().map(|s| s.shown_for).sum();
-    let average = if total_time > 0.0 {
-        total_bits / total_time
-    } else {
-        0.0
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn film(name: &str) -> Index {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/media/").to_string() + name;
+        let bytes = std::fs::read(path).unwrap();
+        Index::build(&bytes, &crate::mp4::Limits::default()).unwrap()
+    }
+
+    const SIX: Settings = Settings {
+        segment_duration: 6.0,
     };
-    let peak = segments
-        .iter()
-        .filter(|s| s.shown_for >= target / 2.0 || segments.len() == 1)
-        .filter(|s| s.shown_for > 0.0)
-        .map(|s| bits(s) / s.shown_for)
-        .fold(average, f64::max);
-    // A header can claim any duration: past 2^32-1 (DASH's xs:unsignedInt)
-    // a rate says nothing true, and sums of rates must not overflow.
-    let clamp = |b: f64| (b.ceil() as u64).min(u64::from(u32::MAX));
-    (clamp(peak), clamp(average))
+
+    #[test]
+    fn a_track_that_ends_early_has_no_empty_segment() {
+        let mut index = film("a.mp4");
+        let audio = index.tracks.iter().position(|t| t.info.is_audio()).unwrap();
+        // 300 AAC frames: 6.4 s of the film's 20.
+        index.tracks[audio].sample_count = 300;
+        let p = presentation(&index, &Window::default(), &SIX).unwrap();
+        for r in &p.renditions {
+            assert!(!r.segments.is_empty());
+            for (k, s) in r.segments.iter().enumerate() {
+                assert!(
+                    s.end > s.first && s.bytes > 0,
+                    "track {} segment {k}: {s:?}",
+                    r.id
+                );
+            }
+            // The last segment runs to the end of the presentation.
+            let last = r.segments.last().unwrap();
+            assert!((last.shown_at + last.shown_for - p.duration).abs() < 1e-6);
+        }
+        let a = p.renditions.iter().find(|r| r.kind == Kind::Audio).unwrap();
+        assert_eq!(a.segments.last().unwrap().end, 300);
+        // Every segment the plan lists can be written.
+        let index = Arc::new(index);
+        for r in &p.renditions {
+            for n in 1..=r.segments.len() as u32 {
+                segment(&index, &p, n, r.id).unwrap();
+            }
+        }
+    }
 }

@@ -58,6 +58,42 @@ pub(crate) fn stsd<'a>(index: &'a Index, info: &TrakInfo) -> Result<RawBox<'a>, 
     child(&stbl, b"stsd")
 }
 
+/// The NAL unit types of an HEVC track's 'sync' sample group description
+/// (ISO/IEC 14496-15: one byte per entry, its low 6 bits the type), in
+/// entry order; `None` when it has none or it cannot be read.
+pub(super) fn sync_nal_types(index: &Index, info: &TrakInfo) -> Option<Vec<u8>> {
+    let mdia = child(&trak(index, info).ok()?, b"mdia").ok()?;
+    let stbl = child(&child(&mdia, b"minf").ok()?, b"stbl").ok()?;
+    let sgpd = stbl
+        .children()
+        .filter_map(Result::ok)
+        .find(|c| &c.fourcc == b"sgpd" && c.body.get(4..8) == Some(b"sync"))?;
+    sync_entries(sgpd.body)
+}
+
+/// The entries of a 'sync' `sgpd` body, each its NAL unit type.
+fn sync_entries(body: &[u8]) -> Option<Vec<u8>> {
+    let mut r = boxes::Reader::new(body, *b"sgpd");
+    let (version, _) = r.full_box().ok()?;
+    r.skip(4).ok()?;
+    let default_length = if version == 1 { r.u32().ok()? } else { 1 };
+    if version >= 2 {
+        r.skip(4).ok()?;
+    }
+    let count = r.u32().ok()?;
+    let mut types = Vec::new();
+    for _ in 0..count {
+        let length = if version == 1 && default_length == 0 {
+            r.u32().ok()?
+        } else {
+            default_length
+        };
+        let entry = r.bytes(usize::try_from(length).ok()?).ok()?;
+        types.push(entry.first()? & 0x3f);
+    }
+    Some(types)
+}
+
 fn rendition(p: &Presentation, id: u32) -> Result<&Rendition, Error> {
     p.rendition(id)
         .ok_or_else(|| Error::Missing(format!("the film has no video or audio track {id}")))
@@ -228,6 +264,16 @@ pub fn segment(index: &Arc<Index>, p: &Presentation, n: u32, id: u32) -> Result<
     Ok(layout)
 }
 
+/// Bytes of the `moof` and `mdat` header [`head`] writes for `count`
+/// samples, without writing them: what a segment sends besides its sample
+/// bytes. `moof` 8 + `mfhd` 16 + `traf` 8 + `tfhd` 16 + `tfdt` 20 + `trun`
+/// 20 and 12 per sample (16 with composition offsets) + `mdat` header 8.
+pub(super) fn head_len(count: u64, composition: bool) -> u64 {
+    const FIXED: u64 = 8 + 16 + 8 + 16 + 20 + 20 + 8;
+    let entry = 12 + if composition { 4 } else { 0 };
+    FIXED.saturating_add(count.saturating_mul(entry))
+}
+
 /// A media segment's `moof` (one `traf`, one `trun` of `count` samples
 /// whose entries `entries` writes: duration, size, flags, and the
 /// composition offset if `composition`) and the `mdat` header for
@@ -302,4 +348,63 @@ fn size(t: &Track, s: u64) -> u32 {
         .and_then(|i| t.sizes.table.get(i))
         .copied()
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_sample_group_entries() {
+        // Version 1, 'sync', default length 1, 3 entries: IDR_N_LP, CRA, IDR_W_RADL.
+        let body = [
+            1,
+            0,
+            0,
+            0,
+            b's',
+            b'y',
+            b'n',
+            b'c',
+            0,
+            0,
+            0,
+            1,
+            0,
+            0,
+            0,
+            3,
+            20,
+            21,
+            0x40 | 19,
+        ];
+        assert_eq!(sync_entries(&body), Some(vec![20, 21, 19]));
+        // Version 1 with per-entry lengths.
+        let body = [
+            1, 0, 0, 0, b's', b'y', b'n', b'c', 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 1, 20, 0, 0, 0, 2,
+            19, 0,
+        ];
+        assert_eq!(sync_entries(&body), Some(vec![20, 19]));
+        // Version 2, and one claiming more entries than it holds.
+        let body = [
+            2, 0, 0, 0, b's', b'y', b'n', b'c', 0, 0, 0, 1, 0, 0, 0, 1, 19,
+        ];
+        assert_eq!(sync_entries(&body), Some(vec![19]));
+        let body = [0, 0, 0, 0, b's', b'y', b'n', b'c', 0, 0, 0, 9, 20];
+        assert_eq!(sync_entries(&body), None);
+    }
+
+    #[test]
+    fn head_len_is_what_head_writes() {
+        for composition in [false, true] {
+            for count in [0u64, 1, 2, 7, 300] {
+                let entry = 12 + if composition { 4 } else { 0 };
+                let v = head(3, 1, 1 << 40, count, composition, 12_345, |v| {
+                    v.resize(v.len() + count as usize * entry, 0)
+                })
+                .unwrap();
+                assert_eq!(head_len(count, composition), v.len() as u64);
+            }
+        }
+    }
 }

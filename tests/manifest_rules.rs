@@ -1,0 +1,242 @@
+//! The manifests' rules (RFC 8216 for HLS, ISO/IEC 23009-1 for DASH)
+//! checked against the segments the packager really writes: BANDWIDTH and
+//! AVERAGE-BANDWIDTH count whole segments over runs of half to one and a
+//! half target durations, every EXTINF rounds to at most TARGETDURATION, no
+//! segment is empty, HEVC key frames are not claimed to be SAP type 1.
+
+use mp4_fcgi::manifest::{self, Part, Track};
+use mp4_fcgi::mp4::cmaf::{self, Presentation, Settings};
+use mp4_fcgi::mp4::{Index, Limits, Window};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+const SIX: Settings = Settings {
+    segment_duration: 6.0,
+};
+
+fn media(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/media")
+        .join(name)
+}
+
+fn plan(path: &Path) -> (Arc<Index>, Presentation) {
+    let bytes = std::fs::read(path).unwrap();
+    let index = Arc::new(Index::build(&bytes, &Limits::default()).unwrap());
+    let p = cmaf::presentation(&index, &Window::default(), &SIX).unwrap();
+    (index, p)
+}
+
+fn one(p: &Presentation) -> [Part<'_>; 1] {
+    [Part {
+        file: 0,
+        presentation: p,
+    }]
+}
+
+/// `(EXTINF seconds, TARGETDURATION)` of a media playlist.
+fn extinfs(text: &str) -> (Vec<f64>, u64) {
+    let target = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-TARGETDURATION:"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let durations = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .map(|l| l.trim_end_matches(',').parse().unwrap())
+        .collect();
+    (durations, target)
+}
+
+/// Checks one film's manifests against the bytes of its segments.
+fn rules(index: &Arc<Index>, p: &Presentation, name: &str) {
+    for r in &p.renditions {
+        let track = Track { file: 0, id: r.id };
+        let text = manifest::playlist(p, track, "").unwrap();
+        let (durations, target) = extinfs(&text);
+        assert_eq!(durations.len(), r.segments.len(), "{name}: {text}");
+        for d in &durations {
+            assert!(d.round() as u64 <= target, "{name} {d} > {target}");
+        }
+        let sizes: Vec<u64> = (1..=r.segments.len() as u32)
+            .map(|n| cmaf::segment(index, p, n, r.id).unwrap().len())
+            .collect();
+        for (k, (s, &len)) in r.segments.iter().zip(&sizes).enumerate() {
+            assert!(
+                s.bytes > 0,
+                "{name} track {} segment {}: empty",
+                r.id,
+                k + 1
+            );
+            assert!(len > s.bytes, "{name}: a segment is more than its samples");
+        }
+        // RFC 8216 4.3.4.2: any run of segments from 0.5 to 1.5 times the
+        // target duration, whole segments counted.
+        let t = target as f64;
+        let mut peak = 0.0f64;
+        for i in 0..durations.len() {
+            let (mut secs, mut bytes) = (0.0, 0u64);
+            for j in i..durations.len() {
+                secs += durations[j];
+                bytes += sizes[j];
+                if secs > 1.5 * t {
+                    break;
+                }
+                if secs >= 0.5 * t {
+                    peak = peak.max(bytes as f64 * 8.0 / secs);
+                }
+            }
+        }
+        let total: u64 = sizes.iter().sum();
+        let secs: f64 = durations.iter().sum();
+        let average = total as f64 * 8.0 / secs;
+        assert!(
+            r.peak_bandwidth as f64 >= peak.floor(),
+            "{name} track {}: BANDWIDTH {} < {peak}",
+            r.id,
+            r.peak_bandwidth
+        );
+        assert!(
+            r.average_bandwidth as f64 >= average.floor() - 1.0,
+            "{name} track {}: AVERAGE-BANDWIDTH {} < {average}",
+            r.id,
+            r.average_bandwidth
+        );
+        // Not more than rounding above the whole segments' rate.
+        assert!(
+            (r.average_bandwidth as f64) <= average * 1.01 + 1.0,
+            "{name} track {}: AVERAGE-BANDWIDTH {} > {average}",
+            r.id,
+            r.average_bandwidth
+        );
+    }
+    let mpd = manifest::mpd(&one(p), "");
+    let longest = (p.renditions.iter())
+        .flat_map(|r| r.segments.iter().map(|s| s.shown_for))
+        .fold(0.0, f64::max);
+    let min_buffer: f64 = {
+        let v = mpd.split("minBufferTime=\"PT").nth(1).unwrap();
+        v[..v.find('S').unwrap()].parse().unwrap()
+    };
+    assert!(min_buffer >= longest, "{name}: {mpd}");
+    let master = manifest::master(&one(p), "");
+    assert!(!master.contains("CHANNELS=\"0\""), "{name}: {master}");
+}
+
+#[test]
+fn the_fixtures_keep_the_manifest_rules() {
+    for name in [
+        "a.mp4",
+        "hevc.mp4",
+        "two_audio.mp4",
+        "frag.mp4",
+        "audio.m4a",
+        "audio_stz2.m4a",
+    ] {
+        let (index, p) = plan(&media(name));
+        rules(&index, &p, name);
+    }
+}
+
+/// The video adaptation set's `startWithSAP`, if it has one.
+fn video_sap(mpd: &str) -> Option<String> {
+    let line = mpd
+        .lines()
+        .find(|l| l.contains("contentType=\"video\""))
+        .unwrap();
+    let v = line.split("startWithSAP=\"").nth(1)?;
+    Some(v[..v.find('"').unwrap()].to_string())
+}
+
+#[test]
+fn open_gop_hevc_key_frames_are_not_sap_type_1() {
+    // x265's default open GOP: its key frames after the first are CRA
+    // pictures, and the file does not say otherwise (no 'sync' sample group).
+    let (_, p) = plan(&media("hevc.mp4"));
+    let mpd = manifest::mpd(&one(&p), "");
+    assert_ne!(video_sap(&mpd).as_deref(), Some("1"), "{mpd}");
+    let (_, p) = plan(&media("a.mp4"));
+    let mpd = manifest::mpd(&one(&p), "");
+    assert_eq!(video_sap(&mpd).as_deref(), Some("1"), "{mpd}");
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("manifest-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// A 14 s film whose audio stops after 4 s.
+fn short_audio(name: &str, movflags: &[&str]) -> PathBuf {
+    let out = scratch(name);
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x90:rate=25:duration=14",
+        ])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000:duration=4",
+        ])
+        .args([
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ])
+        .args([
+            "-g",
+            "50",
+            "-keyint_min",
+            "50",
+            "-sc_threshold",
+            "0",
+            "-c:a",
+            "aac",
+        ])
+        .args(movflags)
+        .arg(&out)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success());
+    out
+}
+
+#[test]
+#[cfg_attr(not(has_ffmpeg), ignore = "needs ffmpeg: apt-get install -y ffmpeg")]
+fn audio_that_ends_early_has_no_empty_segment() {
+    for (name, flags) in [
+        ("progressive.mp4", &[][..]),
+        (
+            "fragmented.mp4",
+            &["-movflags", "frag_keyframe+empty_moov"][..],
+        ),
+    ] {
+        let path = short_audio(name, flags);
+        let (index, p) = plan(&path);
+        let video = p.renditions.iter().find(|r| r.id == 1).unwrap();
+        let audio = p.renditions.iter().find(|r| r.id == 2).unwrap();
+        assert!(video.segments.len() >= 2, "{name}: {:?}", video.segments);
+        assert!(
+            audio.segments.len() < video.segments.len(),
+            "{name}: {:?}",
+            audio.segments
+        );
+        rules(&index, &p, name);
+        let mpd = manifest::mpd(&one(&p), "");
+        assert!(mpd.contains("<S t=\"0\""), "{mpd}");
+    }
+    let _ = std::fs::remove_dir_all(scratch("x").parent().unwrap());
+}
