@@ -5,6 +5,7 @@
 //! padding; an HTTP head) and nothing else can be queued inside one, so
 //! whatever the codec adds later lands after it. The shell asks for
 //! [`Output::next`], sends what it can, and reports it with [`Output::advance`].
+#![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
 

@@ -4,6 +4,7 @@
 //! [`Conn`] is driven from outside (as rustls' connections are): the caller
 //! reads into it, acts on its [`Event`]s, answers through it, and sends its
 //! one output queue.
+#![forbid(unsafe_code)]
 
 mod conn;
 mod params;

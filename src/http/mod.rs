@@ -1,5 +1,6 @@
 //! Pure HTTP semantics: the query, Range, conditionals, status and headers.
 //! Times come in as parameters; nothing here touches a socket or a clock.
+#![forbid(unsafe_code)]
 
 mod conditional;
 mod query;

@@ -8,6 +8,7 @@
 //! Dependencies point one way: the box walker (`boxes`), the per-atom
 //! codecs (`tables/`), a track's header (`trak`), the fragment scan, the
 //! [`Index`], the [`Layout`], the planner, the writer.
+#![forbid(unsafe_code)]
 
 mod boxes;
 mod builder;

@@ -396,59 +396,43 @@ mod tests {
         );
     }
 
-    #[test]
-    fn header_files_are_written_once_and_swept_by_budget() {
-        let d = tempfile::tempdir().unwrap();
-        let mut o = Offload::new(d.path().to_path_buf(), 30, Stats::new().unwrap());
-        let key = FileKey {
+    fn key() -> FileKey {
+        FileKey {
             dev: 1,
             ino: 2,
             size: 3,
             mtime: 4,
             mtime_nsec: 5,
-        };
-        let w = |s| Window {
+        }
+    }
+
+    fn w(s: f64) -> Window {
+        Window {
             start: Some(s),
             end: None,
             flash: false,
+        }
+    }
+
+    #[test]
+    fn header_files_are_written_once_and_swept_by_budget() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store {
+            dir: d.path().to_path_buf(),
+            budget: 30,
+            stats: Stats::new().unwrap(),
+            writes: AtomicU64::new(0),
+            last_sweep: Mutex::new(None),
         };
         let media = tempfile::tempfile().unwrap();
-        let v = o
-            .header_value(
-                Path::new("/v/a.mp4"),
-                &media,
-                key,
-                &w(1.0),
-                &layout(),
-                0..42,
-            )
-            .unwrap();
-        let header = v.split(' ').next().unwrap();
-        assert_eq!(std::fs::read(header).unwrap(), b"ftypmoovmdat");
+        let name = |s| file_name(key(), &w(s));
+        store.ensure(&name(1.0), &layout(), &media).unwrap();
+        let header = d.path().join(name(1.0));
+        assert_eq!(std::fs::read(&header).unwrap(), b"ftypmoovmdat");
         // A second 12-byte header fits the 30-byte budget; a third does not
-        // while both are in use, so it is streamed instead.
-        assert!(
-            o.header_value(
-                Path::new("/v/a.mp4"),
-                &media,
-                key,
-                &w(2.0),
-                &layout(),
-                0..42
-            )
-            .is_some()
-        );
-        assert!(
-            o.header_value(
-                Path::new("/v/a.mp4"),
-                &media,
-                key,
-                &w(3.0),
-                &layout(),
-                0..42
-            )
-            .is_none()
-        );
+        // while both are in use.
+        store.ensure(&name(2.0), &layout(), &media).unwrap();
+        assert!(store.ensure(&name(3.0), &layout(), &media).is_err());
         // Once the old ones age past IN_USE, the sweep makes room.
         let old = SystemTime::now() - IN_USE - Duration::from_secs(1);
         for e in std::fs::read_dir(d.path()).unwrap() {
@@ -466,22 +450,47 @@ mod tests {
             .unwrap()
             .set_modified(SystemTime::now() - TTL)
             .unwrap();
-        o.last_sweep = None;
-        assert!(
-            o.header_value(
-                Path::new("/v/a.mp4"),
-                &media,
-                key,
-                &w(3.0),
-                &layout(),
-                0..42
-            )
-            .is_some()
-        );
+        *store.last_sweep.lock().unwrap() = None;
+        store.ensure(&name(3.0), &layout(), &media).unwrap();
         assert_eq!(
             std::fs::read_dir(d.path()).unwrap().count(),
             2,
             "the oldest header and the stray temp file are gone"
         );
+    }
+
+    #[test]
+    fn a_window_streams_until_a_chore_has_written_its_header_file() {
+        let d = tempfile::tempdir().unwrap();
+        let jobs = super::super::jobs::Jobs::start(|| {}).unwrap();
+        let mut o = Offload::new(
+            d.path().to_path_buf(),
+            1 << 20,
+            Stats::new().unwrap(),
+            jobs.chores(),
+        );
+        let media = tempfile::tempfile().unwrap();
+        let layout = Arc::new(layout());
+        let ask = |o: &mut Offload| {
+            o.header_value(
+                Path::new("/v/a.mp4"),
+                &media,
+                key(),
+                &w(1.0),
+                &layout,
+                0..42,
+            )
+        };
+        assert_eq!(ask(&mut o), None, "the first answer streams");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let v = loop {
+            if let Some(v) = ask(&mut o) {
+                break v;
+            }
+            assert!(Instant::now() < deadline, "the chore wrote nothing");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let header = v.split(' ').next().unwrap();
+        assert_eq!(std::fs::read(header).unwrap(), b"ftypmoovmdat");
     }
 }
