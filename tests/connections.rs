@@ -37,6 +37,14 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
+/// How long "at once" may take: 100 ms, or five times what the same
+/// request took on the same pool just before the test held it up, on a
+/// machine whose other work (a parallel build, another suite) slows
+/// everything alike.
+fn at_once(baseline: Duration) -> Duration {
+    ms(100).max(baseline * 5)
+}
+
 /// A record type no FastCGI version defines.
 const UNKNOWN_RECORD_TYPE: u8 = 42;
 
@@ -719,6 +727,21 @@ fn idle_and_half_sent_connections_time_out_and_never_hold_up_a_request() {
     pool.wait_workers(2);
     let a = media("a.mp4");
     let want = clip(&a, pool.dir.path(), "end=1");
+    let probe = || {
+        let t = Instant::now();
+        let r = connect(&pool.socket, 2 * SEC)
+            .map_err(|e| format!("connect: {e}"))
+            .and_then(|s| {
+                let mut c = Strict::new(s);
+                c.stream
+                    .write_all(&request(1, &a, "end=1", false))
+                    .map_err(|e| format!("write: {e}"))?;
+                read_reply(&mut c, 1, &[]).map_err(|e| e.to_string())
+            });
+        (r, t.elapsed())
+    };
+    // The same request on the idle pool, each worker's cache warm.
+    let baseline = (0..4).map(|_| probe().1).max().unwrap_or_default();
     let mut idle = Vec::with_capacity(2000);
     for i in 0..2000 {
         idle.push(
@@ -751,39 +774,28 @@ fn idle_and_half_sent_connections_time_out_and_never_hold_up_a_request() {
     let opened = Instant::now();
     thread::sleep(ms(300));
     let mut overloaded = 0;
-    for probe in 0..3 {
-        let t = Instant::now();
-        let r = connect(&pool.socket, 2 * SEC)
-            .map_err(|e| format!("connect: {e}"))
-            .and_then(|s| {
-                let mut c = Strict::new(s);
-                c.stream
-                    .write_all(&request(1, &a, "end=1", false))
-                    .map_err(|e| format!("write: {e}"))?;
-                read_reply(&mut c, 1, &[]).map_err(|e| e.to_string())
-            });
-        let took = t.elapsed();
-        let r = r.unwrap_or_else(|e| {
-            panic!("probe {probe} with 2200 connections held: {e} after {took:?}")
-        });
+    for n in 0..3 {
+        let (r, took) = probe();
+        let r = r
+            .unwrap_or_else(|e| panic!("probe {n} with 2200 connections held: {e} after {took:?}"));
         assert!(
-            took < ms(100),
-            "probe {probe}: answered after {took:?}, not under 100 ms"
+            took < at_once(baseline),
+            "probe {n}: answered after {took:?}, not at once (idle pool: {baseline:?})"
         );
-        let (status, headers, _) = cgi(&r.stdout).unwrap_or_else(|e| panic!("probe {probe}: {e}"));
+        let (status, headers, _) = cgi(&r.stdout).unwrap_or_else(|e| panic!("probe {n}: {e}"));
         if status == 503 {
             assert!(
                 header(&headers, "Retry-After").is_some(),
-                "probe {probe}: a 503 without Retry-After"
+                "probe {n}: a 503 without Retry-After"
             );
             assert_eq!(
                 r.protocol_status(),
                 Some(fcgi::FCGI_OVERLOADED),
-                "probe {probe}: a 503 ends with FCGI_OVERLOADED"
+                "probe {n}: a 503 ends with FCGI_OVERLOADED"
             );
             overloaded += 1;
         } else {
-            check_clip(&r, &want).unwrap_or_else(|e| panic!("probe {probe}: {e}"));
+            check_clip(&r, &want).unwrap_or_else(|e| panic!("probe {n}: {e}"));
         }
         thread::sleep(ms(100));
     }
@@ -1361,6 +1373,16 @@ fn sigterm_behind_nginx_answers_new_requests_at_once_and_finishes_a_slow_downloa
         assert!(Instant::now() < deadline, "the slow download never started");
         thread::sleep(ms(10));
     }
+    // The same requests while nothing holds the pool but the download.
+    let baseline = ["/kept/a.mp4?end=1", "/direct/a.mp4?end=1"]
+        .iter()
+        .map(|path| {
+            let t = Instant::now();
+            let _ = http_get(port, path, 2 * SEC);
+            t.elapsed()
+        })
+        .max()
+        .unwrap_or_default();
     pool.signal(libc::SIGTERM);
     thread::sleep(ms(200));
     let mut probes = Vec::new();
@@ -1379,8 +1401,8 @@ fn sigterm_behind_nginx_answers_new_requests_at_once_and_finishes_a_slow_downloa
     eprintln!("probes after SIGTERM: {probes:?}");
     for (path, r, took) in &probes {
         assert!(
-            r.is_ok() && *took < ms(100),
-            "{path} after SIGTERM: {r:?} in {took:?} (all: {probes:?})"
+            r.is_ok() && *took < at_once(baseline),
+            "{path} after SIGTERM: {r:?} in {took:?} (all: {probes:?}, before: {baseline:?})"
         );
     }
     let all = download.unwrap_or_else(|e| panic!("the slow download: {e}"));
