@@ -10,7 +10,6 @@
 
 use object_store::client::{HttpClient, HttpConnector};
 use object_store::{ClientConfigKey, ClientOptions};
-use std::time::Duration;
 
 /// Builds clients that refuse redirects.
 #[derive(Debug, Default)]
@@ -61,8 +60,13 @@ impl HttpConnector for NoRedirects {
         };
         let duration = |key: ClientConfigKey| match value(key) {
             None => Ok(None),
-            Some(text) => duration_of(&text).map(Some).ok_or_else(|| bad(key, text)),
+            Some(text) => humantime::parse_duration(&text)
+                .map(Some)
+                .map_err(|_| bad(key, text)),
         };
+        // reqwest is built without a TLS provider of its own: ring, once
+        // for the process (a second install is refused, harmlessly).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut b = reqwest::Client::builder()
             .user_agent(concat!("mp4-fcgi/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::custom(refuse))
@@ -98,29 +102,10 @@ impl HttpConnector for NoRedirects {
     }
 }
 
-/// A duration as [`ClientOptions`] writes it (humantime: `5s`, `1m 30s`,
-/// `1s 500ms`).
-fn duration_of(text: &str) -> Option<Duration> {
-    text.split_whitespace()
-        .try_fold(Duration::ZERO, |sum, part| {
-            let (n, unit) = part.split_at(part.find(|c: char| !c.is_ascii_digit())?);
-            let one = match unit {
-                "ns" => Duration::from_nanos(1),
-                "us" => Duration::from_micros(1),
-                "ms" => Duration::from_millis(1),
-                "s" => Duration::from_secs(1),
-                "m" => Duration::from_secs(60),
-                "h" => Duration::from_secs(3600),
-                "day" | "days" => Duration::from_secs(86400),
-                _ => return None,
-            };
-            sum.checked_add(one.checked_mul(n.parse().ok()?)?)
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn client_option_durations_read_back() {
@@ -135,9 +120,7 @@ mod tests {
                 .with_timeout(d)
                 .get_config_value(&ClientConfigKey::Timeout)
                 .unwrap();
-            assert_eq!(duration_of(&text), Some(d), "{text}");
+            assert_eq!(humantime::parse_duration(&text).ok(), Some(d), "{text}");
         }
-        assert_eq!(duration_of("5 parsecs"), None);
-        assert_eq!(duration_of("s"), None);
     }
 }

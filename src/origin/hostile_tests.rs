@@ -243,3 +243,24 @@ fn open_stops_at_the_range_asked() {
     let got = rt.block_on(origin.open("film.mp4", MIB));
     assert_cut_off(got, &written);
 }
+
+#[test]
+fn an_https_origin_is_spoken_to_in_tls_over_ring() {
+    // The client is built without aws-lc-rs: its TLS must still start (a
+    // ClientHello), and an untrusted certificate (here: none) must fail
+    // the request, not panic for want of a crypto provider.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hello = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut first = [0u8; 3];
+        conn.read_exact(&mut first).unwrap();
+        first
+    });
+    let origin = Origin::new(&settings(format!("https://127.0.0.1:{port}/"))).unwrap();
+    let rt = runtime().unwrap();
+    let got = rt.block_on(origin.open("film.mp4", MIB));
+    // A TLS handshake record, version 3.x.
+    assert_eq!(&hello.join().unwrap()[..2], &[0x16, 0x03]);
+    assert!(got.is_err());
+}
