@@ -13,7 +13,7 @@ mod key;
 mod reader;
 
 pub use key::{Refusal, object_key};
-pub use reader::{Reader, fault_of};
+pub use reader::{Budget, OverBudget, Reader, fault_of, over_budget};
 
 use bytes::Bytes;
 use object_store::path::Path as ObjectPath;
@@ -455,12 +455,20 @@ async fn body(key: &str, got: GetResult, range: Range<u64>) -> Result<Bytes, Fau
     Ok(first.unwrap_or_else(|| joined.into()))
 }
 
+/// Index builds a worker runs at once (each on a blocking thread of the
+/// origin runtime, for at most its time budget); later ones wait for one
+/// to end.
+pub const BUILDS: usize = 16;
+
 /// A small runtime for origin requests, started in each worker after fork
-/// (a runtime's threads do not survive `fork`).
+/// (a runtime's threads do not survive `fork`). Its blocking threads are
+/// the index builds' ([`BUILDS`]) and 4 more for what the client itself
+/// runs there (name lookups), which builds waiting on the origin must not
+/// hold up.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
-        .max_blocking_threads(4)
+        .max_blocking_threads(BUILDS + 4)
         .thread_name("mp4-fcgi-origin")
         .enable_all()
         .build()
@@ -485,6 +493,9 @@ pub fn split_object_url(url: &str) -> Option<(String, String)> {
 
 #[cfg(test)]
 mod hostile_tests;
+
+#[cfg(test)]
+pub(crate) mod budget_tests;
 
 #[cfg(test)]
 mod tests {

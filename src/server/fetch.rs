@@ -1,6 +1,7 @@
 //! A remote body's bytes: read from the origin in `--origin-chunk` ranges,
 //! one chunk ahead of the socket and never more than two held or asked for,
 //! so a slow client paces the reads and a stream's memory stays bounded.
+//! A stream that ends (its connection closed) aborts the reads it asked.
 
 use super::remote::{Chunk, Link};
 use crate::origin::{Fault, Object};
@@ -8,6 +9,7 @@ use bytes::Bytes;
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::Arc;
+use tokio::task::AbortHandle;
 
 /// Chunks held or in flight per stream.
 const AHEAD: usize = 2;
@@ -30,6 +32,8 @@ pub struct Fetcher {
     held: VecDeque<(u64, Bytes)>,
     /// Ranges asked for and not arrived.
     asked: Vec<Range<u64>>,
+    /// What aborts each read asked, in the order of `asked`.
+    reads: Vec<Option<AbortHandle>>,
     /// Where the body reads up to (the end of its last file byte).
     limit: u64,
     failed: Option<Fault>,
@@ -46,6 +50,7 @@ impl Fetcher {
             stream,
             held: VecDeque::new(),
             asked: Vec::new(),
+            reads: Vec::new(),
             limit,
             failed: None,
         }
@@ -65,6 +70,7 @@ impl Fetcher {
             return false;
         };
         self.asked.swap_remove(i);
+        self.reads.swap_remove(i);
         match c.result {
             Ok(b) => {
                 let at = self.held.partition_point(|(o, _)| *o < c.range.start);
@@ -161,7 +167,17 @@ impl Fetcher {
             return;
         }
         self.asked.push(offset..end);
-        self.link
-            .fetch(self.slot, self.stream, self.object.clone(), offset..end);
+        let read = (self.link).fetch(self.slot, self.stream, self.object.clone(), offset..end);
+        self.reads.push(read);
+    }
+}
+
+impl Drop for Fetcher {
+    /// Nobody reads what is on its way: the origin stops sending it, and
+    /// reads not started never start.
+    fn drop(&mut self) {
+        for read in self.reads.drain(..).flatten() {
+            read.abort();
+        }
     }
 }

@@ -5,7 +5,7 @@
 
 use super::cache::FileKey;
 use crate::mp4::{self, Index};
-use crate::origin::{self, Fault, Object, Origin, Reader};
+use crate::origin::{self, Budget, Fault, Object, Origin, Reader};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::ops::Range;
@@ -38,6 +38,9 @@ pub struct Link {
     chunks: Sender<Chunk>,
     wake: Wake,
     streams: AtomicU64,
+    /// Index builds that may run at once: the rest wait, not the
+    /// runtime's other blocking work.
+    builds: Arc<tokio::sync::Semaphore>,
     /// Origin requests and bytes, for the status page.
     pub requests: Arc<AtomicU64>,
     pub bytes: Arc<AtomicU64>,
@@ -69,6 +72,7 @@ impl Link {
                 chunks: tx,
                 wake: Arc::new(wake),
                 streams: AtomicU64::new(0),
+                builds: Arc::new(tokio::sync::Semaphore::new(origin::BUILDS)),
                 requests: Arc::new(AtomicU64::new(0)),
                 bytes: Arc::new(AtomicU64::new(0)),
             }),
@@ -90,13 +94,21 @@ impl Link {
         self.streams.fetch_add(1, Relaxed) + 1
     }
 
-    /// Reads `range` of `object` for the stream `(slot, stream)`.
-    pub fn fetch(&self, slot: usize, stream: u64, object: Arc<Object>, range: Range<u64>) {
-        let Some(handle) = self.handle() else { return };
+    /// Reads `range` of `object` for the stream `(slot, stream)`; the
+    /// handle aborts the read, before it starts or while it runs (the
+    /// stream's [`Fetcher`](super::fetch::Fetcher) does when it is dropped).
+    pub fn fetch(
+        &self,
+        slot: usize,
+        stream: u64,
+        object: Arc<Object>,
+        range: Range<u64>,
+    ) -> Option<tokio::task::AbortHandle> {
+        let handle = self.handle()?;
         let (origin, tx, wake) = (self.origin.clone(), self.chunks.clone(), self.wake.clone());
-        let bytes = self.bytes.clone();
-        self.requests.fetch_add(1, Relaxed);
-        handle.spawn(async move {
+        let (requests, bytes) = (self.requests.clone(), self.bytes.clone());
+        let task = handle.spawn(async move {
+            requests.fetch_add(1, Relaxed);
             let result = origin.read(&object, range.clone()).await;
             if let Ok(b) = &result {
                 bytes.fetch_add(b.len() as u64, Relaxed);
@@ -113,6 +125,7 @@ impl Link {
                 wake();
             }
         });
+        Some(task.abort_handle())
     }
 
     /// Opens `key` (or checks `known`, whose index the worker holds) and
@@ -126,7 +139,8 @@ impl Link {
         done: impl FnOnce(Result<Opened, Fault>) + Send + 'static,
     ) {
         let Some(handle) = self.handle() else { return };
-        let (origin, requests) = (self.origin.clone(), self.requests.clone());
+        let (origin, builds) = (self.origin.clone(), self.builds.clone());
+        let counts = (self.requests.clone(), self.bytes.clone());
         let inner = handle.clone();
         handle.spawn(async move {
             // Nobody waits any more: no request to the origin for nobody.
@@ -135,7 +149,7 @@ impl Link {
             }
             let job = inner.spawn({
                 let inner = inner.clone();
-                async move { open(origin, inner, requests, &key, known, limits, cancel).await }
+                async move { open(origin, inner, builds, counts, &key, known, limits, cancel).await }
             });
             // A panic in the job is an answer too, else its waiters hang.
             done(job.await.unwrap_or_else(|e| {
@@ -146,15 +160,20 @@ impl Link {
     }
 }
 
+/// Opens `key` (checks `known` first) and builds its index within its
+/// [`Budget`], once one of the worker's [`origin::BUILDS`] is free.
+#[allow(clippy::too_many_arguments)]
 async fn open(
     origin: Arc<Origin>,
     handle: tokio::runtime::Handle,
-    requests: Arc<AtomicU64>,
+    builds: Arc<tokio::sync::Semaphore>,
+    (requests, bytes): (Arc<AtomicU64>, Arc<AtomicU64>),
     key: &str,
     known: Option<Object>,
     limits: mp4::Limits,
     cancel: Arc<AtomicBool>,
 ) -> Result<Opened, Fault> {
+    let gone = || Fault::Failed(format!("{key}: every request for it has gone"));
     if let Some(k) = known {
         requests.fetch_add(1, Relaxed);
         if origin.check(&k).await?.is_none() {
@@ -163,22 +182,41 @@ async fn open(
     }
     requests.fetch_add(1, Relaxed);
     let (object, first) = origin.open(key, origin.chunk).await?;
+    bytes.fetch_add(first.len() as u64, Relaxed);
     if cancel.load(Relaxed) {
-        return Err(Fault::Failed("every request for it has gone".into()));
+        return Err(gone());
     }
-    let reader = Reader::new(handle, origin, object.clone(), first);
+    // Held by the build until it ends, even if nobody awaits it then.
+    let permit = builds
+        .acquire_owned()
+        .await
+        .map_err(|e| Fault::Failed(format!("index build: {e}")))?;
+    if cancel.load(Relaxed) {
+        return Err(gone());
+    }
+    let budget = Budget {
+        cancel: Some(cancel),
+        ..Budget::build(&origin, limits.max_moov)
+    };
+    let opened = first.len() as u64;
+    let reader = Reader::with_budget(handle, origin, object.clone(), first, budget);
     let built = tokio::task::spawn_blocking(move || {
         let r = Index::build(&reader, &limits);
-        // The opening request was counted above.
+        drop(permit);
+        // The opening request and chunk were counted above.
         requests.fetch_add(reader.requests.load(Relaxed) - 1, Relaxed);
+        bytes.fetch_add(reader.fetched.load(Relaxed) - opened, Relaxed);
         r
     })
     .await
     .map_err(|e| Fault::Failed(format!("index build: {e}")))?;
     match built {
-        Err(mp4::Error::Io(e)) => match origin::fault_of(&e) {
-            Some(f) => Err(f.clone()),
-            None => Err(Fault::Failed(e.to_string())),
+        Err(mp4::Error::Io(e)) => match (origin::fault_of(&e), origin::over_budget(&e)) {
+            (Some(f), _) => Err(f.clone()),
+            // The object asks more of the origin than a film may: refused
+            // (415) and remembered as such, like a moov over --max-moov.
+            (None, Some(why)) => Ok((object, Some(Err(mp4::Error::Unsupported(why.into()))))),
+            (None, None) => Err(Fault::Failed(e.to_string())),
         },
         r => Ok((object, Some(r.map(Arc::new)))),
     }
@@ -222,3 +260,7 @@ impl Objects {
         self.map.insert(key, (o, now));
     }
 }
+
+#[cfg(test)]
+#[path = "remote_tests.rs"]
+mod tests;
