@@ -36,6 +36,41 @@ impl std::fmt::Display for ListenAddr {
     }
 }
 
+/// Where URL sets (`/films/a_,360,720,.mp4.urlset/master.m3u8`) are served
+/// (`--url-sets`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UrlSets {
+    /// Nowhere: 403, whatever the front server passes.
+    Off,
+    /// Wherever the front server routes them, unless it passes
+    /// `MP4_FCGI_URL_SETS=0` (nginx-vod-module serves them in every `vod`
+    /// location).
+    #[default]
+    On,
+    /// Only where the front server passes `MP4_FCGI_URL_SETS=1`
+    /// (`fastcgi_param` in the location that routes them).
+    Param,
+}
+
+impl std::str::FromStr for UrlSets {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(UrlSets::Off),
+            "on" => Ok(UrlSets::On),
+            "param" => Ok(UrlSets::Param),
+            _ => Err(format!("--url-sets '{s}' is not off, on or param")),
+        }
+    }
+}
+
+/// The FastCGI param by which the front server allows (`1`) or refuses
+/// (`0`) URL sets in a location.
+pub const URL_SETS_PARAM: &str = "MP4_FCGI_URL_SETS";
+
+/// Most films one URL set may name (nginx-vod-module allows 32).
+pub const MAX_SET_FILMS: usize = 8;
+
 /// The validated configuration of the pool (built once by the CLI).
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -66,6 +101,9 @@ pub struct Config {
     pub max_params: usize,
     /// Concurrent connections per worker.
     pub max_conns: usize,
+    /// Requests in flight per peer (`REMOTE_ADDR`) and worker; beyond it,
+    /// 503 (0: no share).
+    pub max_per_peer: usize,
     /// Bytes responses in flight may hold per worker beyond the caches.
     pub max_inflight: usize,
     /// Answers' moov compressed (`cmov`), except for client=flash.
@@ -85,6 +123,28 @@ pub struct Config {
     pub cache_control: Option<String>,
     /// HLS/DASH: the target segment duration in seconds.
     pub segment_duration: f64,
+    /// Where URL sets are served.
+    pub url_sets: UrlSets,
+}
+
+impl Config {
+    /// Most bytes the indexes of one URL set's films may hold together:
+    /// half of `--cache-size`, so a set's indexes stay cached side by side
+    /// and leave room for other films.
+    pub fn set_index_budget(&self) -> u64 {
+        self.cache_size / 2
+    }
+}
+
+impl Config {
+    /// `--max-per-peer` when not given: a 16th of `--max-conns` (64 of the
+    /// default 1024), at least 4. One address then holds at most a 16th of
+    /// each worker, so it takes 16 addresses to fill the pool, while a player
+    /// has a few requests in flight and even a large NAT of players far fewer
+    /// than 64 per worker.
+    pub fn default_max_per_peer(max_conns: usize) -> usize {
+        (max_conns / 16).max(4)
+    }
 }
 
 impl Default for Config {
@@ -108,6 +168,7 @@ impl Default for Config {
             max_moov: 64 << 20,
             max_params: 64 << 10,
             max_conns: 1024,
+            max_per_peer: Config::default_max_per_peer(1024),
             max_inflight: 512 << 20,
             compress_moov: false,
             status_path: None,
@@ -118,6 +179,7 @@ impl Default for Config {
             origin_revalidate: Duration::from_secs(60),
             cache_control: None,
             segment_duration: 6.0,
+            url_sets: UrlSets::On,
         }
     }
 }

@@ -11,7 +11,7 @@ use super::note::Note;
 use super::package::{self, Built};
 use super::remote::{self, Link};
 pub use super::request::Resume;
-use super::request::{Media, film, start};
+use super::request::{Media, film, over_budget, start};
 use super::stats::Stats;
 use crate::fcgi::Params;
 use crate::http::{self, Body, Entity, Piece, RequestHead, Response};
@@ -385,6 +385,7 @@ fn open_object(key: Arc<str>, known: Option<Object>, r: Resume, ctx: &Ctx<'_>) -
 }
 
 /// Plans the window: here for an ordinary index, as a job for a large one.
+/// A URL set's manifest first reads every film's index ([`indexed`]).
 fn plan(r: Resume, index: Arc<Index>, ctx: &mut Ctx<'_>) -> Outcome {
     let style = mp4::Style {
         compress_moov: ctx.config.compress_moov && !r.window.flash,
@@ -392,6 +393,9 @@ fn plan(r: Resume, index: Arc<Index>, ctx: &mut Ctx<'_>) -> Outcome {
     let settings = mp4::cmaf::Settings {
         segment_duration: ctx.config.segment_duration,
     };
+    if r.gathering() && !r.planning {
+        return indexed(r, index, &settings, ctx);
+    }
     let known = match r.output {
         Output::Progressive => None,
         _ => ctx.caches.presentation(r.key, &r.window),
@@ -407,8 +411,10 @@ fn plan(r: Resume, index: Arc<Index>, ctx: &mut Ctx<'_>) -> Outcome {
         return ready(p, ctx);
     }
     // A segment of a kept plan is a few thousand entries: inline. Else the
-    // work a plan will do decides, not the index's bytes alone.
-    if package::cost(&index, &r.want(), &settings) > INLINE_PLAN && known.is_none() {
+    // work a plan will do decides, not the index's bytes alone (for a URL
+    // set, the work of all its films' plans).
+    let large = r.plan_jobs || package::cost(&index, &r.want(), &settings) > INLINE_PLAN;
+    if large && known.is_none() {
         return Outcome::Wait {
             key: JobKey::Plan(wkey),
             job: Job::Plan {
@@ -448,6 +454,77 @@ fn plan(r: Resume, index: Arc<Index>, ctx: &mut Ctx<'_>) -> Outcome {
     }
 }
 
+/// A URL set's manifest has read film `r.file`'s index: refused at once if
+/// the indexes read exceed the set's budget or the film's key frames are
+/// not the first film's, before any segment plan; else on to the next
+/// film's index, or, once all are read, to the plans: as jobs if together
+/// they are large, so a set of small films does not hold the event loop.
+fn indexed(
+    mut r: Resume,
+    index: Arc<Index>,
+    settings: &mp4::cmaf::Settings,
+    ctx: &mut Ctx<'_>,
+) -> Outcome {
+    let bytes = r.index_bytes().saturating_add(index.heap_bytes()) as u64;
+    let budget = ctx.config.set_index_budget();
+    if bytes > budget {
+        let mut p = refuse(413, &over_budget(bytes, budget));
+        p.note.detail = format!(
+            "URL set film {} {}: found at the index stage",
+            r.file,
+            r.path.display()
+        );
+        return ready(p, ctx);
+    }
+    // A film planned already shows its cuts; a clip's plan is compared
+    // with the others' once they are planned.
+    let cuts = match ctx.caches.presentation(r.key, &r.window) {
+        Some(p) if r.window.is_whole() => Some(package::cuts(&p)),
+        Some(_) => None,
+        None => package::key_frame_cuts(&index, settings),
+    };
+    if let Some(cuts) = cuts {
+        let known = match &r.cuts {
+            Some((first, theirs)) => package::same_cuts((*first, theirs), (r.file, &cuts)),
+            None => {
+                r.cuts = Some((r.file, cuts));
+                Ok(())
+            }
+        };
+        if let Err(e) = known {
+            let mut p = refuse(http::status_for(&e), &e.to_string());
+            p.note.detail = format!(
+                "URL set film {} {}: found at the index stage, before any segment plan",
+                r.file,
+                r.path.display()
+            );
+            return ready(p, ctx);
+        }
+    }
+    if let Some(next) = r.keep_index(index) {
+        return match film(&mut r, &next, ctx) {
+            Ok(()) => proceed(r, ctx),
+            Err(p) => ready(*p, ctx),
+        };
+    }
+    r.planning = true;
+    let want = r.want();
+    let cost = (r.indexed.iter())
+        .filter(|f| ctx.caches.presentation(f.key, &want.window).is_none())
+        .map(|f| package::cost(&f.index, &want, settings))
+        .fold(0usize, usize::saturating_add);
+    r.plan_jobs = cost > INLINE_PLAN;
+    next_plan(r, ctx)
+}
+
+/// Plans the URL set's next film whose index is read.
+fn next_plan(mut r: Resume, ctx: &mut Ctx<'_>) -> Outcome {
+    match r.next_plan() {
+        Some(index) => plan(r, index, ctx),
+        None => ready(refuse(500, "no film of the URL set to plan"), ctx),
+    }
+}
+
 /// Answers with `layout`; for a URL set's manifest, first goes on to the
 /// set's next film, and once all are planned answers with their manifest.
 fn finish(
@@ -466,11 +543,9 @@ fn finish(
             ctx,
         );
     };
-    if let Some(next) = r.gather(plan) {
-        return match film(&mut r, &next, ctx) {
-            Ok(()) => proceed(r, ctx),
-            Err(p) => ready(*p, ctx),
-        };
+    r.gather(plan);
+    if !r.indexed.is_empty() {
+        return next_plan(r, ctx);
     }
     let p = match package::set_manifest(&r.gathered, &r.want()) {
         Ok(layout) => respond(&r, Arc::new(layout), ctx),

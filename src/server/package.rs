@@ -74,35 +74,51 @@ pub fn build(
     })
 }
 
+/// Whether two films of a URL set (numbered from 1) start their segments
+/// at the same times; else where they first differ.
+pub fn same_cuts(a: (u8, &[f64]), b: (u8, &[f64])) -> Result<(), mp4::Error> {
+    let ((fa, first), (fb, other)) = (a, b);
+    let at = (0..first.len().max(other.len())).find(|&k| match (first.get(k), other.get(k)) {
+        (Some(a), Some(b)) => (a - b).abs() > SET_TOLERANCE,
+        _ => true,
+    });
+    let Some(k) = at else { return Ok(()) };
+    let show = |v: Option<&f64>| v.map_or("the end".into(), |t| format!("{t:.3} s"));
+    Err(mp4::Error::Unsupported(format!(
+        "the films of the URL set do not have key frames at the same times: \
+         film {fa} cuts segment {} at {}, film {fb} at {}; encode them with one \
+         key frame interval",
+        k + 1,
+        show(first.get(k)),
+        show(other.get(k))
+    )))
+}
+
+/// Where a plan's video segments start (seconds); empty: no video.
+pub fn cuts(p: &Presentation) -> Vec<f64> {
+    (p.renditions.iter())
+        .find(|r| r.kind == Kind::Video)
+        .map(|r| r.segments.iter().map(|s| s.shown_at).collect())
+        .unwrap_or_default()
+}
+
+/// Where the segments of the whole film will start (seconds), from its
+/// index alone (`cmaf::key_frame_cuts`): a URL set's films are compared so
+/// before any plan; the plans are compared again (clips, and the films not
+/// predicted here). `None`: not predicted (a fragmented film, or one the
+/// plan will refuse with its reason); empty: no video.
+pub fn key_frame_cuts(index: &Index, settings: &Settings) -> Option<Vec<f64>> {
+    cmaf::key_frame_cuts(index, settings).ok().flatten()
+}
+
 /// The master playlist or MPD of a URL set's films, in order. Their video
 /// must be cut at the same times, or players switching between them would
 /// skip or repeat.
 pub fn set_manifest(films: &[Arc<Presentation>], want: &Want) -> Result<Layout, mp4::Error> {
-    let cuts = |p: &Presentation| -> Vec<f64> {
-        (p.renditions.iter())
-            .find(|r| r.kind == Kind::Video)
-            .map(|r| r.segments.iter().map(|s| s.shown_at).collect())
-            .unwrap_or_default()
-    };
     let first = films.first().map(|p| cuts(p)).unwrap_or_default();
     for (i, p) in films.iter().enumerate().skip(1) {
-        let other = cuts(p);
-        let at = (0..first.len().max(other.len())).find(|&k| match (first.get(k), other.get(k)) {
-            (Some(a), Some(b)) => (a - b).abs() > SET_TOLERANCE,
-            _ => true,
-        });
-        if let Some(k) = at {
-            let show = |v: Option<&f64>| v.map_or("the end".into(), |t| format!("{t:.3} s"));
-            return Err(mp4::Error::Unsupported(format!(
-                "the films of the URL set do not have key frames at the same times: \
-                 film 1 cuts segment {} at {}, film {} at {}; encode them with one \
-                 key frame interval",
-                k + 1,
-                show(first.get(k)),
-                i + 1,
-                show(other.get(k))
-            )));
-        }
+        let n = u8::try_from(i + 1).unwrap_or(u8::MAX);
+        same_cuts((1, &first), (n, &cuts(p)))?;
     }
     let parts: Vec<Part<'_>> = (films.iter().enumerate())
         .map(|(i, p)| Part {
@@ -115,4 +131,41 @@ pub fn set_manifest(films: &[Arc<Presentation>], want: &Want) -> Result<Layout, 
         Output::Mpd => text(manifest::mpd(&parts, &query)),
         _ => text(manifest::master(&parts, &query)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mp4::Window;
+
+    /// The cuts predicted from the index are the plan's, for every film of
+    /// the test media and several targets.
+    #[test]
+    fn key_frame_cuts_are_the_plans() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/media");
+        let mut predicted = 0;
+        for name in [
+            "a.mp4",
+            "a_faststart.mp4",
+            "hevc.mp4",
+            "two_audio.mp4",
+            "frag.mp4",
+            "audio.m4a",
+        ] {
+            let file = std::fs::File::open(dir.join(name)).unwrap();
+            let index = Index::build(&file, &mp4::Limits { max_moov: 64 << 20 }).unwrap();
+            for target in [1.0, 2.0, 3.0, 4.5, 6.0, 10.0] {
+                let settings = Settings {
+                    segment_duration: target,
+                };
+                let Some(cuts) = key_frame_cuts(&index, &settings) else {
+                    continue;
+                };
+                let p = cmaf::presentation(&index, &Window::default(), &settings).unwrap();
+                assert_eq!(cuts, super::cuts(&p), "{name} at {target} s");
+                predicted += 1;
+            }
+        }
+        assert!(predicted >= 24, "{predicted}");
+    }
 }

@@ -23,11 +23,16 @@ const LARGE_INDEX: usize = 4 << 20;
 /// films cannot queue work without end.
 const MAX_JOBS: usize = 64;
 
+/// Per-peer refusals (`--max-per-peer`) are logged at most this often.
+const PEER_LOG: Duration = Duration::from_secs(1);
+
 /// A request waiting for a job.
 struct Waiter {
     slot: usize,
     pub serial: u64,
     fcgi: bool,
+    /// The peer whose share it holds.
+    peer: Option<Box<str>>,
     resume: Box<Resume>,
     /// When it began to wait, for the deadline.
     since: Instant,
@@ -62,6 +67,13 @@ pub struct Service<'a> {
     /// The job each waiting request (by serial) waits for.
     waiting: HashMap<u64, JobKey>,
     serial: u64,
+    /// Requests in flight by peer (`--max-per-peer`), from their arrival to
+    /// the end of their answer. Only peers with one: a connection holds at
+    /// most one request, so a flood of addresses costs at most `--max-conns`
+    /// entries, each with a key of at most 64 bytes.
+    peers: HashMap<Box<str>, usize>,
+    /// Per-peer refusals not yet logged, and when the last line was.
+    peer_note: (u64, Option<Instant>),
 }
 
 impl<'a> Service<'a> {
@@ -84,6 +96,65 @@ impl<'a> Service<'a> {
             waiters: HashMap::new(),
             waiting: HashMap::new(),
             serial: 0,
+            peers: HashMap::new(),
+            peer_note: (0, None),
+        }
+    }
+
+    /// Counts a request against its peer's share (`--max-per-peer`): the
+    /// peer it holds a share of, if any; a 503 if the share is taken.
+    /// Requests without `REMOTE_ADDR` and the status page are not counted.
+    fn take_share(
+        &mut self,
+        params: &crate::fcgi::Params,
+    ) -> Result<Option<Box<str>>, Box<Prepared>> {
+        let share = self.config.max_per_peer;
+        if share == 0 {
+            return Ok(None);
+        }
+        let Some(peer) = super::note::peer(params) else {
+            return Ok(None);
+        };
+        if let (Some(sp), Some(name)) = (
+            self.config.status_path.as_deref(),
+            params.get(b"SCRIPT_NAME"),
+        ) && sp.as_bytes() == name
+        {
+            return Ok(None);
+        }
+        let held = self.peers.get(&peer).copied().unwrap_or(0);
+        if held < share {
+            *self.peers.entry(peer.clone()).or_insert(0) += 1;
+            return Ok(Some(peer));
+        }
+        self.stats.get().per_peer_refused.fetch_add(1, Relaxed);
+        self.peer_note.0 += 1;
+        let now = Instant::now();
+        if (self.peer_note.1).is_none_or(|t| now.duration_since(t) >= PEER_LOG) {
+            log::warn!(
+                "worker {}: peer {peer} has {held} requests in flight, its share \
+                 (--max-per-peer {share}): {} refused with 503 (many clients behind \
+                 one address, or one that does not read its answers)",
+                std::process::id(),
+                self.peer_note.0
+            );
+            self.peer_note = (0, Some(now));
+        }
+        let mut p =
+            Prepared::busy("too many requests from your address at once; try again in a moment");
+        p.note.quiet = true;
+        Err(Box::new(p))
+    }
+
+    /// A request's share of its peer is free again.
+    fn give_back(&mut self, peer: Option<Box<str>>) {
+        if let Some(peer) = peer
+            && let Some(n) = self.peers.get_mut(&peer)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.peers.remove(&peer);
+            }
         }
     }
 
@@ -145,13 +216,17 @@ impl<'a> Service<'a> {
         let Some(key) = self.waiting.remove(&serial) else {
             return;
         };
+        let mut peer = None;
         if let Some(p) = self.waiters.get_mut(&key) {
-            p.waiters.retain(|w| w.serial != serial);
+            if let Some(i) = p.waiters.iter().position(|w| w.serial == serial) {
+                peer = p.waiters.remove(i).peer;
+            }
             if p.waiters.is_empty() {
                 p.cancel.store(true, Relaxed);
                 self.waiters.remove(&key);
             }
         }
+        self.give_back(peer);
     }
 
     /// Requests that waited longer than `deadline` for their job: answered
@@ -167,22 +242,24 @@ impl<'a> Service<'a> {
             let Some(key) = self.waiting.get(&serial).cloned() else {
                 continue;
             };
-            let slot = (self.waiters.get(&key))
-                .and_then(|p| p.waiters.iter().find(|w| w.serial == serial))
-                .map(|w| w.slot);
             // The job runs on for the requests that come after.
+            let mut late = None;
             if let Some(p) = self.waiters.get_mut(&key) {
-                p.waiters.retain(|w| w.serial != serial);
+                if let Some(i) = p.waiters.iter().position(|w| w.serial == serial) {
+                    late = Some(p.waiters.remove(i));
+                }
                 if p.waiters.is_empty() {
                     self.waiters.remove(&key);
                 }
             }
             self.waiting.remove(&serial);
-            if let Some(slot) = slot {
+            if let Some(w) = late {
                 let mut p =
                     Prepared::busy("the film is still being prepared; try again in a moment");
                 p.note.detail = format!("waited {deadline:?} for its job");
-                answers.push((slot, serial, p));
+                // Its share is held until this answer ends.
+                p.note.peer = w.peer;
+                answers.push((w.slot, serial, p));
             }
         }
         answers
@@ -216,11 +293,16 @@ impl<'a> Service<'a> {
                 self.waiting.remove(&w.serial);
                 let mut ctx = self.ctx(w.fcgi);
                 match handler::resume(w.resume, &done, &mut ctx) {
-                    Outcome::Ready(p) => answers.push((w.slot, w.serial, p)),
+                    Outcome::Ready(mut p) => {
+                        p.note.peer = w.peer;
+                        answers.push((w.slot, w.serial, p));
+                    }
                     Outcome::Wait { key, job, resume } => {
                         let w = Waiter { resume, ..w };
                         if let Err(w) = self.wait(key, job, w) {
-                            answers.push((w.slot, w.serial, Prepared::overloaded()));
+                            let mut p = Prepared::overloaded();
+                            p.note.peer = w.peer;
+                            answers.push((w.slot, w.serial, p));
                         }
                     }
                 }
@@ -235,9 +317,18 @@ impl Handler for Service<'_> {
         if let Some(s) = self.stats.mine() {
             s.requests.fetch_add(1, Relaxed);
         }
+        // Before any work: one address holds at most its share of the worker.
+        let peer = match self.take_share(&r.params) {
+            Ok(peer) => peer,
+            Err(p) => {
+                self.begins(p.charge);
+                return Answer::Now(*p);
+            }
+        };
         let mut ctx = self.ctx(fcgi);
         match handler::handle(&r.params, r.params_overflow, &mut ctx) {
-            Outcome::Ready(p) => {
+            Outcome::Ready(mut p) => {
+                p.note.peer = peer;
                 self.begins(p.charge);
                 Answer::Now(p)
             }
@@ -248,13 +339,15 @@ impl Handler for Service<'_> {
                     slot,
                     serial,
                     fcgi,
+                    peer,
                     resume,
                     since: Instant::now(),
                 };
                 match self.wait(key, job, w) {
                     Ok(()) => Answer::Later(serial),
-                    Err(_) => {
-                        let p = Prepared::overloaded();
+                    Err(w) => {
+                        let mut p = Prepared::overloaded();
+                        p.note.peer = w.peer;
                         self.begins(p.charge);
                         Answer::Now(p)
                     }
@@ -278,6 +371,7 @@ impl Handler for Service<'_> {
         if let Some(layout) = e.layout.take() {
             self.let_go(layout);
         }
+        self.give_back(e.note.peer.take());
         self.stats.get().in_flight.fetch_sub(1, Relaxed);
         self.inflight -= e.charge.min(self.inflight);
         self.served += 1;

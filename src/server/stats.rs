@@ -41,6 +41,9 @@ pub struct Counters {
     pub overloaded: AtomicU64,
     /// Times a worker was at `--max-conns` with no idle connection to close.
     pub max_conns_reached: AtomicU64,
+    /// Requests refused with 503 because their peer had its share in
+    /// flight (`--max-per-peer`).
+    pub per_peer_refused: AtomicU64,
     /// SIGHUPs the master handled.
     pub reloads: AtomicU64,
     /// Bytes in `--offload-dir`, as the workers count them together.

@@ -141,6 +141,11 @@ impl Snapshot {
                 g(&c.request_timeouts),
             ),
             ("overloaded", "overloaded", g(&c.overloaded)),
+            (
+                "per-peer refused",
+                "per_peer_refused",
+                g(&c.per_peer_refused),
+            ),
             ("origin requests", "origin_requests", g(&c.origin_requests)),
             ("origin bytes", "origin_bytes", g(&c.origin_bytes)),
         ];
@@ -243,7 +248,7 @@ impl Snapshot {
             let _ = writeln!(out, "# TYPE mp4fcgi_{name} {kind}");
             let _ = writeln!(out, "# HELP mp4fcgi_{name} {help}");
         };
-        let counters: [(&str, &str, &str); 16] = [
+        let counters: [(&str, &str, &str); 17] = [
             (
                 "connections_accepted",
                 "accepted_connections",
@@ -305,6 +310,11 @@ impl Snapshot {
                 "overloaded",
                 "overloaded",
                 "Requests answered 503 for want of room.",
+            ),
+            (
+                "per_peer_refused",
+                "per_peer_refused",
+                "Requests answered 503 because their address had --max-per-peer in flight.",
             ),
             (
                 "origin_requests",

@@ -359,6 +359,46 @@ pub(super) fn pick(first: u64, keys: &[(u64, f64)], target: f64, end: f64) -> Ve
     out
 }
 
+/// Where the whole film's video segments will start (seconds), from its
+/// index and the cuts alone, no track planned: what a URL set's films are
+/// compared by before any plan. `None` for a fragmented film (its cuts
+/// are its fragments'); empty without video.
+pub fn key_frame_cuts(index: &Index, settings: &Settings) -> Result<Option<Vec<f64>>, Error> {
+    if index.fragments.is_some() {
+        return Ok(None);
+    }
+    let (spans, movie_duration) = spans(index, &Window::default())?;
+    let mts = index.movie.timescale;
+    let duration = movie_duration as f64 / f64::from(mts.max(1));
+    let Some(r) = spans.iter().find(|s| index.tracks[s.track].info.is_video()) else {
+        return Ok(Some(Vec::new()));
+    };
+    let target = bounded_target(settings, duration)?;
+    let clock = &mut Clock::new(&index.tracks[r.track], r, mts);
+    let boundaries = cuts(clock, r, target, duration);
+    // As `presentation` shows them: the first at 0, each within the film.
+    Ok(Some(
+        (boundaries.iter().enumerate())
+            .map(|(k, &(_, p))| if k == 0 { 0.0 } else { p.clamp(0.0, duration) })
+            .collect(),
+    ))
+}
+
+/// The target segment duration, once the film is known not to need more
+/// than [`MAX_SEGMENTS`] of them (checked before any walk, so a header's
+/// claim costs nothing but this refusal).
+fn bounded_target(settings: &Settings, duration: f64) -> Result<f64, Error> {
+    let target = settings.segment_duration.max(0.1);
+    let segments = duration / target;
+    if segments.is_nan() || segments > MAX_SEGMENTS {
+        return Err(Error::Unsupported(format!(
+            "the film would have {segments:.0} segments of {target} s (most: {MAX_SEGMENTS}); \
+             it lasts {duration:.0} s"
+        )));
+    }
+    Ok(target)
+}
+
 /// Plans the segments of `window` of the film.
 pub fn presentation(
     index: &Index,
@@ -378,15 +418,7 @@ pub fn presentation(
     let r = spans
         .get(reference)
         .ok_or_else(|| Error::Unsupported("no video or audio track to package".into()))?;
-    let target = settings.segment_duration.max(0.1);
-    // Checked before any walk, so a claim costs nothing but this refusal.
-    let segments = duration / target;
-    if segments.is_nan() || segments > MAX_SEGMENTS {
-        return Err(Error::Unsupported(format!(
-            "the film would have {segments:.0} segments of {target} s (most: {MAX_SEGMENTS}); \
-             it lasts {duration:.0} s"
-        )));
-    }
+    let target = bounded_target(settings, duration)?;
     let clock = &mut Clock::new(&index.tracks[r.track], r, mts);
     let boundaries = cuts(clock, r, target, duration);
 
