@@ -18,4 +18,5 @@ pub mod manifest;
 pub mod mp4;
 pub mod origin;
 pub mod output;
+pub mod package;
 pub mod server;

@@ -9,6 +9,10 @@
 
 use std::collections::VecDeque;
 
+/// What a connection's output may hold before its producers stop filling
+/// it (the codec's records, a body's pieces): the memory of one stream.
+pub const BOUND: usize = 64 << 10;
+
 /// What to send next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Next<'a> {

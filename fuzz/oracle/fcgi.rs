@@ -4,7 +4,8 @@
 //! Shared by the fuzz target and tests/fuzz_regressions.rs, which replays
 //! the committed corpus through it.
 
-use mp4_fcgi::fcgi::{Capabilities, Conn, Event, Limits, OUTPUT_BOUND};
+use mp4_fcgi::fcgi::{Capabilities, Conn, Event, Limits};
+use mp4_fcgi::output::BOUND;
 
 /// Runs one input; panics on a broken invariant.
 pub fn fcgi(data: &[u8]) {
@@ -43,7 +44,7 @@ pub fn fcgi(data: &[u8]) {
             }
             // The output is bounded whatever is fed: a peer that never reads
             // stops being read.
-            assert!(conn.output_ref().buffered() < OUTPUT_BOUND + 2 * 65_600);
+            assert!(conn.output_ref().buffered() < BOUND + 2 * 65_600);
             if took == 0 {
                 // Drain, as a reading peer would.
                 let n = conn.output_ref().pending();

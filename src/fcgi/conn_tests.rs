@@ -305,11 +305,11 @@ fn a_peer_that_never_reads_stops_being_read() {
     let taken = c.feed(&flood);
     while c.next_event().unwrap().is_some() {}
     assert!(!c.wants_read(), "output at its bound: reading stops");
-    assert!(c.output_ref().buffered() < OUTPUT_BOUND + 64);
+    assert!(c.output_ref().buffered() < crate::output::BOUND + 64);
     assert!(taken < flood.len(), "the rest stays in the peer's socket");
     // Once the output drains, reading resumes.
     let n = c.output_ref().pending();
     c.output().advance(n);
     while c.next_event().unwrap().is_some() {}
-    assert!(c.wants_read() || c.output_ref().buffered() >= OUTPUT_BOUND);
+    assert!(c.wants_read() || c.output_ref().buffered() >= crate::output::BOUND);
 }

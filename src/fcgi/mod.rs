@@ -10,9 +10,7 @@ mod conn;
 mod params;
 mod record;
 
-pub use conn::{
-    Capabilities, Conn, Event, Limits, OUTPUT_BOUND, ProtocolError, Request, STDOUT_MAX,
-};
+pub use conn::{Capabilities, Conn, Event, Limits, ProtocolError, Request, STDOUT_MAX};
 pub use params::Params;
 pub use record::{
     Header, Status, encode_begin_request, encode_params, encode_record, parse_header,

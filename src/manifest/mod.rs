@@ -40,9 +40,10 @@ impl std::fmt::Display for Track {
     }
 }
 
-/// What a request asks of a film.
+/// The resource of a film a URL names: the film itself (or a window of
+/// it), or one of its HLS/DASH outputs under its name (`PATH_INFO`).
 #[derive(Clone, Copy, Debug, Default, Hash, PartialEq, Eq)]
-pub enum Output {
+pub enum Resource {
     /// The film (or a window of it) as one progressive MP4.
     #[default]
     Progressive,
@@ -83,23 +84,23 @@ fn track(s: &str) -> Option<Track> {
     }
 }
 
-impl Output {
+impl Resource {
     /// The output a `PATH_INFO` names (`/master.m3u8`, …); `None`: no such output.
-    pub fn parse(path_info: &[u8]) -> Option<Output> {
+    pub fn parse(path_info: &[u8]) -> Option<Resource> {
         let name = std::str::from_utf8(path_info).ok()?.strip_prefix('/')?;
         let between = |prefix: &str, suffix: &str| name.strip_prefix(prefix)?.strip_suffix(suffix);
         match name {
-            "" => Some(Output::Progressive),
-            "master.m3u8" => Some(Output::Master),
-            "manifest.mpd" => Some(Output::Mpd),
+            "" => Some(Resource::Progressive),
+            "master.m3u8" => Some(Resource::Master),
+            "manifest.mpd" => Some(Resource::Mpd),
             _ => {
                 if let Some(t) = between("index-", ".m3u8") {
-                    track(t).map(Output::Playlist)
+                    track(t).map(Resource::Playlist)
                 } else if let Some(t) = between("init-", ".mp4") {
-                    track(t).map(Output::Init)
+                    track(t).map(Resource::Init)
                 } else {
                     let (n, t) = between("seg-", ".m4s")?.split_once('-')?;
-                    Some(Output::Segment(number(n).filter(|&n| n > 0)?, track(t)?))
+                    Some(Resource::Segment(number(n).filter(|&n| n > 0)?, track(t)?))
                 }
             }
         }
@@ -108,41 +109,41 @@ impl Output {
     /// The track an output names (`None`: the film or a manifest of it all).
     pub fn track(&self) -> Option<Track> {
         match *self {
-            Output::Playlist(t) | Output::Init(t) | Output::Segment(_, t) => Some(t),
+            Resource::Playlist(t) | Resource::Init(t) | Resource::Segment(_, t) => Some(t),
             _ => None,
         }
     }
 
     /// The same output of film `file` of a URL set.
-    pub fn in_file(self, file: u8) -> Output {
+    pub fn in_file(self, file: u8) -> Resource {
         let to = |t: Track| Track { file, ..t };
         match self {
-            Output::Playlist(t) => Output::Playlist(to(t)),
-            Output::Init(t) => Output::Init(to(t)),
-            Output::Segment(n, t) => Output::Segment(n, to(t)),
+            Resource::Playlist(t) => Resource::Playlist(to(t)),
+            Resource::Init(t) => Resource::Init(to(t)),
+            Resource::Segment(n, t) => Resource::Segment(n, to(t)),
             o => o,
         }
     }
 
     pub fn content_type(&self) -> Option<&'static str> {
         match self {
-            Output::Progressive => None,
-            Output::Master | Output::Playlist(_) => Some("application/vnd.apple.mpegurl"),
-            Output::Mpd => Some("application/dash+xml"),
-            Output::Init(_) => Some("video/mp4"),
-            Output::Segment(..) => Some("video/iso.segment"),
+            Resource::Progressive => None,
+            Resource::Master | Resource::Playlist(_) => Some("application/vnd.apple.mpegurl"),
+            Resource::Mpd => Some("application/dash+xml"),
+            Resource::Init(_) => Some("video/mp4"),
+            Resource::Segment(..) => Some("video/iso.segment"),
         }
     }
 
     /// A stable number for cache keys and entity tags.
     pub fn tag(&self) -> u64 {
         let (kind, n, t) = match *self {
-            Output::Progressive => (0u64, 0u32, Track::default()),
-            Output::Master => (1, 0, Track::default()),
-            Output::Playlist(t) => (2, 0, t),
-            Output::Mpd => (3, 0, Track::default()),
-            Output::Init(t) => (4, 0, t),
-            Output::Segment(n, t) => (5, n, t),
+            Resource::Progressive => (0u64, 0u32, Track::default()),
+            Resource::Master => (1, 0, Track::default()),
+            Resource::Playlist(t) => (2, 0, t),
+            Resource::Mpd => (3, 0, Track::default()),
+            Resource::Init(t) => (4, 0, t),
+            Resource::Segment(n, t) => (5, n, t),
         };
         (kind << 60) ^ (u64::from(t.file) << 52) ^ (u64::from(t.id) << 20) ^ u64::from(n)
     }
@@ -211,18 +212,18 @@ mod tests {
 
     #[test]
     fn names() {
-        let p = |s: &str| Output::parse(s.as_bytes());
-        assert_eq!(p("/master.m3u8"), Some(Output::Master));
-        assert_eq!(p("/manifest.mpd"), Some(Output::Mpd));
+        let p = |s: &str| Resource::parse(s.as_bytes());
+        assert_eq!(p("/master.m3u8"), Some(Resource::Master));
+        assert_eq!(p("/manifest.mpd"), Some(Resource::Mpd));
         let t = |file, id| Track { file, id };
-        assert_eq!(p("/index-2.m3u8"), Some(Output::Playlist(t(0, 2))));
-        assert_eq!(p("/init-1.mp4"), Some(Output::Init(t(0, 1))));
-        assert_eq!(p("/seg-12-1.m4s"), Some(Output::Segment(12, t(0, 1))));
-        assert_eq!(p("/seg-3-f2-1.m4s"), Some(Output::Segment(3, t(2, 1))));
-        assert_eq!(p("/index-f16-2.m3u8"), Some(Output::Playlist(t(16, 2))));
+        assert_eq!(p("/index-2.m3u8"), Some(Resource::Playlist(t(0, 2))));
+        assert_eq!(p("/init-1.mp4"), Some(Resource::Init(t(0, 1))));
+        assert_eq!(p("/seg-12-1.m4s"), Some(Resource::Segment(12, t(0, 1))));
+        assert_eq!(p("/seg-3-f2-1.m4s"), Some(Resource::Segment(3, t(2, 1))));
+        assert_eq!(p("/index-f16-2.m3u8"), Some(Resource::Playlist(t(16, 2))));
         assert_eq!(t(2, 1).to_string(), "f2-1");
         assert_eq!(p(""), None);
-        assert_eq!(p("/"), Some(Output::Progressive));
+        assert_eq!(p("/"), Some(Resource::Progressive));
         for bad in [
             "/seg-0-1.m4s",
             "/seg-1.m4s",

@@ -4,9 +4,10 @@
 //! and the layouts of recent windows (players ask one window again with
 //! other Ranges).
 
-use crate::manifest::Output;
+use crate::manifest::Resource;
 use crate::mp4::cmaf::Presentation;
 use crate::mp4::{Index, Layout, Window};
+use crate::package::Want;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use std::sync::{Arc, Weak};
@@ -21,14 +22,7 @@ pub struct FileKey {
     pub mtime_nsec: i64,
 }
 
-/// What a request wants of a film: a window, as one file or packaged.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Want {
-    pub window: Window,
-    pub output: Output,
-}
-
-pub type WindowKey = (FileKey, u64, u64, bool, Output);
+pub type WindowKey = (FileKey, u64, u64, bool, Resource);
 
 pub fn window_key(f: FileKey, w: &Want) -> WindowKey {
     let bits = |v: Option<f64>| v.map_or(u64::MAX, f64::to_bits);
@@ -37,7 +31,7 @@ pub fn window_key(f: FileKey, w: &Want) -> WindowKey {
         bits(w.window.start),
         bits(w.window.end),
         w.window.flash,
-        w.output,
+        w.resource,
     )
 }
 
@@ -47,7 +41,7 @@ fn plan_key(f: FileKey, w: &Window) -> WindowKey {
         f,
         &Want {
             window: *w,
-            output: Output::Progressive,
+            resource: Resource::Progressive,
         },
     )
 }

@@ -209,7 +209,7 @@ impl<S: Socket> Connection<S> {
 
     /// Delivers a body read from the origin. False when no response here
     /// waits for it (cut, or ended since).
-    pub fn fetched(&mut self, c: super::remote::Chunk) -> bool {
+    pub fn fetched(&mut self, c: super::remote::Fetched) -> bool {
         self.body.as_mut().is_some_and(|p| p.body.arrived(c))
     }
 

@@ -4,8 +4,9 @@
 //! events out, one output queue. For development only: production goes
 //! through a front server, which adds TLS, logging and access control.
 
-use crate::fcgi::{OUTPUT_BOUND, Params, Request};
+use crate::fcgi::{Params, Request};
 use crate::http::percent_decode_path;
+use crate::output::BOUND;
 use crate::output::Output;
 use std::io::{self, Read};
 use std::path::PathBuf;
@@ -75,7 +76,7 @@ impl Conn {
     }
 
     pub fn wants_read(&self) -> bool {
-        self.keep_open && self.out.buffered() < OUTPUT_BOUND && self.input.len() < MAX_HEAD
+        self.keep_open && self.out.buffered() < BOUND && self.input.len() < MAX_HEAD
     }
 
     /// The next request, once the one before it is answered.

@@ -3,7 +3,7 @@
 //! so a slow client paces the reads and a stream's memory stays bounded.
 //! A stream that ends (its connection closed) aborts the reads it asked.
 
-use super::remote::{Chunk, Link};
+use super::remote::{Fetched, Link};
 use crate::origin::{Fault, Object};
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -62,7 +62,7 @@ impl Fetcher {
     }
 
     /// A read finished: kept if it is this stream's and still wanted.
-    pub fn arrived(&mut self, c: Chunk) -> bool {
+    pub fn arrived(&mut self, c: Fetched) -> bool {
         if c.slot != self.slot || c.stream != self.stream {
             return false;
         }

@@ -134,7 +134,7 @@ fn run(job: Job) -> Done {
             style,
             settings,
             known,
-        } => Done::Plan(super::package::build(
+        } => Done::Plan(crate::package::build(
             &index, &want, &style, &settings, known,
         )),
         // The harness has no origin.

@@ -3,22 +3,22 @@
 //! files. What would hold the event loop (an index build, the plan of a
 //! large index) becomes a job; the request resumes when it is done.
 
-use super::cache::{Caches, Failure, Want, window_key};
+use super::cache::{Caches, Failure, window_key};
 use super::config::Config;
 use super::jobs::{Done, Job, JobKey};
 use super::local::Refusal;
 use super::note::Note;
-use super::package::{self, Built};
 use super::remote::{self, Link};
 pub use super::request::Resume;
 use super::request::{Media, film, over_budget, start};
 use super::stats::Stats;
 use crate::fcgi::Params;
 use crate::http::{self, Body, Entity, Piece, RequestHead, Response};
-use crate::manifest::Output;
+use crate::manifest::Resource;
 use crate::mp4::cmaf::Presentation;
 use crate::mp4::{self, Index, Layout, Window};
 use crate::origin::Object;
+use crate::package::{self, Built, Want};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::fs::File;
@@ -283,7 +283,7 @@ fn want_from(w: super::cache::WindowKey) -> Want {
             end: value(w.2),
             flash: w.3,
         },
-        output: w.4,
+        resource: w.4,
     }
 }
 
@@ -396,8 +396,8 @@ fn plan(r: Resume, index: Arc<Index>, ctx: &mut Ctx<'_>) -> Outcome {
     if r.gathering() && !r.planning {
         return indexed(r, index, &settings, ctx);
     }
-    let known = match r.output {
-        Output::Progressive => None,
+    let known = match r.resource {
+        Resource::Progressive => None,
         _ => ctx.caches.presentation(r.key, &r.window),
     };
     if let (true, Some(p)) = (r.gathering(), &known) {
@@ -558,11 +558,11 @@ fn finish(
     ready(p, ctx)
 }
 
-/// What sets a packaged output's bytes apart from the window's others
+/// What sets a packaged resource's bytes apart from the window's others
 /// (mixed into its entity tag); 0 for the film itself.
-fn packaged(output: Output, segment_duration: f64) -> u64 {
-    match output {
-        Output::Progressive => 0,
+fn packaged(resource: Resource, segment_duration: f64) -> u64 {
+    match resource {
+        Resource::Progressive => 0,
         o => o.tag() ^ segment_duration.to_bits().rotate_left(17),
     }
 }
@@ -601,14 +601,14 @@ fn respond(r: &Resume, layout: Arc<Layout>, ctx: &mut Ctx<'_>) -> Prepared {
         r.key.mtime,
         r.key.mtime_nsec,
         &r.window,
-        packaged(r.output, ctx.config.segment_duration) ^ r.set_tag,
+        packaged(r.resource, ctx.config.segment_duration) ^ r.set_tag,
     );
     let entity = Entity {
         len: layout.len(),
         etag: &etag,
         last_modified: r.modified,
         content_type: r
-            .output
+            .resource
             .content_type()
             .unwrap_or_else(|| http::content_type(r.path.as_os_str().as_bytes())),
     };
@@ -626,7 +626,7 @@ fn respond(r: &Resume, layout: Arc<Layout>, ctx: &mut Ctx<'_>) -> Prepared {
         response.headers.push(("Cache-Control", cc.clone()));
     }
     if let Some(o) = ctx.offload.as_deref_mut()
-        && r.output == Output::Progressive
+        && r.resource == Resource::Progressive
     {
         offload(o, &mut response, r, &layout);
     }

@@ -3,12 +3,12 @@
 //! come back through a channel and a `mio::Waker`. Streams already flowing
 //! keep flowing meanwhile.
 
-use super::cache::{FileKey, Want, WindowKey};
-use super::package::{self, Built};
+use super::cache::{FileKey, WindowKey};
 use super::remote::{Link, Opened};
 use crate::mp4::cmaf::{Presentation, Settings};
 use crate::mp4::{self, Index};
 use crate::origin::{Fault, Object};
+use crate::package::{self, Built, Want};
 use std::fs::File;
 use std::io;
 use std::sync::Arc;

@@ -19,7 +19,6 @@ pub mod logging;
 mod master;
 mod note;
 mod offload;
-mod package;
 mod privileges;
 mod remote;
 mod request;

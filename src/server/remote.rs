@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 const MAX_OBJECTS: usize = 8192;
 
 /// A body read that finished, for the stream that asked.
-pub struct Chunk {
+pub struct Fetched {
     pub slot: usize,
     pub stream: u64,
     pub range: Range<u64>,
@@ -35,7 +35,7 @@ type Wake = Arc<dyn Fn() + Send + Sync>;
 pub struct Link {
     runtime: Option<tokio::runtime::Runtime>,
     pub origin: Arc<Origin>,
-    chunks: Sender<Chunk>,
+    chunks: Sender<Fetched>,
     wake: Wake,
     streams: AtomicU64,
     /// Index builds that may run at once: the rest wait, not the
@@ -61,7 +61,7 @@ impl Link {
     pub fn start(
         settings: &origin::Settings,
         wake: impl Fn() + Send + Sync + 'static,
-    ) -> Result<(Arc<Link>, Receiver<Chunk>), String> {
+    ) -> Result<(Arc<Link>, Receiver<Fetched>), String> {
         let origin = Origin::new(settings)?;
         let runtime = origin::runtime().map_err(|e| format!("origin runtime: {e}"))?;
         let (tx, rx) = mpsc::channel();
@@ -114,7 +114,7 @@ impl Link {
                 bytes.fetch_add(b.len() as u64, Relaxed);
             }
             if tx
-                .send(Chunk {
+                .send(Fetched {
                     slot,
                     stream,
                     range,

@@ -1,19 +1,20 @@
 //! A request as the handler first hears it: method, film (a file or an
-//! object), window, HLS/DASH output, Range and conditionals; the film is
+//! object), window, HLS/DASH resource, Range and conditionals; the film is
 //! opened (a file) or named (an object) here, and the rest waits in a
 //! [`Resume`] for the index.
 
-use super::cache::{FileKey, Want};
+use super::cache::FileKey;
 use super::config::{Config, MAX_SET_FILMS, URL_SETS_PARAM, UrlSets};
 use super::handler::{Ctx, Prepared, refuse, status_page};
 use super::local::{Refusal, open, script_path};
 use super::remote;
 use crate::fcgi::Params;
 use crate::http;
-use crate::manifest::Output;
+use crate::manifest::Resource;
 use crate::mp4::cmaf::Presentation;
 use crate::mp4::{Index, Window};
 use crate::origin::Object;
+use crate::package::Want;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
@@ -42,7 +43,7 @@ pub struct Resume {
     pub(super) modified: SystemTime,
     pub(super) window: Window,
     /// The film itself, or one of its HLS/DASH outputs (`PATH_INFO`).
-    pub(super) output: Output,
+    pub(super) resource: Resource,
     pub(super) method: Vec<u8>,
     pub(super) range: Option<Vec<u8>>,
     pub(super) if_range: Option<Vec<u8>>,
@@ -82,13 +83,13 @@ impl Resume {
     pub(super) fn want(&self) -> Want {
         Want {
             window: self.window,
-            output: self.output,
+            resource: self.resource,
         }
     }
 
     /// A URL set's manifest, which needs the plans of all its films.
     pub(super) fn gathering(&self) -> bool {
-        self.file > 0 && matches!(self.output, Output::Master | Output::Mpd)
+        self.file > 0 && matches!(self.resource, Resource::Master | Resource::Mpd)
     }
 
     /// Bytes the indexes read so far hold.
@@ -173,9 +174,9 @@ pub(super) fn start(
         end: query.end,
         flash: query.flash,
     };
-    let mut output = match params.get(b"PATH_INFO").filter(|p| !p.is_empty()) {
+    let mut resource = match params.get(b"PATH_INFO").filter(|p| !p.is_empty()) {
         None => None,
-        Some(info) => Some(Output::parse(info).ok_or_else(|| {
+        Some(info) => Some(Resource::parse(info).ok_or_else(|| {
             let mut p = refuse(404, "no such HLS/DASH output of the film");
             p.note.detail = format!("PATH_INFO {}", String::from_utf8_lossy(info));
             Box::new(p)
@@ -184,9 +185,9 @@ pub(super) fn start(
     // Without PATH_INFO, a name like /a.mp4/init-1.mp4 is split here.
     let mut unsplit = |path: &[u8]| -> Vec<u8> {
         let (film, info) = crate::manifest::split(path);
-        match Output::parse(info) {
-            Some(o) if output.is_none() && o != Output::Progressive => {
-                output = Some(o);
+        match Resource::parse(info) {
+            Some(o) if resource.is_none() && o != Resource::Progressive => {
+                resource = Some(o);
                 film.to_vec()
             }
             _ => path.to_vec(),
@@ -199,10 +200,10 @@ pub(super) fn start(
             unsplit(path.as_os_str().as_bytes())
         }
     };
-    let output = chosen(output, &window)?;
+    let resource = chosen(resource, &window)?;
     let mut r = Resume {
         window,
-        output,
+        resource,
         ..heard(params, method)
     };
     let first = member(&name, &mut r, params, ctx.config)?;
@@ -373,7 +374,7 @@ fn member(
         Box::new(p)
     };
     let not_found = |why: &str| with_path(refuse(404, why));
-    let track = r.output.track();
+    let track = r.resource.track();
     let Some(count) = set_size(name) else {
         if track.is_some_and(|t| t.file > 0) {
             return Err(not_found(
@@ -392,8 +393,8 @@ fn member(
     let Some(films) = crate::manifest::url_set(name) else {
         return Err(not_found("not a URL set"));
     };
-    match (r.output, track) {
-        (Output::Master | Output::Mpd, _) => {
+    match (r.resource, track) {
+        (Resource::Master | Resource::Mpd, _) => {
             let mut films = VecDeque::from(films);
             let first = films.pop_front().unwrap_or_default();
             r.file = 1;
@@ -446,17 +447,17 @@ pub(super) fn film(r: &mut Resume, name: &[u8], ctx: &Ctx<'_>) -> Result<(), Box
     Ok(())
 }
 
-/// The output asked for, once a packaged one is known not to conflict
+/// The resource asked for, once a packaged one is known not to conflict
 /// with the query.
-fn chosen(output: Option<Output>, window: &Window) -> Result<Output, Box<Prepared>> {
-    let output = output.unwrap_or_default();
-    if output != Output::Progressive && window.flash {
+fn chosen(resource: Option<Resource>, window: &Window) -> Result<Resource, Box<Prepared>> {
+    let resource = resource.unwrap_or_default();
+    if resource != Resource::Progressive && window.flash {
         return Err(Box::new(refuse(
             400,
             "client=flash applies to progressive downloads, not HLS/DASH",
         )));
     }
-    Ok(output)
+    Ok(resource)
 }
 
 /// What a request asks besides its film: method, Range and conditionals;
@@ -485,7 +486,7 @@ fn blank() -> Resume {
         },
         modified: UNIX_EPOCH,
         window: Window::default(),
-        output: Output::Progressive,
+        resource: Resource::Progressive,
         path: PathBuf::new(),
         opened: PathBuf::new(),
         media: Media::Object {

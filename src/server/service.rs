@@ -60,7 +60,7 @@ pub struct Service<'a> {
     /// `--origin`: the store, and where its body reads arrive.
     pub link: Option<(
         Arc<super::remote::Link>,
-        std::sync::mpsc::Receiver<super::remote::Chunk>,
+        std::sync::mpsc::Receiver<super::remote::Fetched>,
     )>,
     /// Requests waiting, by the job they wait for.
     waiters: HashMap<JobKey, Pending>,
@@ -266,7 +266,7 @@ impl<'a> Service<'a> {
     }
 
     /// Body reads from the origin that finished.
-    pub fn chunks(&self) -> Vec<super::remote::Chunk> {
+    pub fn chunks(&self) -> Vec<super::remote::Fetched> {
         if let Some((link, _)) = &self.link {
             let (requests, bytes) = link.take_counts();
             let c = self.stats.get();

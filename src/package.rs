@@ -1,14 +1,22 @@
 //! What a request wants, laid out: a progressive window through the
-//! engine's planner, or an HLS/DASH output (manifest, init or media segment)
-//! through the segment plan. Pure over the index; runs on the event loop or,
-//! for a large index, as a job.
+//! engine's planner, or an HLS/DASH resource (manifest, init or media segment)
+//! through the segment plan, and a URL set's films checked and presented as
+//! one. Pure over the index (no file, socket or clock): the server runs it
+//! on its event loop or, when costly, as a job.
+#![forbid(unsafe_code)]
 
-use super::cache::Want;
-use crate::manifest::{self, Output, Part};
+use crate::manifest::{self, Part, Resource};
 use crate::mp4::cmaf::{self, Kind, Presentation, Settings};
-use crate::mp4::{self, Index, Layout, Piece};
+use crate::mp4::{self, Index, Layout, Piece, Window};
 use bytes::Bytes;
 use std::sync::Arc;
+
+/// What a request wants of a film: a window, as one file or packaged.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Want {
+    pub window: Window,
+    pub resource: Resource,
+}
 
 /// How far apart (seconds) the films of a URL set may cut a segment.
 const SET_TOLERANCE: f64 = 0.02;
@@ -26,8 +34,8 @@ fn text(s: String) -> Layout {
 /// About how many bytes of work laying out `want` takes: the index's tables,
 /// plus a segment plan's segments for packaged outputs.
 pub fn cost(index: &Index, want: &Want, settings: &Settings) -> usize {
-    let plan = match want.output {
-        Output::Progressive => 0,
+    let plan = match want.resource {
+        Resource::Progressive => 0,
         _ => cmaf::plan_cost(index, settings),
     };
     index.heap_bytes().saturating_add(plan)
@@ -41,7 +49,7 @@ pub fn build(
     settings: &Settings,
     known: Option<Arc<Presentation>>,
 ) -> Result<Built, mp4::Error> {
-    if want.output == Output::Progressive {
+    if want.resource == Resource::Progressive {
         return Ok(Built {
             layout: Arc::new(mp4::plan(index, &want.window, style)?),
             presentation: None,
@@ -59,14 +67,14 @@ pub fn build(
     let missing = |t: manifest::Track| {
         mp4::Error::Missing(format!("the film has no video or audio track {}", t.id))
     };
-    let layout = match want.output {
-        Output::Master => text(manifest::master(&one, &query)),
-        Output::Mpd => text(manifest::mpd(&one, &query)),
-        Output::Playlist(t) => text(manifest::playlist(&p, t, &query).ok_or_else(|| missing(t))?),
-        Output::Init(t) => cmaf::init(index, &p, t.id)?,
-        Output::Segment(n, t) => cmaf::segment(index, &p, n, t.id)?,
+    let layout = match want.resource {
+        Resource::Master => text(manifest::master(&one, &query)),
+        Resource::Mpd => text(manifest::mpd(&one, &query)),
+        Resource::Playlist(t) => text(manifest::playlist(&p, t, &query).ok_or_else(|| missing(t))?),
+        Resource::Init(t) => cmaf::init(index, &p, t.id)?,
+        Resource::Segment(n, t) => cmaf::segment(index, &p, n, t.id)?,
         // Laid out by the planner above.
-        Output::Progressive => Layout::new(),
+        Resource::Progressive => Layout::new(),
     };
     Ok(Built {
         layout: Arc::new(layout),
@@ -127,8 +135,8 @@ pub fn set_manifest(films: &[Arc<Presentation>], want: &Want) -> Result<Layout, 
         })
         .collect();
     let query = manifest::query(&want.window);
-    Ok(match want.output {
-        Output::Mpd => text(manifest::mpd(&parts, &query)),
+    Ok(match want.resource {
+        Resource::Mpd => text(manifest::mpd(&parts, &query)),
         _ => text(manifest::master(&parts, &query)),
     })
 }
