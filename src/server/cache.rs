@@ -7,10 +7,12 @@
 use crate::manifest::Resource;
 use crate::mp4::cmaf::Presentation;
 use crate::mp4::{Index, Layout, Window};
+use crate::origin::Object;
 use crate::package::Want;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 /// A file's identity: a changed or replaced file gets a new key.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -183,7 +185,7 @@ pub struct Caches {
     /// Segment plans of packaged windows, beside their indexes.
     presentations: Lru<WindowKey, Arc<Presentation>>,
     /// Objects of the origin, with when each was last confirmed.
-    pub objects: super::remote::Objects,
+    pub objects: Objects,
 }
 
 impl Caches {
@@ -298,6 +300,35 @@ impl Caches {
             let bytes = p.heap_bytes();
             self.presentations.insert(plan_key(key, w), p, bytes);
         }
+    }
+}
+
+/// Objects remembered per worker; beyond it, stale ones are forgotten first.
+const MAX_OBJECTS: usize = 8192;
+
+/// Objects the worker knows, and when the origin last confirmed each.
+#[derive(Default)]
+pub struct Objects {
+    map: HashMap<Arc<str>, (Arc<Object>, Instant)>,
+}
+
+impl Objects {
+    /// The object and whether it was confirmed within `fresh`.
+    pub fn get(&self, key: &str, fresh: Duration, now: Instant) -> Option<(Arc<Object>, bool)> {
+        self.map
+            .get(key)
+            .map(|(o, at)| (o.clone(), now.saturating_duration_since(*at) < fresh))
+    }
+
+    pub fn put(&mut self, key: Arc<str>, o: Arc<Object>, now: Instant, fresh: Duration) {
+        if self.map.len() >= MAX_OBJECTS && !self.map.contains_key(&key) {
+            self.map
+                .retain(|_, (_, at)| now.saturating_duration_since(*at) < fresh);
+            if self.map.len() >= MAX_OBJECTS {
+                self.map.clear();
+            }
+        }
+        self.map.insert(key, (o, now));
     }
 }
 

@@ -2,8 +2,8 @@
 //! response in flight. [`Connection::pump`] reads, answers and writes until
 //! the socket would block, reading only while the output has room.
 
+use super::answer::Prepared;
 use super::body::{self, Body, Socket, Source};
-use super::handler::Prepared;
 use super::note::Note;
 use super::transport::{End, Event, Transport};
 use crate::fcgi::Request;

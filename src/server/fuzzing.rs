@@ -6,10 +6,11 @@
 //! every request answered in full carries exactly the bytes an independent
 //! rendering of its response gives (the head, then the Layout's bytes).
 
+use super::answer::{Ctx, Prepared};
 use super::cache::Caches;
 use super::config::Config;
 use super::connection::{Answer, Connection, Handler, Verdict};
-use super::handler::{self, Ctx, Outcome, Prepared, Resume};
+use super::handler::{self, Outcome, Resume};
 use super::jobs::{Done, Job, JobKey};
 use super::stats::Stats;
 use super::transport::Transport;

@@ -1,6 +1,7 @@
 //! The I/O shell: listeners, the pre-forked pool, workers' event loops, caches.
 //! The only room that touches sockets, files and processes.
 
+mod answer;
 mod body;
 mod cache;
 mod check;

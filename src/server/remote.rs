@@ -7,15 +7,10 @@ use super::cache::FileKey;
 use crate::mp4::{self, Index};
 use crate::origin::{self, Budget, Fault, Object, Origin, Reader};
 use bytes::Bytes;
-use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::time::{Duration, Instant};
-
-/// Objects remembered per worker; beyond it, stale ones are forgotten first.
-const MAX_OBJECTS: usize = 8192;
 
 /// A body read that finished, for the stream that asked.
 pub struct Fetched {
@@ -232,32 +227,6 @@ pub fn file_key(o: &Object) -> FileKey {
         size: o.size,
         mtime: i64::from_ne_bytes(b.to_ne_bytes()),
         mtime_nsec: 0,
-    }
-}
-
-/// Objects the worker knows, and when the origin last confirmed each.
-#[derive(Default)]
-pub struct Objects {
-    map: HashMap<Arc<str>, (Arc<Object>, Instant)>,
-}
-
-impl Objects {
-    /// The object and whether it was confirmed within `fresh`.
-    pub fn get(&self, key: &str, fresh: Duration, now: Instant) -> Option<(Arc<Object>, bool)> {
-        self.map
-            .get(key)
-            .map(|(o, at)| (o.clone(), now.saturating_duration_since(*at) < fresh))
-    }
-
-    pub fn put(&mut self, key: Arc<str>, o: Arc<Object>, now: Instant, fresh: Duration) {
-        if self.map.len() >= MAX_OBJECTS && !self.map.contains_key(&key) {
-            self.map
-                .retain(|_, (_, at)| now.saturating_duration_since(*at) < fresh);
-            if self.map.len() >= MAX_OBJECTS {
-                self.map.clear();
-            }
-        }
-        self.map.insert(key, (o, now));
     }
 }
 

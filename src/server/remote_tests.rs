@@ -6,7 +6,7 @@
 use super::*;
 use crate::origin::budget_tests::{Film, KIB, MIB, Seen, settings, store};
 use crate::server::fetch::{Fetcher, Take};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 /// Opens `film.mp4` on the store on `port` through a worker's link, as a
 /// request would: what the job answered and how long it took.

@@ -3,9 +3,9 @@
 //! opened (a file) or named (an object) here, and the rest waits in a
 //! [`Resume`] for the index.
 
+use super::answer::{Ctx, Prepared, refuse, status_page};
 use super::cache::FileKey;
 use super::config::{Config, MAX_SET_FILMS, URL_SETS_PARAM, UrlSets};
-use super::handler::{Ctx, Prepared, refuse, status_page};
 use super::local::{Refusal, open, script_path};
 use super::remote;
 use crate::fcgi::Params;

@@ -2,10 +2,11 @@
 //! counters, the jobs that run off the event loop and the requests waiting
 //! for them, and what is logged when an answer ends.
 
+use super::answer::{Ctx, Prepared};
 use super::cache::Caches;
 use super::config::Config;
 use super::connection::{Answer, Ended, Handler};
-use super::handler::{self, Ctx, Outcome, Prepared, Resume};
+use super::handler::{self, Outcome, Resume};
 use super::jobs::{Cancel, Done, Job, JobKey, Jobs};
 use super::stats::Stats;
 use crate::fcgi::Request;

@@ -245,7 +245,7 @@ impl<'a> Worker<'a> {
     }
 
     /// Hands answers prepared off the loop to the requests that wait.
-    fn deliver(&mut self, answers: Vec<(usize, u64, super::handler::Prepared)>) {
+    fn deliver(&mut self, answers: Vec<(usize, u64, super::answer::Prepared)>) {
         for (slot, serial, p) in answers {
             let Some(c) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
                 continue;
