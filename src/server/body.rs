@@ -73,16 +73,17 @@ pub trait Socket: Read + Write {
     }
 }
 
-/// The file whose spans are in a connection's output.
-pub struct Source {
+/// The file whose spans are in a connection's output, and how they go out:
+/// `sendfile`, or `pread` once the kernel refused it for this file.
+pub struct Sendfile {
     pub file: Rc<File>,
     /// `sendfile` was refused for this file: copy with `pread`.
     copy: bool,
 }
 
-impl Source {
-    pub fn new(file: Rc<File>) -> Source {
-        Source { file, copy: false }
+impl Sendfile {
+    pub fn new(file: Rc<File>) -> Sendfile {
+        Sendfile { file, copy: false }
     }
 }
 
@@ -330,7 +331,7 @@ fn remote_piece(
 pub fn flush<S: Socket>(
     t: &mut Transport,
     sock: &mut S,
-    mut source: Option<&mut Source>,
+    mut sendfile: Option<&mut Sendfile>,
     scratch: &mut Vec<u8>,
 ) -> io::Result<(usize, bool)> {
     let mut sent = 0;
@@ -339,7 +340,7 @@ pub fn flush<S: Socket>(
             None => return Ok((sent, true)),
             Some(Next::Bytes(b)) => sock.write(b),
             Some(Next::File { offset, len }) => {
-                let src = source
+                let src = sendfile
                     .as_deref_mut()
                     .ok_or_else(|| io::Error::other("a file span without a file"))?;
                 if src.copy {

@@ -3,7 +3,7 @@
 //! the socket would block, reading only while the output has room.
 
 use super::answer::Prepared;
-use super::body::{self, Body, Socket, Source};
+use super::body::{self, Body, Sendfile, Socket};
 use super::note::Note;
 use super::transport::{End, Event, Transport};
 use crate::fcgi::Request;
@@ -122,7 +122,7 @@ pub struct Connection<S> {
     /// A request that waits for the previous response's file spans to go.
     queued: Option<Request>,
     /// The file of the spans in the output.
-    source: Option<Source>,
+    sendfile: Option<Sendfile>,
     pub readable: bool,
     pub writable: bool,
     /// The last time a byte moved either way.
@@ -154,7 +154,7 @@ impl<S: Socket> Connection<S> {
             counted: 0,
             waiting: None,
             queued: None,
-            source: None,
+            sendfile: None,
             readable: true,
             writable: true,
             last_io: now,
@@ -307,9 +307,10 @@ impl<S: Socket> Connection<S> {
                 progress = true;
             }
             let filled = match &mut self.body {
-                Some(p) => p
-                    .body
-                    .fill(&mut self.transport, self.source.as_ref().map(|s| &*s.file)),
+                Some(p) => p.body.fill(
+                    &mut self.transport,
+                    self.sendfile.as_ref().map(|s| &*s.file),
+                ),
                 None => Ok(false),
             };
             let filled = match filled {
@@ -333,7 +334,7 @@ impl<S: Socket> Connection<S> {
                 match body::flush(
                     &mut self.transport,
                     &mut self.sock,
-                    self.source.as_mut(),
+                    self.sendfile.as_mut(),
                     scratch,
                 ) {
                     Ok((sent, all)) => {
@@ -359,7 +360,7 @@ impl<S: Socket> Connection<S> {
             }
         }
         if self.body.is_none() && self.transport.output_ref().is_empty() {
-            self.source = None;
+            self.sendfile = None;
             if self.queued.is_none() && self.waiting.is_none() && !self.transport.answering() {
                 if self.eof {
                     return Verdict::Close;
@@ -399,7 +400,7 @@ impl<S: Socket> Connection<S> {
         }
         self.transport.head(&p.head);
         if let Some(f) = p.file {
-            self.source = Some(Source::new(f));
+            self.sendfile = Some(Sendfile::new(f));
         }
         let request = self.seen.take().unwrap_or_else(|| Seen {
             method: "-".into(),

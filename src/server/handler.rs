@@ -11,7 +11,8 @@ use super::jobs::{Done, Job, JobKey};
 use super::local::Refusal;
 use super::remote;
 pub use super::request::Resume;
-use super::request::{Media, film, over_budget, start};
+use super::request::{film, over_budget, start};
+use super::source::open_job;
 use crate::fcgi::Params;
 use crate::http::{self, Body, Entity, Piece, RequestHead, Response};
 use crate::manifest::Resource;
@@ -56,7 +57,9 @@ fn offload(
     if range.is_empty() {
         return;
     }
-    let Media::File(file) = &r.media else { return };
+    let Some(file) = r.source.local_file() else {
+        return;
+    };
     if let Some(v) = o.header_value(&r.opened, file, r.key, &r.window, layout, range.clone()) {
         response.headers.push(("X-Sendfile2", v));
         response.body = Body::Empty;
@@ -197,7 +200,7 @@ fn ready(p: Prepared, ctx: &Ctx<'_>) -> Outcome {
 
 /// From the layout cache, the index cache, or a job that builds the index.
 fn proceed(mut r: Resume, ctx: &mut Ctx<'_>) -> Outcome {
-    if let Media::Object { key, object: None } = &r.media {
+    if let Some(key) = r.source.unconfirmed() {
         let fresh = ctx.config.origin_revalidate;
         let key = key.clone();
         match ctx
@@ -249,17 +252,10 @@ fn proceed(mut r: Resume, ctx: &mut Ctx<'_>) -> Outcome {
         None => {
             c.index_misses.fetch_add(1, Relaxed);
             r.cache = "index cache miss";
-            let file = match &r.media {
-                Media::File(f) => f.try_clone(),
-                Media::Object { key, .. } => return open_object(key.clone(), None, r, ctx),
-            };
-            match file {
-                Ok(file) => Outcome::Wait {
-                    key: JobKey::Index(r.key),
-                    job: Job::Index {
-                        file,
-                        limits: ctx.limits.clone(),
-                    },
+            match r.source.index_job(r.key, ctx.limits) {
+                Ok((key, job)) => Outcome::Wait {
+                    key,
+                    job,
                     resume: Box::new(r),
                 },
                 Err(e) => {
@@ -274,13 +270,10 @@ fn proceed(mut r: Resume, ctx: &mut Ctx<'_>) -> Outcome {
 
 /// Waits for the job that opens `key` (or checks `known`) and builds its index.
 fn open_object(key: Arc<str>, known: Option<Object>, r: Resume, ctx: &Ctx<'_>) -> Outcome {
+    let (key, job) = open_job(key, known, ctx.limits);
     Outcome::Wait {
-        key: JobKey::Object(key.clone()),
-        job: Job::Object {
-            key,
-            known,
-            limits: ctx.limits.clone(),
-        },
+        key,
+        job,
         resume: Box::new(r),
     }
 }
@@ -480,11 +473,7 @@ fn respond(r: &Resume, layout: Arc<Layout>, ctx: &mut Ctx<'_>) -> Prepared {
         .index()
         .filter(|_| !ctx.caches.retains(r.key))
         .map_or(0, |i| i.heap_bytes())
-        // A remote body holds up to two chunks of the film while it is read.
-        + match (&r.media, &ctx.config.origin) {
-            (Media::Object { .. }, Some(o)) => usize::try_from(2 * o.chunk).unwrap_or(usize::MAX),
-            _ => 0,
-        };
+        + r.source.body_charge(ctx.config);
     if ctx.inflight.saturating_add(charge) > ctx.config.max_inflight {
         let mut p = Prepared::busy("the server is busy; try again in a moment");
         p.note.reason = Some(format!(
@@ -547,15 +536,7 @@ fn respond(r: &Resume, layout: Arc<Layout>, ctx: &mut Ctx<'_>) -> Prepared {
         r.cache
     );
     p.layout = Some(layout);
-    match &r.media {
-        Media::File(f) => p.file = Some(f.clone()),
-        Media::Object { object, .. } => {
-            p.remote = ctx
-                .link
-                .zip(object.as_ref())
-                .map(|(l, o)| (l.clone(), o.clone()))
-        }
-    }
+    r.source.feed(&mut p, ctx.link);
     p.charge = charge;
     p
 }

@@ -24,6 +24,7 @@ mod privileges;
 mod remote;
 mod request;
 mod service;
+mod source;
 mod stats;
 mod status;
 mod stream;

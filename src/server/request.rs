@@ -8,6 +8,7 @@ use super::cache::FileKey;
 use super::config::{Config, MAX_SET_FILMS, URL_SETS_PARAM, UrlSets};
 use super::local::{Refusal, open, script_path};
 use super::remote;
+use super::source::Source;
 use crate::fcgi::Params;
 use crate::http;
 use crate::manifest::Resource;
@@ -24,21 +25,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Where a request's film is.
-pub(super) enum Media {
-    File(Rc<File>),
-    /// An object of the origin: known once opened (or remembered).
-    Object {
-        key: Arc<str>,
-        object: Option<Arc<Object>>,
-    },
-}
-
 /// A request waiting for a job, with all it needs to go on.
 pub struct Resume {
     pub(super) path: PathBuf,
     pub(super) opened: PathBuf,
-    pub(super) media: Media,
+    pub(super) source: Source,
     pub(super) key: FileKey,
     pub(super) modified: SystemTime,
     pub(super) window: Window,
@@ -135,9 +126,7 @@ impl Resume {
     pub(super) fn set_object(&mut self, o: Arc<Object>) {
         self.key = remote::file_key(&o);
         self.modified = o.modified;
-        if let Media::Object { object, .. } = &mut self.media {
-            *object = Some(o);
-        }
+        self.source.confirm(o);
     }
 }
 
@@ -292,7 +281,7 @@ fn index_bound(name: &[u8], ctx: &mut Ctx<'_>) -> Result<u64, Box<Prepared>> {
     if ctx.link.is_some() {
         let mut f = blank();
         film(&mut f, name, ctx)?;
-        let Media::Object { key, .. } = &f.media else {
+        let Some(key) = f.source.object_key() else {
             return Ok(0);
         };
         let fresh = ctx.config.origin_revalidate;
@@ -313,10 +302,7 @@ fn index_bound(name: &[u8], ctx: &mut Ctx<'_>) -> Result<u64, Box<Prepared>> {
     }
     let mut f = blank();
     film(&mut f, name, ctx)?;
-    Ok(match &f.media {
-        Media::File(file) => moov_size(file, f.key.size),
-        Media::Object { .. } => 0,
-    })
+    Ok(f.source.moov_bound(f.key.size, moov_size))
 }
 
 /// A file's identity, from its metadata.
@@ -425,7 +411,7 @@ pub(super) fn film(r: &mut Resume, name: &[u8], ctx: &Ctx<'_>) -> Result<(), Box
         })?;
         r.path = PathBuf::from(&key);
         r.opened = PathBuf::from(&key);
-        r.media = Media::Object {
+        r.source = Source::Object {
             key: key.into(),
             object: None,
         };
@@ -443,7 +429,7 @@ pub(super) fn film(r: &mut Resume, name: &[u8], ctx: &Ctx<'_>) -> Result<(), Box
     r.modified = meta.modified().unwrap_or(UNIX_EPOCH);
     r.path = path;
     r.opened = opened;
-    r.media = Media::File(Rc::new(file));
+    r.source = Source::File(Rc::new(file));
     Ok(())
 }
 
@@ -489,7 +475,7 @@ fn blank() -> Resume {
         resource: Resource::Progressive,
         path: PathBuf::new(),
         opened: PathBuf::new(),
-        media: Media::Object {
+        source: Source::Object {
             key: Arc::from(""),
             object: None,
         },
