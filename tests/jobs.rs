@@ -115,3 +115,69 @@ fn a_window_that_cannot_be_planned_is_refused_again_from_memory() {
     let log = pool.log_text();
     assert_eq!(log.matches("(remembered)").count(), 1, "{log}");
 }
+
+#[test]
+fn hostile_plans_do_not_hold_up_a_cached_request_on_the_same_worker() {
+    // Films whose headers claim 50 M samples in one segment and 2^32 key
+    // frames: each new window is a new plan, each refused. Meanwhile a
+    // cached clip on the same worker is answered at once.
+    let pool = Pool::start(&["--workers", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut films = Vec::new();
+    for (name, n, timescale) in [
+        ("50m.mp4", 50_000_000u32, 1_000_000),
+        ("2to32.mp4", u32::MAX - 64, 1000),
+    ] {
+        let path = dir.path().join(name);
+        film(
+            timescale,
+            n,
+            timescale,
+            &[
+                full(b"stts", 0, &be32(&[1, n, 1])),
+                full(b"stsc", 0, &be32(&[1, 1, n, 1])),
+                full(b"stsz", 0, &be32(&[1, n])),
+            ],
+            u64::from(n),
+        )
+        .write(&path);
+        films.push(path.join("master.m3u8"));
+    }
+    let small = media("a.mp4");
+    let ask = || {
+        let t = Instant::now();
+        let r = pool.client().get(&small, "start=5&end=9", &[]);
+        assert_eq!(r.status, 200);
+        t.elapsed()
+    };
+    ask();
+    let baseline = (0..3).map(|_| ask()).max().unwrap();
+    let attack = {
+        let (socket, films) = (pool.socket.clone(), films.clone());
+        std::thread::spawn(move || {
+            for k in 0..40 {
+                let mut c =
+                    common::Client::new(std::os::unix::net::UnixStream::connect(&socket).unwrap());
+                let end = format!("end={}", 100 + k);
+                let r = c.get(&films[k % 2], &end, &[]);
+                // A window of a claim can be small enough to plan (200).
+                assert!(
+                    matches!(r.status, 200 | 415 | 503),
+                    "{}: {}",
+                    r.status,
+                    r.text()
+                );
+            }
+        })
+    };
+    let mut worst = Duration::ZERO;
+    while !attack.is_finished() {
+        worst = worst.max(ask());
+    }
+    attack.join().unwrap();
+    assert!(
+        worst < Duration::from_millis(50).max(baseline * 5),
+        "a cached clip waited {worst:?} (alone: {baseline:?})"
+    );
+    assert_eq!(pool.workers().len(), 1);
+}
