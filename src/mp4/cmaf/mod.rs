@@ -16,16 +16,18 @@ mod write;
 
 pub use codecs::Description;
 pub use figures::{printed_seconds, target_duration};
-pub use write::{init, segment};
+pub use write::init;
 
 use figures::bandwidth;
 use sap::{HEVC_IRAP_SAP, start_sap};
 
 use super::index::{Index, Track};
+use super::layout::Layout;
 use super::tables::elst::{Edit, RATE_1};
 use super::tables::runs::Mark;
 use super::trak::TrakInfo;
 use super::{Error, Window, plan};
+use std::sync::Arc;
 
 /// Most samples one media segment may hold: bounds the `trun` a hostile
 /// (or key-frame-less) film could ask for.
@@ -357,6 +359,22 @@ pub(super) fn pick(first: u64, keys: &[(u64, f64)], target: f64, end: f64) -> Ve
         next += pick + 1;
     }
     out
+}
+
+/// Media segment `n` (1-based) of track `id`: re-fragmented from the
+/// film's own fragments, or written from its sample tables.
+pub fn segment(index: &Arc<Index>, p: &Presentation, n: u32, id: u32) -> Result<Layout, Error> {
+    let r = write::rendition(p, id)?;
+    let seg = usize::try_from(n)
+        .ok()
+        .and_then(|n| n.checked_sub(1))
+        .and_then(|k| r.segments.get(k))
+        .ok_or_else(|| Error::Missing(format!("track {id} has no segment {n}")))?;
+    if index.fragments.is_some() {
+        fragments::segment(index, r, seg, n)
+    } else {
+        write::segment(index, r, seg, n)
+    }
 }
 
 /// Where the whole film's video segments will start (seconds), from its

@@ -6,7 +6,7 @@
 //! `traf`: `tfhd` with default-base-is-moof, `tfdt`, `trun`) + `mdat`, whose
 //! payload is spans of the source file.
 
-use super::{Presentation, Rendition};
+use super::{Presentation, Rendition, Segment};
 use crate::mp4::boxes::{RawBox, children};
 use crate::mp4::builder::Builder;
 use crate::mp4::index::{Index, Track};
@@ -94,7 +94,7 @@ fn sync_entries(body: &[u8]) -> Option<Vec<u8>> {
     Some(types)
 }
 
-fn rendition(p: &Presentation, id: u32) -> Result<&Rendition, Error> {
+pub(super) fn rendition(p: &Presentation, id: u32) -> Result<&Rendition, Error> {
     p.rendition(id)
         .ok_or_else(|| Error::Missing(format!("the film has no video or audio track {id}")))
 }
@@ -189,17 +189,15 @@ fn mdia(b: &mut Builder<'_>, bx: &RawBox<'_>) -> Result<(), Error> {
     b.close(o)
 }
 
-/// Media segment `n` (1-based) of track `id`.
-pub fn segment(index: &Arc<Index>, p: &Presentation, n: u32, id: u32) -> Result<Layout, Error> {
-    let r = rendition(p, id)?;
-    let seg = usize::try_from(n)
-        .ok()
-        .and_then(|n| n.checked_sub(1))
-        .and_then(|k| r.segments.get(k))
-        .ok_or_else(|| Error::Missing(format!("track {id} has no segment {n}")))?;
-    if index.fragments.is_some() {
-        return super::fragments::segment(index, r, seg, n);
-    }
+/// Media segment `n` (1-based) of rendition `r` of a film whose samples
+/// are in its `moov`'s tables.
+pub(super) fn segment(
+    index: &Arc<Index>,
+    r: &Rendition,
+    seg: &Segment,
+    n: u32,
+) -> Result<Layout, Error> {
+    let id = r.id;
     let t = &index.tracks[r.track];
     let count = seg.end - seg.first;
     let composition = t.ctts.is_some();
