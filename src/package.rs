@@ -36,7 +36,7 @@ fn text(s: String) -> Layout {
 pub fn cost(index: &Index, want: &Want, settings: &Settings) -> usize {
     let plan = match want.resource {
         Resource::Progressive => 0,
-        _ => cmaf::plan_cost(index, settings),
+        _ => cmaf::plan_cost(index, &want.window, settings),
     };
     index.heap_bytes().saturating_add(plan)
 }

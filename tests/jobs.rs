@@ -181,3 +181,30 @@ fn hostile_plans_do_not_hold_up_a_cached_request_on_the_same_worker() {
     );
     assert_eq!(pool.workers().len(), 1);
 }
+
+#[test]
+fn a_plan_too_large_to_keep_is_refused_before_it_is_built() {
+    // Its plan would be built again for each of its segments: refused with
+    // the flags to raise, and remembered. A plan that fits is served.
+    let small = |duration: &str| {
+        Pool::start(&[
+            "--workers",
+            "1",
+            "--cache-size",
+            "8K",
+            "--segment-duration",
+            duration,
+        ])
+    };
+    let master = media("a.mp4").join("master.m3u8");
+    let pool = small("1");
+    for _ in 0..2 {
+        let r = pool.client().get(&master, "", &[]);
+        assert_eq!(r.status, 415, "{}", r.text());
+        assert!(r.text().contains("--cache-size"), "{}", r.text());
+    }
+    assert_eq!(pool.log_text().matches("(remembered)").count(), 1);
+    let pool = small("6");
+    let r = pool.client().get(&master, "", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+}

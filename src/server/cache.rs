@@ -290,6 +290,11 @@ impl Caches {
         }
     }
 
+    /// The most one segment plan may take and still be kept.
+    pub fn plan_budget(&self) -> usize {
+        self.presentations.budget
+    }
+
     /// A window's segment plan, if kept.
     pub fn presentation(&mut self, key: FileKey, w: &Window) -> Option<Arc<Presentation>> {
         self.presentations.get(&plan_key(key, w))

@@ -304,6 +304,31 @@ fn plan(r: Resume, index: Arc<Index>, ctx: &mut Ctx<'_>) -> Outcome {
         p.note.detail = format!("file {} (remembered)", r.path.display());
         return ready(p, ctx);
     }
+    // A plan the cache could not keep would be built again for every
+    // segment of it: refused, and remembered, before it is built once.
+    if r.resource != Resource::Progressive && known.is_none() {
+        let need = mp4::cmaf::plan_cost(&index, &r.window, &settings);
+        let budget = ctx.caches.plan_budget();
+        if need > budget {
+            let reason = format!(
+                "the film's segment plan would take about {} MB, more than the {} MB its \
+                 cache holds (a quarter of --cache-size); raise --segment-duration or \
+                 --cache-size",
+                need >> 20,
+                budget >> 20
+            );
+            ctx.caches.put_plan_failure(
+                wkey,
+                Failure {
+                    status: 415,
+                    reason: reason.clone(),
+                },
+            );
+            let mut p = refuse(415, &reason);
+            p.note.detail = format!("file {}", r.path.display());
+            return ready(p, ctx);
+        }
+    }
     // A segment of a kept plan is a few thousand entries: inline. Else the
     // work a plan will do decides, not the index's bytes alone (for a URL
     // set, the work of all its films' plans).

@@ -242,11 +242,20 @@ pub(super) fn source_edits(info: &TrakInfo) -> Vec<Edit> {
     v
 }
 
-/// About how many bytes a segment plan of `index` builds beyond its tables
-/// (its segments, per track), so a caller can tell a quick plan from one
-/// to run off the event loop before it starts.
-pub fn plan_cost(index: &Index, settings: &Settings) -> usize {
-    let segments = (index.duration() / settings.segment_duration.max(0.1)).clamp(0.0, MAX_SEGMENTS);
+/// About how many bytes a segment plan of `window` of `index` builds beyond
+/// its tables (its segments, per track), so a caller can tell a quick plan
+/// from one to run off the event loop, or one too large to keep, before it
+/// starts.
+pub fn plan_cost(index: &Index, window: &Window, settings: &Settings) -> usize {
+    let whole = index.duration();
+    let (start, end) = (
+        window.start.unwrap_or(0.0).max(0.0),
+        window.end.map_or(whole, |e| e.min(whole)),
+    );
+    let seconds = (end - start).max(0.0);
+    let segments = (seconds / settings.segment_duration.max(0.1))
+        .ceil()
+        .clamp(1.0, MAX_SEGMENTS);
     let tracks = index.tracks.len().max(index.traks.len()) as f64;
     (segments * tracks * std::mem::size_of::<Segment>() as f64) as usize
 }
