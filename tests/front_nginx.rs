@@ -1,0 +1,213 @@
+//! The nginx example as shipped and as Debian runs it: clips, HLS/DASH,
+//! the protected folder and its link generators, against the real pool.
+
+mod common;
+#[path = "front_servers/mod.rs"]
+mod front_servers;
+
+use common::{Pool, require_tool};
+use front_servers::*;
+use std::path::Path;
+
+/// nginx.conf from the example, its paths under `dir`, listening on
+/// 127.0.0.1:`port`. `as_debian`: keep its `user www-data;`; else, as root,
+/// the workers run as root and reach sockets in private temp dirs.
+fn nginx_conf(dir: &Path, port: u16, root: &Path, socket: &Path, as_debian: bool) -> String {
+    let d = dir.display();
+    let mut conf = example("nginx.conf");
+    if !as_debian {
+        let user = if nix::unistd::Uid::effective().is_root() {
+            "user root root;"
+        } else {
+            ""
+        };
+        sub(&mut conf, "user www-data;", user);
+    }
+    sub(&mut conf, "worker_processes auto;", "worker_processes 1;");
+    sub(
+        &mut conf,
+        "pid /run/nginx.pid;",
+        &format!("pid {d}/nginx.pid;"),
+    );
+    sub(
+        &mut conf,
+        "error_log /var/log/nginx/error.log;",
+        &format!("error_log {d}/error.log;"),
+    );
+    let temps = format!(
+        "access_log off; client_body_temp_path {d}/b; fastcgi_temp_path {d}/f; proxy_temp_path {d}/p; \
+         uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;"
+    );
+    sub(&mut conf, "access_log /var/log/nginx/access.log;", &temps);
+    sub(
+        &mut conf,
+        "/run/mp4-fcgi/mp4-fcgi.sock",
+        &socket.display().to_string(),
+    );
+    sub(
+        &mut conf,
+        "listen 80;",
+        &format!("listen 127.0.0.1:{port};"),
+    );
+    sub(&mut conf, "/srv/videos", &root.display().to_string());
+    conf
+}
+
+/// The nginx example in front of a pool of one worker.
+struct NginxExample {
+    port: u16,
+    _nginx: Server,
+    pool: Pool,
+    dir: tempfile::TempDir,
+    _root: tempfile::TempDir,
+}
+
+fn start_nginx_example() -> NginxExample {
+    let nginx = require_tool("nginx");
+    let root = media_root();
+    let pool = Pool::start(&[
+        "--workers",
+        "1",
+        "--status-path",
+        STATUS,
+        "--socket-mode",
+        "666",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let conf = nginx_conf(dir.path(), port, root.path(), &pool.socket, false);
+    let nginx = common::start_nginx(&nginx, dir.path(), &conf, port);
+    NginxExample {
+        port,
+        _nginx: nginx,
+        pool,
+        dir,
+        _root: root,
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(all(has_nginx, has_python3, has_ffmpeg, has_ffprobe)),
+    ignore = "needs nginx, python3, ffmpeg, ffprobe: apt-get install -y nginx python3 ffmpeg"
+)]
+fn nginx_example() {
+    require_tool("python3");
+    let x = start_nginx_example();
+    let (port, pool) = (x.port, &x.pool);
+    check_clips(port, "", x.dir.path());
+    check_extensions(port);
+    check_status_page(port, Some(pool));
+    check_packaged(port);
+    check_url_set(port);
+
+    // secure_link in front: the pool never sees refused links.
+    let token = |expires: u64| {
+        python(
+            "import base64,hashlib,sys;print(base64.urlsafe_b64encode(hashlib.md5(sys.argv[1].encode()).digest()).decode().rstrip('='))",
+            &format!("{expires}/protected/a.mp4 change-this-secret"),
+        )
+    };
+    let later = now() + 600;
+    let ok = request(
+        port,
+        "GET",
+        &format!(
+            "/protected/a.mp4?md5={}&expires={later}&start=3",
+            token(later)
+        ),
+        "",
+    );
+    assert_eq!(ok.status, 200);
+    let seen = requests_seen(pool);
+    let bare = request(port, "GET", "/protected/a.mp4", "");
+    assert_eq!(bare.status, 403, "no link, no clip");
+    let bad = request(
+        port,
+        "GET",
+        &format!("/protected/a.mp4?md5=AAAA{}&expires={later}", token(later)),
+        "",
+    );
+    assert_eq!(bad.status, 403);
+    let past = now() - 600;
+    let old = request(
+        port,
+        "GET",
+        &format!("/protected/a.mp4?md5={}&expires={past}", token(past)),
+        "",
+    );
+    assert_eq!(old.status, 410);
+    assert_eq!(
+        requests_seen(pool),
+        seen + 1,
+        "only the status request itself reached the pool"
+    );
+}
+
+#[test]
+#[cfg_attr(not(has_nginx), ignore = "needs nginx: apt-get install -y nginx")]
+fn nginx_protected_folder_refuses_every_other_spelling() {
+    let x = start_nginx_example();
+    check_protected_folder(x.port, &x.pool, &[]);
+}
+
+#[test]
+#[cfg_attr(
+    not(all(has_nginx, has_python3, has_md5sum, has_basenc)),
+    ignore = "needs nginx, python3, md5sum, basenc: apt-get install -y nginx python3 coreutils"
+)]
+fn nginx_link_generators_make_links_nginx_accepts() {
+    require_tool("python3");
+    require_tool("md5sum");
+    require_tool("basenc");
+    let x = start_nginx_example();
+    let port = x.port;
+    for script in ["nginx-link.sh", "nginx_link.py"] {
+        let link = generate(script, "change-this-secret", &["/protected/a.mp4"]);
+        let expires: u64 = link.rsplit("expires=").next().unwrap().parse().unwrap();
+        assert!(
+            expires.abs_diff(now() + 3600) <= 5,
+            "{script}: expires is the expiry time, now + 3600 s: {link}"
+        );
+        let r = request(port, "GET", &format!("{link}&start=3&end=6"), "");
+        assert_eq!((r.status, &r.body[4..8]), (200, &b"ftyp"[..]), "{link}");
+        let seen = requests_seen(&x.pool);
+        let wrong = generate(script, "not-the-secret", &["/protected/a.mp4"]);
+        assert_eq!(request(port, "GET", &wrong, "").status, 403, "{wrong}");
+        let expired = generate(script, "change-this-secret", &["/protected/a.mp4", "-600"]);
+        assert_eq!(request(port, "GET", &expired, "").status, 410, "{expired}");
+        assert_eq!(requests_seen(&x.pool), seen + 1, "refused before the pool");
+    }
+    // A name that needs percent-encoding: the token covers the decoded path.
+    let link = generate(
+        "nginx_link.py",
+        "change-this-secret",
+        &["/protected/my film.mp4"],
+    );
+    assert!(link.starts_with("/protected/my%20film.mp4?"), "{link}");
+    assert_eq!(request(port, "GET", &link, "").status, 200, "{link}");
+    shell_link_refuses("nginx-link.sh", "/protected/my film.mp4");
+}
+
+#[test]
+#[cfg_attr(
+    not(all(has_nginx, has_ffmpeg, has_ffprobe, is_root)),
+    ignore = "needs root, nginx, ffmpeg, ffprobe (it starts the pool as root with --user): run as root; apt-get install -y nginx ffmpeg"
+)]
+fn nginx_example_as_debian_runs_it() {
+    let nginx = require_tool("nginx");
+    require_root();
+    let root = media_root();
+    let text = example("nginx.conf");
+    let doc = as_documented(&text, root.path());
+    let pool = start_documented_pool(&doc.pool, &doc.socket);
+    check_documented_pool(&pool);
+    let dir = open_tempdir();
+    let port = common::free_port();
+    let conf = nginx_conf(dir.path(), port, root.path(), &doc.socket, true);
+    assert!(conf.contains("user www-data;"));
+    let _nginx = common::start_nginx(&nginx, dir.path(), &conf, port);
+    check_clips(port, "", dir.path());
+    check_status_page(port, Some(&pool));
+    check_without_socket_flags(&doc, pool, port, 502);
+}
