@@ -1,0 +1,351 @@
+//! What the tests/players_common_*.rs share.
+#![allow(dead_code, unused_imports)]
+
+use super::common::webdriver::base64_decode;
+use super::common::{Stop, free_port, media, require_tool, wait_port};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The longest one player run may take in the page (player.html's budget);
+/// WebDriver's script timeout is a little longer, the socket's longer still.
+pub const PLAYER_BUDGET_S: u64 = 55;
+pub const SCRIPT_TIMEOUT_S: u64 = 60;
+
+pub fn wd(port: u16, method: &str, path: &str, body: Option<Value>) -> Value {
+    super::common::webdriver::wd(
+        port,
+        method,
+        path,
+        body,
+        Duration::from_secs(SCRIPT_TIMEOUT_S + 20),
+    )
+}
+
+/// A WebDriver error answer (`{"value": {"error": ...}}`) as a panic.
+pub fn wd_ok(what: &str, answer: Value) -> Value {
+    if let Some(err) = answer["value"]["error"].as_str() {
+        panic!(
+            "WebDriver {what}: {err}: {}",
+            answer["value"]["message"].as_str().unwrap_or("")
+        );
+    }
+    answer
+}
+
+/// Calls the page's `runPlayer` and hands its report (or its failure) to WebDriver.
+pub const RUN: &str = r#"
+const done = arguments[arguments.length - 1];
+if (typeof window.runPlayer !== 'function') {
+  done({harnessError: 'player.html did not define runPlayer'});
+} else {
+  window.runPlayer(arguments[0], arguments[1], arguments[2], arguments[3])
+    .then(done, e => done({harnessError: 'runPlayer threw: ' + (e && e.stack || e)}));
+}
+"#;
+
+/// Plays `url` with `kind` ("hls": hls.js, "dash": dash.js) in headless
+/// Chromium and runs `script` (a JSON array of steps, see player.html) on it.
+/// `page_base` is the URL of the folder serving tests/players/ (player.html and
+/// node_modules/), on the media's origin, e.g. `http://127.0.0.1:PORT/players/`.
+/// Starts its own chromedriver with a fresh profile, and returns the page's
+/// report; a screenshot of the page at the end goes to
+/// `<cargo target dir>/players-<kind>-<url's last segment>.png`. Bounded: the
+/// page gives up after 55 s, WebDriver after 60 s.
+pub fn run_player(page_base: &str, kind: &str, url: &str, script: Value) -> Value {
+    let driver_bin = require_tool("chromedriver");
+    require_tool("chromium");
+    let profile = tempfile::tempdir().expect("a profile dir");
+    let driver_port = free_port();
+    let _driver = Stop(
+        Command::new(driver_bin)
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts"),
+    );
+    wait_port(driver_port);
+
+    let caps = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+        "binary": "/usr/bin/chromium",
+        "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--autoplay-policy=no-user-gesture-required", "--window-size=900,600",
+                 format!("--user-data-dir={}", profile.path().display())]
+    }}}});
+    let session = wd_ok(
+        "new session",
+        wd(driver_port, "POST", "/session", Some(caps)),
+    );
+    let id = session["value"]["sessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no session: {session}"))
+        .to_string();
+    let cmd = |method: &str, what: &str, body: Option<Value>| {
+        wd_ok(
+            what,
+            wd(driver_port, method, &format!("/session/{id}{what}"), body),
+        )
+    };
+    cmd(
+        "POST",
+        "/timeouts",
+        Some(json!({"script": SCRIPT_TIMEOUT_S * 1000, "pageLoad": 30000})),
+    );
+    let page = format!("{}/player.html", page_base.trim_end_matches('/'));
+    cmd("POST", "/url", Some(json!({ "url": page })));
+    let started = Instant::now();
+    let out = wd(
+        driver_port,
+        "POST",
+        &format!("/session/{id}/execute/async"),
+        Some(json!({
+            "script": RUN,
+            "args": [kind, url, script, {"budget": PLAYER_BUDGET_S}],
+        })),
+    );
+    let took = started.elapsed();
+    if let Some(b64) = wd(
+        driver_port,
+        "GET",
+        &format!("/session/{id}/screenshot"),
+        None,
+    )["value"]
+        .as_str()
+    {
+        // The cargo target dir (CARGO_TARGET_DIR if set): CARGO_TARGET_TMPDIR is its tmp/.
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .expect("CARGO_TARGET_TMPDIR is <target dir>/tmp");
+        let name: String = url
+            .split('?')
+            .next()
+            .and_then(|u| u.rsplit('/').next())
+            .unwrap_or("")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let _ = std::fs::write(
+            target.join(format!("players-{kind}-{name}.png")),
+            base64_decode(b64),
+        );
+    }
+    wd(driver_port, "DELETE", &format!("/session/{id}"), None);
+    let report = wd_ok(&format!("execute/async runPlayer({kind}, {url})"), out)["value"].clone();
+    assert!(
+        report.is_object(),
+        "runPlayer({kind}, {url}) returned {report} after {took:?}"
+    );
+    report
+}
+
+/// tests/players/, served as the page base.
+pub fn players_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/players")
+}
+
+/// Whether `npm ci --prefix tests/players` has run. Like a missing tool
+/// (common::require_tool): under CI=true its absence fails the test; locally
+/// the test says it did not run and passes.
+pub fn players_installed() -> bool {
+    let modules = players_dir().join("node_modules");
+    if modules.join("hls.js/dist/hls.min.js").is_file()
+        && modules.join("dashjs/dist/dash.all.min.js").is_file()
+    {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "tests/players/node_modules has no hls.js or dash.js: \
+             npm ci --prefix tests/players (.ci/run installs them in CI)"
+        );
+    }
+    println!("not run: npm ci --prefix tests/players");
+    false
+}
+
+/// nginx serving `root` at / and tests/players/ at /players/, on `port`;
+/// `.mpd` as application/dash+xml, `.m4s` as video/iso.segment.
+pub fn serve_with_players(nginx: &Path, conf_dir: &Path, root: &Path, port: u16) -> Stop {
+    let server = format!(
+        "root {};\n  location /players/ {{ alias {}/; }}",
+        root.display(),
+        players_dir().display()
+    );
+    let conf = super::common::nginx_conf(
+        conf_dir,
+        port,
+        "include /etc/nginx/mime.types;\n types { application/dash+xml mpd; video/iso.segment m4s; }",
+        &server,
+    );
+    super::common::start_nginx(nginx, conf_dir, &conf, port)
+}
+
+/// `samples[i]` of a report: the state after script step `i` (the first
+/// sample, step -1, is the state before the script).
+pub fn after_step(report: &Value, step: i64) -> &Value {
+    report["samples"]
+        .as_array()
+        .and_then(|s| s.iter().find(|x| x["step"].as_i64() == Some(step)))
+        .unwrap_or_else(|| panic!("no sample after step {step}: {report:#}"))
+}
+
+pub fn time_after(report: &Value, step: i64) -> f64 {
+    after_step(report, step)["currentTime"]
+        .as_f64()
+        .unwrap_or(f64::NAN)
+}
+
+/// The script both players run on the 20 s two_audio.mp4 packagings, and what
+/// a good run of it shows.
+pub fn play_seek_switch() -> Value {
+    json!([
+        {"play": true},             // 0
+        {"waitUntil": 1.5, "timeout": 15}, // 1
+        {"seek": 10},               // 2
+        {"wait": 2},                // 3
+        {"audioTrack": 1},          // 4
+        {"wait": 3},                // 5
+    ])
+}
+
+pub fn check_play_seek_switch(name: &str, r: &Value) {
+    let ctx = || format!("{name}: {r:#}");
+    assert!(r["harnessError"].is_null(), "harness error: {}", ctx());
+    assert!(r["aborted"].is_null(), "aborted: {}", ctx());
+    assert_eq!(r["errors"], json!([]), "player errors: {}", ctx());
+    assert!(r["videoError"].is_null(), "video.error: {}", ctx());
+    assert!(
+        r["videoData"] == true && r["audioData"] == true,
+        "video and audio SourceBuffers must get data: {}",
+        ctx()
+    );
+    // dash.js reports BCP 47 normalised ("fr"), hls.js the playlist's "fra".
+    let langs: Vec<&str> = r["audioTracks"]
+        .as_array()
+        .map(|t| t.iter().filter_map(|t| t["lang"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        matches!(langs[..], ["eng" | "en", "fra" | "fr"]),
+        "audio tracks {langs:?}: {}",
+        ctx()
+    );
+    // 20 s; hls.js shows the video's 80 ms composition delay (20.08 s).
+    let duration = r["duration"].as_f64().unwrap_or(f64::NAN);
+    assert!(
+        (duration - 20.0).abs() < 0.25,
+        "duration {duration}: {}",
+        ctx()
+    );
+
+    // Plays from 0.
+    assert!(time_after(r, 1) > 1.0, "did not play past 1 s: {}", ctx());
+    assert_eq!(after_step(r, 0)["paused"], false, "{}", ctx());
+    // Seeks to 10 s and goes on from there.
+    let (seeked, later) = (time_after(r, 2), time_after(r, 3));
+    assert!(
+        seeked >= 10.0 - 0.05,
+        "seek to 10 s gave {seeked}: {}",
+        ctx()
+    );
+    assert!(
+        later > seeked + 0.5,
+        "not playing after the seek ({seeked} then {later}): {}",
+        ctx()
+    );
+    // Switches from the first audio track to the second, loads its segments
+    // and goes on playing.
+    let end = time_after(r, 5);
+    assert_eq!(after_step(r, 3)["audioTrack"], 0, "{}", ctx());
+    assert_eq!(r["activeAudioTrack"], 1, "active audio track: {}", ctx());
+    assert_eq!(after_step(r, 5)["audioTrack"], 1, "{}", ctx());
+    assert_eq!(
+        r["lastAudioTrackLoaded"],
+        1,
+        "audio loaded after the switch: {}",
+        ctx()
+    );
+    assert!(
+        end > later + 1.0,
+        "not playing after the audio switch ({later} then {end}): {}",
+        ctx()
+    );
+}
+
+pub fn ffmpeg(dir: &Path, args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .current_dir(dir)
+        .args(["-v", "error", "-y", "-i"])
+        .arg(media("two_audio.mp4"))
+        .args(args)
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// nginx in front of a pool as conf-examples/nginx.conf routes HLS/DASH
+/// (PATH_INFO split after the film or the URL set), with the players'
+/// page at /players/.
+pub fn serve_pool_with_players(
+    nginx: &Path,
+    conf_dir: &Path,
+    root: &Path,
+    socket: &Path,
+    port: u16,
+) -> Stop {
+    let server = format!(
+        "root {root};
+  location /players/ {{ alias {players}/; }}
+  location ~ \\.(mp4|urlset)/ {{
+    include /etc/nginx/fastcgi_params;
+    fastcgi_split_path_info ^(.+\\.(?:mp4|urlset))(/.+)$;
+    fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+    fastcgi_param PATH_INFO $fastcgi_path_info;
+    fastcgi_buffering off;
+    fastcgi_pass unix:{socket};
+  }}",
+        root = root.display(),
+        players = players_dir().display(),
+        socket = socket.display()
+    );
+    let conf = super::common::nginx_conf(conf_dir, port, "include /etc/nginx/mime.types;", &server);
+    super::common::start_nginx(nginx, conf_dir, &conf, port)
+}
+
+/// A run without an error event in which both kinds of media arrived and
+/// `currentTime` reached each `(step, at least)`.
+pub fn check_clean(name: &str, r: &Value, reached: &[(i64, f64)]) {
+    let ctx = || format!("{name}: {r:#}");
+    assert!(
+        r["harnessError"].is_null() && r["aborted"].is_null(),
+        "{}",
+        ctx()
+    );
+    assert_eq!(r["errors"], json!([]), "player errors: {}", ctx());
+    assert!(r["videoError"].is_null(), "video.error: {}", ctx());
+    assert!(
+        r["videoData"] == true && r["audioData"] == true,
+        "{}",
+        ctx()
+    );
+    for &(step, t) in reached {
+        let now = time_after(r, step);
+        assert!(
+            now >= t,
+            "after step {step}: currentTime {now} < {t}: {}",
+            ctx()
+        );
+    }
+}
