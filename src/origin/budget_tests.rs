@@ -3,9 +3,10 @@
 //! film made up on the fly and counts the requests and bytes it sent. The
 //! server's own tests (`server::remote`) use it too.
 
+use super::hostile_tests::{range_of, read_head};
 use super::*;
 use crate::mp4::ReadAt;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
@@ -163,28 +164,6 @@ fn answer(film: &Film, seen: &Seen, head: &str, conn: &mut TcpStream) -> bool {
     }
     seen.completed.fetch_add(1, SeqCst);
     true
-}
-
-/// One request head, or `None` once the client is gone.
-fn read_head(conn: &mut TcpStream) -> Option<String> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match conn.read(&mut byte) {
-            Ok(1) if head.len() < 65536 => head.push(byte[0]),
-            _ => return None,
-        }
-    }
-    Some(String::from_utf8_lossy(&head).into_owned())
-}
-
-/// The inclusive byte range a request head asks, `bytes=A-B`.
-fn range_of(head: &str) -> Option<(u64, u64)> {
-    let line = head
-        .lines()
-        .find(|l| l.to_ascii_lowercase().starts_with("range:"))?;
-    let (a, b) = line.split_once("bytes=")?.1.trim().split_once('-')?;
-    Some((a.parse().ok()?, b.parse().ok()?))
 }
 
 /// Settings for the store on `port`.

@@ -33,7 +33,7 @@ fn serve(answer: impl Fn(&str, &mut TcpStream) + Send + Sync + 'static) -> u16 {
 }
 
 /// One request head, or `None` once the client is gone.
-fn read_head(conn: &mut TcpStream) -> Option<String> {
+pub(super) fn read_head(conn: &mut TcpStream) -> Option<String> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -46,7 +46,7 @@ fn read_head(conn: &mut TcpStream) -> Option<String> {
 }
 
 /// The inclusive byte range a request head asks, `bytes=A-B`.
-fn range_of(head: &str) -> Option<(u64, u64)> {
+pub(super) fn range_of(head: &str) -> Option<(u64, u64)> {
     let line = head
         .lines()
         .find(|l| l.to_ascii_lowercase().starts_with("range:"))?;
