@@ -134,6 +134,13 @@ impl Config {
     pub fn set_index_budget(&self) -> u64 {
         self.cache_size / 2
     }
+
+    /// What the packager is told besides the window.
+    pub fn cmaf_settings(&self) -> crate::mp4::cmaf::Settings {
+        crate::mp4::cmaf::Settings {
+            segment_duration: self.segment_duration,
+        }
+    }
 }
 
 impl Config {

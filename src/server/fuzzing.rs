@@ -10,10 +10,11 @@ use super::answer::{Ctx, Prepared};
 use super::cache::Caches;
 use super::config::Config;
 use super::connection::{Answer, Connection, Handler, Verdict};
-use super::handler::{self, Outcome, Resume};
+use super::flow::{self, Outcome};
 use super::jobs::{Done, Job, JobKey};
 use super::stats::Stats;
 use super::transport::Transport;
+use super::walk::Walk;
 use crate::fcgi::{self, Request};
 use crate::http;
 use crate::mp4::{self, Index};
@@ -89,7 +90,7 @@ struct Service {
     config: Config,
     caches: Caches,
     stats: Stats,
-    jobs: Vec<(u64, JobKey, Job, Box<Resume>, bool)>,
+    jobs: Vec<(u64, JobKey, Job, Box<Walk>, bool)>,
     serial: u64,
     ready: Vec<(u64, Prepared)>,
 }
@@ -113,10 +114,14 @@ impl Service {
     fn run_jobs(&mut self) {
         for (serial, key, job, resume, fcgi) in std::mem::take(&mut self.jobs) {
             let done = run(job);
-            handler::remember(key, &done, &self.config, &mut self.caches);
-            match handler::resume(resume, &done, &mut self.ctx(fcgi)) {
+            flow::remember(key, &done, &self.config, &mut self.caches);
+            match flow::resume(resume, &done, &mut self.ctx(fcgi)) {
                 Outcome::Ready(p) => self.ready.push((serial, p)),
-                Outcome::Wait { key, job, resume } => {
+                Outcome::Wait {
+                    key,
+                    job,
+                    walk: resume,
+                } => {
                     self.jobs.push((serial, key, job, resume, fcgi));
                 }
             }
@@ -145,9 +150,13 @@ fn run(job: Job) -> Done {
 
 impl Handler for Service {
     fn request(&mut self, r: &Request, fcgi: bool, _slot: usize) -> Answer {
-        match handler::handle(&r.params, r.params_overflow, &mut self.ctx(fcgi)) {
+        match flow::handle(&r.params, r.params_overflow, &mut self.ctx(fcgi)) {
             Outcome::Ready(p) => Answer::Now(p),
-            Outcome::Wait { key, job, resume } => {
+            Outcome::Wait {
+                key,
+                job,
+                walk: resume,
+            } => {
                 self.serial += 1;
                 self.jobs.push((self.serial, key, job, resume, fcgi));
                 Answer::Later(self.serial)
@@ -211,9 +220,13 @@ fn render(params: &[(Vec<u8>, Vec<u8>)], media: &Path) -> Vec<u8> {
         ready: Vec::new(),
     };
     let params = fcgi::Params::from_pairs(params.iter().map(|(n, v)| (&n[..], &v[..])));
-    let p = match handler::handle(&params, false, &mut s.ctx(true)) {
+    let p = match flow::handle(&params, false, &mut s.ctx(true)) {
         Outcome::Ready(p) => p,
-        Outcome::Wait { key, job, resume } => {
+        Outcome::Wait {
+            key,
+            job,
+            walk: resume,
+        } => {
             s.jobs.push((0, key, job, resume, true));
             while s.ready.is_empty() && !s.jobs.is_empty() {
                 s.run_jobs();

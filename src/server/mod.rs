@@ -2,6 +2,7 @@
 //! The only room that touches sockets, files and processes.
 
 mod answer;
+mod ask;
 mod body;
 mod cache;
 mod check;
@@ -9,10 +10,11 @@ mod config;
 mod connection;
 mod dev_http;
 mod fetch;
+mod find;
+mod flow;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
-mod handler;
 mod jobs;
 mod listen;
 mod local;
@@ -20,15 +22,17 @@ pub mod logging;
 mod master;
 mod note;
 mod offload;
+mod plan;
 mod privileges;
 mod remote;
-mod request;
 mod service;
+mod set;
 mod source;
 mod stats;
 mod status;
 mod stream;
 mod transport;
+mod walk;
 mod worker;
 
 pub use check::check;

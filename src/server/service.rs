@@ -6,9 +6,10 @@ use super::answer::{Ctx, Prepared};
 use super::cache::Caches;
 use super::config::Config;
 use super::connection::{Answer, Ended, Handler};
-use super::handler::{self, Outcome, Resume};
+use super::flow::{self, Outcome};
 use super::jobs::{Cancel, Done, Job, JobKey, Jobs};
 use super::stats::Stats;
+use super::walk::Walk;
 use crate::fcgi::Request;
 use crate::mp4;
 use std::collections::HashMap;
@@ -34,7 +35,7 @@ struct Waiter {
     fcgi: bool,
     /// The peer whose share it holds.
     peer: Option<Box<str>>,
-    resume: Box<Resume>,
+    walk: Box<Walk>,
     /// When it began to wait, for the deadline.
     since: Instant,
 }
@@ -286,20 +287,20 @@ impl<'a> Service<'a> {
         let done: Vec<(JobKey, Done)> = self.jobs.finished().collect();
         let mut answers = Vec::new();
         for (key, done) in done {
-            for gone in handler::remember(key.clone(), &done, self.config, &mut self.caches) {
+            for gone in flow::remember(key.clone(), &done, self.config, &mut self.caches) {
                 self.jobs.discard(gone);
             }
             let waiters = self.waiters.remove(&key).map(|p| p.waiters);
             for w in waiters.unwrap_or_default() {
                 self.waiting.remove(&w.serial);
                 let mut ctx = self.ctx(w.fcgi);
-                match handler::resume(w.resume, &done, &mut ctx) {
+                match flow::resume(w.walk, &done, &mut ctx) {
                     Outcome::Ready(mut p) => {
                         p.note.peer = w.peer;
                         answers.push((w.slot, w.serial, p));
                     }
-                    Outcome::Wait { key, job, resume } => {
-                        let w = Waiter { resume, ..w };
+                    Outcome::Wait { key, job, walk } => {
+                        let w = Waiter { walk, ..w };
                         if let Err(w) = self.wait(key, job, w) {
                             let mut p = Prepared::overloaded();
                             p.note.peer = w.peer;
@@ -327,13 +328,13 @@ impl Handler for Service<'_> {
             }
         };
         let mut ctx = self.ctx(fcgi);
-        match handler::handle(&r.params, r.params_overflow, &mut ctx) {
+        match flow::handle(&r.params, r.params_overflow, &mut ctx) {
             Outcome::Ready(mut p) => {
                 p.note.peer = peer;
                 self.begins(p.charge);
                 Answer::Now(p)
             }
-            Outcome::Wait { key, job, resume } => {
+            Outcome::Wait { key, job, walk } => {
                 self.serial += 1;
                 let serial = self.serial;
                 let w = Waiter {
@@ -341,7 +342,7 @@ impl Handler for Service<'_> {
                     serial,
                     fcgi,
                     peer,
-                    resume,
+                    walk,
                     since: Instant::now(),
                 };
                 match self.wait(key, job, w) {

@@ -25,6 +25,15 @@ pub(super) enum Source {
 }
 
 impl Source {
+    pub(super) fn file(f: File) -> Source {
+        Source::File(Rc::new(f))
+    }
+
+    /// An object of the origin, not opened yet.
+    pub(super) fn object(key: Arc<str>) -> Source {
+        Source::Object { key, object: None }
+    }
+
     /// An object not opened or confirmed yet: its key.
     pub(super) fn unconfirmed(&self) -> Option<&Arc<str>> {
         match self {
