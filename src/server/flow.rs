@@ -1,15 +1,16 @@
 //! One request, as stages that each return what comes next: what is
 //! asked ([`super::ask`]), where the film comes from ([`super::find`]),
 //! what to send ([`super::plan`], and [`super::set`] for a URL set's
-//! manifest), then the answer ([`super::answer`]). Only this file calls
+//! manifest), then the answer ([`super::respond`]). Only this file calls
 //! the stages; a stage waiting for a job returns it, and the request goes
 //! on from the job's result ([`resume`]).
 
-use super::answer::{Ctx, Prepared, refuse, respond};
+use super::answer::{Ctx, Prepared, refuse};
 use super::ask::ask;
 use super::cache::{Caches, Failure};
 use super::config::Config;
 use super::jobs::{Done, Job, JobKey};
+use super::respond::respond;
 use super::walk::{Stage, Step, Walk};
 use super::{find, plan, remote, set};
 use crate::http;

@@ -25,6 +25,7 @@ mod offload;
 mod plan;
 mod privileges;
 mod remote;
+mod respond;
 mod service;
 mod set;
 mod source;
