@@ -70,7 +70,7 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Runs a helper-thread job (`None`: not one of its kind).
-fn run(job: Job) -> Option<Done> {
+pub(super) fn run(job: Job) -> Option<Done> {
     guarded(|| match job {
         Job::Index { file, limits } => {
             Some(Done::Index(Index::build(&file, &limits).map(Arc::new)))

@@ -12,7 +12,7 @@ mod dev_http;
 mod fetch;
 mod find;
 mod flow;
-#[cfg(any(test, feature = "fuzzing"))]
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod jobs;
