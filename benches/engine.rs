@@ -55,7 +55,7 @@ fn header_start_60_to_end() -> usize {
 // HLS/DASH (issue 15). Targets: the 2-hour film's master and media
 // playlist ≤ 2 ms; one media segment's header ≤ 50 µs with the plan kept.
 
-use mp4_fcgi::manifest::{self, Part, Track};
+use mp4_fcgi::manifest::{self, Part, TrackId};
 use mp4_fcgi::mp4::cmaf::{self, Presentation, Settings};
 
 const SETTINGS: Settings = Settings {
@@ -73,7 +73,7 @@ fn playlists(p: &Presentation) -> usize {
         presentation: p,
     }];
     let master = manifest::master(&parts, "");
-    let video = manifest::playlist(p, Track { file: 0, id: 1 }, "").expect("track 1");
+    let video = manifest::playlist(p, TrackId { file: 0, id: 1 }, "").expect("track 1");
     master.len() + video.len()
 }
 

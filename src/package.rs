@@ -7,7 +7,7 @@
 
 use crate::manifest::{self, Part, Resource};
 use crate::mp4::cmaf::{self, Kind, Presentation, Settings};
-use crate::mp4::{self, Index, Layout, Piece, Window};
+use crate::mp4::{self, Index, Layout, Slice, Window};
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -28,7 +28,7 @@ pub struct Built {
 }
 
 fn text(s: String) -> Layout {
-    Layout::from_pieces([Piece::Bytes(Bytes::from(s))])
+    Layout::from_slices([Slice::Bytes(Bytes::from(s))])
 }
 
 /// About how many bytes of work laying out `want` takes: the index's tables,
@@ -64,7 +64,7 @@ pub fn build(
         file: 0,
         presentation: &p,
     }];
-    let missing = |t: manifest::Track| {
+    let missing = |t: manifest::TrackId| {
         mp4::Error::Missing(format!("the film has no video or audio track {}", t.id))
     };
     let layout = match want.resource {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use mp4_fcgi::mp4::{self, Index, Limits, Piece, Window};
+use mp4_fcgi::mp4::{self, Index, Limits, Slice, Window};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,13 +42,13 @@ fn exercise(data: &Vec<u8>, what: &str) {
         for w in windows() {
             if let Ok(layout) = mp4::plan(&index, &w, &Default::default()) {
                 let mut buf = Vec::new();
-                for p in layout.pieces(0..layout.len()) {
+                for p in layout.slices(0..layout.len()) {
                     match p {
-                        Piece::File { offset, len } => assert!(
+                        Slice::File { offset, len } => assert!(
                             offset + len <= data.len() as u64,
                             "{what}: span past the end"
                         ),
-                        Piece::Patched { offset, len, at } => {
+                        Slice::Patched { offset, len, at } => {
                             assert!(
                                 offset + len as u64 <= data.len() as u64,
                                 "{what}: patched span past the end"
@@ -56,11 +56,11 @@ fn exercise(data: &Vec<u8>, what: &str) {
                             buf.resize(len, 0);
                             layout.patch(at, &mut buf);
                         }
-                        Piece::Generated { at, len } => {
+                        Slice::Generated { at, len } => {
                             buf.resize(len, 0);
                             layout.generate(at, &mut buf);
                         }
-                        Piece::Bytes(_) => {}
+                        Slice::Bytes(_) => {}
                     }
                 }
             }

@@ -4,7 +4,7 @@
 #[path = "../benches/synth/mod.rs"]
 mod synth;
 
-use mp4_fcgi::mp4::{self, Error, Index, Layout, Limits, Piece, Window};
+use mp4_fcgi::mp4::{self, Error, Index, Layout, Limits, Slice, Window};
 use std::sync::Arc;
 
 /// Every box at `path` (a chain of fourccs from the top of `data`).
@@ -142,10 +142,10 @@ fn every_window_keeps_lengths_consistent() {
     ];
     for (s, e) in windows {
         let layout = mp4::plan(&index, &window(s, e), &Default::default()).unwrap();
-        let sum: u64 = layout.pieces(0..layout.len()).map(|p| p.len()).sum();
+        let sum: u64 = layout.slices(0..layout.len()).map(|p| p.len()).sum();
         assert_eq!(sum, layout.len());
-        for p in layout.pieces(0..layout.len()) {
-            if let Piece::File { offset, len } = p {
+        for p in layout.slices(0..layout.len()) {
+            if let Slice::File { offset, len } = p {
                 assert!(
                     offset + len <= film.size,
                     "{s:?}..{e:?} reads past the file"

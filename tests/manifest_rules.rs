@@ -4,7 +4,7 @@
 //! half target durations, every EXTINF rounds to at most TARGETDURATION, no
 //! segment is empty, HEVC key frames are not claimed to be SAP type 1.
 
-use mp4_fcgi::manifest::{self, Part, Track};
+use mp4_fcgi::manifest::{self, Part, TrackId};
 use mp4_fcgi::mp4::cmaf::{self, Presentation, Settings};
 use mp4_fcgi::mp4::{Index, Limits, Window};
 use std::path::{Path, PathBuf};
@@ -54,7 +54,7 @@ fn extinfs(text: &str) -> (Vec<f64>, u64) {
 /// Checks one film's manifests against the bytes of its segments.
 fn rules(index: &Arc<Index>, p: &Presentation, name: &str) {
     for r in &p.renditions {
-        let track = Track { file: 0, id: r.id };
+        let track = TrackId { file: 0, id: r.id };
         let text = manifest::playlist(p, track, "").unwrap();
         let (durations, target) = extinfs(&text);
         assert_eq!(durations.len(), r.segments.len(), "{name}: {text}");

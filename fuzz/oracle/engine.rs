@@ -6,7 +6,7 @@
 
 use mp4_fcgi::manifest;
 use mp4_fcgi::mp4::cmaf::{self, Settings};
-use mp4_fcgi::mp4::{self, Index, Layout, Limits, Piece, Window};
+use mp4_fcgi::mp4::{self, Index, Layout, Limits, Slice, Window};
 use std::sync::Arc;
 
 /// Runs the engine on one input; panics on a broken invariant.
@@ -48,7 +48,7 @@ pub fn engine(data: &[u8]) {
                 manifest::mpd(&parts, "?start=1&end=2"),
             );
             for r in &p.renditions {
-                let track = manifest::Track { file: 0, id: r.id };
+                let track = manifest::TrackId { file: 0, id: r.id };
                 assert!(manifest::playlist(&p, track, "").is_some());
                 if let Ok(init) = cmaf::init(&index, &p, r.id) {
                     check(&init, file.len() as u64);
@@ -72,20 +72,20 @@ pub fn engine(data: &[u8]) {
 fn check(layout: &Layout, file_len: u64) {
     let mut total = 0;
     let mut buf = Vec::new();
-    for piece in layout.pieces(0..layout.len()) {
+    for piece in layout.slices(0..layout.len()) {
         total += piece.len();
         match piece {
-            Piece::File { offset, len } => assert!(offset + len <= file_len),
-            Piece::Generated { at, len } => {
+            Slice::File { offset, len } => assert!(offset + len <= file_len),
+            Slice::Generated { at, len } => {
                 buf.resize(len.min(1 << 20), 0);
                 layout.generate(at, &mut buf);
             }
-            Piece::Patched { offset, len, at } => {
+            Slice::Patched { offset, len, at } => {
                 assert!(offset + len as u64 <= file_len);
                 buf.resize(len.min(1 << 20), 0);
                 layout.patch(at, &mut buf);
             }
-            Piece::Bytes(_) => {}
+            Slice::Bytes(_) => {}
         }
     }
     assert_eq!(total, layout.len());

@@ -1,7 +1,7 @@
 //! The DASH MPD (ISO/IEC 23009-1, live profile with `SegmentTemplate` and
 //! `SegmentTimeline`) over the same init and media segments as HLS.
 
-use super::{Part, Track, language};
+use super::{Part, TrackId, language};
 use crate::mp4::cmaf::{Kind, Rendition};
 use std::fmt::Write;
 
@@ -126,7 +126,7 @@ fn representation(s: &mut String, file: u8, r: &Rendition, q: &str) {
     let _ = write!(
         s,
         "<Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{}\"",
-        Track { file, id: r.id },
+        TrackId { file, id: r.id },
         xml(&d.codecs),
         r.peak_bandwidth.max(1)
     );

@@ -2,7 +2,7 @@
 //! every video track a variant and every audio track an alternative of one
 //! group, and one media playlist per track.
 
-use super::{Part, Track, language};
+use super::{Part, TrackId, language};
 use crate::mp4::cmaf::{self, Kind, Presentation, Rendition};
 use std::fmt::Write;
 
@@ -32,7 +32,7 @@ pub fn master(parts: &[Part<'_>], query: &str) -> String {
         return s;
     };
     let p = first.presentation;
-    let named = |file: u8, r: &Rendition| Track { file, id: r.id };
+    let named = |file: u8, r: &Rendition| TrackId { file, id: r.id };
     let audio: Vec<&Rendition> = (p.renditions.iter())
         .filter(|r| r.kind == Kind::Audio)
         .collect();
@@ -74,7 +74,7 @@ pub fn master(parts: &[Part<'_>], query: &str) -> String {
         let _ = writeln!(
             s,
             ",URI=\"index-{}.m3u8{query}\"",
-            Track {
+            TrackId {
                 file: first.file,
                 id: *id
             }
@@ -117,7 +117,7 @@ pub fn master(parts: &[Part<'_>], query: &str) -> String {
 
 /// `index-<track>.m3u8`: the track's init segment and media segments;
 /// `None` when the presentation has no such track.
-pub fn playlist(p: &Presentation, track: Track, query: &str) -> Option<String> {
+pub fn playlist(p: &Presentation, track: TrackId, query: &str) -> Option<String> {
     let r = p.rendition(track.id)?;
     // TARGETDURATION bounds every EXTINF, as printed, rounded to the
     // nearest integer; BANDWIDTH's runs are measured against it too.
@@ -153,7 +153,7 @@ mod tests {
             "avc1.64001F",
             &[(6.4999997, 1000), (5.0, 1000)],
         )]);
-        let text = playlist(&p, Track { file: 0, id: 1 }, "").unwrap();
+        let text = playlist(&p, TrackId { file: 0, id: 1 }, "").unwrap();
         assert!(text.contains("#EXTINF:6.500000,"), "{text}");
         // 6.500000 rounds to 7 (RFC 8216 4.3.3.1).
         assert!(text.contains("#EXT-X-TARGETDURATION:7\n"), "{text}");

@@ -26,12 +26,12 @@ pub const MAX_SET: usize = 16;
 /// A track of the film, or of film `file` (from 1) of a URL set: named
 /// `<id>` or `f<file>-<id>` in URLs.
 #[derive(Clone, Copy, Debug, Default, Hash, PartialEq, Eq)]
-pub struct Track {
+pub struct TrackId {
     pub file: u8,
     pub id: u32,
 }
 
-impl std::fmt::Display for Track {
+impl std::fmt::Display for TrackId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.file {
             0 => write!(f, "{}", self.id),
@@ -50,13 +50,13 @@ pub enum Resource {
     /// `master.m3u8`
     Master,
     /// `index-<track>.m3u8`: one track's media playlist.
-    Playlist(Track),
+    Playlist(TrackId),
     /// `manifest.mpd`
     Mpd,
     /// `init-<track>.mp4`
-    Init(Track),
+    Init(TrackId),
     /// `seg-<n>-<track>.m4s`, `n` from 1.
-    Segment(u32, Track),
+    Segment(u32, TrackId),
 }
 
 /// A decimal number of at most 10 digits, no sign.
@@ -67,16 +67,16 @@ fn number(s: &str) -> Option<u32> {
     s.parse().ok()
 }
 
-fn track(s: &str) -> Option<Track> {
+fn track(s: &str) -> Option<TrackId> {
     match s.strip_prefix('f') {
-        None => Some(Track {
+        None => Some(TrackId {
             file: 0,
             id: number(s)?,
         }),
         Some(rest) => {
             let (f, id) = rest.split_once('-')?;
             let file = number(f).filter(|&f| (1..=MAX_SET as u32).contains(&f))?;
-            Some(Track {
+            Some(TrackId {
                 file: u8::try_from(file).ok()?,
                 id: number(id)?,
             })
@@ -107,7 +107,7 @@ impl Resource {
     }
 
     /// The track an output names (`None`: the film or a manifest of it all).
-    pub fn track(&self) -> Option<Track> {
+    pub fn track(&self) -> Option<TrackId> {
         match *self {
             Resource::Playlist(t) | Resource::Init(t) | Resource::Segment(_, t) => Some(t),
             _ => None,
@@ -116,7 +116,7 @@ impl Resource {
 
     /// The same output of film `file` of a URL set.
     pub fn in_file(self, file: u8) -> Resource {
-        let to = |t: Track| Track { file, ..t };
+        let to = |t: TrackId| TrackId { file, ..t };
         match self {
             Resource::Playlist(t) => Resource::Playlist(to(t)),
             Resource::Init(t) => Resource::Init(to(t)),
@@ -138,10 +138,10 @@ impl Resource {
     /// A stable number for cache keys and entity tags.
     pub fn tag(&self) -> u64 {
         let (kind, n, t) = match *self {
-            Resource::Progressive => (0u64, 0u32, Track::default()),
-            Resource::Master => (1, 0, Track::default()),
+            Resource::Progressive => (0u64, 0u32, TrackId::default()),
+            Resource::Master => (1, 0, TrackId::default()),
             Resource::Playlist(t) => (2, 0, t),
-            Resource::Mpd => (3, 0, Track::default()),
+            Resource::Mpd => (3, 0, TrackId::default()),
             Resource::Init(t) => (4, 0, t),
             Resource::Segment(n, t) => (5, n, t),
         };
@@ -215,7 +215,7 @@ mod tests {
         let p = |s: &str| Resource::parse(s.as_bytes());
         assert_eq!(p("/master.m3u8"), Some(Resource::Master));
         assert_eq!(p("/manifest.mpd"), Some(Resource::Mpd));
-        let t = |file, id| Track { file, id };
+        let t = |file, id| TrackId { file, id };
         assert_eq!(p("/index-2.m3u8"), Some(Resource::Playlist(t(0, 2))));
         assert_eq!(p("/init-1.mp4"), Some(Resource::Init(t(0, 1))));
         assert_eq!(p("/seg-12-1.m4s"), Some(Resource::Segment(12, t(0, 1))));

@@ -25,7 +25,7 @@ mod write;
 
 pub use error::Error;
 pub use index::{Index, Info, MAX_TRACKS, TrackInfo};
-pub use layout::{Clip, Cursor, Layout, Piece, Pieces};
+pub use layout::{Clip, Cursor, Layout, Slice, Slices};
 pub use source::ReadAt;
 
 use std::sync::Arc;

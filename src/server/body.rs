@@ -119,10 +119,10 @@ impl Body {
         let mut end = 0;
         for p in &self.pieces {
             if let http::Piece::Range(r) = p {
-                for piece in layout.pieces(r.clone()) {
+                for piece in layout.slices(r.clone()) {
                     match piece {
-                        mp4::Piece::File { offset, len } => end = end.max(offset + len),
-                        mp4::Piece::Patched { offset, len, .. } => {
+                        mp4::Slice::File { offset, len } => end = end.max(offset + len),
+                        mp4::Slice::Patched { offset, len, .. } => {
                             end = end.max(offset + len as u64)
                         }
                         _ => {}
@@ -205,7 +205,7 @@ impl Body {
                         None => {
                             let before = c.clone();
                             match layout.next(c, room, max_file) {
-                                Some(mp4::Piece::File { offset, len })
+                                Some(mp4::Slice::File { offset, len })
                                     if len < SMALL_SPAN && file.is_some() =>
                                 {
                                     if len as usize > room {
@@ -234,24 +234,24 @@ impl Body {
                             self.cursor = None;
                         }
                         // A whole record's worth held in memory: no copy.
-                        Some(mp4::Piece::Bytes(b)) if stage.is_empty() && b.len() == room => {
+                        Some(mp4::Slice::Bytes(b)) if stage.is_empty() && b.len() == room => {
                             t.body(&b);
                             self.queued += b.len() as u64;
                         }
-                        Some(mp4::Piece::Bytes(b)) => stage.extend_from_slice(&b),
-                        Some(mp4::Piece::Generated { at, len }) => {
+                        Some(mp4::Slice::Bytes(b)) => stage.extend_from_slice(&b),
+                        Some(mp4::Slice::Generated { at, len }) => {
                             let from = stage.len();
                             stage.resize(from + len, 0);
                             layout.generate(at, &mut stage[from..]);
                         }
-                        Some(mp4::Piece::Patched { offset, len, at }) => {
+                        Some(mp4::Slice::Patched { offset, len, at }) => {
                             let file = file.ok_or_else(|| io::Error::other("no file to read"))?;
                             let from = stage.len();
                             stage.resize(from + len, 0);
                             file.read_exact_at(&mut stage[from..], offset)?;
                             layout.patch(at, &mut stage[from..]);
                         }
-                        Some(mp4::Piece::File { offset, len }) => {
+                        Some(mp4::Slice::File { offset, len }) => {
                             self.put(t, &mut stage);
                             let mut done = 0;
                             while done < len {
@@ -282,19 +282,19 @@ impl Body {
 }
 
 /// The next piece at `c`, at most `room` bytes, with file bytes read
-/// through `f` and handed out as [`mp4::Piece::Bytes`]. `None` while they
+/// through `f` and handed out as [`mp4::Slice::Bytes`]. `None` while they
 /// are on their way from the origin: the cursor has not moved.
 fn remote_piece(
     layout: &Layout,
     c: &mut Cursor,
     room: usize,
     f: &mut Fetcher,
-) -> io::Result<Option<Option<mp4::Piece>>> {
+) -> io::Result<Option<Option<mp4::Slice>>> {
     let before = c.clone();
     let fault =
         |e: crate::origin::Fault| io::Error::other(format!("{}: {}", e.reason(), e.detail()));
     let bytes = match layout.next(c, room, room as u64) {
-        Some(mp4::Piece::File { offset, len }) => match f.take(offset, len).map_err(fault)? {
+        Some(mp4::Slice::File { offset, len }) => match f.take(offset, len).map_err(fault)? {
             Take::Ready(b) => {
                 if (b.len() as u64) < len {
                     // The chunk ends first: step the cursor that far only.
@@ -308,7 +308,7 @@ fn remote_piece(
                 return Ok(None);
             }
         },
-        Some(mp4::Piece::Patched { offset, len, at }) => {
+        Some(mp4::Slice::Patched { offset, len, at }) => {
             match f.take_exact(offset, len).map_err(fault)? {
                 Some(b) => {
                     let mut v = b.to_vec();
@@ -323,7 +323,7 @@ fn remote_piece(
         }
         other => return Ok(Some(other)),
     };
-    Ok(Some(Some(mp4::Piece::Bytes(bytes))))
+    Ok(Some(Some(mp4::Slice::Bytes(bytes))))
 }
 
 /// Sends `t`'s output until the socket is full. Returns the bytes sent and

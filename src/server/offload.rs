@@ -20,7 +20,7 @@
 use super::cache::FileKey;
 use super::jobs::Chores;
 use super::stats::Stats;
-use crate::mp4::{Layout, Piece, Window};
+use crate::mp4::{Layout, Slice, Window};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io;
@@ -293,8 +293,8 @@ pub fn check_writable(dir: &Path) -> io::Result<()> {
 
 fn mem_len(layout: &Layout) -> u64 {
     layout
-        .pieces(0..layout.len())
-        .filter(|p| !matches!(p, Piece::File { .. }))
+        .slices(0..layout.len())
+        .filter(|p| !matches!(p, Slice::File { .. }))
         .map(|p| p.len())
         .sum()
 }
@@ -320,12 +320,12 @@ fn x_sendfile2(header: &Path, media: &Path, layout: &Layout, range: Range<u64>) 
     let (h, m) = (url_encode(header), url_encode(media));
     let mut pieces: Vec<(bool, u64, u64)> = Vec::new();
     let (mut out_at, mut mem_at) = (0u64, 0u64);
-    for piece in layout.pieces(0..layout.len()) {
+    for piece in layout.slices(0..layout.len()) {
         let len = piece.len();
         let (lo, hi) = (range.start.max(out_at), range.end.min(out_at + len));
         if lo < hi {
             let (is_mem, base) = match piece {
-                Piece::File { offset, .. } => (false, offset),
+                Slice::File { offset, .. } => (false, offset),
                 _ => (true, mem_at),
             };
             let (a, b) = (base + (lo - out_at), base + (hi - out_at));
@@ -334,7 +334,7 @@ fn x_sendfile2(header: &Path, media: &Path, layout: &Layout, range: Range<u64>) 
                 _ => pieces.push((is_mem, a, b)),
             }
         }
-        if !matches!(piece, Piece::File { .. }) {
+        if !matches!(piece, Slice::File { .. }) {
             mem_at += len;
         }
         out_at += len;
@@ -368,14 +368,14 @@ mod tests {
     use bytes::Bytes;
 
     fn layout() -> Layout {
-        Layout::from_pieces([
-            Piece::Bytes(Bytes::from_static(b"ftypmoov")),
-            Piece::File {
+        Layout::from_slices([
+            Slice::Bytes(Bytes::from_static(b"ftypmoov")),
+            Slice::File {
                 offset: 1000,
                 len: 10,
             },
-            Piece::Bytes(Bytes::from_static(b"mdat")),
-            Piece::File {
+            Slice::Bytes(Bytes::from_static(b"mdat")),
+            Slice::File {
                 offset: 5000,
                 len: 20,
             },

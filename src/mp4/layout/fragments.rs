@@ -2,7 +2,7 @@
 //! `moof`, its media in the file, or small fragments read together), and
 //! the fields rewritten when fragments move (`tfhd` base offsets, `tfdt`).
 
-use super::{Layout, Piece, Rebase, SMALL_FRAGMENT, Stored};
+use super::{Layout, Rebase, SMALL_FRAGMENT, Slice, Stored};
 use crate::mp4::fragmented::{Fragment, Fragments, PatchKind};
 use crate::mp4::index::Index;
 
@@ -11,7 +11,7 @@ impl Layout {
     /// fragments are read together, a large one is its generated `moof`
     /// and then its media from the file.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn fragment_piece(
+    pub(super) fn fragment_slice(
         &self,
         first: usize,
         last: usize,
@@ -20,7 +20,7 @@ impl Layout {
         max_mem: u64,
         max_file: u64,
         at: u64,
-    ) -> Option<Piece> {
+    ) -> Option<Slice> {
         let frags = self.index.as_ref()?.fragments.as_ref()?;
         let list = frags.list.get(first..=last)?;
         let base = list.first()?.before;
@@ -41,7 +41,7 @@ impl Layout {
                 len += g.len();
                 prev = g;
             }
-            return Some(Piece::Patched {
+            return Some(Slice::Patched {
                 offset: f.offset + in_frag,
                 len: len.min(left).min(max_mem) as usize,
                 at,
@@ -50,19 +50,19 @@ impl Layout {
         let moof = f.moof.len() as u64;
         let left = left.min(f.len() - in_frag);
         Some(if in_frag < moof {
-            Piece::Generated {
+            Slice::Generated {
                 at,
                 len: left.min(moof - in_frag).min(max_mem) as usize,
             }
         } else {
-            Piece::File {
+            Slice::File {
                 offset: f.offset + in_frag,
                 len: left.min(max_file),
             }
         })
     }
 
-    /// Rewrites, in `buf` (the source's bytes of a [`Piece::Patched`] at
+    /// Rewrites, in `buf` (the source's bytes of a [`Slice::Patched`] at
     /// output position `at`), the fields that moved.
     pub fn patch(&self, at: u64, buf: &mut [u8]) {
         let i = self.locate(at);

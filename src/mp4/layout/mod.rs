@@ -16,9 +16,9 @@ use bytes::Bytes;
 use std::ops::Range;
 use std::sync::Arc;
 
-/// One piece of the output, as a [`Cursor`] hands it out.
+/// One slice of the output, as a [`Cursor`] hands it out.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Piece {
+pub enum Slice {
     /// Bytes held in memory.
     Bytes(Bytes),
     /// Bytes of the source file.
@@ -31,12 +31,12 @@ pub enum Piece {
     Patched { offset: u64, len: usize, at: u64 },
 }
 
-impl Piece {
+impl Slice {
     pub fn len(&self) -> u64 {
         match self {
-            Piece::Bytes(b) => b.len() as u64,
-            Piece::File { len, .. } => *len,
-            Piece::Generated { len, .. } | Piece::Patched { len, .. } => *len as u64,
+            Slice::Bytes(b) => b.len() as u64,
+            Slice::File { len, .. } => *len,
+            Slice::Generated { len, .. } | Slice::Patched { len, .. } => *len as u64,
         }
     }
 
@@ -143,14 +143,14 @@ impl Layout {
     }
 
     /// A layout of bytes and file spans (tests, tools).
-    pub fn from_pieces(pieces: impl IntoIterator<Item = Piece>) -> Layout {
+    pub fn from_slices(pieces: impl IntoIterator<Item = Slice>) -> Layout {
         let mut l = Layout::new();
         for p in pieces {
             let len = p.len();
             match p {
-                Piece::Bytes(b) => l.push(Stored::Bytes(b), len),
-                Piece::File { offset, len } => l.push(Stored::File { offset, len }, len),
-                Piece::Generated { .. } | Piece::Patched { .. } => {}
+                Slice::Bytes(b) => l.push(Stored::Bytes(b), len),
+                Slice::File { offset, len } => l.push(Stored::File { offset, len }, len),
+                Slice::Generated { .. } | Slice::Patched { .. } => {}
             }
         }
         l
@@ -215,7 +215,7 @@ impl Layout {
         let mut head = Vec::with_capacity(len);
         // The head holds no file span: nothing is read.
         if self
-            .write_pieces(0..self.head_len(), &Vec::new(), &mut head, false)
+            .write_slices(0..self.head_len(), &Vec::new(), &mut head, false)
             .is_err()
             || head.len() != len
         {
@@ -240,9 +240,9 @@ impl Layout {
         self.index.as_ref()
     }
 
-    /// The pieces covering `range` of the output (clamped to the length).
-    pub fn pieces(&self, range: Range<u64>) -> Pieces<'_> {
-        Pieces {
+    /// The slices covering `range` of the output (clamped to the length).
+    pub fn slices(&self, range: Range<u64>) -> Slices<'_> {
+        Slices {
             layout: self,
             cursor: self.cursor(range),
         }
@@ -269,9 +269,9 @@ impl Layout {
         self.starts.get(i + 1).copied().unwrap_or(self.len) - start
     }
 
-    /// The next piece of the cursor's range, at most `max_mem` bytes long if
+    /// The next slice of the cursor's range, at most `max_mem` bytes long if
     /// in memory or generated, `max_file` if a file span; `None` at the end.
-    pub fn next(&self, c: &mut Cursor, max_mem: usize, max_file: u64) -> Option<Piece> {
+    pub fn next(&self, c: &mut Cursor, max_mem: usize, max_file: u64) -> Option<Slice> {
         let max_mem = max_mem.max(1) as u64;
         let max_file = max_file.max(1);
         while c.pos < c.end {
@@ -287,9 +287,9 @@ impl Layout {
                 Stored::Bytes(b) => {
                     let n = left.min(max_mem);
                     // Both bounds lie within the part, so the casts are lossless.
-                    Piece::Bytes(b.slice(rel as usize..(rel + n) as usize))
+                    Slice::Bytes(b.slice(rel as usize..(rel + n) as usize))
                 }
-                Stored::File { offset, .. } => Piece::File {
+                Stored::File { offset, .. } => Slice::File {
                     offset: offset + rel,
                     len: left.min(max_file),
                 },
@@ -298,15 +298,15 @@ impl Layout {
                         // Tables lie within the head: the bytes are there.
                         let at = c.pos as usize;
                         let n = left.min(max_mem) as usize;
-                        Piece::Bytes(head.slice(at..at + n))
+                        Slice::Bytes(head.slice(at..at + n))
                     }
-                    None => Piece::Generated {
+                    None => Slice::Generated {
                         at: c.pos,
                         len: left.min(max_mem) as usize,
                     },
                 },
                 Stored::Fragments { first, last, .. } => {
-                    self.fragment_piece(*first, *last, rel, left, max_mem, max_file, c.pos)?
+                    self.fragment_slice(*first, *last, rel, left, max_mem, max_file, c.pos)?
                 }
             };
             c.pos += piece.len();
@@ -316,7 +316,7 @@ impl Layout {
     }
 
     /// Produces output bytes `[at, at + out.len())`, which a cursor handed
-    /// out as one [`Piece::Generated`].
+    /// out as one [`Slice::Generated`].
     pub fn generate(&self, at: u64, out: &mut [u8]) {
         let i = self.locate(at);
         let (Some(stored), Some(&start)) = (self.stored.get(i), self.starts.get(i)) else {
@@ -356,7 +356,7 @@ impl Layout {
         src: &dyn super::ReadAt,
         out: &mut dyn std::io::Write,
     ) -> std::io::Result<()> {
-        self.write_pieces(range, src, out, true)
+        self.write_slices(range, src, out, true)
     }
 
     /// Writes only what is not a plain file span (what an offload header
@@ -366,10 +366,10 @@ impl Layout {
         src: &dyn super::ReadAt,
         out: &mut dyn std::io::Write,
     ) -> std::io::Result<()> {
-        self.write_pieces(0..self.len, src, out, false)
+        self.write_slices(0..self.len, src, out, false)
     }
 
-    fn write_pieces(
+    fn write_slices(
         &self,
         range: Range<u64>,
         src: &dyn super::ReadAt,
@@ -377,22 +377,22 @@ impl Layout {
         files: bool,
     ) -> std::io::Result<()> {
         let mut buf = Vec::new();
-        for piece in self.pieces(range) {
+        for piece in self.slices(range) {
             match piece {
-                Piece::Bytes(b) => out.write_all(&b)?,
-                Piece::Generated { at, len } => {
+                Slice::Bytes(b) => out.write_all(&b)?,
+                Slice::Generated { at, len } => {
                     buf.resize(len, 0);
                     self.generate(at, &mut buf);
                     out.write_all(&buf)?;
                 }
-                Piece::Patched { offset, len, at } => {
+                Slice::Patched { offset, len, at } => {
                     buf.resize(len, 0);
                     src.read_exact_at(&mut buf, offset)?;
                     self.patch(at, &mut buf);
                     out.write_all(&buf)?;
                 }
-                Piece::File { .. } if !files => {}
-                Piece::File { mut offset, len } => {
+                Slice::File { .. } if !files => {}
+                Slice::File { mut offset, len } => {
                     let end = offset + len;
                     while offset < end {
                         let n = usize::try_from(end - offset).map_or(1 << 18, |n| n.min(1 << 18));
@@ -433,16 +433,16 @@ impl Cursor {
     }
 }
 
-/// Iterator over the pieces of a byte range of a [`Layout`].
-pub struct Pieces<'a> {
+/// Iterator over the slices of a byte range of a [`Layout`].
+pub struct Slices<'a> {
     layout: &'a Layout,
     cursor: Cursor,
 }
 
-impl Iterator for Pieces<'_> {
-    type Item = Piece;
+impl Iterator for Slices<'_> {
+    type Item = Slice;
 
-    fn next(&mut self) -> Option<Piece> {
+    fn next(&mut self) -> Option<Slice> {
         self.layout.next(&mut self.cursor, usize::MAX, u64::MAX)
     }
 }
@@ -480,24 +480,24 @@ mod tests {
     }
 
     #[test]
-    fn pieces_cover_exactly_the_range() {
+    fn slices_cover_exactly_the_range() {
         let l = sample();
-        let got: Vec<_> = l.pieces(2..20).collect();
+        let got: Vec<_> = l.slices(2..20).collect();
         assert_eq!(
             got,
             vec![
-                Piece::Bytes(Bytes::from_static(b"cd")),
-                Piece::File {
+                Slice::Bytes(Bytes::from_static(b"cd")),
+                Slice::File {
                     offset: 100,
                     len: 15
                 },
-                Piece::Bytes(Bytes::from_static(b"x")),
+                Slice::Bytes(Bytes::from_static(b"x")),
             ]
         );
-        assert_eq!(l.pieces(5..5).count(), 0);
+        assert_eq!(l.slices(5..5).count(), 0);
         assert_eq!(
-            l.pieces(19..1000).collect::<Vec<_>>(),
-            vec![Piece::Bytes(Bytes::from_static(b"xy"))]
+            l.slices(19..1000).collect::<Vec<_>>(),
+            vec![Slice::Bytes(Bytes::from_static(b"xy"))]
         );
     }
 
@@ -512,24 +512,24 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                Piece::Bytes(Bytes::from_static(b"d")),
-                Piece::File {
+                Slice::Bytes(Bytes::from_static(b"d")),
+                Slice::File {
                     offset: 100,
                     len: 4
                 },
-                Piece::File {
+                Slice::File {
                     offset: 104,
                     len: 4
                 },
-                Piece::File {
+                Slice::File {
                     offset: 108,
                     len: 4
                 },
-                Piece::File {
+                Slice::File {
                     offset: 112,
                     len: 3
                 },
-                Piece::Bytes(Bytes::from_static(b"xy")),
+                Slice::Bytes(Bytes::from_static(b"xy")),
             ]
         );
         assert_eq!(c.remaining(), 0);
