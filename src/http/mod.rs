@@ -16,6 +16,30 @@ pub use respond::{Body, Entity, Piece, RequestHead, Response, error_response, re
 use crate::mp4;
 use siphasher::sip128::SipHasher24;
 
+/// A request refused: its status and a one-line reason for the body and
+/// the log (never naming a server path).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub reason: std::borrow::Cow<'static, str>,
+}
+
+impl Refusal {
+    pub const fn new(status: u16, reason: &'static str) -> Refusal {
+        Refusal {
+            status,
+            reason: std::borrow::Cow::Borrowed(reason),
+        }
+    }
+
+    pub fn owned(status: u16, reason: String) -> Refusal {
+        Refusal {
+            status,
+            reason: std::borrow::Cow::Owned(reason),
+        }
+    }
+}
+
 /// The one place engine errors become statuses.
 pub fn status_for(err: &mp4::Error) -> u16 {
     use mp4::Error::*;

@@ -1,15 +1,11 @@
 //! From a request's path to an object key under the origin's prefix. Pure:
 //! the mapping can never leave the prefix.
 
-/// Why a path names no object.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refusal {
-    pub status: u16,
-    pub reason: &'static str,
-}
+pub use crate::http::Refusal;
 
+/// Why a path names no object.
 const fn refusal(status: u16, reason: &'static str) -> Refusal {
-    Refusal { status, reason }
+    Refusal::new(status, reason)
 }
 
 /// Keys longer than this are refused (S3 allows 1024 bytes).

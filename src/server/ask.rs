@@ -4,7 +4,7 @@
 
 use super::answer::{Ctx, Prepared, refuse, status_page};
 use super::config::{Config, MAX_SET_FILMS, URL_SETS_PARAM, UrlSets};
-use super::local::{Refusal, script_path};
+use super::local::script_path;
 use super::walk::Walk;
 use crate::fcgi::Params;
 use crate::http;
@@ -70,7 +70,7 @@ pub(super) fn ask(
     let name = match ctx.link {
         Some(_) => unsplit(params.get(b"SCRIPT_NAME").unwrap_or(b"")),
         None => {
-            let path = script_path(params).map_err(|Refusal(s, why)| Box::new(refuse(s, &why)))?;
+            let path = script_path(params).map_err(|r| Box::new(refuse(r.status, &r.reason)))?;
             unsplit(path.as_os_str().as_bytes())
         }
     };

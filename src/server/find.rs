@@ -4,7 +4,7 @@
 
 use super::answer::{Ctx, Prepared, refuse};
 use super::cache::FileKey;
-use super::local::{Refusal, open};
+use super::local::{io_refusal, open};
 use super::remote;
 use super::source::{Source, open_job};
 use super::walk::{Stage, Step, Walk};
@@ -18,7 +18,7 @@ use std::time::UNIX_EPOCH;
 pub(super) fn film(w: &mut Walk, name: &[u8], ctx: &Ctx<'_>) -> Result<(), Box<Prepared>> {
     if let Some(link) = ctx.link {
         let key = link.origin.key(name).map_err(|e| {
-            let mut p = refuse(e.status, e.reason);
+            let mut p = refuse(e.status, &e.reason);
             p.note.detail = format!("path {}", String::from_utf8_lossy(name));
             Box::new(p)
         })?;
@@ -28,13 +28,12 @@ pub(super) fn film(w: &mut Walk, name: &[u8], ctx: &Ctx<'_>) -> Result<(), Box<P
         return Ok(());
     }
     let path = PathBuf::from(std::ffi::OsStr::from_bytes(name));
-    let (file, meta, opened) =
-        open(&path, ctx.config.root.as_deref()).map_err(|Refusal(s, why)| {
-            let mut p = refuse(s, &why);
-            // The client is never told server paths; the log is.
-            p.note.detail = format!("file {}", path.display());
-            p
-        })?;
+    let (file, meta, opened) = open(&path, ctx.config.root.as_deref()).map_err(|r| {
+        let mut p = refuse(r.status, &r.reason);
+        // The client is never told server paths; the log is.
+        p.note.detail = format!("file {}", path.display());
+        p
+    })?;
     w.key = file_key(&meta);
     w.modified = meta.modified().unwrap_or(UNIX_EPOCH);
     w.path = path;
@@ -102,8 +101,8 @@ pub(super) fn index(w: &mut Walk, ctx: &mut Ctx<'_>) -> Step {
             match w.source.index_job(w.key, ctx.limits) {
                 Ok((key, job)) => Step::Wait(key, job),
                 Err(e) => {
-                    let Refusal(s, why) = Refusal::io(&e);
-                    Step::done(refuse(s, &why))
+                    let r = io_refusal(&e);
+                    Step::done(refuse(r.status, &r.reason))
                 }
             }
         }

@@ -10,34 +10,30 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-/// A refusal: status and a one-line reason for the body and the log.
-pub struct Refusal(pub u16, pub String);
+pub use crate::http::Refusal;
 
-impl Refusal {
-    /// Reasons never name server paths: the log line does.
-    pub fn io(e: &io::Error) -> Refusal {
-        match e.kind() {
-            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => {
-                Refusal(404, "no such file".into())
-            }
-            io::ErrorKind::PermissionDenied => Refusal(403, "permission denied".into()),
-            _ if e.raw_os_error() == Some(libc::ELOOP) => {
-                Refusal(403, "a symbolic link where none may be".into())
-            }
-            _ if e.raw_os_error() == Some(libc::ENAMETOOLONG) => {
-                Refusal(414, "the file name is too long".into())
-            }
-            // A socket (ENXIO), a device without its driver (ENODEV), a
-            // folder opened for writing (EISDIR): nothing a film is in.
-            _ if matches!(
-                e.raw_os_error(),
-                Some(libc::ENXIO | libc::ENODEV | libc::EISDIR | libc::EOPNOTSUPP)
-            ) =>
-            {
-                Refusal(403, "not a regular file".into())
-            }
-            _ => Refusal(500, format!("cannot read the file: {e}")),
+/// Why a file cannot be served, from the error opening or reading it.
+/// Reasons never name server paths: the log line does.
+pub fn io_refusal(e: &io::Error) -> Refusal {
+    match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => Refusal::new(404, "no such file"),
+        io::ErrorKind::PermissionDenied => Refusal::new(403, "permission denied"),
+        _ if e.raw_os_error() == Some(libc::ELOOP) => {
+            Refusal::new(403, "a symbolic link where none may be")
         }
+        _ if e.raw_os_error() == Some(libc::ENAMETOOLONG) => {
+            Refusal::new(414, "the file name is too long")
+        }
+        // A socket (ENXIO), a device without its driver (ENODEV), a
+        // folder opened for writing (EISDIR): nothing a film is in.
+        _ if matches!(
+            e.raw_os_error(),
+            Some(libc::ENXIO | libc::ENODEV | libc::EISDIR | libc::EOPNOTSUPP)
+        ) =>
+        {
+            Refusal::new(403, "not a regular file")
+        }
+        _ => Refusal::owned(500, format!("cannot read the file: {e}")),
     }
 }
 
@@ -52,23 +48,23 @@ pub fn script_path(params: &Params) -> Result<PathBuf, Refusal> {
                 .position(|&b| b == b'/')
                 .map_or(&b""[..], |p| &rest[p..]);
             http::percent_decode_path(path)
-                .ok_or_else(|| Refusal(400, "SCRIPT_FILENAME: bad percent-encoding".into()))?
+                .ok_or_else(|| Refusal::new(400, "SCRIPT_FILENAME: bad percent-encoding"))?
         }
         Some(sf) => sf.to_vec(),
         None => match (params.get(b"DOCUMENT_ROOT"), params.get(b"SCRIPT_NAME")) {
             (Some(root), Some(name)) => [root, name].concat(),
             _ => {
-                return Err(Refusal(
+                return Err(Refusal::new(
                     400,
-                    "the front server sent no SCRIPT_FILENAME".into(),
+                    "the front server sent no SCRIPT_FILENAME",
                 ));
             }
         },
     };
     if raw.is_empty() || raw.contains(&0) {
-        return Err(Refusal(
+        return Err(Refusal::new(
             400,
-            "SCRIPT_FILENAME is empty or holds a NUL byte".into(),
+            "SCRIPT_FILENAME is empty or holds a NUL byte",
         ));
     }
     Ok(PathBuf::from(std::ffi::OsStr::from_bytes(&raw)))
@@ -85,9 +81,9 @@ pub fn open(
     // Resolving costs a readlink per path component: only --root needs it.
     let real = match root {
         Some(root) => {
-            let real = path.canonicalize().map_err(|e| Refusal::io(&e))?;
+            let real = path.canonicalize().map_err(|e| io_refusal(&e))?;
             if !real.starts_with(root) {
-                return Err(Refusal(403, "outside the served folder (--root)".into()));
+                return Err(Refusal::new(403, "outside the served folder (--root)"));
             }
             // Resolved: a link planted since is not followed out of --root.
             flags |= libc::O_NOFOLLOW;
@@ -99,10 +95,10 @@ pub fn open(
         .read(true)
         .custom_flags(flags)
         .open(&real)
-        .map_err(|e| Refusal::io(&e))?;
-    let meta = file.metadata().map_err(|e| Refusal::io(&e))?;
+        .map_err(|e| io_refusal(&e))?;
+    let meta = file.metadata().map_err(|e| io_refusal(&e))?;
     if !meta.is_file() {
-        return Err(Refusal(403, "not a regular file".into()));
+        return Err(Refusal::new(403, "not a regular file"));
     }
     Ok((file, meta, real))
 }
@@ -114,7 +110,7 @@ mod tests {
     fn refused(path: &Path, root: Option<&Path>) -> (u16, String) {
         match open(path, root) {
             Ok(_) => panic!("{} opened", path.display()),
-            Err(Refusal(status, why)) => (status, why),
+            Err(r) => (r.status, r.reason.into_owned()),
         }
     }
 
@@ -129,7 +125,7 @@ mod tests {
             assert!(!why.contains("os error"), "{why}");
         }
         let e = io::Error::from_raw_os_error(libc::ENAMETOOLONG);
-        assert_eq!(Refusal::io(&e).0, 414);
+        assert_eq!(io_refusal(&e).status, 414);
     }
 
     #[test]
@@ -160,6 +156,6 @@ mod tests {
             assert!(!why.contains("os error"), "{}: {why}", path.display());
         }
         let e = io::Error::from_raw_os_error(libc::ENXIO);
-        assert_eq!(Refusal::io(&e).0, 403);
+        assert_eq!(io_refusal(&e).status, 403);
     }
 }
