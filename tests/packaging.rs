@@ -5,9 +5,9 @@
 
 mod common;
 
+use common::dev_http::{get, request};
 use common::{Pool, cut, media};
 use serde_json::Value;
-use std::io::{Read, Write};
 use std::process::Command;
 
 /// A pool with the development listener over tests/media.
@@ -27,53 +27,6 @@ fn pool(extra: &[&str]) -> (Pool, u16) {
     let pool = Pool::start(&args);
     common::wait_port(port);
     (pool, port)
-}
-
-struct Got {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Got {
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-        })
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-fn request(port: u16, method: &str, target: &str, headers: &[(&str, &str)]) -> Got {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n");
-    for (n, v) in headers {
-        req.push_str(&format!("{n}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut all = Vec::new();
-    s.read_to_end(&mut all).unwrap();
-    let end = all
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response head");
-    let head = String::from_utf8_lossy(&all[..end]).into_owned();
-    let status = head[9..12].parse().unwrap();
-    Got {
-        status,
-        head,
-        body: all[end + 4..].to_vec(),
-    }
-}
-
-fn get(port: u16, target: &str) -> Got {
-    let g = request(port, "GET", target, &[]);
-    assert_eq!(g.status, 200, "{target}: {}\n{}", g.head, g.text());
-    g
 }
 
 fn ffprobe_json(args: &[&str], input: &str) -> Value {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod boxes;
+pub mod dev_http;
 mod fcgi_client;
 pub mod webdriver;
 
