@@ -408,3 +408,152 @@ fn info_lists_the_tracks_of_a_fragmented_file() {
         "{j}"
     );
 }
+
+/// MD5 of the first video frame ffmpeg shows of `file`, after seeking to
+/// `at` seconds (ffmpeg decodes from the key frame before and drops the
+/// frames before `at`) or from its start.
+fn first_frame_md5(file: &Path, at: Option<f64>) -> String {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-v", "error"]);
+    if let Some(t) = at {
+        cmd.args(["-ss", &format!("{t:.3}")]);
+    }
+    let o = cmd
+        .arg("-i")
+        .arg(file)
+        .args(["-map", "0:v", "-frames:v", "1", "-f", "framemd5", "-"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let line = text.lines().rfind(|l| !l.starts_with('#')).unwrap_or("");
+    line.rsplit(',').next().unwrap_or("").trim().to_string()
+}
+
+/// The number after `word ` in the summary line.
+fn after(line: &str, word: &str) -> f64 {
+    let at = line
+        .find(word)
+        .unwrap_or_else(|| panic!("no '{word}' in {line}"))
+        + word.len();
+    numbers(&line[at..])[0]
+}
+
+/// The summary says where the output is shown from, and the output's first
+/// frame is the film's frame at that time: with client=flash (no edit
+/// list) the key frame at 44 s, not the 45.48 s asked; otherwise 45.48 s.
+/// A 50 s film with a key frame every 4 s and B-frames, as in issue 26.
+#[test]
+#[cfg_attr(not(has_ffmpeg), ignore = "needs ffmpeg: apt-get install -y ffmpeg")]
+fn the_summary_says_where_the_output_is_shown_from() {
+    require_tool("ffmpeg");
+    require_tool("ffprobe");
+    let dir = tempfile::tempdir().unwrap();
+    let film = dir.path().join("film.mp4");
+    let o = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=160x90:rate=25:duration=50")
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000:duration=50",
+        ])
+        .args([
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ])
+        .args([
+            "-bf",
+            "2",
+            "-g",
+            "100",
+            "-keyint_min",
+            "100",
+            "-sc_threshold",
+            "0",
+        ])
+        .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "32k"])
+        .arg(&film)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let probe = |file: &Path, args: &[&str]| {
+        let o = Command::new("ffprobe")
+            .args(["-v", "error"])
+            .args(args)
+            .args(["-of", "csv=p=0"])
+            .arg(file)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let start = 45.48;
+    let keys = ["-select_streams", "v:0", "-skip_frame", "nokey"];
+    let key = probe(
+        &film,
+        &[&keys[..], &["-show_entries", "frame=pts_time"]].concat(),
+    )
+    .lines()
+    .filter_map(|l| l.trim_end_matches(',').parse::<f64>().ok())
+    .filter(|t| *t <= start)
+    .fold(f64::MIN, f64::max);
+    assert!(
+        (key - 44.0).abs() < 0.001,
+        "the key frame before {start}: {key}"
+    );
+
+    let mut failures = Vec::new();
+    for (client, shown) in [(Some("flash"), key), (None, start)] {
+        let out = dir
+            .path()
+            .join(format!("{}.mp4", client.unwrap_or("plain")));
+        let mut args = vec![
+            "cut".to_string(),
+            film.to_str().unwrap().into(),
+            out.to_str().unwrap().into(),
+            "--start".into(),
+            start.to_string(),
+        ];
+        if let Some(c) = client {
+            args.extend(["--client".into(), c.into()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = run(dir.path(), &args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let line = stderr.trim_end();
+        let what = format!("client={client:?}: {line}");
+        let from = after(line, "shown from");
+        if (from - shown).abs() > 0.001 {
+            failures.push(format!(
+                "{what}: shown from {from}, the output from {shown}"
+            ));
+        }
+        if (after(line, "key frame at") - key).abs() > 0.001 {
+            failures.push(format!("{what}: the key frame is at {key}"));
+        }
+        // The first frame the output shows is the film's at `from`.
+        if first_frame_md5(&out, None) != first_frame_md5(&film, Some(from)) {
+            failures.push(format!(
+                "{what}: the output's first frame is not the film's at {from} s"
+            ));
+        }
+        // And it lasts what the summary says, as ffprobe reads it.
+        let duration: f64 = probe(&out, &["-show_entries", "format=duration"])
+            .trim()
+            .parse()
+            .unwrap();
+        let said = after(line, " for ");
+        if (duration - said).abs() > 0.05 || (duration - (50.0 - from)).abs() > 0.05 {
+            failures.push(format!("{what}: ffprobe says {duration} s long"));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}

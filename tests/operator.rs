@@ -1,6 +1,7 @@
 //! What an operator runs: --check, --version, completions and a man page,
 //! --log-file reopened on SIGUSR1 as logrotate expects, the development
-//! listener binding only what was asked, a clean SIGQUIT log.
+//! listener binding only what was asked, a clean SIGQUIT log, the socket
+//! file removed when the pool stops and replaced after a crash.
 
 mod common;
 
@@ -92,6 +93,157 @@ fn version_completions_and_a_man_page() {
                 "no help for {l}"
             );
         }
+    }
+}
+
+/// `page` as groff sets it (one long line per paragraph, no hyphenation),
+/// and groff's warnings.
+fn render(page: &str) -> (String, String) {
+    let groff = common::require_tool("groff");
+    let mut child = Command::new(groff)
+        .args(["-man", "-Tascii", "-ww", "-rLL=400n", "-rHY=0", "-P-cbu"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// The man page says what the flags cannot (query parameters, HLS/DASH
+/// names, signals, files, exit status, examples), renders without a
+/// warning, and every page it names can be printed.
+#[test]
+fn the_man_page_covers_the_pool_and_names_only_pages_that_exist() {
+    let (code, page, err) = run(&["man"]);
+    assert_eq!(code, 0, "{err}");
+    let (text, warnings) = render(&page);
+    assert!(warnings.is_empty(), "groff: {warnings}");
+    // Headings are the lines set flush left; each section runs to the next.
+    let mut sections: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with(|c: char| c.is_ascii_uppercase()) {
+            sections.push((line.trim().to_string(), String::new()));
+        } else if let Some((_, body)) = sections.last_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    let mut missing = Vec::new();
+    for (section, words) in [
+        ("QUERY PARAMETERS", &["start=", "end=", "client=flash"][..]),
+        (
+            "HLS AND DASH",
+            &[
+                "master.m3u8",
+                "index-TRACK.m3u8",
+                "manifest.mpd",
+                "init-TRACK.mp4",
+                "seg-N-TRACK.m4s",
+                ".urlset/",
+            ],
+        ),
+        (
+            "SIGNALS",
+            &[
+                "SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2",
+            ],
+        ),
+        ("FILES", &["--pid-file", "--log-file", "unix:PATH"]),
+        ("EXIT STATUS", &["--check", "SIGPIPE", "141"]),
+        (
+            "EXAMPLES",
+            &["mkdir -p /usr/local/share/man/man1", "man -l -"],
+        ),
+    ] {
+        let Some(body) = sections.iter().find(|(h, _)| h == section).map(|(_, b)| b) else {
+            missing.push(format!("no section {section}"));
+            continue;
+        };
+        for w in words {
+            if !body.contains(w) {
+                missing.push(format!("{section} does not say {w}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{}\n{text}", missing.join("\n"));
+
+    // Every page it names: mp4-fcgi-SUB(1), printed by `mp4-fcgi man SUB`.
+    let named: Vec<&str> = text
+        .split("mp4-fcgi-")
+        .skip(1)
+        .filter_map(|t| t.split_once("(1)").map(|(n, _)| n))
+        .filter(|n| n.chars().all(|c| c.is_ascii_lowercase()))
+        .collect();
+    assert!(
+        ["cut", "info", "completions", "man"]
+            .iter()
+            .all(|s| named.contains(s)),
+        "{named:?}"
+    );
+    for sub in named {
+        let (code, page, err) = run(&["man", sub]);
+        assert_eq!(code, 0, "mp4-fcgi man {sub}: {err}");
+        assert!(
+            page.contains(&format!(".TH mp4-fcgi-{sub} 1")),
+            "mp4-fcgi man {sub}: {page}"
+        );
+        let (text, warnings) = render(&page);
+        assert!(warnings.is_empty(), "mp4-fcgi man {sub}: groff: {warnings}");
+        assert!(
+            text.contains(&format!("mp4-fcgi {sub}")) && text.contains("mp4-fcgi(1)"),
+            "{text}"
+        );
+    }
+    // How to install it where /usr/local/share/man/man1 does not exist yet.
+    let (_, help, _) = run(&["man", "--help"]);
+    assert!(
+        help.contains("mkdir -p /usr/local/share/man/man1"),
+        "{help}"
+    );
+}
+
+/// `--help` says what the code does: --http needs --root or --origin, and
+/// the status page's every format.
+#[test]
+fn help_says_what_the_flags_do() {
+    let (_, help, _) = run(&["--help"]);
+    let flag = |name: &str| {
+        let at = help.find(&format!("--{name} ")).unwrap();
+        let rest = &help[at..];
+        let end = rest[2..].find("\n      --").map_or(rest.len(), |n| n + 2);
+        rest[..end].split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let http = flag("http");
+    assert!(
+        http.contains("--root") && http.contains("--origin"),
+        "{http}"
+    );
+    // As the code requires: --http alone is refused, naming both.
+    let (code, _, err) = run(&["--check", "--http", "127.0.0.1:1"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--root") && err.contains("--origin"), "{err}");
+    let status = flag("status-path");
+    for format in ["?json", "?full", "?openmetrics"] {
+        assert!(status.contains(format), "{status}");
+    }
+    // And the README says the same.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(readme.contains("needs `--root` or `--origin`"));
+    for format in ["`?json`", "`?full`", "`?openmetrics`"] {
+        assert!(readme.contains(format), "README: {format}");
     }
 }
 
@@ -240,4 +392,176 @@ fn a_peer_that_half_closes_after_its_request_still_gets_the_answer() {
         "{} bytes",
         got.len() - head_end
     );
+}
+
+/// A pool on `socket` (its log in the socket's folder).
+fn pool_at(socket: &Path, args: &[&str]) -> Pool {
+    let log = socket.with_extension("log");
+    let child = Command::new(BIN)
+        .arg("--listen")
+        .arg(format!("unix:{}", socket.display()))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let pool = Pool {
+        child,
+        dir: tempfile::tempdir().unwrap(),
+        socket: socket.to_path_buf(),
+        log,
+    };
+    pool.wait_ready();
+    // The socket accepts once bound, before the master handles signals; an
+    // answer comes from a worker, after.
+    let r = pool.client().get(&media("a.mp4"), "end=1", &[]);
+    assert_eq!(r.status, 200, "{}", pool.log_text());
+    pool
+}
+
+/// A download whose reader reads only its first record: the worker stays
+/// busy with it until --shutdown-timeout.
+fn stalled_download(pool: &Pool) -> common::Client<std::os::unix::net::UnixStream> {
+    let mut c = pool.client();
+    let f = media("two_audio.mp4");
+    let id = c.send(
+        &[(b"SCRIPT_FILENAME", f.as_os_str().as_encoded_bytes())],
+        true,
+    );
+    c.first_stdout(id);
+    c
+}
+
+/// SIGTERM, SIGINT and SIGQUIT remove the socket file the pool made as
+/// they close its listeners, before the downloads in flight have drained:
+/// no stale socket, and no name left that nobody answers.
+#[test]
+fn a_clean_stop_removes_the_socket_file_at_once() {
+    for (sig, name) in [
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGQUIT, "SIGQUIT"),
+    ] {
+        let mut pool = Pool::start(&["--workers", "1", "--shutdown-timeout", "3"]);
+        let _busy = stalled_download(&pool);
+        pool.signal(sig);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while pool.socket.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "{name}: the socket file is still there 1 s later ({})",
+                if matches!(pool.child.try_wait(), Ok(None)) {
+                    "the pool is draining"
+                } else {
+                    "the pool has stopped"
+                }
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(pool.wait_exit(Duration::from_secs(10)), Some(0), "{name}");
+        assert!(!pool.socket.exists(), "{name}");
+    }
+}
+
+/// A socket file left by a pool that crashed does not stop the next one:
+/// start-up replaces it.
+#[test]
+fn a_socket_left_by_a_crash_does_not_prevent_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("pool.sock");
+    let mut crashed = pool_at(&socket, &["--workers", "1"]);
+    let workers = crashed.wait_workers(1);
+    // The master first (else it would start new workers), then its workers.
+    crashed.signal(libc::SIGKILL);
+    crashed.child.wait().unwrap();
+    for w in workers {
+        // SAFETY: killing what was a worker of our pool a moment ago.
+        unsafe { libc::kill(w, libc::SIGKILL) };
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        assert!(Instant::now() < deadline, "the crashed pool still answers");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(socket.exists(), "a crash leaves the socket file");
+    // pool_at has had an answer from it.
+    let _pool = pool_at(&socket, &["--workers", "1"]);
+}
+
+/// A socket handed to the pool (on fd 0, as spawn-fcgi and lighttpd's
+/// bin-path do) belongs to whoever made it: it stays after the stop.
+#[test]
+fn a_socket_handed_to_the_pool_stays_after_it_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("handed.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let log = dir.path().join("pool.log");
+    let child = Command::new(BIN)
+        .args(["--workers", "1"])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(listener)))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut pool = Pool {
+        child,
+        dir: tempfile::tempdir().unwrap(),
+        socket: socket.clone(),
+        log,
+    };
+    let r = pool.client().get(&media("a.mp4"), "end=1", &[]);
+    assert_eq!(r.status, 200, "{}", pool.log_text());
+    pool.signal(libc::SIGTERM);
+    assert_eq!(pool.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(socket.exists(), "the pool removed a socket it did not make");
+}
+
+/// Dropped to --user nobody, the pool removes its socket from a folder
+/// nobody may write, and says why it cannot from one it may not.
+#[test]
+#[cfg_attr(
+    not(is_root),
+    ignore = "needs root (it starts the pool as root with --user): run as root"
+)]
+fn a_pool_run_as_another_user_removes_its_socket_or_says_why_not() {
+    use std::os::unix::fs::PermissionsExt;
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "the test starts the pool as root with --user: run it as root"
+    );
+    let nobody = nix::unistd::User::from_name("nobody")
+        .unwrap()
+        .expect("a nobody user");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for (owner, removable) in [(nobody.uid, true), (nix::unistd::Uid::from_raw(0), false)] {
+        let folder = dir.path().join(format!("run-{owner}"));
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).unwrap();
+        nix::unistd::chown(&folder, Some(owner), None).unwrap();
+        let socket = folder.join("pool.sock");
+        let mut pool = pool_at(&socket, &["--workers", "1", "--user", "nobody"]);
+        let log_file = dir.path().join(format!("pool-{owner}.log"));
+        std::fs::rename(&pool.log, &log_file).unwrap();
+        pool.log = log_file;
+        pool.signal(libc::SIGTERM);
+        assert_eq!(pool.wait_exit(Duration::from_secs(10)), Some(0));
+        let log = pool.log_text();
+        if removable {
+            assert!(!socket.exists(), "folder of nobody: {log}");
+        } else {
+            // The master cannot; it says so, and the next start replaces it.
+            assert!(socket.exists());
+            assert!(
+                log.contains(&format!("the socket file {} stays", socket.display()))
+                    && log.contains("(nobody)")
+                    && log.contains("next start replaces it"),
+                "{log}"
+            );
+            let _next = pool_at(&socket, &["--workers", "1", "--user", "nobody"]);
+        }
+    }
 }

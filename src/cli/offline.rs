@@ -79,7 +79,8 @@ pub fn cut(c: &CutArgs) -> Result<(), String> {
     let layout = mp4::plan(&index, &window, &style).map_err(|e| explain(&c.input, &e))?;
     let to_stdout = c.output.as_os_str() == "-";
     let written = if to_stdout {
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        // A reader that went away ends the program here (super::Stdout).
+        let mut out = std::io::BufWriter::new(super::to_stdout_writer());
         layout
             .copy_to(0..layout.len(), file, &mut out)
             .and_then(|()| out.flush())
@@ -114,28 +115,36 @@ pub fn cut(c: &CutArgs) -> Result<(), String> {
     } else {
         c.output.display().to_string()
     };
-    eprintln!(
-        "{}: {} -> key frame at {:.3} s, shown from {:.3} s for {:.3} s, tracks {}; {} bytes to {to}",
+    // With client=flash there is no edit list: the output is shown from
+    // its first frame, the key frame, whatever the window asked.
+    let (from, how) = if q.flash {
+        (clip.key_frame, " (client=flash: no edit list)")
+    } else {
+        (clip.from, "")
+    };
+    super::say(format_args!(
+        "{}: {} -> key frame at {:.3} s, shown from {:.3} s{how} for {:.3} s, tracks {}; {} bytes to {to}",
         c.input.display(),
         asked(c),
         clip.key_frame,
-        clip.from,
+        from,
         clip.duration,
         tracks.join(", "),
         layout.len()
-    );
+    ));
     Ok(())
 }
 
 pub fn info(input: &Path, max_moov: u64, json: bool, store: &StoreArgs) -> Result<(), String> {
     let (_, index) = index(input, max_moov, store)?;
     let info = index.info();
-    if json {
-        println!("{}", info_json(&info));
-    } else {
-        print!("{info}");
-    }
-    Ok(())
+    super::to_stdout(|out| {
+        if json {
+            writeln!(out, "{}", info_json(&info))
+        } else {
+            write!(out, "{info}")
+        }
+    })
 }
 
 /// A JSON string (the values here are ASCII words, but be exact anyway).

@@ -13,6 +13,8 @@ pub enum Listener {
         listener: std::os::unix::net::UnixListener,
         /// Set when we created the socket file and must remove it on exit.
         path: Option<PathBuf>,
+        /// That file's (device, inode): the file removed is the one we made.
+        file: Option<(u64, u64)>,
     },
 }
 
@@ -35,6 +37,31 @@ impl Listener {
         match self {
             Listener::Unix { path: Some(p), .. } => Some(p.clone()),
             _ => None,
+        }
+    }
+
+    /// Removes the socket file we created, if its path still names it (not
+    /// one a later pool put there); the path removed, if any. Sockets handed
+    /// to us (fd 0, LISTEN_FDS) are not ours to remove.
+    pub fn remove_socket_file(&self) -> io::Result<Option<&std::path::Path>> {
+        use std::os::unix::fs::MetadataExt;
+        let Listener::Unix {
+            path: Some(path),
+            file,
+            ..
+        } = self
+        else {
+            return Ok(None);
+        };
+        match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+            Ok(m) if file.is_some_and(|id| id != (m.dev(), m.ino())) => return Ok(None),
+            Ok(_) => {}
+        }
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            r => r.map(|()| Some(path.as_path())),
         }
     }
 }
@@ -62,6 +89,7 @@ fn adopt(fd: RawFd) -> Option<Listener> {
         Listener::Unix {
             listener: owned.into(),
             path: None,
+            file: None,
         }
     } else {
         Listener::Tcp(owned.into())
@@ -120,9 +148,16 @@ fn bind_unix(path: &std::path::Path, config: &Config) -> io::Result<Listener> {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
+    let file = std::fs::symlink_metadata(path).ok().map(|m| {
+        (
+            std::os::unix::fs::MetadataExt::dev(&m),
+            std::os::unix::fs::MetadataExt::ino(&m),
+        )
+    });
     Ok(Listener::Unix {
         listener,
         path: Some(path.to_path_buf()),
+        file,
     })
 }
 

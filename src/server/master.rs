@@ -184,6 +184,33 @@ impl<'a> Master<'a> {
         }
     }
 
+    /// Removes the socket files the pool created (not those handed to it),
+    /// when it stops: a stopped pool leaves no socket behind. A pool that
+    /// dropped to a --user that may not remove files in the socket's folder
+    /// cannot; then the next start replaces the file.
+    fn remove_socket_files(&self) {
+        for l in &self.listeners {
+            match l.remove_socket_file() {
+                Ok(Some(path)) => log::debug!("removed the socket file {}", path.display()),
+                Ok(None) => {}
+                Err(e) => {
+                    let path = l.socket_file().unwrap_or_default();
+                    let folder = path.parent().unwrap_or(std::path::Path::new("/"));
+                    log::info!(
+                        "the socket file {} stays ({e}): this user ({}) may not remove files \
+                         in {}; the next start replaces it",
+                        path.display(),
+                        nix::unistd::User::from_uid(nix::unistd::geteuid())
+                            .ok()
+                            .flatten()
+                            .map_or_else(|| nix::unistd::geteuid().to_string(), |u| u.name),
+                        folder.display()
+                    );
+                }
+            }
+        }
+    }
+
     fn forward(&self, sig: Signal) {
         for pid in self.children.keys() {
             let _ = kill(*pid, sig);
@@ -309,12 +336,14 @@ impl<'a> Master<'a> {
                         self.state = State::Stopping {
                             deadline: Instant::now() + self.config.shutdown_timeout + KILL_MARGIN,
                         };
+                        self.remove_socket_files();
                         self.listeners.clear();
                         self.stop(false);
                     }
                     Ok(Signal::SIGQUIT) => {
                         log::info!("stopping now (SIGQUIT)");
                         notify(&[NotifyState::Stopping]);
+                        self.remove_socket_files();
                         self.kill_all();
                         while !self.children.is_empty() {
                             std::thread::sleep(Duration::from_millis(10));
