@@ -115,19 +115,17 @@ pub fn cut(c: &CutArgs) -> Result<(), String> {
     } else {
         c.output.display().to_string()
     };
-    // With client=flash there is no edit list: the output is shown from
-    // its first frame, the key frame, whatever the window asked.
-    let (from, how) = if q.flash {
-        (clip.key_frame, " (client=flash: no edit list)")
+    let how = if q.flash {
+        " (client=flash: no edit list)"
     } else {
-        (clip.from, "")
+        ""
     };
     super::say(format_args!(
         "{}: {} -> key frame at {:.3} s, shown from {:.3} s{how} for {:.3} s, tracks {}; {} bytes to {to}",
         c.input.display(),
         asked(c),
         clip.key_frame,
-        from,
+        clip.from,
         clip.duration,
         tracks.join(", "),
         layout.len()

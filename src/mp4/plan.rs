@@ -288,7 +288,9 @@ pub(crate) fn plan(index: &Index, window: &Window) -> Result<Plan, Error> {
         tracks,
         movie_duration,
         key_frame: t_k,
-        from: start,
+        // Without an edit list (flash) the output is shown from its first
+        // frame, the key frame, whatever the window asked.
+        from: if window.flash { t_k } else { start },
     })
 }
 
