@@ -28,6 +28,8 @@ const TOOLS: &[(&str, &str)] = &[
     ("python3", "python3"),
     ("md5sum", "coreutils"),
     ("basenc", "coreutils"),
+    ("logrotate", "logrotate"),
+    ("groff", "groff-base"),
 ];
 
 const PACKAGES: &str = ".ci/packages";

@@ -171,10 +171,11 @@ pub struct ServeArgs {
     /// build, a plan) is logged and counted as slow; 0: never.
     #[arg(long, default_value_t = 2.0)]
     slow_request_time: f64,
-    /// Drop privileges to this user after binding (when started as root).
+    /// Run the workers as this user (started as root; the master stays root to
+    /// reopen logs and remove its socket, as nginx's does).
     #[arg(long)]
     user: Option<String>,
-    /// Drop privileges to this group after binding.
+    /// Run the workers in this group (default: the user's).
     #[arg(long)]
     group: Option<String>,
     /// Write the master's pid to this file (removed when the pool stops).

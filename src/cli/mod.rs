@@ -86,8 +86,9 @@ fn run(cli: Cli) -> Result<(), String> {
             to_stdout(|out| out.write_all(roff.as_bytes()))
         }
         None if cli.serve.check => {
+            let log_file = cli.serve.log_file.clone();
             let config = args::config_from(cli.serve).map_err(|e| Failure::Check(e).to_string())?;
-            match server::check(&config) {
+            match server::check(&config, log_file.as_deref()) {
                 Ok(summary) => {
                     to_stdout(|out| writeln!(out, "mp4-fcgi: the configuration is good: {summary}"))
                 }

@@ -47,12 +47,21 @@ pub fn init(level: Option<log::LevelFilter>, file: Option<&Path>) -> io::Result<
 }
 
 /// Reopens `--log-file` (SIGUSR1): after logrotate moved it, lines go to a
-/// new file of that name.
-pub fn reopen() {
+/// new file of that name. The master (root) passes the workers' `--user`:
+/// the file, new or made by logrotate's `create`, becomes theirs, so that
+/// they can reopen it too (as nginx does).
+pub fn reopen(owner: Option<nix::unistd::Uid>) {
     let mut file = FILE.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((path, f)) = file.as_mut() {
         match open(path) {
-            Ok(new) => *f = new,
+            Ok(new) => {
+                if let Some(uid) = owner
+                    && let Err(e) = nix::unistd::fchown(&new, Some(uid), None)
+                {
+                    let _ = writeln!(f, "mp4-fcgi: cannot give {} to --user: {e}", path.display());
+                }
+                *f = new;
+            }
             Err(e) => {
                 let _ = writeln!(f, "mp4-fcgi: cannot reopen {}: {e}", path.display());
             }

@@ -55,6 +55,8 @@ pub struct Master<'a> {
     pending: Vec<Instant>,
     quick_deaths: u32,
     state: State,
+    /// Who the workers become (`--user`, `--group`); the master stays.
+    ids: Option<super::privileges::Ids>,
 }
 
 fn notify(states: &[NotifyState<'_>]) {
@@ -69,6 +71,7 @@ impl<'a> Master<'a> {
         first_http: usize,
         stats: Stats,
         pool_start: u64,
+        ids: Option<super::privileges::Ids>,
     ) -> Self {
         Master {
             config,
@@ -81,6 +84,7 @@ impl<'a> Master<'a> {
             pending: Vec::new(),
             quick_deaths: 0,
             state: State::Running,
+            ids,
         }
     }
 
@@ -102,6 +106,12 @@ impl<'a> Master<'a> {
                 }
                 // The master's signalfd is not ours to read.
                 let _ = nix::unistd::close(std::os::fd::AsRawFd::as_raw_fd(sfd));
+                if let Some(ids) = &self.ids
+                    && let Err(e) = super::privileges::become_user(ids)
+                {
+                    log::error!("worker {}: cannot become --user: {e}", std::process::id());
+                    std::process::exit(1);
+                }
                 // The worker takes the listeners it inherited, so that when
                 // it closes them no copy stays open in this process.
                 let code = match Worker::new(
@@ -353,7 +363,7 @@ impl<'a> Master<'a> {
                     }
                     Ok(Signal::SIGUSR1) => {
                         log::info!("SIGUSR1: reopening the log file");
-                        super::logging::reopen();
+                        super::logging::reopen(self.ids.and_then(|i| i.uid));
                         self.forward(Signal::SIGUSR1);
                     }
                     Ok(Signal::SIGUSR2) => log::info!("SIGUSR2 ignored"),

@@ -58,6 +58,7 @@ pub(crate) const HANDLED_SIGNALS: [Signal; 6] = [
 
 /// Runs the pool until it is told to stop.
 pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let ids = privileges::resolve(config.user.as_deref(), config.group.as_deref())?;
     let mut listeners = listen::open(&config)?;
     let first_http = listeners.len();
     if let Some(addr) = config.http {
@@ -70,11 +71,13 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             listen::Listener::Unix { listener, .. } => listener.set_nonblocking(true)?,
         }
     }
-    privileges::drop_to(config.user.as_deref(), config.group.as_deref())?;
     if let Some(d) = &config.offload_dir {
-        offload::check_writable(d).map_err(|e| {
+        privileges::probe(ids, || {
+            offload::check_writable(d).map_err(|e| e.to_string())
+        })
+        .map_err(|e| {
             format!(
-                "--offload-dir {}: the pool cannot write there: {e}",
+                "--offload-dir {}: the workers cannot write there: {e}",
                 d.display()
             )
         })?;
@@ -103,7 +106,7 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .filter_map(listen::Listener::socket_file)
         .collect();
-    let result = master::Master::new(&config, listeners, first_http, stats, pool_start).run();
+    let result = master::Master::new(&config, listeners, first_http, stats, pool_start, ids).run();
     for p in socket_files {
         let _ = std::fs::remove_file(p);
     }

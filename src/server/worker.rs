@@ -180,7 +180,7 @@ impl<'a> Worker<'a> {
                             match Signal::try_from(info.ssi_signo as i32) {
                                 Ok(Signal::SIGQUIT) => return 0,
                                 Ok(Signal::SIGTERM | Signal::SIGHUP) => self.start_drain(),
-                                Ok(Signal::SIGUSR1) => super::logging::reopen(),
+                                Ok(Signal::SIGUSR1) => super::logging::reopen(None),
                                 // SIGINT reaches the whole process group from a
                                 // terminal; the master decides what it means.
                                 _ => {}
