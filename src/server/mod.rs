@@ -102,16 +102,15 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let pool_start = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let socket_files: Vec<_> = listeners
-        .iter()
-        .filter_map(listen::Listener::socket_file)
-        .collect();
+    // The master removes its socket files as it stops (those still its
+    // own: a pool started on the same path during the drain keeps its).
     let result = master::Master::new(&config, listeners, first_http, stats, pool_start, ids).run();
-    for p in socket_files {
-        let _ = std::fs::remove_file(p);
-    }
     if let Some(p) = &config.pid_file {
-        let _ = std::fs::remove_file(p);
+        // Only our own: a pool started since owns the file now.
+        let ours = format!("{}\n", std::process::id());
+        if std::fs::read_to_string(p).is_ok_and(|t| t == ours) {
+            let _ = std::fs::remove_file(p);
+        }
     }
     log::info!("stopped");
     Ok(result?)
