@@ -60,6 +60,7 @@ use mp4_fcgi::mp4::cmaf::{self, Presentation, Settings};
 
 const SETTINGS: Settings = Settings {
     segment_duration: 6.0,
+    fit_key_frames: false,
 };
 
 static PLAN: LazyLock<Arc<Presentation>> = LazyLock::new(|| {

@@ -165,6 +165,7 @@ mod tests {
             for target in [1.0, 2.0, 3.0, 4.5, 6.0, 10.0] {
                 let settings = Settings {
                     segment_duration: target,
+                    fit_key_frames: false,
                 };
                 let Some(cuts) = key_frame_cuts(&index, &settings) else {
                     continue;

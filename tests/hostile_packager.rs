@@ -20,6 +20,7 @@ const BUDGET: Duration = Duration::from_millis(500);
 
 const SETTINGS: Settings = Settings {
     segment_duration: 6.0,
+    fit_key_frames: false,
 };
 
 fn whole() -> Window {

@@ -4,6 +4,8 @@
 //! half target durations, every EXTINF rounds to at most TARGETDURATION, no
 //! segment is empty, HEVC key frames are not claimed to be SAP type 1.
 
+mod common;
+
 use mp4_fcgi::manifest::{self, Part, TrackId};
 use mp4_fcgi::mp4::cmaf::{self, Presentation, Settings};
 use mp4_fcgi::mp4::{Index, Limits, Window};
@@ -13,6 +15,7 @@ use std::sync::Arc;
 
 const SIX: Settings = Settings {
     segment_duration: 6.0,
+    fit_key_frames: false,
 };
 
 fn media(name: &str) -> PathBuf {
@@ -239,4 +242,52 @@ fn audio_that_ends_early_has_no_empty_segment() {
         assert!(mpd.contains("<S t=\"0\""), "{mpd}");
     }
     let _ = std::fs::remove_dir_all(scratch("x").parent().unwrap());
+}
+
+/// A film with a steady 4 s GOP at the default target (6 s): its segments
+/// are even, 4 s each, not 8 s and 4 s in turn; an operator's explicit
+/// target (no fitting) still cuts at the key frame nearest each 6 s.
+#[test]
+#[cfg_attr(not(has_ffmpeg), ignore = "needs ffmpeg: apt-get install -y ffmpeg")]
+fn a_steady_gop_makes_even_segments_unless_the_target_is_set() {
+    common::require_tool("ffmpeg");
+    let dir = tempfile::tempdir().unwrap();
+    common::encode(dir.path(), "gop4.mp4", "320x180", "300k", 100);
+    let bytes = std::fs::read(dir.path().join("gop4.mp4")).unwrap();
+    let index = Index::build(&bytes, &Limits::default()).unwrap();
+    let video = |settings: &Settings| -> Vec<f64> {
+        let p = cmaf::presentation(&index, &Window::default(), settings).unwrap();
+        let r = (p.renditions.iter())
+            .find(|r| r.kind == cmaf::Kind::Video)
+            .unwrap();
+        r.segments.iter().map(|s| s.shown_for).collect()
+    };
+    let fitted = video(&Settings {
+        segment_duration: 6.0,
+        fit_key_frames: true,
+    });
+    assert_eq!(fitted.len(), 5, "{fitted:?}");
+    for d in &fitted {
+        assert!((d - 4.0).abs() < 0.05, "{fitted:?}");
+    }
+    let (_, target) = extinfs(&playlist_of(&index, true));
+    assert_eq!(target, 4);
+    let set = video(&SIX);
+    assert!(
+        set.iter().any(|d| (d - 8.0).abs() < 0.05),
+        "an explicit 6 s target cuts at the key frame nearest each 6 s: {set:?}"
+    );
+}
+
+/// The video playlist of the whole of `index`.
+fn playlist_of(index: &Index, fit: bool) -> String {
+    let settings = Settings {
+        segment_duration: 6.0,
+        fit_key_frames: fit,
+    };
+    let p = cmaf::presentation(index, &Window::default(), &settings).unwrap();
+    let r = (p.renditions.iter())
+        .find(|r| r.kind == cmaf::Kind::Video)
+        .unwrap();
+    manifest::playlist(&p, TrackId { file: 0, id: r.id }, "").unwrap()
 }

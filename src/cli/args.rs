@@ -263,9 +263,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "VALUE")]
     cache_control: Option<String>,
     /// HLS/DASH: segments are cut at the key frame nearest each multiple of
-    /// this many seconds (1 to 60).
-    #[arg(long, default_value_t = 6.0, value_name = "SECONDS")]
-    segment_duration: f64,
+    /// this many seconds (1 to 60). Default: 6, or for a film whose key
+    /// frames come at a steady interval, the largest multiple of it up to 6
+    /// (a 4 s GOP makes even 4 s segments).
+    #[arg(long, value_name = "SECONDS")]
+    segment_duration: Option<f64>,
     /// Where URL sets (/films/a_,360,720,.mp4.urlset/master.m3u8) are served:
     /// on (wherever the front server routes them, unless it passes the
     /// FastCGI param MP4_FCGI_URL_SETS=0), param (only where it passes
@@ -375,10 +377,13 @@ pub fn config_from(a: ServeArgs) -> Result<Config, String> {
     };
     c.origin_revalidate = seconds(a.origin_revalidate, "--origin-revalidate")?;
     c.cache_control = a.cache_control;
-    if !(1.0..=60.0).contains(&a.segment_duration) {
-        return Err("--segment-duration must be between 1 and 60 seconds".into());
+    if let Some(d) = a.segment_duration {
+        if !(1.0..=60.0).contains(&d) {
+            return Err("--segment-duration must be between 1 and 60 seconds".into());
+        }
+        c.segment_duration = d;
+        c.fit_key_frames = false;
     }
-    c.segment_duration = a.segment_duration;
     c.url_sets = a.url_sets.parse()?;
     if let Some(cc) = &c.cache_control
         && (cc.is_empty() || cc.bytes().any(|b| b < 0x20 || b == 0x7f))

@@ -123,6 +123,8 @@ pub struct Config {
     pub cache_control: Option<String>,
     /// HLS/DASH: the target segment duration in seconds.
     pub segment_duration: f64,
+    /// `--segment-duration` not given: a steady GOP sets the segments' length.
+    pub fit_key_frames: bool,
     /// Where URL sets are served.
     pub url_sets: UrlSets,
 }
@@ -139,6 +141,7 @@ impl Config {
     pub fn cmaf_settings(&self) -> crate::mp4::cmaf::Settings {
         crate::mp4::cmaf::Settings {
             segment_duration: self.segment_duration,
+            fit_key_frames: self.fit_key_frames,
         }
     }
 }
@@ -186,6 +189,7 @@ impl Default for Config {
             origin_revalidate: Duration::from_secs(60),
             cache_control: None,
             segment_duration: 6.0,
+            fit_key_frames: true,
             url_sets: UrlSets::On,
         }
     }

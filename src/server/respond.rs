@@ -14,10 +14,15 @@ use std::time::SystemTime;
 
 /// What sets a packaged resource's bytes apart from the window's others
 /// (mixed into its entity tag); 0 for the film itself.
-fn packaged(resource: Resource, segment_duration: f64) -> u64 {
+fn packaged(resource: Resource, settings: &crate::mp4::cmaf::Settings) -> u64 {
+    let fit = if settings.fit_key_frames {
+        0x9e37_79b9_7f4a_7c15
+    } else {
+        0
+    };
     match resource {
         Resource::Progressive => 0,
-        o => o.tag() ^ segment_duration.to_bits().rotate_left(17),
+        o => o.tag() ^ settings.segment_duration.to_bits().rotate_left(17) ^ fit,
     }
 }
 
@@ -51,7 +56,7 @@ pub(super) fn respond(w: &Walk, layout: Arc<Layout>, ctx: &mut Ctx<'_>) -> Prepa
         w.key.mtime,
         w.key.mtime_nsec,
         &w.window,
-        packaged(w.resource, ctx.config.segment_duration) ^ w.set_tag,
+        packaged(w.resource, &ctx.config.cmaf_settings()) ^ w.set_tag,
     );
     let entity = Entity {
         len: layout.len(),

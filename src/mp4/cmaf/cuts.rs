@@ -137,8 +137,15 @@ pub(super) fn spans(index: &Index, window: &Window) -> Result<(Vec<Span>, u64), 
 /// Where each segment of the reference track starts: its key frame nearest
 /// each multiple of the target duration. A film without key frames that
 /// close gets longer segments; a last segment under a quarter of the target
-/// joins the one before. `end`: when the presentation ends.
-pub(super) fn cuts(clock: &mut Clock<'_>, span: &Span, target: f64, end: f64) -> Vec<(u64, f64)> {
+/// joins the one before. `end`: when the presentation ends; `fit`: the
+/// target may follow a steady GOP ([`fitted`]).
+pub(super) fn cuts(
+    clock: &mut Clock<'_>,
+    span: &Span,
+    target: f64,
+    end: f64,
+    fit: bool,
+) -> Vec<(u64, f64)> {
     let t = clock.t;
     let mut keys: Vec<(u64, f64)> = Vec::new();
     match &t.stss {
@@ -169,7 +176,33 @@ pub(super) fn cuts(clock: &mut Clock<'_>, span: &Span, target: f64, end: f64) ->
             }
         }
     }
+    let target = match (fit, &t.stss) {
+        (true, Some(_)) => fitted(&keys, target),
+        _ => target,
+    };
     pick(span.a, &keys, target, end)
+}
+
+/// With key frames at a steady interval (every gap within 1 % of the first,
+/// at least two gaps), the largest multiple of that interval up to
+/// `target`, or the interval itself when it is longer: every segment then
+/// holds the same number of GOPs. Else `target`.
+pub(super) fn fitted(keys: &[(u64, f64)], target: f64) -> f64 {
+    let [(_, a), (_, b), ..] = keys else {
+        return target;
+    };
+    let gop = b - a;
+    let steady = keys.len() >= 3
+        && gop >= 0.1
+        && keys
+            .windows(2)
+            .all(|w| (w[1].1 - w[0].1 - gop).abs() <= gop / 100.0);
+    if !steady {
+        return target;
+    }
+    // A hair under a whole multiple still counts as one (6 s of 2 s GOPs).
+    let n = (target / gop + 1e-6).floor().max(1.0);
+    n * gop
 }
 
 /// From candidate cuts `keys` (a sample or fragment, and its presentation
@@ -217,7 +250,7 @@ pub fn key_frame_cuts(index: &Index, settings: &Settings) -> Result<Option<Vec<f
     };
     let target = bounded_target(settings, duration)?;
     let clock = &mut Clock::new(&index.tracks[r.track], r, mts);
-    let boundaries = cuts(clock, r, target, duration);
+    let boundaries = cuts(clock, r, target, duration, settings.fit_key_frames);
     // As `presentation` shows them: the first at 0, each within the film.
     Ok(Some(
         (boundaries.iter().enumerate())

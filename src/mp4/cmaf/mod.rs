@@ -46,6 +46,11 @@ pub(super) const MAX_SEGMENTS: f64 = (1u64 << 18) as f64;
 pub struct Settings {
     /// Target segment duration in seconds (`--segment-duration`).
     pub segment_duration: f64,
+    /// The target was not chosen by the operator: a film whose key frames
+    /// come at a steady interval gets the multiple of it nearest below the
+    /// target instead, so that its segments are even (a 4 s GOP makes 4 s
+    /// segments, not 8 s and 4 s in turn).
+    pub fit_key_frames: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,7 +223,7 @@ pub fn presentation(
         .ok_or_else(|| Error::Unsupported("no video or audio track to package".into()))?;
     let target = bounded_target(settings, duration)?;
     let clock = &mut Clock::new(&index.tracks[r.track], r, mts);
-    let boundaries = cuts(clock, r, target, duration);
+    let boundaries = cuts(clock, r, target, duration, settings.fit_key_frames);
 
     let mut renditions = Vec::with_capacity(spans.len());
     for (i, span) in spans.iter().enumerate() {
@@ -363,6 +368,7 @@ mod tests {
 
     const SIX: Settings = Settings {
         segment_duration: 6.0,
+        fit_key_frames: false,
     };
 
     #[test]

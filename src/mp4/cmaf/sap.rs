@@ -80,6 +80,7 @@ mod tests {
 
     const SIX: Settings = Settings {
         segment_duration: 6.0,
+        fit_key_frames: false,
     };
 
     #[test]
