@@ -2,8 +2,9 @@
 """Seeds for the engine fuzz target (run from fuzz/): each is 3 window bytes
 (start, end, flash; see fuzz_targets/engine.rs) and a small film or a
 variant of one that exercises a refusal: fragmented, many tracks, duplicate
-sample tables, a compressed moov."""
-import os, struct, zlib
+sample tables, a compressed moov. `python3 seeds.py [folder]` writes them to
+folder (default work/engine, the ignored working corpus; see README.md)."""
+import os, struct, sys, zlib
 
 def boxes(data, start=0, end=None):
     end = len(data) if end is None else end
@@ -86,11 +87,12 @@ def main():
     cm = zlib.compress(moov)
     cmov = box(b"moov", box(b"cmov", box(b"dcom", b"zlib") + box(b"cmvd", struct.pack(">I", len(moov)) + cm)))
     seeds["cmov"] = with_moov(tiny, cmov)
-    os.makedirs("corpus/engine", exist_ok=True)
+    out = sys.argv[1] if len(sys.argv) > 1 else "work/engine"
+    os.makedirs(out, exist_ok=True)
     for name, data in seeds.items():
         for w in (b"\x00\x00\x00", b"\x02\x06\x00", b"\x04\x00\x01"):
-            with open("corpus/engine/seed-%s-%s" % (name, w.hex()), "wb") as f:
+            with open(os.path.join(out, "seed-%s-%s" % (name, w.hex())), "wb") as f:
                 f.write(w + data)
-    print("wrote", len(seeds) * 3, "seeds")
+    print("wrote", len(seeds) * 3, "seeds to", out)
 
 main()
