@@ -58,10 +58,7 @@ fn header_start_60_to_end() -> usize {
 use mp4_fcgi::manifest::{self, Part, TrackId};
 use mp4_fcgi::mp4::cmaf::{self, Presentation, Settings};
 
-const SETTINGS: Settings = Settings {
-    segment_duration: 6.0,
-    fit_key_frames: false,
-};
+const SETTINGS: Settings = Settings::fixed(6.0);
 
 static PLAN: LazyLock<Arc<Presentation>> = LazyLock::new(|| {
     Arc::new(cmaf::presentation(&INDEX, &Window::default(), &SETTINGS).expect("a segment plan"))

@@ -163,10 +163,7 @@ mod tests {
             let file = std::fs::File::open(dir.join(name)).unwrap();
             let index = Index::build(&file, &mp4::Limits { max_moov: 64 << 20 }).unwrap();
             for target in [1.0, 2.0, 3.0, 4.5, 6.0, 10.0] {
-                let settings = Settings {
-                    segment_duration: target,
-                    fit_key_frames: false,
-                };
+                let settings = Settings::fixed(target);
                 let Some(cuts) = key_frame_cuts(&index, &settings) else {
                     continue;
                 };

@@ -18,10 +18,7 @@ use std::time::{Duration, Instant};
 /// claims below would take minutes or gigabytes if walked sample by sample.
 const BUDGET: Duration = Duration::from_millis(500);
 
-const SETTINGS: Settings = Settings {
-    segment_duration: 6.0,
-    fit_key_frames: false,
-};
+const SETTINGS: Settings = Settings::fixed(6.0);
 
 fn whole() -> Window {
     Window {
@@ -211,4 +208,33 @@ fn many_tracks_times_many_fragments_are_parsed_once_per_moof() {
     let took = at.elapsed();
     assert_eq!(p.renditions.len(), 200);
     assert!(took < BUDGET * 2, "{took:?}");
+}
+
+/// `--max-segment-samples` is the named bound on a segment's samples,
+/// checked when the plan is made: a film whose segments hold more is
+/// refused with the setting's name, for a sampled and a fragmented film.
+#[test]
+fn a_segment_over_max_segment_samples_is_refused_by_name() {
+    for film in ["a.mp4", "frag.mp4"] {
+        let bytes = std::fs::read(media(film)).unwrap();
+        let index = Index::build(&bytes, &Limits::default()).unwrap();
+        assert!(cmaf::presentation(&index, &whole(), &SETTINGS).is_ok());
+        let tight = Settings {
+            max_segment_samples: 100,
+            ..SETTINGS
+        };
+        match cmaf::presentation(&index, &whole(), &tight) {
+            Err(Error::Unsupported(why)) => {
+                assert!(why.contains("--max-segment-samples"), "{film}: {why}")
+            }
+            other => panic!("{film}: {:?}", other.map(|p| p.renditions.len())),
+        }
+    }
+    // The flag's bounds: the pool refuses a value outside them at start.
+    let out = std::process::Command::new(common::BIN)
+        .args(["--check", "--max-segment-samples", "10"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--max-segment-samples"));
 }

@@ -13,10 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-const SIX: Settings = Settings {
-    segment_duration: 6.0,
-    fit_key_frames: false,
-};
+const SIX: Settings = Settings::fixed(6.0);
 
 fn media(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -263,8 +260,8 @@ fn a_steady_gop_makes_even_segments_unless_the_target_is_set() {
         r.segments.iter().map(|s| s.shown_for).collect()
     };
     let fitted = video(&Settings {
-        segment_duration: 6.0,
         fit_key_frames: true,
+        ..Settings::fixed(6.0)
     });
     assert_eq!(fitted.len(), 5, "{fitted:?}");
     for d in &fitted {
@@ -282,8 +279,8 @@ fn a_steady_gop_makes_even_segments_unless_the_target_is_set() {
 /// The video playlist of the whole of `index`.
 fn playlist_of(index: &Index, fit: bool) -> String {
     let settings = Settings {
-        segment_duration: 6.0,
         fit_key_frames: fit,
+        ..Settings::fixed(6.0)
     };
     let p = cmaf::presentation(index, &Window::default(), &settings).unwrap();
     let r = (p.renditions.iter())

@@ -29,6 +29,7 @@ pub fn engine(data: &[u8]) {
             let settings = Settings {
                 segment_duration: 1.0 + f64::from(w.get(2).copied().unwrap_or(0) >> 4),
                 fit_key_frames: w.get(2).is_some_and(|b| b & 1 == 1),
+                max_segment_samples: cmaf::MAX_SEGMENT_SAMPLES,
             };
             let Ok(p) = cmaf::presentation(
                 &index,

@@ -268,6 +268,10 @@ pub struct ServeArgs {
     /// (a 4 s GOP makes even 4 s segments).
     #[arg(long, value_name = "SECONDS")]
     segment_duration: Option<f64>,
+    /// HLS/DASH: most samples one media segment may hold (a film with too
+    /// few key frames for it is refused with 415); 1024 to 4194304.
+    #[arg(long, default_value_t = mp4_fcgi::mp4::cmaf::MAX_SEGMENT_SAMPLES, value_name = "N")]
+    max_segment_samples: u64,
     /// Where URL sets (/films/a_,360,720,.mp4.urlset/master.m3u8) are served:
     /// on (wherever the front server routes them, unless it passes the
     /// FastCGI param MP4_FCGI_URL_SETS=0), param (only where it passes
@@ -384,6 +388,13 @@ pub fn config_from(a: ServeArgs) -> Result<Config, String> {
         c.segment_duration = d;
         c.fit_key_frames = false;
     }
+    if !(1024..=mp4_fcgi::mp4::cmaf::MAX_SEGMENT_SAMPLES_LIMIT).contains(&a.max_segment_samples) {
+        return Err(format!(
+            "--max-segment-samples must be between 1024 and {}",
+            mp4_fcgi::mp4::cmaf::MAX_SEGMENT_SAMPLES_LIMIT
+        ));
+    }
+    c.max_segment_samples = a.max_segment_samples;
     c.url_sets = a.url_sets.parse()?;
     if let Some(cc) = &c.cache_control
         && (cc.is_empty() || cc.bytes().any(|b| b < 0x20 || b == 0x7f))

@@ -125,6 +125,8 @@ pub struct Config {
     pub segment_duration: f64,
     /// `--segment-duration` not given: a steady GOP sets the segments' length.
     pub fit_key_frames: bool,
+    /// `--max-segment-samples`.
+    pub max_segment_samples: u64,
     /// Where URL sets are served.
     pub url_sets: UrlSets,
 }
@@ -142,6 +144,7 @@ impl Config {
         crate::mp4::cmaf::Settings {
             segment_duration: self.segment_duration,
             fit_key_frames: self.fit_key_frames,
+            max_segment_samples: self.max_segment_samples,
         }
     }
 }
@@ -190,6 +193,7 @@ impl Default for Config {
             cache_control: None,
             segment_duration: 6.0,
             fit_key_frames: true,
+            max_segment_samples: crate::mp4::cmaf::MAX_SEGMENT_SAMPLES,
             url_sets: UrlSets::On,
         }
     }

@@ -4,7 +4,7 @@
 //! track's samples, their bytes as file spans.
 
 use super::write::{head, head_len};
-use super::{Kind, MAX_SEGMENT_SAMPLES, Presentation, Rendition, Segment, Settings};
+use super::{Kind, MAX_SEGMENT_SAMPLES_LIMIT, Presentation, Rendition, Segment, Settings};
 use crate::mp4::boxes::{Reader, children};
 use crate::mp4::index::Index;
 use crate::mp4::layout::{Layout, Stored};
@@ -75,9 +75,9 @@ fn trafs<'i>(index: &'i Index, f: usize, trex: &[(u32, Defaults)]) -> Result<Vec
     read_trafs(&moof, frag.offset, defaults)
 }
 
-fn too_many() -> Error {
+fn too_many(most: u64) -> Error {
     Error::Unsupported(format!(
-        "a segment would hold more than {MAX_SEGMENT_SAMPLES} samples"
+        "a segment would hold more than {most} samples (--max-segment-samples)"
     ))
 }
 
@@ -95,9 +95,11 @@ fn samples(
             continue;
         }
         for (run, mut at) in t.runs {
-            // Checked before the walk: a trun of defaults costs no bytes.
-            if samples.len() as u64 + u64::from(run.count) > MAX_SEGMENT_SAMPLES {
-                return Err(too_many());
+            // Checked before the walk: a trun of defaults costs no bytes. The
+            // plan held each segment to --max-segment-samples; this is the
+            // bound no setting lifts.
+            if samples.len() as u64 + u64::from(run.count) > MAX_SEGMENT_SAMPLES_LIMIT {
+                return Err(too_many(MAX_SEGMENT_SAMPLES_LIMIT));
             }
             for k in 0..run.count {
                 let s = run.sample(k, &t.defaults);
@@ -200,8 +202,8 @@ pub(super) fn presentation(
                     s.bytes = s.bytes.saturating_add(bytes);
                     s.samples = s.samples.saturating_add(u64::from(run.count));
                 }
-                if s.samples > MAX_SEGMENT_SAMPLES {
-                    return Err(too_many());
+                if s.samples > settings.max_segment_samples {
+                    return Err(too_many(settings.max_segment_samples));
                 }
             }
         }

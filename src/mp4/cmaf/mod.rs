@@ -33,9 +33,13 @@ use super::trak::TrakInfo;
 use super::{Error, Window};
 use std::sync::Arc;
 
-/// Most samples one media segment may hold: bounds the `trun` a hostile
-/// (or key-frame-less) film could ask for.
-const MAX_SEGMENT_SAMPLES: u64 = 1 << 17;
+/// Most samples one media segment may hold unless told otherwise
+/// (`--max-segment-samples`): bounds the `trun`, and the memory of writing
+/// it, that a hostile (or key-frame-less) film could ask for.
+pub const MAX_SEGMENT_SAMPLES: u64 = 1 << 17;
+
+/// The most `--max-segment-samples` may allow (16 bytes each in a `trun`).
+pub const MAX_SEGMENT_SAMPLES_LIMIT: u64 = 1 << 22;
 
 /// Most segments one rendition may have (18 days at 6 s): bounds the plan
 /// of a film whose header claims a duration its samples do not pay for.
@@ -51,6 +55,19 @@ pub struct Settings {
     /// target instead, so that its segments are even (a 4 s GOP makes 4 s
     /// segments, not 8 s and 4 s in turn).
     pub fit_key_frames: bool,
+    /// Most samples one media segment may hold (`--max-segment-samples`).
+    pub max_segment_samples: u64,
+}
+
+impl Settings {
+    /// A fixed target, as an operator sets it, and the default bounds.
+    pub const fn fixed(segment_duration: f64) -> Settings {
+        Settings {
+            segment_duration,
+            fit_key_frames: false,
+            max_segment_samples: MAX_SEGMENT_SAMPLES,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -283,12 +300,13 @@ pub fn presentation(
         let mut segments = Vec::with_capacity(starts.len());
         for (k, &first) in starts.iter().enumerate() {
             let end = starts.get(k + 1).copied().unwrap_or(span.b);
-            if end - first > MAX_SEGMENT_SAMPLES {
+            if end - first > settings.max_segment_samples {
                 return Err(Error::Unsupported(format!(
-                    "track {}: a segment would hold {} samples (most: {MAX_SEGMENT_SAMPLES}); \
-                     the film has too few key frames",
+                    "track {}: a segment would hold {} samples (most: {}, \
+                     --max-segment-samples); the film has too few key frames",
                     t.info.id,
-                    end - first
+                    end - first,
+                    settings.max_segment_samples
                 )));
             }
             let time = clock.dts(first);
@@ -366,10 +384,7 @@ mod tests {
         Index::build(&bytes, &crate::mp4::Limits::default()).unwrap()
     }
 
-    const SIX: Settings = Settings {
-        segment_duration: 6.0,
-        fit_key_frames: false,
-    };
+    const SIX: Settings = Settings::fixed(6.0);
 
     #[test]
     fn a_track_that_ends_early_has_no_empty_segment() {

@@ -78,10 +78,7 @@ mod tests {
         Index::build(&bytes, &crate::mp4::Limits::default()).unwrap()
     }
 
-    const SIX: Settings = Settings {
-        segment_duration: 6.0,
-        fit_key_frames: false,
-    };
+    const SIX: Settings = Settings::fixed(6.0);
 
     #[test]
     fn hevc_segments_claim_sap_1_only_on_idr_without_leading_pictures() {

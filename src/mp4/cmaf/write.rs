@@ -288,7 +288,8 @@ pub(super) fn head(
     let count32 = u32::try_from(count)
         .map_err(|_| Error::Unsupported("a segment holds too many samples".into()))?;
     let entry = 12 + if composition { 4 } else { 0 };
-    // Bounded: count by MAX_SEGMENT_SAMPLES, entry by 16.
+    // Bounded: count by --max-segment-samples (at most
+    // MAX_SEGMENT_SAMPLES_LIMIT), entry by 16.
     let mut v = Vec::with_capacity(128 + count as usize * entry);
     let moof = boxes::begin_box(&mut v, b"moof");
     let mfhd = boxes::begin_box(&mut v, b"mfhd");
