@@ -52,7 +52,7 @@ fn ffmpeg_decodes_hls_and_dash_of_every_film_with_every_frame() {
             assert!(errors.is_empty(), "{url}: {errors}");
             let got = frames(&url);
             // Exactly what ffmpeg decodes from its own packaging of the film.
-            let theirs = frames(&ffmpeg_packaged(dir.path(), film, manifest));
+            let theirs = frames(&ffmpeg_packaged(dir.path(), &media(film), manifest));
             same_frames(&url, &got, &theirs);
             every_source_frame(&url, &got, &source);
         }
@@ -482,5 +482,103 @@ fn sparse_key_frames_make_longer_segments_and_mp3_is_packaged() {
         assert!(errors.is_empty(), "{url}: {errors}");
         let source = frames(dir.path().join(film).to_str().unwrap());
         every_source_frame(&url, &frames(&url), &source);
+    }
+}
+
+/// AV1 and VP9 films (what ffmpeg's libaom and libvpx write, with Opus
+/// audio) are packaged: the CODECS string comes from `av1C`/`vpcC` and
+/// begins as ffmpeg's own DASH packaging writes it, and ffmpeg decodes
+/// every frame of the source from the HLS and DASH outputs.
+#[test]
+#[cfg_attr(not(has_ffmpeg), ignore = "needs ffmpeg: apt-get install -y ffmpeg")]
+fn av1_and_vp9_films_are_packaged_with_their_codec_strings() {
+    common::require_tool("ffmpeg");
+    let dir = tempfile::tempdir().unwrap();
+    let films = [
+        (
+            "av1.mp4",
+            &["-c:v", "libaom-av1", "-cpu-used", "8", "-row-mt", "1"][..],
+        ),
+        (
+            "vp9.mp4",
+            &[
+                "-c:v",
+                "libvpx-vp9",
+                "-deadline",
+                "realtime",
+                "-cpu-used",
+                "8",
+            ][..],
+        ),
+    ];
+    for (name, codec) in films {
+        let out = Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+            .arg("testsrc2=size=160x90:rate=25:duration=4")
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000:duration=4",
+            ])
+            .args(codec)
+            .args(["-g", "25", "-b:v", "200k", "-c:a", "libopus", "-b:a", "32k"])
+            .arg(dir.path().join(name))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let port = common::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let root = dir.path().to_str().unwrap();
+    let _pool = Pool::start(&["--http", &addr, "--root", root, "--workers", "1"]);
+    common::wait_port(port);
+    for (film, fourcc) in [("av1.mp4", "av01."), ("vp9.mp4", "vp09.")] {
+        let master = get(port, &format!("/{film}/master.m3u8")).text();
+        let ours = master
+            .split("CODECS=\"")
+            .nth(1)
+            .and_then(|c| c.split([',', '"']).next())
+            .unwrap_or_default()
+            .to_string();
+        assert!(ours.starts_with(fourcc), "{master}");
+        assert!(master.contains("opus"), "{master}");
+        let theirs_mpd = ffmpeg_packaged(dir.path(), &dir.path().join(film), "manifest.mpd");
+        let mpd = std::fs::read_to_string(theirs_mpd).unwrap();
+        let theirs = mpd
+            .split("codecs=\"")
+            .find(|c| c.starts_with(fourcc))
+            .and_then(|c| c.split('"').next())
+            .unwrap_or_default();
+        assert!(
+            !theirs.is_empty() && ours.starts_with(theirs),
+            "ours {ours}, ffmpeg's {theirs}"
+        );
+        let source = frames(dir.path().join(film).to_str().unwrap());
+        for manifest in ["master.m3u8", "manifest.mpd"] {
+            let url = format!("http://127.0.0.1:{port}/{film}/{manifest}");
+            let errors = decode_errors(&url);
+            assert!(errors.is_empty(), "{url}: {errors}");
+            let got = frames(&url);
+            assert_eq!(got.len(), source.len(), "{url}: {got:?}");
+            // Every video frame. The last Opus frame ends 13.5 ms after the
+            // film (its edit list hides the pre-skip): ffmpeg's DASH reader
+            // drops it, from ffmpeg's own DASH packaging too (200 of 201).
+            for ((kind, n), (_, source_n)) in got.iter().zip(&source) {
+                let short = if kind == "audio" && manifest == "manifest.mpd" {
+                    1
+                } else {
+                    0
+                };
+                assert!(
+                    *n <= *source_n && source_n - n <= short,
+                    "{url}: {kind} frames {n}, source {source_n}"
+                );
+            }
+        }
     }
 }

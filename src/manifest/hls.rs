@@ -12,7 +12,7 @@ const AUDIO_GROUP: &str = "audio";
 fn audio_names(p: &Presentation) -> Vec<(u32, String)> {
     let mut names: Vec<(u32, String)> = Vec::new();
     for r in p.renditions.iter().filter(|r| r.kind == Kind::Audio) {
-        let base = language(p, r.id).map_or_else(|| format!("audio {}", r.id), str::to_string);
+        let base = language(p, r.id).map_or_else(|| format!("audio {}", r.id), |l| l.name);
         let name = if names.iter().any(|(_, n)| *n == base) {
             format!("{base} ({})", r.id)
         } else {
@@ -61,7 +61,7 @@ pub fn master(parts: &[Part<'_>], query: &str) -> String {
         let default = if i == 0 { "YES" } else { "NO" };
         let _ = write!(s, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\"");
         if let Some(l) = language(p, *id) {
-            let _ = write!(s, ",LANGUAGE=\"{l}\"");
+            let _ = write!(s, ",LANGUAGE=\"{}\"", l.tag);
         }
         let _ = write!(s, ",NAME=\"{name}\",DEFAULT={default},AUTOSELECT=YES");
         // A channel count the film does not say is left out, not written 0.
@@ -106,6 +106,10 @@ pub fn master(parts: &[Part<'_>], query: &str) -> String {
                 ",RESOLUTION={}x{}",
                 r.description.width, r.description.height
             );
+        }
+        // SDR, the attribute's meaning when absent, is not written.
+        if let Some(range) = r.description.video_range {
+            let _ = write!(s, ",VIDEO-RANGE={range}");
         }
         if !audio.is_empty() {
             let _ = write!(s, ",AUDIO=\"{AUDIO_GROUP}\"");

@@ -1,7 +1,6 @@
 //! What ffmpeg decodes: frames per stream, packets, decode errors, and
 //! ffmpeg's own HLS/DASH packaging of a film to compare with ours.
 
-use super::common::media;
 use serde_json::Value;
 use std::process::Command;
 
@@ -82,8 +81,9 @@ pub fn every_source_frame(what: &str, packaged: &[(String, u64)], source: &[(Str
 /// reader decodes AAC's priming frame, which the source's edit list hides
 /// (ffmpeg 5.1 applies no edit list to fragments there), so audio counts
 /// one frame more than the source, from ffmpeg's packaging as from ours.
-pub fn ffmpeg_packaged(dir: &std::path::Path, film: &str, manifest: &str) -> String {
-    let out = dir.join(format!("{film}-{manifest}"));
+pub fn ffmpeg_packaged(dir: &std::path::Path, film: &std::path::Path, manifest: &str) -> String {
+    let stem = film.file_name().unwrap_or_default().to_string_lossy();
+    let out = dir.join(format!("{stem}-{manifest}"));
     std::fs::create_dir_all(&out).unwrap();
     let (format, name): (&[&str], &str) = match manifest {
         "master.m3u8" => (
@@ -101,13 +101,17 @@ pub fn ffmpeg_packaged(dir: &std::path::Path, film: &str, manifest: &str) -> Str
     };
     let status = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-i"])
-        .arg(media(film))
+        .arg(film)
         .args(["-map", "0", "-c", "copy"])
         .args(format)
         .arg(out.join(name))
         .status()
         .unwrap();
-    assert!(status.success(), "ffmpeg packages {film} as {manifest}");
+    assert!(
+        status.success(),
+        "ffmpeg packages {} as {manifest}",
+        film.display()
+    );
     out.join(name).to_str().unwrap().to_string()
 }
 

@@ -1,6 +1,6 @@
 //! What a track's sample description says to a player: the RFC 6381
-//! `CODECS` string (from `avcC`, `hvcC`, `esds`), the picture size and the
-//! audio format. A codec the packager cannot describe is refused here, once,
+//! `CODECS` string (from `avcC`, `hvcC`, `av1C`, `vpcC`, `esds`), the
+//! picture size, its dynamic range (from `colr`), and the audio format. A codec the packager cannot describe is refused here, once,
 //! with its name.
 
 use crate::mp4::Error;
@@ -16,6 +16,44 @@ pub struct Description {
     pub height: u32,
     pub sample_rate: u32,
     pub channels: u16,
+    /// HLS `VIDEO-RANGE` for a high dynamic range transfer (`PQ`, `HLG`);
+    /// `None` for SDR, which is what its absence means.
+    pub video_range: Option<&'static str>,
+}
+
+/// A `colr` box of type `nclx` (or `vpcC`'s fields): ITU-T H.273 codes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Colour {
+    primaries: u8,
+    transfer: u8,
+    matrix: u8,
+    full_range: bool,
+}
+
+impl Colour {
+    fn video_range(&self) -> Option<&'static str> {
+        match self.transfer {
+            16 => Some("PQ"),
+            18 => Some("HLG"),
+            _ => None,
+        }
+    }
+}
+
+/// The colour an `nclx` `colr` box gives (`None` for ICC profiles).
+fn colr(body: &[u8]) -> Option<Colour> {
+    let b = body.get(..11)?;
+    if &b[..4] != b"nclx" {
+        return None;
+    }
+    // The codes are 16 bits wide; every defined one fits in 8.
+    let code = |hi: u8, lo: u8| u8::try_from(u16::from_be_bytes([hi, lo])).ok();
+    Some(Colour {
+        primaries: code(b[4], b[5])?,
+        transfer: code(b[6], b[7])?,
+        matrix: code(b[8], b[9])?,
+        full_range: b[10] & 0x80 != 0,
+    })
 }
 
 fn unsupported(codec: &FourCC, why: &str) -> Error {
@@ -48,11 +86,11 @@ pub(crate) fn first_entry(stsd: &[u8]) -> Result<RawBox<'_>, Error> {
 pub(crate) fn describe(entry: &RawBox<'_>) -> Result<Description, Error> {
     let codec = entry.fourcc;
     match &codec {
-        b"avc1" | b"avc3" | b"hvc1" | b"hev1" => visual(entry),
+        b"avc1" | b"avc3" | b"hvc1" | b"hev1" | b"av01" | b"vp09" => visual(entry),
         b"mp4a" | b".mp3" | b"ac-3" | b"ec-3" | b"Opus" | b"fLaC" => audio(entry),
         _ => Err(unsupported(
             &codec,
-            "H.264, HEVC, AAC, MP3, AC-3, E-AC-3, Opus, FLAC are",
+            "H.264, HEVC, AV1, VP9, AAC, MP3, AC-3, E-AC-3, Opus, FLAC are",
         )),
     }
 }
@@ -73,23 +111,106 @@ fn visual(entry: &RawBox<'_>) -> Result<Description, Error> {
     let height = r.bytes(2)?;
     let width = u32::from(u16::from_be_bytes([width[0], width[1]]));
     let height = u32::from(u16::from_be_bytes([height[0], height[1]]));
-    let mut codecs = None;
     // VisualSampleEntry's fixed fields are 78 bytes.
+    let mut colour = None;
+    let mut config = None;
     for child in entry_children(entry, 78) {
         let child = child?;
         match &child.fourcc {
-            b"avcC" => codecs = Some(avc(&entry.fourcc, child.body)?),
-            b"hvcC" => codecs = Some(hevc(&entry.fourcc, child.body)?),
+            b"avcC" | b"hvcC" | b"av1C" | b"vpcC" => config = Some(child),
+            b"colr" => colour = colour.or(colr(child.body)),
             _ => {}
         }
     }
-    let codecs = codecs.ok_or_else(|| unsupported(&entry.fourcc, "no avcC/hvcC box"))?;
+    let config =
+        config.ok_or_else(|| unsupported(&entry.fourcc, "no avcC, hvcC, av1C or vpcC box"))?;
+    let (codecs, colour) = match (&entry.fourcc, &config.fourcc) {
+        (b"avc1" | b"avc3", b"avcC") => (avc(&entry.fourcc, config.body)?, colour),
+        (b"hvc1" | b"hev1", b"hvcC") => (hevc(&entry.fourcc, config.body)?, colour),
+        (b"av01", b"av1C") => (av1(config.body, colour)?, colour),
+        (b"vp09", b"vpcC") => {
+            let (codecs, own) = vp9(config.body)?;
+            (codecs, colour.or(Some(own)))
+        }
+        _ => {
+            return Err(unsupported(
+                &entry.fourcc,
+                "its configuration box is another codec's",
+            ));
+        }
+    };
     Ok(Description {
         codecs,
         width,
         height,
+        video_range: colour.and_then(|c| c.video_range()),
         ..Description::default()
     })
+}
+
+/// `av01.P.LLT.DD` (AV1 in ISOBMFF, "Codecs Parameter String"): profile,
+/// level, tier and bit depth from `av1C`; with the colour a `colr` box
+/// gives, the optional fields too (monochrome, chroma subsampling and
+/// sample position, primaries, transfer, matrix, full range).
+fn av1(body: &[u8], colour: Option<Colour>) -> Result<String, Error> {
+    let b = body.get(..4).ok_or(Error::Invalid {
+        fourcc: *b"av1C",
+        reason: "box is shorter than its fields",
+    })?;
+    if b[0] != 0x81 {
+        return Err(unsupported(b"av01", "an av1C of another version"));
+    }
+    let profile = b[1] >> 5;
+    let level = b[1] & 0x1f;
+    let tier = if b[2] & 0x80 != 0 { 'H' } else { 'M' };
+    let depth = match (b[2] & 0x40 != 0, b[2] & 0x20 != 0) {
+        (false, _) => 8,
+        (true, true) if profile == 2 => 12,
+        (true, _) => 10,
+    };
+    let mut s = format!("av01.{profile}.{level:02}{tier}.{depth:02}");
+    if let Some(c) = colour {
+        let mono = (b[2] >> 4) & 1;
+        let (x, y, position) = ((b[2] >> 3) & 1, (b[2] >> 2) & 1, b[2] & 3);
+        let _ = write!(
+            s,
+            ".{mono}.{x}{y}{position}.{:02}.{:02}.{:02}.{}",
+            c.primaries,
+            c.transfer,
+            c.matrix,
+            u8::from(c.full_range)
+        );
+    }
+    Ok(s)
+}
+
+/// `vp09.PP.LL.DD.CC.cp.tc.mc.FF` (VP9 in ISOBMFF, §"Codecs Parameter
+/// String") from a version-1 `vpcC`, and the colour it states.
+fn vp9(body: &[u8]) -> Result<(String, Colour), Error> {
+    let b = body.get(..12).ok_or(Error::Invalid {
+        fourcc: *b"vpcC",
+        reason: "box is shorter than its fields",
+    })?;
+    if b[0] != 1 {
+        return Err(unsupported(b"vp09", "a vpcC of another version than 1"));
+    }
+    let (profile, level) = (b[4], b[5]);
+    let depth = b[6] >> 4;
+    let chroma = (b[6] >> 1) & 7;
+    let colour = Colour {
+        primaries: b[7],
+        transfer: b[8],
+        matrix: b[9],
+        full_range: b[6] & 1 != 0,
+    };
+    let codecs = format!(
+        "vp09.{profile:02}.{level:02}.{depth:02}.{chroma:02}.{:02}.{:02}.{:02}.{:02}",
+        colour.primaries,
+        colour.transfer,
+        colour.matrix,
+        u8::from(colour.full_range)
+    );
+    Ok((codecs, colour))
 }
 
 /// `avc1.PPCCLL`: profile, constraint flags, level (RFC 6381 §3.3).
@@ -258,6 +379,42 @@ mod tests {
         let h = [1, 0x01, 0x60, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 93];
         assert_eq!(hevc(b"hvc1", &h).unwrap(), "hvc1.1.6.L93.90");
         assert!(avc(b"avc1", &[1]).is_err());
+    }
+
+    #[test]
+    fn av1_and_vp9_strings() {
+        // Main profile, level 4.0 (8), Main tier, 8 bits, 4:2:0 (x, y).
+        let av1c = [0x81, 0x08, 0x0c, 0x00];
+        assert_eq!(av1(&av1c, None).unwrap(), "av01.0.08M.08");
+        // High tier, 10 bits, BT.2020 with PQ: the optional fields follow.
+        let hdr = Colour {
+            primaries: 9,
+            transfer: 16,
+            matrix: 9,
+            full_range: false,
+        };
+        let av1c = [0x81, 0x0d, 0xcc, 0x00];
+        assert_eq!(
+            av1(&av1c, Some(hdr)).unwrap(),
+            "av01.0.13H.10.0.110.09.16.09.0"
+        );
+        assert_eq!(hdr.video_range(), Some("PQ"));
+        assert!(av1(&[0x81, 0], None).is_err());
+        assert!(av1(&[0x01, 0, 0, 0], None).is_err());
+        // vpcC version 1: profile 0, level 3.1, 8 bits, 4:2:0 colocated (1), BT.709.
+        let vpcc = [1, 0, 0, 0, 0, 31, 0x82, 1, 1, 1, 0, 0];
+        let (codecs, colour) = vp9(&vpcc).unwrap();
+        assert_eq!(codecs, "vp09.00.31.08.01.01.01.01.00");
+        assert_eq!(colour.video_range(), None);
+        assert!(vp9(&[0, 0, 0, 0, 0, 31, 0x82, 1, 1, 1, 0, 0]).is_err());
+        // colr: nclx with HLG, and an ICC profile (no codes).
+        let nclx = [b'n', b'c', b'l', b'x', 0, 9, 0, 18, 0, 9, 0x80];
+        let c = colr(&nclx).unwrap();
+        assert_eq!(
+            (c.transfer, c.full_range, c.video_range()),
+            (18, true, Some("HLG"))
+        );
+        assert_eq!(colr(b"prof\0\0\0\0\0\0\0"), None);
     }
 
     #[test]

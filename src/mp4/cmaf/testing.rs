@@ -33,6 +33,7 @@ pub(crate) fn rendition(id: u32, kind: Kind, codecs: &str, segs: &[(f64, u64)]) 
             height: if video { 180 } else { 0 },
             sample_rate: if video { 0 } else { 48_000 },
             channels: if video { 0 } else { 2 },
+            video_range: None,
         },
         language: None,
         timescale: 1000,
