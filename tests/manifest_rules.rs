@@ -288,3 +288,25 @@ fn playlist_of(index: &Index, fit: bool) -> String {
         .unwrap();
     manifest::playlist(&p, TrackId { file: 0, id: r.id }, "").unwrap()
 }
+
+/// Audio renditions carry BCP 47's shortest tag (RFC 8216 §4.4.6.1) and a
+/// name viewers read, the language's own: `eng` is `en`, "English"; `fra`
+/// is `fr`, "français"; the MPD says the same with `lang` and `Label`.
+#[test]
+fn languages_are_tagged_and_named_for_viewers() {
+    let (_, p) = plan(&media("two_audio.mp4"));
+    let master = manifest::master(&one(&p), "");
+    assert!(
+        master.contains("LANGUAGE=\"en\",NAME=\"English\"")
+            && master.contains("LANGUAGE=\"fr\",NAME=\"français\""),
+        "{master}"
+    );
+    let mpd = manifest::mpd(&one(&p), "");
+    assert!(
+        mpd.contains("lang=\"en\"")
+            && mpd.contains("<Label>English</Label>")
+            && mpd.contains("lang=\"fr\"")
+            && mpd.contains("<Label>français</Label>"),
+        "{mpd}"
+    );
+}

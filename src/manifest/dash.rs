@@ -1,7 +1,7 @@
 //! The DASH MPD (ISO/IEC 23009-1, live profile with `SegmentTemplate` and
 //! `SegmentTimeline`) over the same init and media segments as HLS.
 
-use super::{Part, TrackId, language};
+use super::{Language, Part, TrackId, language};
 use crate::mp4::cmaf::{Kind, Rendition};
 use std::fmt::Write;
 
@@ -83,7 +83,7 @@ pub fn mpd(parts: &[Part<'_>], query: &str) -> String {
         s.push_str("</AdaptationSet>\n");
     }
     // One adaptation set per language; tracks without one each have their own.
-    let mut sets: Vec<(Option<&str>, Vec<&Rendition>)> = Vec::new();
+    let mut sets: Vec<(Option<Language>, Vec<&Rendition>)> = Vec::new();
     for r in p.renditions.iter().filter(|r| r.kind == Kind::Audio) {
         let lang = language(p, r.id);
         match sets.iter_mut().find(|(l, _)| l.is_some() && *l == lang) {
@@ -100,9 +100,12 @@ pub fn mpd(parts: &[Part<'_>], query: &str) -> String {
             start_with_sap(tracks.iter().copied())
         );
         if let Some(l) = lang {
-            let _ = write!(s, " lang=\"{l}\"");
+            let _ = write!(s, " lang=\"{}\"", l.tag);
         }
         s.push_str(">\n");
+        if let Some(l) = lang {
+            let _ = writeln!(s, "<Label>{}</Label>", xml(&l.name));
+        }
         if i == 0 {
             s.push_str("<Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"main\"/>\n");
         }

@@ -199,16 +199,86 @@ pub fn split(path: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-/// A language tag for people and players: `None` for `und`.
-fn language(p: &Presentation, id: u32) -> Option<&str> {
-    p.rendition(id)
-        .and_then(|r| r.language.as_deref())
-        .filter(|l| *l != "und" && l.bytes().all(|b| b.is_ascii_alphabetic()))
+/// A track's language for players and for people.
+#[derive(Clone, Debug, PartialEq)]
+struct Language {
+    /// BCP 47's shortest tag: ISO 639-1 where the language has one (`en`
+    /// for `eng`), else its ISO 639-2/T code.
+    tag: String,
+    /// The language's name in itself ("Deutsch"), else in English, else
+    /// the tag.
+    name: String,
+}
+
+/// ISO 639-2/B codes (older files write them) and their /T equivalents.
+const BIBLIOGRAPHIC: [(&str, &str); 20] = [
+    ("alb", "sqi"),
+    ("arm", "hye"),
+    ("baq", "eus"),
+    ("bur", "mya"),
+    ("chi", "zho"),
+    ("cze", "ces"),
+    ("dut", "nld"),
+    ("fre", "fra"),
+    ("geo", "kat"),
+    ("ger", "deu"),
+    ("gre", "ell"),
+    ("ice", "isl"),
+    ("mac", "mkd"),
+    ("mao", "mri"),
+    ("may", "msa"),
+    ("per", "fas"),
+    ("rum", "ron"),
+    ("slo", "slk"),
+    ("tib", "bod"),
+    ("wel", "cym"),
+];
+
+/// Track `id`'s language (its `mdhd` code): `None` for `und` or a code
+/// that is no language code at all.
+fn language(p: &Presentation, id: u32) -> Option<Language> {
+    let code = p.rendition(id)?.language.as_deref()?;
+    if code == "und" || code.len() != 3 || !code.bytes().all(|b| b.is_ascii_lowercase()) {
+        return None;
+    }
+    let code = (BIBLIOGRAPHIC.iter())
+        .find(|(b, _)| *b == code)
+        .map_or(code, |(_, t)| t);
+    let Some(l) = isolang::Language::from_639_3(code) else {
+        return Some(Language {
+            tag: code.to_string(),
+            name: code.to_string(),
+        });
+    };
+    Some(Language {
+        tag: l.to_639_1().unwrap_or(code).to_string(),
+        name: l.to_autonym().unwrap_or(l.to_name()).to_string(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn languages_are_bcp47_with_their_names() {
+        use crate::mp4::cmaf::{Kind, testing};
+        let p = |code: &str| {
+            let mut r = testing::rendition(1, Kind::Audio, "mp4a.40.2", &[(6.0, 1000)]);
+            r.language = Some(code.to_string());
+            testing::presentation(vec![r])
+        };
+        let l = |code: &str| language(&p(code), 1).map(|l| (l.tag, l.name));
+        assert_eq!(l("eng"), Some(("en".into(), "English".into())));
+        assert_eq!(l("fra"), Some(("fr".into(), "français".into())));
+        assert_eq!(l("fre"), Some(("fr".into(), "français".into())));
+        assert_eq!(l("ger"), Some(("de".into(), "Deutsch".into())));
+        // No ISO 639-1 code: the three letters stay.
+        assert_eq!(l("haw").map(|l| l.0), Some("haw".into()));
+        assert_eq!(l("und"), None);
+        assert_eq!(l("e\"g"), None);
+        assert_eq!(l("qaa"), Some(("qaa".into(), "qaa".into())));
+    }
 
     #[test]
     fn names() {
