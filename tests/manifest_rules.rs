@@ -310,3 +310,56 @@ fn languages_are_tagged_and_named_for_viewers() {
         "{mpd}"
     );
 }
+
+/// A variant's RESOLUTION is the picture as shown (its `pasp` applied), the
+/// MPD keeps the coded size with `sar`, as ffprobe reads the film; the
+/// variant states its FRAME-RATE.
+#[test]
+#[cfg_attr(not(has_ffmpeg), ignore = "needs ffmpeg: apt-get install -y ffmpeg")]
+fn resolution_as_shown_and_frame_rate() {
+    common::require_tool("ffmpeg");
+    let dir = tempfile::tempdir().unwrap();
+    let film = dir.path().join("anamorphic.mp4");
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=160x90:rate=30000/1001:duration=3")
+        .args([
+            "-vf",
+            "setsar=4/3",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "30",
+        ])
+        .arg(&film)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v", "-show_entries"])
+        .args(["stream=sample_aspect_ratio,r_frame_rate", "-of", "csv=p=0"])
+        .arg(&film)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&probe.stdout).trim(),
+        "4:3,30000/1001"
+    );
+    let (_, p) = plan(&film);
+    let master = manifest::master(&one(&p), "");
+    assert!(
+        master.contains("RESOLUTION=213x90") && master.contains("FRAME-RATE=29.970"),
+        "{master}"
+    );
+    let mpd = manifest::mpd(&one(&p), "");
+    assert!(
+        mpd.contains("width=\"160\" height=\"90\" sar=\"4:3\""),
+        "{mpd}"
+    );
+}

@@ -135,6 +135,9 @@ fn representation(s: &mut String, file: u8, r: &Rendition, q: &str) {
     );
     if d.width > 0 && d.height > 0 {
         let _ = write!(s, " width=\"{}\" height=\"{}\"", d.width, d.height);
+        if let Some((h, v)) = d.sar {
+            let _ = write!(s, " sar=\"{h}:{v}\"");
+        }
     }
     if d.sample_rate > 0 {
         let _ = write!(s, " audioSamplingRate=\"{}\"", d.sample_rate);

@@ -101,11 +101,12 @@ pub fn master(parts: &[Part<'_>], query: &str) -> String {
             r.average_bandwidth.saturating_add(audio_average).max(1),
         );
         if r.description.width > 0 && r.description.height > 0 {
-            let _ = write!(
-                s,
-                ",RESOLUTION={}x{}",
-                r.description.width, r.description.height
-            );
+            // As shown: the pixel aspect applied (HLS has no SAR).
+            let (w, h) = r.description.displayed();
+            let _ = write!(s, ",RESOLUTION={w}x{h}");
+        }
+        if let Some(rate) = r.frame_rate {
+            let _ = write!(s, ",FRAME-RATE={rate:.3}");
         }
         // SDR, the attribute's meaning when absent, is not written.
         if let Some(range) = r.description.video_range {

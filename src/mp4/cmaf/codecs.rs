@@ -16,6 +16,8 @@ pub struct Description {
     pub height: u32,
     pub sample_rate: u32,
     pub channels: u16,
+    /// The pixel aspect ratio a `pasp` box gives, when not square.
+    pub sar: Option<(u32, u32)>,
     /// HLS `VIDEO-RANGE` for a high dynamic range transfer (`PQ`, `HLG`);
     /// `None` for SDR, which is what its absence means.
     pub video_range: Option<&'static str>,
@@ -28,6 +30,19 @@ struct Colour {
     transfer: u8,
     matrix: u8,
     full_range: bool,
+}
+
+impl Description {
+    /// The picture as it is shown: its width stretched by the pixel aspect.
+    pub fn displayed(&self) -> (u32, u32) {
+        match self.sar {
+            Some((h, v)) if v > 0 => {
+                let w = (u64::from(self.width) * u64::from(h) + u64::from(v) / 2) / u64::from(v);
+                (u32::try_from(w).unwrap_or(u32::MAX), self.height)
+            }
+            _ => (self.width, self.height),
+        }
+    }
 }
 
 impl Colour {
@@ -114,11 +129,13 @@ fn visual(entry: &RawBox<'_>) -> Result<Description, Error> {
     // VisualSampleEntry's fixed fields are 78 bytes.
     let mut colour = None;
     let mut config = None;
+    let mut sar = None;
     for child in entry_children(entry, 78) {
         let child = child?;
         match &child.fourcc {
             b"avcC" | b"hvcC" | b"av1C" | b"vpcC" => config = Some(child),
             b"colr" => colour = colour.or(colr(child.body)),
+            b"pasp" => sar = pasp(child.body),
             _ => {}
         }
     }
@@ -144,8 +161,24 @@ fn visual(entry: &RawBox<'_>) -> Result<Description, Error> {
         width,
         height,
         video_range: colour.and_then(|c| c.video_range()),
+        sar,
         ..Description::default()
     })
+}
+
+/// A `pasp` box's pixel aspect ratio, reduced; `None` when square or void.
+fn pasp(body: &[u8]) -> Option<(u32, u32)> {
+    let b = body.get(..8)?;
+    let h = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    let v = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+    if h == 0 || v == 0 || h == v {
+        return None;
+    }
+    let (mut a, mut c) = (h, v);
+    while c != 0 {
+        (a, c) = (c, a % c);
+    }
+    Some((h / a, v / a))
 }
 
 /// `av01.P.LLT.DD` (AV1 in ISOBMFF, "Codecs Parameter String"): profile,
@@ -415,6 +448,18 @@ mod tests {
             (18, true, Some("HLG"))
         );
         assert_eq!(colr(b"prof\0\0\0\0\0\0\0"), None);
+        // Anamorphic PAL: 720x576 with 64:45 pixels shows as 1024x576.
+        let sar = pasp(&[0, 0, 0, 128, 0, 0, 0, 90]);
+        assert_eq!(sar, Some((64, 45)));
+        let d = Description {
+            width: 720,
+            height: 576,
+            sar,
+            ..Description::default()
+        };
+        assert_eq!(d.displayed(), (1024, 576));
+        assert_eq!(pasp(&[0, 0, 0, 1, 0, 0, 0, 1]), None);
+        assert_eq!(pasp(&[0, 0, 0, 1, 0, 0, 0, 0]), None);
     }
 
     #[test]

@@ -36,6 +36,23 @@ const MAX_RUN: usize = 64;
 /// segments far shorter than its longest), the rate counted is all their
 /// bytes over the shortest qualifying time: never under the true peak, and
 /// the work stays bounded by the segments.
+/// The highest frame rate of a video track's segments (samples over decode
+/// time), the last one left out unless it is the only one: what HLS's
+/// `FRAME-RATE` states, "the maximum frame rate ... rounded to three
+/// decimal places". `None` when no segment has a duration.
+pub(super) fn frame_rate(segments: &[Segment], timescale: u32) -> Option<f64> {
+    let full = match segments {
+        [only] => std::slice::from_ref(only),
+        [rest @ .., _] => rest,
+        [] => return None,
+    };
+    let rate = (full.iter())
+        .filter(|s| s.duration > 0 && s.samples > 0)
+        .map(|s| s.samples as f64 * f64::from(timescale) / s.duration as f64)
+        .fold(0.0f64, f64::max);
+    (rate.is_finite() && rate > 0.0).then(|| (rate * 1000.0).round() / 1000.0)
+}
+
 pub(super) fn bandwidth(segments: &[Segment]) -> (u64, u64) {
     let n = segments.len();
     // Sums from the start: seconds, and bytes exactly (no u64 overflow).

@@ -250,6 +250,7 @@ pub(super) fn presentation(
                 end: f1,
                 time: time.saturating_sub(base),
                 duration: total,
+                samples: s.samples,
                 shown_at,
                 shown_for: total as f64 / ts,
                 bytes,
@@ -271,6 +272,10 @@ pub(super) fn presentation(
             _ => 1,
         });
         let (peak, average) = super::bandwidth(&segments);
+        let frame_rate = info
+            .is_video()
+            .then(|| super::frame_rate(&segments, info.timescale))
+            .flatten();
         renditions.push(Rendition {
             id: info.id,
             kind: if info.is_video() {
@@ -285,6 +290,7 @@ pub(super) fn presentation(
             timescale: info.timescale,
             peak_bandwidth: peak,
             average_bandwidth: average,
+            frame_rate,
             sap,
             segments,
             track: usize::MAX,

@@ -22,7 +22,7 @@ pub use write::init;
 pub use cuts::key_frame_cuts;
 use cuts::{Clock, bounded_target, cuts, pick, spans};
 
-use figures::bandwidth;
+use figures::{bandwidth, frame_rate};
 use sap::{HEVC_IRAP_SAP, start_sap};
 
 use super::index::{Index, Track};
@@ -86,6 +86,8 @@ pub struct Segment {
     pub time: u64,
     /// Decode duration in the track's timescale.
     pub duration: u64,
+    /// How many samples it holds.
+    pub samples: u64,
     /// Presentation start and duration in seconds (`#EXTINF`, `SegmentTimeline`).
     pub shown_at: f64,
     pub shown_for: f64,
@@ -111,6 +113,8 @@ pub struct Rendition {
     /// 4.3.4.2; see [`bandwidth`]).
     pub peak_bandwidth: u64,
     pub average_bandwidth: u64,
+    /// Video: the highest frame rate of its segments (HLS `FRAME-RATE`).
+    pub frame_rate: Option<f64>,
     /// The highest SAP type (ISO/IEC 23009-1 4.5.2) any of its segments
     /// may start with, for DASH's `startWithSAP`; `None`: not known to
     /// start with one at all.
@@ -329,6 +333,7 @@ pub fn presentation(
                 end,
                 time,
                 duration: clock.dts(end).saturating_sub(time),
+                samples: end - first,
                 shown_at: shown_at.clamp(0.0, duration),
                 shown_for: (shown_end.min(duration) - shown_at.clamp(0.0, duration)).max(0.0),
                 bytes,
@@ -337,6 +342,11 @@ pub fn presentation(
             });
         }
         let (peak, average) = bandwidth(&segments);
+        let frame_rate = t
+            .info
+            .is_video()
+            .then(|| frame_rate(&segments, t.info.timescale))
+            .flatten();
         renditions.push(Rendition {
             id: t.info.id,
             kind: if t.info.is_video() {
@@ -352,6 +362,7 @@ pub fn presentation(
             timescale: t.info.timescale,
             peak_bandwidth: peak,
             average_bandwidth: average,
+            frame_rate,
             sap,
             segments,
             track: span.track,

@@ -14,6 +14,7 @@ pub(crate) fn rendition(id: u32, kind: Kind, codecs: &str, segs: &[(f64, u64)]) 
             end: first + samples,
             time: (at * 1000.0) as u64,
             duration: (shown_for * 1000.0) as u64,
+            samples,
             shown_at: at,
             shown_for,
             bytes,
@@ -34,11 +35,13 @@ pub(crate) fn rendition(id: u32, kind: Kind, codecs: &str, segs: &[(f64, u64)]) 
             sample_rate: if video { 0 } else { 48_000 },
             channels: if video { 0 } else { 2 },
             video_range: None,
+            sar: None,
         },
         language: None,
         timescale: 1000,
         peak_bandwidth: 0,
         average_bandwidth: 0,
+        frame_rate: None,
         // As the planner says of these codecs without a 'sync' group.
         sap: Some(
             if codecs.starts_with("hvc1") || codecs.starts_with("hev1") {
