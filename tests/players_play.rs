@@ -252,3 +252,86 @@ fn players_play_what_the_pool_packages() {
         assert_eq!(after_step(&r, 5)["level"], 0, "{kind} switched down: {r:#}");
     }
 }
+
+/// AV1 + Opus and VP9 + Opus films (libaom and libvpx, as ffmpeg writes
+/// them) play in Chromium through hls.js and dash.js, with a seek, from the
+/// CODECS strings the pool derives from `av1C` and `vpcC`.
+#[test]
+#[cfg_attr(
+    not(all(has_nginx, has_chromium, has_chromedriver, has_ffmpeg)),
+    ignore = "needs nginx, chromium, chromedriver, ffmpeg: apt-get install -y nginx chromium chromium-driver ffmpeg"
+)]
+fn players_play_av1_and_vp9() {
+    let nginx = require_tool("nginx");
+    require_tool("ffmpeg");
+    if !players_installed() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        root.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let films = [
+        (
+            "av1.mp4",
+            &["-c:v", "libaom-av1", "-cpu-used", "8", "-row-mt", "1"][..],
+        ),
+        (
+            "vp9.mp4",
+            &[
+                "-c:v",
+                "libvpx-vp9",
+                "-deadline",
+                "realtime",
+                "-cpu-used",
+                "8",
+            ][..],
+        ),
+    ];
+    for (name, codec) in films {
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+            .arg("testsrc2=size=320x180:rate=25:duration=10")
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000:duration=10",
+            ])
+            .args(codec)
+            .args(["-g", "50", "-b:v", "300k", "-c:a", "libopus", "-b:a", "48k"])
+            .arg(root.path().join(name))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let pool = common::Pool::start(&["--workers", "1", "--socket-mode", "666"]);
+    std::fs::set_permissions(
+        pool.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let conf_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _nginx = serve_pool_with_players(&nginx, conf_dir.path(), root.path(), &pool.socket, port);
+    let base = format!("http://127.0.0.1:{port}");
+    let page_base = format!("{base}/players/");
+    for film in ["av1.mp4", "vp9.mp4"] {
+        for (kind, manifest) in [("hls", "master.m3u8"), ("dash", "manifest.mpd")] {
+            let script = json!([{"play": true}, {"waitUntil": 1.0, "timeout": 15}, {"seek": 6}, {"wait": 1.5}]);
+            let url = format!("{base}/{film}/{manifest}");
+            let r = run_player(&page_base, kind, &url, script);
+            println!(
+                "{kind} {film}: errors {}, times {}",
+                r["errors"], r["samples"]
+            );
+            check_clean(&format!("{kind} {film}"), &r, &[(1, 1.0), (3, 6.1)]);
+        }
+    }
+}
