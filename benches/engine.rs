@@ -38,6 +38,7 @@ fn header_60s_window_mid_film() -> usize {
         start: Some(3600.0),
         end: Some(3660.0),
         flash: false,
+        tracks: Default::default(),
     };
     header(&w)
 }
@@ -48,6 +49,7 @@ fn header_start_60_to_end() -> usize {
         start: Some(60.0),
         end: None,
         flash: false,
+        tracks: Default::default(),
     };
     header(&w)
 }

@@ -22,6 +22,7 @@ fn windows() -> [Window; 4] {
         start: s,
         end: e,
         flash,
+        tracks: Default::default(),
     };
     [
         w(None, None, false),

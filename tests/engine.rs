@@ -317,6 +317,7 @@ fn errors_are_typed_and_readable() {
         start: s,
         end: e,
         flash: false,
+        tracks: Default::default(),
     };
     let past = mp4::plan(&index, &w(Some(25.0), None), &Default::default()).unwrap_err();
     assert!(past.to_string().contains("past the end"), "{past}");

@@ -38,6 +38,7 @@ fn window(start: Option<f64>, end: Option<f64>) -> Window {
         start,
         end,
         flash: false,
+        tracks: Default::default(),
     }
 }
 

@@ -25,6 +25,7 @@ fn whole() -> Window {
         start: None,
         end: None,
         flash: false,
+        tracks: Default::default(),
     }
 }
 

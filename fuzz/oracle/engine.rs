@@ -17,6 +17,11 @@ pub fn engine(data: &[u8]) {
         start: pick(0).filter(|s| *s < 60.0),
         end: pick(1).filter(|e| *e > 1.0),
         flash: w.get(2).is_some_and(|b| b & 1 == 1),
+        tracks: mp4_fcgi::mp4::Tracks {
+            video: u64::from(w.get(2).is_some_and(|b| b & 2 != 0)),
+            audio: u64::from(w.get(2).map_or(0, |b| (b >> 2) & 3)),
+            lang: None,
+        },
     };
     let limits = Limits { max_moov: 1 << 20 };
     if let Ok(index) = Index::build(&file.to_vec(), &limits) {

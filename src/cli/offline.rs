@@ -60,16 +60,19 @@ fn asked(c: &CutArgs) -> String {
 }
 
 pub fn cut(c: &CutArgs) -> Result<(), String> {
-    let q = http::parse_window(
-        c.start.as_deref().map(str::as_bytes),
-        c.end.as_deref().map(str::as_bytes),
-        c.client.as_deref().map(str::as_bytes),
-    )
+    let q = http::parse_window(http::Asked {
+        start: c.start.as_deref().map(str::as_bytes),
+        end: c.end.as_deref().map(str::as_bytes),
+        client: c.client.as_deref().map(str::as_bytes),
+        tracks: c.tracks.as_deref().map(str::as_bytes),
+        lang: c.lang.as_deref().map(str::as_bytes),
+    })
     .map_err(|e| e.to_string())?;
     let window = mp4::Window {
         start: q.start,
         end: q.end,
         flash: q.flash,
+        tracks: q.tracks,
     };
     let style = mp4::Style {
         compress_moov: c.compress_moov && !q.flash,

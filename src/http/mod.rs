@@ -8,7 +8,7 @@ mod range;
 mod respond;
 
 pub use query::{
-    Query, QueryError, parse_query, parse_seconds, parse_window, percent_decode,
+    Asked, Query, QueryError, parse_query, parse_seconds, parse_window, percent_decode,
     percent_decode_path,
 };
 pub use respond::{Body, Entity, Piece, RequestHead, Response, error_response, respond};
@@ -44,7 +44,7 @@ impl Refusal {
 pub fn status_for(err: &mp4::Error) -> u16 {
     use mp4::Error::*;
     match err {
-        PastEnd { .. } | EmptyRange { .. } => 400,
+        PastEnd { .. } | EmptyRange { .. } | NoSuchTrack(_) => 400,
         NotMp4(_) | Truncated { .. } | Invalid { .. } | Unsupported(_) | MoovTooLarge { .. } => 415,
         Missing(_) => 404,
         Io(_) | Internal(_) => 500,
@@ -138,6 +138,13 @@ pub fn etag(
     output: u64,
 ) -> String {
     let bits = |v: Option<f64>| v.map_or(u64::MAX, f64::to_bits);
+    // The choice of tracks, folded in only when made: every other tag
+    // stays as it was.
+    let t = &window.tracks;
+    let lang = t
+        .lang
+        .map_or(0, |l| u64::from_le_bytes([l[0], l[1], l[2], 1, 0, 0, 0, 0]));
+    let chosen = t.video.rotate_left(7) ^ t.audio.rotate_left(29) ^ lang;
     let mut input = [0u8; 9 * 8];
     for (slot, word) in input.chunks_exact_mut(8).zip([
         dev,
@@ -147,7 +154,7 @@ pub fn etag(
         mtime_nsecs as u64,
         bits(window.start),
         bits(window.end),
-        u64::from(window.flash),
+        u64::from(window.flash) ^ chosen,
         output,
     ]) {
         slot.copy_from_slice(&word.to_le_bytes());
@@ -177,6 +184,7 @@ mod tests {
             start: s,
             end: None,
             flash: false,
+            tracks: Default::default(),
         };
         let a = etag(1, 2, 3, 4, 5, &w(None), 0);
         assert!(a.starts_with('"') && a.ends_with('"'));
@@ -212,6 +220,7 @@ mod tests {
             start: Some(2.5),
             end: None,
             flash: false,
+            tracks: Default::default(),
         };
         let (dev, ino, size, secs, nsecs) = (
             0x0803_5a17_u64,

@@ -1,5 +1,6 @@
-//! `start`, `end` and `client` from the query string.
+//! `start`, `end`, `client`, `tracks` and `lang` from the query string.
 
+use crate::mp4::Tracks;
 use std::fmt;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -7,6 +8,8 @@ pub struct Query {
     pub start: Option<f64>,
     pub end: Option<f64>,
     pub flash: bool,
+    /// `tracks=v1,a2`, `lang=fr`.
+    pub tracks: Tracks,
     /// `?json`, for the status page.
     pub json: bool,
 }
@@ -31,6 +34,8 @@ pub enum QueryError {
     UnknownClient {
         value: String,
     },
+    /// `tracks=` or `lang=` that names no track, with why.
+    Tracks(String),
 }
 
 impl fmt::Display for QueryError {
@@ -46,6 +51,7 @@ impl fmt::Display for QueryError {
             QueryError::EndNotAfterStart { start, end } => {
                 write!(f, "end {end} s is not after start {start} s")
             }
+            QueryError::Tracks(why) => write!(f, "{why}"),
             QueryError::UnknownClient { value } => {
                 write!(
                     f,
@@ -132,12 +138,26 @@ pub fn parse_seconds(key: &'static str, raw: &[u8]) -> Result<f64, QueryError> {
     Ok(v)
 }
 
-/// `start`, `end` and `client` as given (percent-decoded), checked together.
-pub fn parse_window(
-    start: Option<&[u8]>,
-    end: Option<&[u8]>,
-    client: Option<&[u8]>,
-) -> Result<Query, QueryError> {
+/// What a window asks, as given (percent-decoded).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Asked<'a> {
+    pub start: Option<&'a [u8]>,
+    pub end: Option<&'a [u8]>,
+    pub client: Option<&'a [u8]>,
+    pub tracks: Option<&'a [u8]>,
+    pub lang: Option<&'a [u8]>,
+}
+
+/// `start`, `end`, `client`, `tracks` and `lang` as given (percent-decoded),
+/// checked together: the one grammar of the server and `mp4-fcgi cut`.
+pub fn parse_window(asked: Asked<'_>) -> Result<Query, QueryError> {
+    let Asked {
+        start,
+        end,
+        client,
+        tracks,
+        lang,
+    } = asked;
     let mut q = Query {
         start: start.map(|s| parse_seconds("start", s)).transpose()?,
         end: end.map(|e| parse_seconds("end", e)).transpose()?,
@@ -160,14 +180,27 @@ pub fn parse_window(
     {
         return Err(QueryError::EndNotAfterStart { start, end });
     }
+    let text = |v: &[u8]| {
+        String::from_utf8_lossy(v)
+            .chars()
+            .take(80)
+            .collect::<String>()
+    };
+    if let Some(t) = tracks {
+        q.tracks.parse_list(&text(t)).map_err(QueryError::Tracks)?;
+    }
+    if let Some(l) = lang {
+        q.tracks.parse_lang(&text(l)).map_err(QueryError::Tracks)?;
+    }
     Ok(q)
 }
 
-/// The query string: `start`, `end`, `client` (the first of each wins, as
-/// with nginx), `json` for the status page; other parameters (cache
-/// busters, tokens) are ignored.
+/// The query string: `start`, `end`, `client`, `tracks`, `lang` (the first
+/// of each wins, as with nginx), `json` for the status page; other
+/// parameters (cache busters, tokens) are ignored.
 pub fn parse_query(raw: &[u8]) -> Result<Query, QueryError> {
     let (mut start, mut end, mut client) = (None, None, None);
+    let (mut tracks, mut lang) = (None, None);
     let mut json = false;
     for pair in raw.split(|&b| b == b'&') {
         let (k, v) = match pair.iter().position(|&b| b == b'=') {
@@ -181,6 +214,8 @@ pub fn parse_query(raw: &[u8]) -> Result<Query, QueryError> {
             b"start" => (&mut start, "start"),
             b"end" => (&mut end, "end"),
             b"client" => (&mut client, "client"),
+            b"tracks" => (&mut tracks, "tracks"),
+            b"lang" => (&mut lang, "lang"),
             b"json" => {
                 json = true;
                 continue;
@@ -193,7 +228,13 @@ pub fn parse_query(raw: &[u8]) -> Result<Query, QueryError> {
             *slot = Some(value);
         }
     }
-    let mut q = parse_window(start.as_deref(), end.as_deref(), client.as_deref())?;
+    let mut q = parse_window(Asked {
+        start: start.as_deref(),
+        end: end.as_deref(),
+        client: client.as_deref(),
+        tracks: tracks.as_deref(),
+        lang: lang.as_deref(),
+    })?;
     q.json = json;
     Ok(q)
 }
@@ -204,6 +245,22 @@ mod tests {
 
     fn ok(s: &str) -> Query {
         parse_query(s.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn tracks_and_languages() {
+        let q = ok("tracks=v1,a2&lang=fr");
+        assert_eq!(
+            (q.tracks.video, q.tracks.audio, q.tracks.lang),
+            (1, 2, Some(*b"fra"))
+        );
+        assert_eq!(ok("tracks=v1-a1").tracks, ok("tracks=v1%2Ca1").tracks);
+        for bad in ["tracks=x9", "tracks=", "lang=zz", "lang=fr-CA"] {
+            assert!(
+                matches!(parse_query(bad.as_bytes()), Err(QueryError::Tracks(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -168,14 +168,24 @@ pub fn url_set(path: &[u8]) -> Option<Vec<Vec<u8>>> {
     (!films.is_empty() && films.len() <= MAX_SET).then_some(films)
 }
 
-/// The query every URL of a window's manifest carries (`?start=…&end=…`),
-/// or nothing for the whole film.
+/// The query every URL of a window's manifest carries (`?start=…&end=…`,
+/// and the choice of tracks), or nothing for the whole film.
 pub fn query(window: &Window) -> String {
-    match (window.start, window.end) {
-        (None, None) => String::new(),
-        (Some(s), None) => format!("?start={s}"),
-        (None, Some(e)) => format!("?end={e}"),
-        (Some(s), Some(e)) => format!("?start={s}&end={e}"),
+    let mut parts = Vec::new();
+    if let Some(s) = window.start {
+        parts.push(format!("start={s}"));
+    }
+    if let Some(e) = window.end {
+        parts.push(format!("end={e}"));
+    }
+    let tracks = window.tracks.query();
+    if !tracks.is_empty() {
+        parts.push(tracks);
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
     }
 }
 
@@ -210,30 +220,6 @@ struct Language {
     name: String,
 }
 
-/// ISO 639-2/B codes (older files write them) and their /T equivalents.
-const BIBLIOGRAPHIC: [(&str, &str); 20] = [
-    ("alb", "sqi"),
-    ("arm", "hye"),
-    ("baq", "eus"),
-    ("bur", "mya"),
-    ("chi", "zho"),
-    ("cze", "ces"),
-    ("dut", "nld"),
-    ("fre", "fra"),
-    ("geo", "kat"),
-    ("ger", "deu"),
-    ("gre", "ell"),
-    ("ice", "isl"),
-    ("mac", "mkd"),
-    ("mao", "mri"),
-    ("may", "msa"),
-    ("per", "fas"),
-    ("rum", "ron"),
-    ("slo", "slk"),
-    ("tib", "bod"),
-    ("wel", "cym"),
-];
-
 /// Track `id`'s language (its `mdhd` code): `None` for `und` or a code
 /// that is no language code at all.
 fn language(p: &Presentation, id: u32) -> Option<Language> {
@@ -241,9 +227,7 @@ fn language(p: &Presentation, id: u32) -> Option<Language> {
     if code == "und" || code.len() != 3 || !code.bytes().all(|b| b.is_ascii_lowercase()) {
         return None;
     }
-    let code = (BIBLIOGRAPHIC.iter())
-        .find(|(b, _)| *b == code)
-        .map_or(code, |(_, t)| t);
+    let code = crate::mp4::tracks::terminology(code);
     let Some(l) = isolang::Language::from_639_3(code) else {
         return Some(Language {
             tag: code.to_string(),
@@ -370,6 +354,7 @@ mod tests {
             start,
             end,
             flash: false,
+            tracks: Default::default(),
         };
         assert_eq!(query(&w(None, None)), "");
         assert_eq!(query(&w(Some(45.5), Some(60.0))), "?start=45.5&end=60");

@@ -25,6 +25,8 @@ pub enum Error {
     MoovTooLarge { size: u64, limit: u64 },
     /// The film has no such packaged track or segment.
     Missing(String),
+    /// `tracks=` or `lang=` names a track the film does not have.
+    NoSuchTrack(String),
     /// Reading the source failed.
     Io(io::Error),
     /// The engine itself failed on this file (a panic caught in a job): a
@@ -68,7 +70,7 @@ impl fmt::Display for Error {
                 f,
                 "moov box of {size} bytes exceeds the limit of {limit} bytes"
             ),
-            Error::Missing(what) => write!(f, "{what}"),
+            Error::Missing(what) | Error::NoSuchTrack(what) => write!(f, "{what}"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
             Error::Internal(what) => write!(f, "internal error: {what}"),
         }

@@ -20,6 +20,7 @@ mod layout;
 mod plan;
 mod source;
 mod tables;
+pub mod tracks;
 mod trak;
 mod write;
 
@@ -27,6 +28,7 @@ pub use error::Error;
 pub use index::{Index, Info, MAX_TRACKS, TrackInfo};
 pub use layout::{Clip, Cursor, Layout, Slice, Slices};
 pub use source::ReadAt;
+pub use tracks::Tracks;
 
 use std::sync::Arc;
 
@@ -51,12 +53,14 @@ pub struct Window {
     pub end: Option<f64>,
     /// `client=flash`: one video and one audio track, no edit lists.
     pub flash: bool,
+    /// `tracks=`, `lang=`: the tracks kept (all by default).
+    pub tracks: Tracks,
 }
 
 impl Window {
-    /// No `start` and no `end`: the whole file.
+    /// No `start`, no `end` and every track: the whole file.
     pub fn is_whole(&self) -> bool {
-        self.start.is_none() && self.end.is_none()
+        self.start.is_none() && self.end.is_none() && self.tracks.all()
     }
 }
 
@@ -72,6 +76,13 @@ pub fn plan(index: &Arc<Index>, window: &Window, style: &Style) -> Result<Layout
     if index.fragments.is_some() {
         if window.is_whole() {
             return write::whole(index, style);
+        }
+        if !window.tracks.all() {
+            return Err(Error::Unsupported(
+                "tracks= and lang= choose the tracks of a fragmented film's HLS and DASH \
+                 outputs, not of its progressive answer"
+                    .into(),
+            ));
         }
         return write::fragments(index, &plan::fragments(index, window)?);
     }

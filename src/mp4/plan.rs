@@ -183,18 +183,19 @@ impl<'a> Timing<'a> {
 }
 
 /// Picks the tracks to output: all, or for flash the first video and audio.
-fn select(index: &Index, flash: bool) -> Vec<usize> {
-    let all = 0..index.tracks.len();
-    if !flash {
-        return all.collect();
+fn select(index: &Index, window: &Window) -> Result<Vec<usize>, Error> {
+    let infos: Vec<&TrakInfo> = index.tracks.iter().map(|t| &t.info).collect();
+    let kept = window.tracks.keep(&infos, false)?;
+    if !window.flash {
+        return Ok(kept);
     }
-    let first = |f: fn(&TrakInfo) -> bool| index.tracks.iter().position(|t| f(&t.info));
+    let first = |f: fn(&TrakInfo) -> bool| kept.iter().copied().find(|&i| f(infos[i]));
     let mut v: Vec<usize> = [first(TrakInfo::is_video), first(TrakInfo::is_audio)]
         .into_iter()
         .flatten()
         .collect();
     v.sort_unstable();
-    v
+    Ok(v)
 }
 
 /// The window's (start, end) in seconds, or why it selects nothing.
@@ -212,7 +213,7 @@ pub(crate) fn bounds(window: &Window, duration: f64) -> Result<(f64, f64), Error
 
 pub(crate) fn plan(index: &Index, window: &Window) -> Result<Plan, Error> {
     let (start, end) = bounds(window, index.duration())?;
-    let chosen = select(index, window.flash);
+    let chosen = select(index, window)?;
     let reference = chosen
         .iter()
         .copied()

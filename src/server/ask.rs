@@ -2,7 +2,7 @@
 //! a URL set's), window, HLS/DASH resource, Range and conditionals, from
 //! the FastCGI params; nothing is opened here.
 
-use super::answer::{Ctx, Prepared, refuse, status_page};
+use super::answer::{Ctx, Prepared, preflight, refuse, status_page};
 use super::config::{Config, MAX_SET_FILMS, URL_SETS_PARAM, UrlSets};
 use super::local::script_path;
 use super::walk::Walk;
@@ -35,6 +35,12 @@ pub(super) fn ask(
         return Err(Box::new(status_page(ctx, params)));
     }
     let method = params.get(b"REQUEST_METHOD").unwrap_or(b"GET");
+    if method == b"OPTIONS" && ctx.config.cors.is_on() {
+        return Err(Box::new(preflight(
+            &ctx.config.cors,
+            params.get(b"HTTP_ORIGIN"),
+        )));
+    }
     if method != b"GET" && method != b"HEAD" {
         return Err(Box::new(Prepared::from_response(http::error_response(
             405,
@@ -47,6 +53,7 @@ pub(super) fn ask(
         start: query.start,
         end: query.end,
         flash: query.flash,
+        tracks: query.tracks,
     };
     let mut resource = match params.get(b"PATH_INFO").filter(|p| !p.is_empty()) {
         None => None,

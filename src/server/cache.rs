@@ -24,7 +24,7 @@ pub struct FileKey {
     pub mtime_nsec: i64,
 }
 
-pub type WindowKey = (FileKey, u64, u64, bool, Resource);
+pub type WindowKey = (FileKey, u64, u64, bool, Resource, crate::mp4::Tracks);
 
 pub fn window_key(f: FileKey, w: &Want) -> WindowKey {
     let bits = |v: Option<f64>| v.map_or(u64::MAX, f64::to_bits);
@@ -34,6 +34,7 @@ pub fn window_key(f: FileKey, w: &Want) -> WindowKey {
         bits(w.window.end),
         w.window.flash,
         w.resource,
+        w.window.tracks,
     )
 }
 

@@ -159,21 +159,21 @@ pub fn remember(key: JobKey, done: &Done, config: &Config, caches: &mut Caches) 
         ),
         (JobKey::Plan(w), Done::Plan(Err(e))) if !matches!(e, mp4::Error::Io(_)) => caches
             .put_plan_failure(
-                w,
+                *w,
                 Failure {
                     status: http::status_for(e),
                     reason: e.to_string(),
                 },
             ),
         (JobKey::Plan(w), Done::Failed(why)) => caches.put_plan_failure(
-            w,
+            *w,
             Failure {
                 status: 500,
                 reason: why.clone(),
             },
         ),
         (JobKey::Plan(w), Done::Plan(Ok(built))) => {
-            let want = want_from(w);
+            let want = want_from(*w);
             if let Some(p) = &built.presentation {
                 caches.put_presentation(w.0, &want.window, p.clone());
             }
@@ -191,6 +191,7 @@ fn want_from(w: super::cache::WindowKey) -> Want {
             start: value(w.1),
             end: value(w.2),
             flash: w.3,
+            tracks: w.5,
         },
         resource: w.4,
     }

@@ -20,7 +20,8 @@ use std::sync::mpsc::{self, Receiver, Sender};
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub enum JobKey {
     Index(FileKey),
-    Plan(WindowKey),
+    /// Boxed: a window's key is the largest, and keys travel in every message.
+    Plan(Box<WindowKey>),
     /// An object of the origin, by key.
     Object(Arc<str>),
 }

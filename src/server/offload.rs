@@ -411,6 +411,7 @@ mod tests {
             start: Some(s),
             end: None,
             flash: false,
+            tracks: Default::default(),
         }
     }
 

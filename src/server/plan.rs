@@ -74,7 +74,7 @@ pub(super) fn plan(w: &mut Walk, index: Arc<Index>, ctx: &mut Ctx<'_>) -> Step {
             settings,
             known,
         };
-        return Step::Wait(JobKey::Plan(wkey), job);
+        return Step::Wait(JobKey::Plan(Box::new(wkey)), job);
     }
     match package::build(&index, &w.want(), &style, &settings, known) {
         Ok(Built {

@@ -94,9 +94,10 @@ impl<'a> Clock<'a> {
 /// The tracks' sample spans: all samples, or the window's plan.
 pub(super) fn spans(index: &Index, window: &Window) -> Result<(Vec<Span>, u64), Error> {
     let packaged = |t: &Track| t.info.is_video() || t.info.is_audio();
-    if window.is_whole() {
-        let spans = (index.tracks.iter().enumerate())
-            .filter(|(_, t)| packaged(t))
+    if window.start.is_none() && window.end.is_none() {
+        let infos: Vec<_> = index.tracks.iter().map(|t| &t.info).collect();
+        let spans = (window.tracks.keep(&infos, true)?.into_iter())
+            .filter_map(|i| index.tracks.get(i).map(|t| (i, t)))
             .map(|(i, t)| Span {
                 track: i,
                 a: 0,

@@ -174,8 +174,9 @@ pub(super) fn presentation(
     let mts = f64::from(index.movie.timescale.max(1));
 
     let trex = trex(index)?;
-    let packaged: Vec<_> = (index.traks.iter())
-        .filter(|t| t.is_video() || t.is_audio())
+    let traks: Vec<_> = index.traks.iter().collect();
+    let packaged: Vec<_> = (window.tracks.keep(&traks, true)?.into_iter())
+        .filter_map(|i| traks.get(i).copied())
         .collect();
     let position: std::collections::HashMap<u32, usize> = (packaged.iter().enumerate())
         .map(|(i, t)| (t.id, i))
