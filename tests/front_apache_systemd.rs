@@ -1,4 +1,6 @@
-//! The Apache example, and the systemd units under systemd-socket-activate.
+//! The Apache example (clips, HLS/DASH, the protected folder and its signed
+//! links: `/s/TOKEN/EXPIRES/protected/film.mp4/master.m3u8`, their generators),
+//! and the systemd units under systemd-socket-activate.
 
 mod common;
 #[path = "front_servers/mod.rs"]
@@ -29,6 +31,13 @@ fn start_apache(bin: &Path, dir: &Path, port: u16, root: &Path, socket: &Path) -
     sub(&mut site, "/srv/videos", &root.display().to_string());
     std::fs::write(dir.join("site.conf"), site).unwrap();
     let m = "/usr/lib/apache2/modules";
+    // The modules the example's header says to enable, beyond Debian's defaults.
+    let enable = header_command(&example("apache.conf"), "a2enmod");
+    let mods: String = enable
+        .split_whitespace()
+        .skip(1)
+        .map(|n| format!("LoadModule {n}_module {m}/mod_{n}.so\n"))
+        .collect();
     let user = if nix::unistd::Uid::effective().is_root() {
         "User www-data\nGroup www-data"
     } else {
@@ -40,9 +49,7 @@ fn start_apache(bin: &Path, dir: &Path, port: u16, root: &Path, socket: &Path) -
          ServerName localhost\nListen 127.0.0.1:{port}\n{user}\n\
          LoadModule mpm_event_module {m}/mod_mpm_event.so\n\
          LoadModule authz_core_module {m}/mod_authz_core.so\n\
-         LoadModule authz_host_module {m}/mod_authz_host.so\n\
-         LoadModule proxy_module {m}/mod_proxy.so\n\
-         LoadModule proxy_fcgi_module {m}/mod_proxy_fcgi.so\n\
+         LoadModule authz_host_module {m}/mod_authz_host.so\n{mods}\
          Include {d}/site.conf\n"
     );
     std::fs::write(dir.join("httpd.conf"), httpd).unwrap();
@@ -59,12 +66,16 @@ fn start_apache(bin: &Path, dir: &Path, port: u16, root: &Path, socket: &Path) -
     server
 }
 
-#[test]
-#[cfg_attr(
-    not(all(has_apache2, has_ffmpeg, has_ffprobe)),
-    ignore = "needs apache2, ffmpeg, ffprobe: apt-get install -y apache2 ffmpeg"
-)]
-fn apache_example() {
+/// The Apache example in front of a pool of one worker.
+struct ApacheExample {
+    port: u16,
+    _server: Server,
+    pool: Pool,
+    dir: tempfile::TempDir,
+    _root: tempfile::TempDir,
+}
+
+fn start_apache_example() -> ApacheExample {
     let apache = require_tool("apache2");
     let root = media_root();
     let pool = Pool::start(&[
@@ -79,11 +90,154 @@ fn apache_example() {
     std::fs::set_permissions(pool.dir.path(), PermissionsExt::from_mode(0o755)).unwrap();
     let dir = open_tempdir();
     let port = common::free_port();
-    let _server = start_apache(&apache, dir.path(), port, root.path(), &pool.socket);
-    check_clips_with(port, "", dir.path(), false);
+    let server = start_apache(&apache, dir.path(), port, root.path(), &pool.socket);
+    ApacheExample {
+        port,
+        _server: server,
+        pool,
+        dir,
+        _root: root,
+    }
+}
+
+const SECRET: &str = "change-this-secret";
+
+/// The example's token: md5hex("EXPIRES<film's path> SECRET").
+fn token(expires: u64, film: &str, secret: &str) -> String {
+    let out = Command::new("md5sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            let text = format!("{expires}{film} {secret}");
+            c.stdin.take().unwrap().write_all(text.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()[..32].to_string()
+}
+
+/// A link's path up to the film: `/s/TOKEN/EXPIRES/protected/a.mp4`.
+fn signed(expires: u64, secret: &str) -> String {
+    let film = "/protected/a.mp4";
+    format!("/s/{}/{expires}{film}", token(expires, film, secret))
+}
+
+#[test]
+#[cfg_attr(
+    not(all(has_apache2, has_ffmpeg, has_ffprobe)),
+    ignore = "needs apache2, ffmpeg, ffprobe: apt-get install -y apache2 ffmpeg"
+)]
+fn apache_example() {
+    let x = start_apache_example();
+    let port = x.port;
+    check_clips_with(port, "", x.dir.path(), false);
     check_extensions(port);
-    check_status_page(port, Some(&pool));
+    check_status_page(port, Some(&x.pool));
     check_packaged(port);
+}
+
+#[test]
+#[cfg_attr(
+    not(all(has_apache2, has_md5sum)),
+    ignore = "needs apache2, md5sum: apt-get install -y apache2 coreutils"
+)]
+fn apache_protected_folder_refuses_every_other_spelling() {
+    require_tool("md5sum");
+    let x = start_apache_example();
+    let bent = bent_links(&signed(now() + 600, SECRET));
+    let bent: Vec<&str> = bent.iter().map(String::as_str).collect();
+    // Apache's core refuses these before the site's rules: 404, not 403.
+    let core_404 = [
+        "/%2Fprotected/a.mp4",
+        "/protected%2Fa.mp4",
+        "/protected/a.mp4%00",
+    ];
+    check_protected_folder_with(x.port, &x.pool, &bent, &core_404);
+}
+
+#[test]
+#[cfg_attr(
+    not(all(has_apache2, has_md5sum, has_ffmpeg)),
+    ignore = "needs apache2, md5sum, ffmpeg: apt-get install -y apache2 coreutils ffmpeg"
+)]
+fn apache_signed_presentation_links() {
+    require_tool("md5sum");
+    require_tool("ffmpeg");
+    let x = start_apache_example();
+    let (port, pool) = (x.port, &x.pool);
+    let later = now() + 600;
+    let base = signed(later, SECRET);
+    check_presentation(port, &base);
+    let clip = request(port, "GET", &format!("{base}?start=3&end=6"), "");
+    assert_eq!((clip.status, &clip.body[4..8]), (200, &b"ftyp"[..]));
+    check_link_refused(port, pool, &signed(later, "not-the-secret"), 403);
+    check_link_refused(port, pool, &signed(now() - 600, SECRET), 410);
+    let other = token(later, "/protected/my film.mp4", SECRET);
+    check_link_refused(
+        port,
+        pool,
+        &format!("/s/{other}/{later}/protected/a.mp4"),
+        403,
+    );
+    // The clock is the server's, not a header the client sends.
+    let seen = requests_seen(pool);
+    let past = now() - 600;
+    let old = format!("{}/master.m3u8", signed(past, SECRET));
+    let now_header = format!("MP4-Link-Now: {}\r\n", past - 600);
+    assert_eq!(request(port, "GET", &old, &now_header).status, 410);
+    assert_eq!(requests_seen(pool), seen + 1);
+}
+
+#[test]
+#[cfg_attr(
+    not(all(has_apache2, has_python3, has_md5sum, has_ffmpeg)),
+    ignore = "needs apache2, python3, md5sum, ffmpeg: apt-get install -y apache2 python3 coreutils ffmpeg"
+)]
+fn apache_link_generators_make_links_apache_accepts() {
+    require_tool("python3");
+    require_tool("ffmpeg");
+    require_tool("md5sum");
+    let x = start_apache_example();
+    let port = x.port;
+    for script in ["apache-link.sh", "apache_link.py"] {
+        let link = generate(script, SECRET, &["/protected/a.mp4"]);
+        let r = request(port, "GET", &format!("{link}?start=3&end=6"), "");
+        assert_eq!((r.status, &r.body[4..8]), (200, &b"ftyp"[..]), "{link}");
+        let expires: u64 = link.split('/').nth(3).unwrap().parse().unwrap();
+        assert!(expires.abs_diff(now() + 3600) <= 5, "{script}: {link}");
+        let hls = generate(script, SECRET, &["/protected/a.mp4/master.m3u8"]);
+        let base = hls.strip_suffix("/master.m3u8").unwrap();
+        assert!(base.starts_with("/s/"), "{script}: {hls}");
+        check_presentation(port, base);
+        let mpd = generate(script, SECRET, &["/protected/a.mp4/manifest.mpd", "-600"]);
+        check_link_refused(
+            port,
+            &x.pool,
+            mpd.strip_suffix("/manifest.mpd").unwrap(),
+            410,
+        );
+        let wrong = generate(script, "x", &["/protected/a.mp4/init-1.mp4"]);
+        check_link_refused(
+            port,
+            &x.pool,
+            wrong.strip_suffix("/init-1.mp4").unwrap(),
+            403,
+        );
+    }
+    // A name that needs percent-encoding: the token covers the decoded path.
+    let name = "/protected/my film.mp4/index-1.m3u8";
+    let link = generate("apache_link.py", SECRET, &[name]);
+    assert!(
+        link.ends_with("/protected/my%20film.mp4/index-1.m3u8"),
+        "{link}"
+    );
+    assert_eq!(request(port, "GET", &link, "").status, 200, "{link}");
+    shell_link_refuses("apache-link.sh", name);
+    // Not a film: no link the example would accept.
+    shell_link_refuses("apache-link.sh", "/protected/a.txt");
+    shell_link_refuses("apache-link.sh", "/film.mp4/master.m3u8");
 }
 
 #[test]

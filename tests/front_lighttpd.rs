@@ -1,5 +1,6 @@
-//! The lighttpd example as shipped and as Debian runs it: secdownload, the
-//! link generators, offloading with X-Sendfile2, spawning the pool.
+//! The lighttpd example as shipped and as Debian runs it: secdownload (a
+//! film, or a whole presentation: `/dl/TOKEN/HEX-TIME/film.mp4/master.m3u8`),
+//! the link generators, offloading with X-Sendfile2, spawning the pool.
 
 mod common;
 #[path = "front_servers/mod.rs"]
@@ -222,6 +223,10 @@ fn lighttpd_protected_folder_refuses_every_other_spelling() {
     ];
     let bent: Vec<&str> = bent.iter().map(String::as_str).collect();
     check_protected_folder(x.port, &x.pool, &bent);
+    // A presentation link bent: other films and names, dot segments.
+    let bent = bent_links(&format!("/dl/{token}/{hex}/a.mp4"));
+    let bent: Vec<&str> = bent.iter().map(String::as_str).collect();
+    check_protected_folder(x.port, &x.pool, &bent);
     // The link itself still opens.
     let r = request(x.port, "GET", &format!("/dl/{token}/{hex}/a.mp4"), "");
     assert_eq!(r.status, 200);
@@ -229,16 +234,76 @@ fn lighttpd_protected_folder_refuses_every_other_spelling() {
 
 #[test]
 #[cfg_attr(
-    not(all(has_lighttpd, has_python3, has_md5sum)),
-    ignore = "needs lighttpd, python3, md5sum: apt-get install -y lighttpd lighttpd-modules-lua python3 coreutils"
+    not(all(has_lighttpd, has_md5sum, has_ffmpeg)),
+    ignore = "needs lighttpd, md5sum, ffmpeg: apt-get install -y lighttpd lighttpd-modules-lua coreutils ffmpeg"
+)]
+fn lighttpd_signed_presentation_links() {
+    require_tool("md5sum");
+    require_tool("ffmpeg");
+    let x = start_lighttpd_example();
+    let (port, pool) = (x.port, &x.pool);
+    // One token, over the film's path, for the film and everything under it.
+    let link = |path: &str, hex: &str| format!("/dl/{}/{hex}/a.mp4", lighttpd_token(path, hex));
+    let hex = format!("{:08x}", now());
+    check_presentation(port, &link("/a.mp4", &hex));
+    // Made 30 minutes ago: still open.
+    check_presentation(port, &link("/a.mp4", &format!("{:08x}", now() - 1800)));
+    // The token of another film; of the output's whole path; 2 hours old.
+    check_link_refused(port, pool, &link("/my film.mp4", &hex), 403);
+    let seen = requests_seen(pool);
+    let whole = lighttpd_token("/a.mp4/master.m3u8", &hex);
+    let r = request(
+        port,
+        "GET",
+        &format!("/dl/{whole}/{hex}/a.mp4/master.m3u8"),
+        "",
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(requests_seen(pool), seen + 1);
+    check_link_refused(
+        port,
+        pool,
+        &link("/a.mp4", &format!("{:08x}", now() - 7200)),
+        410,
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(all(has_lighttpd, has_python3, has_md5sum, has_ffmpeg)),
+    ignore = "needs lighttpd, python3, md5sum, ffmpeg: apt-get install -y lighttpd lighttpd-modules-lua python3 coreutils ffmpeg"
 )]
 fn lighttpd_link_generators_make_links_secdownload_accepts() {
     require_tool("python3");
+    require_tool("ffmpeg");
     require_tool("md5sum");
     let x = start_lighttpd_example();
     let port = x.port;
     let at = |t: u64| t.to_string();
     for script in ["lighttpd-link.sh", "lighttpd_link.py"] {
+        // A presentation: the token covers the film, not the output's name.
+        let hls = generate(script, "change-this-secret", &["/a.mp4/master.m3u8"]);
+        check_presentation(port, hls.strip_suffix("/master.m3u8").unwrap());
+        let made = at(now() - 7200);
+        let mpd = generate(
+            script,
+            "change-this-secret",
+            &["/a.mp4/manifest.mpd", &made],
+        );
+        check_link_refused(
+            port,
+            &x.pool,
+            mpd.strip_suffix("/manifest.mpd").unwrap(),
+            410,
+        );
+        let wrong = generate(script, "x", &["/a.mp4/seg-1-1.m4s"]);
+        check_link_refused(
+            port,
+            &x.pool,
+            wrong.strip_suffix("/seg-1-1.m4s").unwrap(),
+            403,
+        );
+        // The film alone.
         let link = generate(script, "change-this-secret", &["/a.mp4"]);
         let r = request(port, "GET", &format!("{link}?start=3&end=6"), "");
         assert_eq!((r.status, &r.body[4..8]), (200, &b"ftyp"[..]), "{link}");
@@ -254,15 +319,27 @@ fn lighttpd_link_generators_make_links_secdownload_accepts() {
     }
     // Both make the same link for the same time.
     let t = at(now());
-    assert_eq!(
-        generate("lighttpd-link.sh", "s", &["/a.mp4", &t]),
-        generate("lighttpd_link.py", "s", &["/a.mp4", &t])
-    );
+    for path in [
+        "/a.mp4",
+        "/a.mp4/master.m3u8",
+        "/d/a.mov/seg-2-f1-3.m4s",
+        "/a.mp4/x.m3u8",
+    ] {
+        assert_eq!(
+            generate("lighttpd-link.sh", "s", &[path, &t]),
+            generate("lighttpd_link.py", "s", &[path, &t])
+        );
+    }
     // A name that needs percent-encoding: the token covers the decoded path.
     let link = generate("lighttpd_link.py", "change-this-secret", &["/my film.mp4"]);
     assert!(link.ends_with("/my%20film.mp4"), "{link}");
     assert_eq!(request(port, "GET", &link, "").status, 200, "{link}");
     shell_link_refuses("lighttpd-link.sh", "/my film.mp4");
+    let name = "/my film.mp4/init-1.mp4";
+    let link = generate("lighttpd_link.py", "change-this-secret", &[name]);
+    assert!(link.ends_with("/my%20film.mp4/init-1.mp4"), "{link}");
+    assert_eq!(request(port, "GET", &link, "").status, 200, "{link}");
+    shell_link_refuses("lighttpd-link.sh", name);
 }
 
 #[test]

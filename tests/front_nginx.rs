@@ -1,13 +1,34 @@
 //! The nginx example as shipped and as Debian runs it: clips, HLS/DASH,
-//! the protected folder and its link generators, against the real pool.
+//! the protected folder, its signed links (a film, or a whole presentation:
+//! `/s/TOKEN/EXPIRES/protected/film.mp4/master.m3u8`) and their generators,
+//! against the real pool; and hls.js playing a signed presentation.
 
 mod common;
 #[path = "front_servers/mod.rs"]
 mod front_servers;
+#[path = "players_common/mod.rs"]
+mod players_common;
 
 use common::{Pool, require_tool};
 use front_servers::*;
+use serde_json::json;
 use std::path::Path;
+
+const SECRET: &str = "change-this-secret";
+
+/// secure_link's token: base64url(md5("EXPIRES<film's path> SECRET")), no "=".
+fn token(expires: u64, film: &str, secret: &str) -> String {
+    python(
+        "import base64,hashlib,sys;print(base64.urlsafe_b64encode(hashlib.md5(sys.argv[1].encode()).digest()).decode().rstrip('='))",
+        &format!("{expires}{film} {secret}"),
+    )
+}
+
+/// A presentation link's path up to the film: `/s/TOKEN/EXPIRES/protected/a.mp4`.
+fn signed(expires: u64, secret: &str) -> String {
+    let film = "/protected/a.mp4";
+    format!("/s/{}/{expires}{film}", token(expires, film, secret))
+}
 
 /// nginx.conf from the example, its paths under `dir`, listening on
 /// 127.0.0.1:`port`. `as_debian`: keep its `user www-data;`; else, as root,
@@ -63,6 +84,11 @@ struct NginxExample {
 }
 
 fn start_nginx_example() -> NginxExample {
+    start_nginx_example_with("")
+}
+
+/// The example with `extra` added to its server block.
+fn start_nginx_example_with(extra: &str) -> NginxExample {
     let nginx = require_tool("nginx");
     let root = media_root();
     let pool = Pool::start(&[
@@ -75,7 +101,9 @@ fn start_nginx_example() -> NginxExample {
     ]);
     let dir = tempfile::tempdir().unwrap();
     let port = common::free_port();
-    let conf = nginx_conf(dir.path(), port, root.path(), &pool.socket, false);
+    let mut conf = nginx_conf(dir.path(), port, root.path(), &pool.socket, false);
+    let status = "        location = /mp4-fcgi-status {";
+    sub(&mut conf, status, &format!("{extra}\n{status}"));
     let nginx = common::start_nginx(&nginx, dir.path(), &conf, port);
     NginxExample {
         port,
@@ -102,12 +130,7 @@ fn nginx_example() {
     check_url_set(port);
 
     // secure_link in front: the pool never sees refused links.
-    let token = |expires: u64| {
-        python(
-            "import base64,hashlib,sys;print(base64.urlsafe_b64encode(hashlib.md5(sys.argv[1].encode()).digest()).decode().rstrip('='))",
-            &format!("{expires}/protected/a.mp4 change-this-secret"),
-        )
-    };
+    let token = |expires: u64| token(expires, "/protected/a.mp4", SECRET);
     let later = now() + 600;
     let ok = request(
         port,
@@ -145,24 +168,85 @@ fn nginx_example() {
 }
 
 #[test]
-#[cfg_attr(not(has_nginx), ignore = "needs nginx: apt-get install -y nginx")]
+#[cfg_attr(
+    not(all(has_nginx, has_python3)),
+    ignore = "needs nginx, python3: apt-get install -y nginx python3"
+)]
 fn nginx_protected_folder_refuses_every_other_spelling() {
+    require_tool("python3");
     let x = start_nginx_example();
-    check_protected_folder(x.port, &x.pool, &[]);
+    // Direct URLs of the film and its outputs, and a good link bent.
+    let bent = bent_links(&signed(now() + 600, SECRET));
+    let bent: Vec<&str> = bent.iter().map(String::as_str).collect();
+    check_protected_folder(x.port, &x.pool, &bent);
 }
 
 #[test]
 #[cfg_attr(
-    not(all(has_nginx, has_python3, has_md5sum, has_basenc)),
-    ignore = "needs nginx, python3, md5sum, basenc: apt-get install -y nginx python3 coreutils"
+    not(all(has_nginx, has_python3, has_ffmpeg)),
+    ignore = "needs nginx, python3, ffmpeg: apt-get install -y nginx python3 ffmpeg"
+)]
+fn nginx_signed_presentation_links() {
+    require_tool("python3");
+    require_tool("ffmpeg");
+    let x = start_nginx_example();
+    let (port, pool) = (x.port, &x.pool);
+    // One token, over the film's path, for the film and everything under it.
+    let later = now() + 600;
+    let base = signed(later, SECRET);
+    check_presentation(port, &base);
+    let clip = request(port, "GET", &format!("{base}?start=3&end=6"), "");
+    assert_eq!((clip.status, &clip.body[4..8]), (200, &b"ftyp"[..]));
+    // A URL set in the folder: the token covers the set's name.
+    let set = "/protected/a,.mp4,.urlset";
+    let link = format!("/s/{}/{later}{set}/master.m3u8", token(later, set, SECRET));
+    assert_eq!(request(port, "GET", &link, "").status, 200, "{link}");
+    check_link_refused(port, pool, &signed(later, "not-the-secret"), 403);
+    check_link_refused(port, pool, &signed(now() - 600, SECRET), 410);
+    // The token of another film; the film's ?md5= token for one of its outputs.
+    let other = token(later, "/protected/my film.mp4", SECRET);
+    check_link_refused(
+        port,
+        pool,
+        &format!("/s/{other}/{later}/protected/a.mp4"),
+        403,
+    );
+    let seen = requests_seen(pool);
+    let tok = token(later, "/protected/a.mp4", SECRET);
+    let query = format!("/protected/a.mp4/index-1.m3u8?md5={tok}&expires={later}");
+    assert_eq!(request(port, "GET", &query, "").status, 403, "{query}");
+    assert_eq!(requests_seen(pool), seen + 1);
+}
+
+#[test]
+#[cfg_attr(
+    not(all(has_nginx, has_python3, has_md5sum, has_basenc, has_ffmpeg)),
+    ignore = "needs nginx, python3, md5sum, basenc, ffmpeg: apt-get install -y nginx python3 coreutils ffmpeg"
 )]
 fn nginx_link_generators_make_links_nginx_accepts() {
     require_tool("python3");
+    require_tool("ffmpeg");
     require_tool("md5sum");
     require_tool("basenc");
     let x = start_nginx_example();
     let port = x.port;
     for script in ["nginx-link.sh", "nginx_link.py"] {
+        // A presentation: token and expiry in the path.
+        let hls = generate(script, SECRET, &["/protected/a.mp4/master.m3u8"]);
+        let base = hls.strip_suffix("/master.m3u8").unwrap();
+        assert!(base.starts_with("/s/"), "{script}: {hls}");
+        check_presentation(port, base);
+        let mpd = generate(script, SECRET, &["/protected/a.mp4/manifest.mpd", "-600"]);
+        let old = mpd.strip_suffix("/manifest.mpd").unwrap();
+        check_link_refused(port, &x.pool, old, 410);
+        let wrong = generate(script, "x", &["/protected/a.mp4/seg-1-1.m4s"]);
+        check_link_refused(
+            port,
+            &x.pool,
+            wrong.strip_suffix("/seg-1-1.m4s").unwrap(),
+            403,
+        );
+        // The film alone: the token in the query.
         let link = generate(script, "change-this-secret", &["/protected/a.mp4"]);
         let expires: u64 = link.rsplit("expires=").next().unwrap().parse().unwrap();
         assert!(
@@ -187,6 +271,54 @@ fn nginx_link_generators_make_links_nginx_accepts() {
     assert!(link.starts_with("/protected/my%20film.mp4?"), "{link}");
     assert_eq!(request(port, "GET", &link, "").status, 200, "{link}");
     shell_link_refuses("nginx-link.sh", "/protected/my film.mp4");
+    let name = "/protected/my film.mp4/index-1.m3u8";
+    let link = generate("nginx_link.py", SECRET, &[name]);
+    assert!(
+        link.ends_with("/protected/my%20film.mp4/index-1.m3u8"),
+        "{link}"
+    );
+    assert_eq!(request(port, "GET", &link, "").status, 200, "{link}");
+    shell_link_refuses("nginx-link.sh", name);
+}
+
+#[test]
+#[cfg_attr(
+    not(all(has_nginx, has_python3, has_chromium, has_chromedriver)),
+    ignore = "needs nginx, python3, chromium, chromedriver: apt-get install -y nginx python3 chromium chromium-driver"
+)]
+fn nginx_hls_js_plays_a_signed_presentation() {
+    require_tool("python3");
+    if !players_common::players_installed() {
+        return;
+    }
+    // The players' page on the example's origin, as a site would serve it.
+    let players = players_common::players_dir();
+    let page = format!("location /players/ {{ alias {}/; }}", players.display());
+    let x = start_nginx_example_with(&page);
+    let origin = format!("http://127.0.0.1:{}", x.port);
+    let play = |base: &str, script| {
+        let url = format!("{origin}{base}/master.m3u8");
+        players_common::run_player(&format!("{origin}/players/"), "hls", &url, script)
+    };
+    let seen = requests_seen(&x.pool);
+    let script =
+        json!([{"play": true}, {"waitUntil": 1.0, "timeout": 15}, {"seek": 12}, {"wait": 1.5}]);
+    let r = play(&signed(now() + 600, SECRET), script);
+    players_common::check_clean("hls.js, signed", &r, &[(1, 1.0), (3, 12.2)]);
+    assert!(
+        requests_seen(&x.pool) > seen + 5,
+        "playlists and segments reached the pool"
+    );
+    // A wrong token: refused at the master playlist, nothing plays.
+    let r = play(
+        &signed(now() + 600, "not-the-secret"),
+        json!([{"play": true}, {"wait": 1}]),
+    );
+    assert!(
+        r["errors"].as_array().is_some_and(|e| !e.is_empty()),
+        "{r:#}"
+    );
+    assert_eq!(r["videoData"], false, "{r:#}");
 }
 
 #[test]

@@ -305,6 +305,11 @@ pub const DIRECT: &[&str] = &[
     "/protected/%2e%2e/protected/a.mp4",
     "/protected/a.mp4/master.m3u8",
     "/Protected/a.mp4/seg-1-1.m4s",
+    "/protected/a.mp4/manifest.mpd",
+    "/protected/a.mp4/index-1.m3u8",
+    "/protected/a.mp4/init-1.mp4",
+    "/protected/a.mp4/seg-1-1.m4s",
+    "/protected/a.m4v/seg-2-2.m4s?start=3",
 ];
 
 /// Spellings a server may also reject as malformed (400): above the root, a NUL.
@@ -317,10 +322,22 @@ pub const DIRECT_OR_MALFORMED: &[&str] = &[
 /// Every spelling in [`DIRECT`] (and `extra`) is refused by the front server
 /// itself: 403, and the pool's counter shows none of them reached it.
 pub fn check_protected_folder(port: u16, pool: &Pool, extra: &[&str]) {
+    check_protected_folder_with(port, pool, extra, &[]);
+}
+
+/// As [`check_protected_folder`], but the spellings in `core_404` are 404:
+/// Apache's core answers so for an encoded slash (`AllowEncodedSlashes Off`)
+/// or a NUL, before any of the site's configuration runs.
+pub fn check_protected_folder_with(port: u16, pool: &Pool, extra: &[&str], core_404: &[&str]) {
     let seen = requests_seen(pool);
+    let want = |path: &str| if core_404.contains(&path) { 404 } else { 403 };
     for path in DIRECT_OR_MALFORMED {
         let r = request(port, "GET", path, "");
-        assert!(matches!(r.status, 400 | 403), "{path}: {}", r.headers);
+        assert!(
+            matches!(r.status, 400 | 403) || r.status == want(path),
+            "{path}: {}",
+            r.headers
+        );
     }
     for path in DIRECT.iter().chain(extra) {
         for method in ["GET", "HEAD"] {
@@ -335,7 +352,7 @@ pub fn check_protected_folder(port: u16, pool: &Pool, extra: &[&str]) {
                 );
                 continue;
             }
-            assert_eq!(r.status, 403, "{method} {path}: {}", r.headers);
+            assert_eq!(r.status, want(path), "{method} {path}: {}", r.headers);
         }
     }
     assert_eq!(
@@ -343,6 +360,91 @@ pub fn check_protected_folder(port: u16, pool: &Pool, extra: &[&str]) {
         seen + 1,
         "only our own counter read reached the pool"
     );
+}
+
+/// One presentation through a signed link, `base` its path up to the film
+/// (`/s/TOKEN/EXPIRES/protected/a.mp4`): what a player asks, each 200 with its
+/// type (the master playlist, its first variant, that one's init segment and
+/// first media segment; the MPD, its first representation's init and first
+/// segment), every URL in them relative; and ffmpeg plays HLS and DASH through it.
+pub fn check_presentation(port: u16, base: &str) {
+    let get = |name: &str, kind: &str| -> Vec<u8> {
+        let r = request(port, "GET", &format!("{base}/{name}"), "");
+        assert_eq!(r.status, 200, "{base}/{name}: {}", r.headers);
+        let ct = format!("content-type: {kind}");
+        assert!(r.headers.contains(&ct), "{base}/{name}: {}", r.headers);
+        let at = |b: &[u8]| r.body.windows(4).any(|w| w == b);
+        assert!(!kind.starts_with("video") || at(b"moof") || at(b"ftyp"));
+        r.body
+    };
+    let relative = |uri: &str| {
+        assert!(!uri.starts_with('/') && !uri.contains(':'), "{uri}");
+        uri.to_string()
+    };
+    let first_uri = |list: &str| {
+        let uri = list.lines().find(|l| !l.starts_with('#') && !l.is_empty());
+        relative(uri.unwrap_or_else(|| panic!("no URI in {list}")))
+    };
+    // The first `"..."` after `tag` in `text`.
+    let quoted =
+        |text: &str, tag: &str| text.split(tag).nth(1)?.split('"').next().map(String::from);
+    let m3u8 = "application/vnd.apple.mpegurl";
+    let master = String::from_utf8(get("master.m3u8", m3u8)).unwrap();
+    let variant = String::from_utf8(get(&first_uri(&master), m3u8)).unwrap();
+    let map = quoted(&variant, "#EXT-X-MAP:URI=\"").expect("EXT-X-MAP");
+    get(&relative(&map), "video/mp4");
+    get(&first_uri(&variant), "video/iso.segment");
+    let mpd = String::from_utf8(get("manifest.mpd", "application/dash+xml")).unwrap();
+    assert!(!mpd.contains("BaseURL"), "{mpd}");
+    let init = quoted(&mpd, "initialization=\"").expect("initialization");
+    let media = quoted(&mpd, "media=\"").expect("media");
+    let id = quoted(&mpd, "<Representation id=\"").expect("a Representation");
+    get(
+        &relative(&init.replace("$RepresentationID$", &id)),
+        "video/mp4",
+    );
+    let seg = media
+        .replace("$RepresentationID$", &id)
+        .replace("$Number$", "1");
+    get(&relative(&seg), "video/iso.segment");
+    for name in ["master.m3u8", "manifest.mpd"] {
+        let url = format!("http://127.0.0.1:{port}{base}/{name}");
+        let out = Command::new("ffmpeg")
+            .args(["-v", "error", "-i", &url, "-map", "0", "-f", "null", "-"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && err.is_empty(), "{url}: {err}");
+    }
+}
+
+/// A presentation link (`base` as for [`check_presentation`]) the front server
+/// refuses with `status` (403: a wrong token, 410: an expired one) at the film,
+/// its first playlist and at a segment, without the pool seeing any of it.
+pub fn check_link_refused(port: u16, pool: &Pool, base: &str, status: u16) {
+    let seen = requests_seen(pool);
+    for name in ["", "/master.m3u8", "/manifest.mpd", "/index-1.m3u8"]
+        .iter()
+        .chain(&["/init-1.mp4", "/seg-1-1.m4s", "/seg-2-2.m4s?start=3"])
+    {
+        let r = request(port, "GET", &format!("{base}{name}"), "");
+        assert_eq!(r.status, status, "{base}{name}: {}", r.headers);
+    }
+    assert_eq!(requests_seen(pool), seen + 1, "refused before the pool");
+}
+
+/// A good presentation link `base` (ending in `/a.mp4`), bent: other films and
+/// names, dot segments that leave the film; for [`check_protected_folder`].
+pub fn bent_links(base: &str) -> Vec<String> {
+    let up = base.rsplit_once('/').unwrap().0;
+    let tails = "/master.m3u8/ /master.m3u8x /other.m3u8 /index-1.mp4 /seg-1-1.m4s/x /seg-1.m4s \
+                 /init-1.mp4/../../a.m4v/init-1.mp4 /../a.m4v/master.m3u8 x/master.m3u8 /";
+    let ups = "/a.m4v/master.m3u8 /my%20film.mp4/seg-1-1.m4s /a.mp4.mp4/master.m3u8 \
+               /../a.mp4/master.m3u8 /../a.mp4";
+    let bent = tails.split_whitespace().map(|t| format!("{base}{t}"));
+    bent.chain(ups.split_whitespace().map(|t| format!("{up}{t}")))
+        .chain([up.to_string()])
+        .collect()
 }
 
 /// The shell link generator refuses a path it would have to percent-encode
@@ -503,7 +605,8 @@ pub fn start_documented_pool(cmd: &str, socket: &Path) -> Pool {
 }
 
 /// The pool as the example's header starts it: the socket is root:www-data
-/// 660 in a root:www-data 750 folder, and master and worker run as nobody.
+/// 660 in a root:www-data 750 folder, the worker runs as nobody and the
+/// master stays root (as nginx's and php-fpm's do).
 pub fn check_documented_pool(pool: &Pool) {
     let www = nix::unistd::Group::from_name("www-data")
         .unwrap()
@@ -520,8 +623,13 @@ pub fn check_documented_pool(pool: &Pool) {
         (0, www.gid.as_raw(), 0o750),
         "the socket's folder"
     );
-    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
-    for pid in std::iter::once(pool.pid()).chain(pool.wait_workers(1)) {
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap().uid;
+    let master = (pool.pid(), 0);
+    for (pid, who) in std::iter::once(master).chain(
+        pool.wait_workers(1)
+            .into_iter()
+            .map(|w| (w, nobody.as_raw())),
+    ) {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let uid = status
             .lines()
@@ -530,7 +638,7 @@ pub fn check_documented_pool(pool: &Pool) {
             .split_whitespace()
             .map(|u| u.parse::<u32>().unwrap())
             .collect::<Vec<_>>();
-        assert_eq!(uid, [nobody.uid.as_raw(); 4], "pid {pid} runs as nobody");
+        assert_eq!(uid, [who; 4], "pid {pid}'s user");
     }
 }
 
