@@ -30,6 +30,11 @@ const TOOLS: &[(&str, &str)] = &[
     ("basenc", "coreutils"),
     ("logrotate", "logrotate"),
     ("groff", "groff-base"),
+    // tests/debian_package.rs: the installed package's postinst, its man page,
+    // and dpkg-shlibdeps as the judge of the Depends that build.sh computes.
+    ("adduser", "adduser"),
+    ("man", "man-db"),
+    ("dpkg-shlibdeps", "dpkg-dev"),
 ];
 
 const PACKAGES: &str = ".ci/packages";
@@ -62,6 +67,13 @@ fn main() {
         if ci || find(tool).is_some() {
             println!("cargo::rustc-cfg={cfg}");
         }
+    }
+    // tests/debian_package.rs installs and purges the package, which changes
+    // the machine: only under CI or when asked with MP4_FCGI_DEB_INSTALL=1.
+    println!("cargo::rerun-if-env-changed=MP4_FCGI_DEB_INSTALL");
+    println!("cargo::rustc-check-cfg=cfg(deb_install)");
+    if ci || std::env::var("MP4_FCGI_DEB_INSTALL").is_ok_and(|v| v == "1") {
+        println!("cargo::rustc-cfg=deb_install");
     }
     println!("cargo::rustc-check-cfg=cfg(is_root)");
     if ci || is_root() {
