@@ -3,7 +3,7 @@
 //! status page, and the worker's state a request reads ([`Ctx`]).
 
 use super::cache::Caches;
-use super::config::Config;
+use super::config::{Config, Cors};
 use super::note::Note;
 use super::remote::Link;
 use super::stats::Stats;
@@ -97,6 +97,47 @@ pub(super) fn status_page(ctx: &Ctx<'_>, params: &Params) -> Prepared {
             ("Cache-Control", "no-store".to_string()),
         ],
         body: Body::Text(body),
+    })
+}
+
+/// What a page of another origin may read of an answer (`--cors`):
+/// Content-Range and Accept-Ranges besides what browsers always show.
+const EXPOSED: &str = "Content-Length, Content-Range, Accept-Ranges";
+
+/// How long a browser may keep a preflight's answer, in seconds (Chromium
+/// keeps it two hours at most).
+const PREFLIGHT_MAX_AGE: u32 = 7200;
+
+/// The CORS headers of an answer to a request from `origin` (its `Origin`
+/// header; `None` where the answer is made without the request's headers):
+/// none without `--cors`.
+pub(super) fn cors_headers(cors: &Cors, origin: Option<&[u8]>) -> Vec<(&'static str, String)> {
+    let mut h = Vec::new();
+    if matches!(cors, Cors::Origins(_)) {
+        h.push(("Vary", "Origin".to_string()));
+    }
+    if let Some(allowed) = cors.allow_origin(origin) {
+        h.push(("Access-Control-Allow-Origin", allowed.to_string()));
+        h.push(("Access-Control-Expose-Headers", EXPOSED.to_string()));
+    }
+    h
+}
+
+/// The answer to an `OPTIONS` request with `--cors` on (a CORS preflight):
+/// 204, GET and HEAD allowed with a Range header. An origin not allowed
+/// gets no `Access-Control-Allow-Origin`, so its browser stops there.
+pub(super) fn preflight(cors: &Cors, origin: Option<&[u8]>) -> Prepared {
+    let mut headers = cors_headers(cors, origin);
+    headers.extend([
+        ("Access-Control-Allow-Methods", "GET, HEAD".to_string()),
+        ("Access-Control-Allow-Headers", "Range".to_string()),
+        ("Access-Control-Max-Age", PREFLIGHT_MAX_AGE.to_string()),
+        ("Allow", "GET, HEAD, OPTIONS".to_string()),
+    ]);
+    Prepared::from_response(Response {
+        status: 204,
+        headers,
+        body: Body::Empty,
     })
 }
 

@@ -71,6 +71,78 @@ pub const URL_SETS_PARAM: &str = "MP4_FCGI_URL_SETS";
 /// Most films one URL set may name (nginx-vod-module allows 32).
 pub const MAX_SET_FILMS: usize = 8;
 
+/// Which web pages may read the answers (`--cors`): the
+/// `Access-Control-Allow-Origin` of answers and of `OPTIONS` preflights.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Cors {
+    /// No CORS header, and `OPTIONS` is refused (405) like any other method.
+    #[default]
+    Off,
+    /// Any page (`*`).
+    Any,
+    /// Pages of these origins (`https://example.org`): the request's
+    /// `Origin` is echoed when it is one of them, with `Vary: Origin`.
+    Origins(std::sync::Arc<[Box<str>]>),
+}
+
+impl Cors {
+    /// `--cors` values: `*`, or origins (`scheme://host[:port]`).
+    pub fn from_values(values: &[String]) -> Result<Cors, String> {
+        if values.is_empty() {
+            return Ok(Cors::Off);
+        }
+        if values.iter().any(|v| v == "*") {
+            if values.len() > 1 {
+                return Err("--cors '*' allows every origin: give it alone".into());
+            }
+            return Ok(Cors::Any);
+        }
+        for v in values {
+            let rest = v
+                .strip_prefix("https://")
+                .or_else(|| v.strip_prefix("http://"));
+            let ok = rest.is_some_and(|host| {
+                !host.is_empty()
+                    && host
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+            });
+            if !ok {
+                return Err(format!(
+                    "--cors '{v}' is not an origin: scheme://host[:port] with no path \
+                     (e.g. https://example.org), or '*'"
+                ));
+            }
+        }
+        // Browsers send the scheme and host in lower case.
+        Ok(Cors::Origins(
+            values
+                .iter()
+                .map(|v| v.to_ascii_lowercase().into())
+                .collect(),
+        ))
+    }
+
+    pub fn is_on(&self) -> bool {
+        *self != Cors::Off
+    }
+
+    /// The `Access-Control-Allow-Origin` for a request from `origin` (its
+    /// `Origin` header; `None` when the answer is made without it): `*`, the
+    /// origin itself when it is allowed, or, unknown, the one origin allowed.
+    pub fn allow_origin(&self, origin: Option<&[u8]>) -> Option<&str> {
+        match (self, origin) {
+            (Cors::Off, _) => None,
+            (Cors::Any, _) => Some("*"),
+            (Cors::Origins(list), Some(o)) => list.iter().find(|a| a.as_bytes() == o).map(|a| &**a),
+            (Cors::Origins(list), None) => match &list[..] {
+                [only] => Some(only),
+                _ => None,
+            },
+        }
+    }
+}
+
 /// The validated configuration of the pool (built once by the CLI).
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -129,7 +201,16 @@ pub struct Config {
     pub max_segment_samples: u64,
     /// Where URL sets are served.
     pub url_sets: UrlSets,
+    /// `--demo`: the development listener serves the demo page at `/` and
+    /// its files under [`DEMO_PREFIX`].
+    pub demo: bool,
+    /// `--cors`: which pages may read the answers.
+    pub cors: Cors,
 }
+
+/// The development listener's own files (`--demo`): requests under this
+/// prefix never reach a film, whether the demo is on or off.
+pub const DEMO_PREFIX: &str = "/_demo/";
 
 impl Config {
     /// Most bytes the indexes of one URL set's films may hold together:
@@ -137,6 +218,12 @@ impl Config {
     /// and leave room for other films.
     pub fn set_index_budget(&self) -> u64 {
         self.cache_size / 2
+    }
+
+    /// Sets `--cors` from its values (none: off).
+    pub fn set_cors(&mut self, values: &[String]) -> Result<(), String> {
+        self.cors = Cors::from_values(values)?;
+        Ok(())
     }
 
     /// What the packager is told besides the window.
@@ -195,6 +282,8 @@ impl Default for Config {
             fit_key_frames: true,
             max_segment_samples: crate::mp4::cmaf::MAX_SEGMENT_SAMPLES,
             url_sets: UrlSets::On,
+            demo: true,
+            cors: Cors::Off,
         }
     }
 }

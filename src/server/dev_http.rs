@@ -3,7 +3,15 @@
 //! same handler answers. Sans-io, with the FastCGI codec's shape: bytes in,
 //! events out, one output queue. For development only: production goes
 //! through a front server, which adds TLS, logging and access control.
+//!
+//! Two things only this listener does: the demo page (`/`, and its files
+//! under `/_demo/`, [`super::demo`]) is answered here, never reaching the
+//! handler; and with `--cors` every answer's head gets the CORS headers for
+//! the request's own `Origin`.
 
+use super::answer::cors_headers;
+use super::config::Cors;
+use super::demo;
 use crate::fcgi::{Params, Request};
 use crate::http::percent_decode_path;
 use crate::output::BOUND;
@@ -36,29 +44,79 @@ fn response_head(cgi: &[u8], keep_alive: bool) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// What a head holds that the handler cannot serve.
+/// The CGI head with the CORS headers for a request from `origin` in place
+/// of any the handler put in (made without the request's `Origin`).
+fn with_cors(cgi: &[u8], cors: &Cors, origin: Option<&[u8]>) -> Vec<u8> {
+    let theirs = |line: &str| {
+        let l = line.to_ascii_lowercase();
+        !(l.starts_with("access-control-allow-origin:")
+            || l.starts_with("access-control-expose-headers:")
+            || l == "vary: origin")
+    };
+    let text = String::from_utf8_lossy(cgi);
+    let mut out = String::with_capacity(cgi.len() + 128);
+    for line in text.split("\r\n").filter(|l| !l.is_empty() && theirs(l)) {
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    for (name, value) in cors_headers(cors, origin) {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str("\r\n");
+    out.into_bytes()
+}
+
+/// What a head asks.
 enum Parsed {
     Partial,
-    Request(Request, usize),
+    /// For the handler; the request's `Origin`.
+    Request(Request, usize, Option<Vec<u8>>),
+    /// For the demo, answered here.
+    Demo(DemoAsk, usize),
     Bad(u16, &'static str),
+}
+
+/// A request the demo answers.
+struct DemoAsk {
+    head: bool,
+    path: Vec<u8>,
+    if_none_match: Option<Vec<u8>>,
+    origin: Option<Vec<u8>>,
+    keep_alive: bool,
+}
+
+/// What the listener serves besides films: from the pool's configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `--demo`: the page at `/` and its files under `/_demo/`.
+    pub demo: bool,
+    /// Films are local files under the root (not `--origin`): the demo
+    /// lists them.
+    pub local: bool,
+    pub cors: Cors,
 }
 
 pub struct Conn {
     root: PathBuf,
+    options: Options,
     input: Vec<u8>,
     out: Output,
     /// A request is being answered; its keep-alive.
     answering: Option<bool>,
+    /// The `Origin` of the request being answered.
+    origin: Option<Vec<u8>>,
     keep_open: bool,
 }
 
 impl Conn {
-    pub fn new(root: PathBuf) -> Conn {
+    pub fn new(root: PathBuf, options: Options) -> Conn {
         Conn {
             root,
+            options,
             input: Vec::new(),
             out: Output::new(),
             answering: None,
+            origin: None,
             keep_open: true,
         }
     }
@@ -79,16 +137,64 @@ impl Conn {
         self.keep_open && self.out.buffered() < BOUND && self.input.len() < MAX_HEAD
     }
 
-    /// The next request, once the one before it is answered.
+    /// The next request, once the one before it is answered. The demo's
+    /// are answered on the way, one at a time while the output is below
+    /// its bound (its players are large).
     pub fn next_event(&mut self) -> Option<Request> {
-        if self.answering.is_some() || !self.keep_open || self.input.is_empty() {
-            return None;
+        loop {
+            if self.answering.is_some() || !self.keep_open || self.input.is_empty() {
+                return None;
+            }
+            match self.parse() {
+                Parsed::Demo(_, _) if self.out.buffered() >= BOUND => return None,
+                Parsed::Demo(ask, consumed) => {
+                    self.input.drain(..consumed);
+                    self.demo(ask);
+                }
+                other => return self.event(other),
+            }
         }
-        match self.parse() {
-            Parsed::Partial => None,
-            Parsed::Request(r, consumed) => {
+    }
+
+    /// Answers a request of the demo.
+    fn demo(&mut self, ask: DemoAsk) {
+        let method: &[u8] = if ask.head { b"HEAD" } else { b"GET" };
+        let films = self.options.local.then_some(self.root.as_path());
+        let Some(a) = demo::answer(
+            method,
+            &ask.path,
+            ask.if_none_match.as_deref(),
+            self.options.demo,
+            films,
+        ) else {
+            return;
+        };
+        log::debug!(
+            "{} {} {} (demo)",
+            String::from_utf8_lossy(method),
+            String::from_utf8_lossy(&ask.path),
+            a.response.status
+        );
+        let mut cgi = a.response.cgi_head();
+        if self.options.cors.is_on() {
+            cgi = with_cors(&cgi, &self.options.cors, ask.origin.as_deref());
+        }
+        let keep = ask.keep_alive && self.keep_open;
+        self.out.push(&response_head(&cgi, keep));
+        self.out.push(&a.body);
+        if !keep {
+            self.keep_open = false;
+            self.input = Vec::new();
+        }
+    }
+
+    fn event(&mut self, parsed: Parsed) -> Option<Request> {
+        match parsed {
+            Parsed::Partial | Parsed::Demo(..) => None,
+            Parsed::Request(r, consumed, origin) => {
                 self.input.drain(..consumed);
                 self.answering = Some(r.keep_conn);
+                self.origin = origin;
                 Some(r)
             }
             Parsed::Bad(status, why) => {
@@ -158,6 +264,17 @@ impl Conn {
             Some(1) => connection.as_deref() != Some(b"close"),
             _ => connection.as_deref() == Some(b"keep-alive"),
         };
+        let origin = header("Origin").map(<[u8]>::to_vec);
+        if matches!(method, "GET" | "HEAD") && demo::is_demo(&path, self.options.demo) {
+            let ask = DemoAsk {
+                head: method == "HEAD",
+                path,
+                if_none_match: header("If-None-Match").map(<[u8]>::to_vec),
+                origin,
+                keep_alive,
+            };
+            return Parsed::Demo(ask, consumed);
+        }
         let (path, path_info) = crate::manifest::split(&path);
         let file = [self.root.as_os_str().as_encoded_bytes(), path].concat();
         let mut pairs: Vec<(&[u8], &[u8])> = vec![
@@ -174,6 +291,7 @@ impl Conn {
             ("If-Range", b"HTTP_IF_RANGE"),
             ("If-None-Match", b"HTTP_IF_NONE_MATCH"),
             ("If-Modified-Since", b"HTTP_IF_MODIFIED_SINCE"),
+            ("Origin", b"HTTP_ORIGIN"),
         ] {
             if let Some(v) = header(name) {
                 pairs.push((param, v));
@@ -186,13 +304,19 @@ impl Conn {
             params: Params::from_pairs(pairs),
             params_overflow: false,
         };
-        Parsed::Request(request, consumed)
+        Parsed::Request(request, consumed, origin)
     }
 
-    /// The response head, converted from the handler's CGI head.
+    /// The response head, converted from the handler's CGI head (with the
+    /// CORS headers for the request's `Origin`, with `--cors`).
     pub fn head(&mut self, cgi: &[u8]) {
         let keep = self.answering.unwrap_or(false) && self.keep_open;
-        self.out.push(&response_head(cgi, keep));
+        if self.options.cors.is_on() {
+            let cgi = with_cors(cgi, &self.options.cors, self.origin.as_deref());
+            self.out.push(&response_head(&cgi, keep));
+        } else {
+            self.out.push(&response_head(cgi, keep));
+        }
     }
 
     pub fn body(&mut self, bytes: &[u8]) {
@@ -207,6 +331,7 @@ impl Conn {
 
     /// The response is complete (or cut): a kept connection reads on.
     pub fn end(&mut self, complete: bool) {
+        self.origin = None;
         if self.answering.take() != Some(true) || !complete {
             self.keep_open = false;
         }
@@ -251,7 +376,7 @@ mod tests {
     use crate::output::Next;
 
     fn conn() -> Conn {
-        Conn::new(PathBuf::from("/srv"))
+        Conn::new(PathBuf::from("/srv"), Options::default())
     }
 
     fn feed(c: &mut Conn, mut input: &[u8]) -> usize {
@@ -373,6 +498,81 @@ mod tests {
             sent(&mut c).starts_with("HTTP/1.1 413 Content Too Large\r\n"),
             "the phrase is not Unknown"
         );
+    }
+
+    #[test]
+    fn the_demo_is_answered_here_and_films_go_on() {
+        let on = Options {
+            demo: true,
+            ..Options::default()
+        };
+        let mut c = Conn::new(PathBuf::from("/nonexistent"), on);
+        feed(
+            &mut c,
+            b"GET / HTTP/1.1\r\n\r\nHEAD /_demo/nope HTTP/1.1\r\n\r\nGET /a.mp4 HTTP/1.1\r\n\r\n",
+        );
+        let r = c.next_event().expect("the film's request");
+        assert_eq!(r.params.get(b"SCRIPT_NAME"), Some(&b"/a.mp4"[..]));
+        let out = sent(&mut c);
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+        assert!(out.contains("Content-Security-Policy: "), "{out}");
+        assert!(out.contains("<!doctype html>"), "{out}");
+        assert!(out.contains("HTTP/1.1 404 Not Found\r\n"), "{out}");
+        assert!(c.keep_open());
+        // Off: / is the handler's; /_demo/ stays reserved.
+        let mut c = Conn::new(PathBuf::from("/srv"), Options::default());
+        feed(&mut c, b"GET / HTTP/1.1\r\n\r\n");
+        assert!(c.next_event().is_some());
+        let mut c = Conn::new(PathBuf::from("/srv"), Options::default());
+        feed(
+            &mut c,
+            b"GET /_demo/x.mp4 HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
+        assert!(c.next_event().is_none());
+        assert!(sent(&mut c).starts_with("HTTP/1.1 404 "));
+        assert!(!c.keep_open());
+    }
+
+    #[test]
+    fn cors_answers_the_requests_own_origin() {
+        let cors =
+            Cors::from_values(&["https://a.example".into(), "https://b.example".into()]).unwrap();
+        let mut c = Conn::new(
+            PathBuf::from("/srv"),
+            Options {
+                cors,
+                ..Options::default()
+            },
+        );
+        feed(
+            &mut c,
+            b"GET /a.mp4 HTTP/1.1\r\nOrigin: https://b.example\r\n\r\nGET /a.mp4 HTTP/1.1\r\nOrigin: https://evil.example\r\n\r\n",
+        );
+        let r = c.next_event().unwrap();
+        assert_eq!(
+            r.params.get(b"HTTP_ORIGIN"),
+            Some(&b"https://b.example"[..])
+        );
+        c.head(b"Status: 200 OK\r\nVary: Origin\r\nContent-Length: 0\r\n\r\n");
+        c.end(true);
+        let out = sent(&mut c);
+        assert!(
+            out.contains("Access-Control-Allow-Origin: https://b.example\r\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "Access-Control-Expose-Headers: Content-Length, Content-Range, Accept-Ranges\r\n"
+            ),
+            "{out}"
+        );
+        assert_eq!(out.matches("Vary: Origin\r\n").count(), 1, "{out}");
+        assert!(out.contains("Content-Length: 0\r\n"), "{out}");
+        assert!(c.next_event().is_some());
+        c.head(b"Status: 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let out = sent(&mut c);
+        assert!(!out.contains("Access-Control-Allow-Origin"), "{out}");
+        assert!(out.contains("Vary: Origin\r\n"), "{out}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod cache;
 mod check;
 mod config;
 mod connection;
+mod demo;
 mod dev_http;
 mod fetch;
 mod find;

@@ -3,7 +3,7 @@
 //! what the response holds in memory (`--max-inflight`), and, with
 //! `--offload`, the front server reads the film itself.
 
-use super::answer::{Ctx, Prepared};
+use super::answer::{Ctx, Prepared, cors_headers};
 use super::walk::Walk;
 use crate::http::{self, Body, Entity, Piece, RequestHead, Response};
 use crate::manifest::Resource;
@@ -80,6 +80,11 @@ pub(super) fn respond(w: &Walk, layout: Arc<Layout>, ctx: &mut Ctx<'_>) -> Prepa
     {
         response.headers.push(("Cache-Control", cc.clone()));
     }
+    // The request's Origin is not at hand here: `*`, or the one origin
+    // allowed (the development listener puts the request's own in).
+    response
+        .headers
+        .extend(cors_headers(&ctx.config.cors, None));
     if let Some(o) = ctx.offload.as_deref_mut()
         && w.resource == Resource::Progressive
     {

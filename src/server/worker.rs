@@ -464,7 +464,12 @@ impl<'a> Worker<'a> {
         let config = self.config();
         let transport = if http {
             let root = config.root.clone().unwrap_or_else(|| "/nonexistent".into());
-            Transport::Http(dev_http::Conn::new(root))
+            let options = dev_http::Options {
+                demo: config.demo,
+                local: config.root.is_some(),
+                cors: config.cors.clone(),
+            };
+            Transport::Http(dev_http::Conn::new(root, options))
         } else {
             let all =
                 u32::try_from(config.max_conns.saturating_mul(config.workers)).unwrap_or(u32::MAX);
