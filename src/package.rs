@@ -73,6 +73,17 @@ pub fn build(
         Resource::Playlist(t) => text(manifest::playlist(&p, t, &query).ok_or_else(|| missing(t))?),
         Resource::Init(t) => cmaf::init(index, &p, t.id)?,
         Resource::Segment(n, t) => cmaf::segment(index, &p, n, t.id)?,
+        Resource::Subtitles(t) => {
+            text(manifest::webvtt::playlist(&p, t, &query).ok_or_else(|| no_subtitles(t))?)
+        }
+        Resource::Cues(n, t) => {
+            let cues = subtitles(index, &p, t)?;
+            let vtt = manifest::webvtt::segment(&p, cues, n).ok_or_else(|| {
+                mp4::Error::Missing(format!("subtitle track {} has no segment {n}", t.id))
+            })?;
+            text(vtt)
+        }
+        Resource::Vtt(t) => text(manifest::webvtt::whole(&p, subtitles(index, &p, t)?)),
         // Laid out by the planner above.
         Resource::Progressive => Layout::new(),
     };
@@ -80,6 +91,25 @@ pub fn build(
         layout: Arc::new(layout),
         presentation: Some(p),
     })
+}
+
+fn no_subtitles(t: manifest::TrackId) -> mp4::Error {
+    mp4::Error::Missing(format!("the film has no subtitle track {}", t.id))
+}
+
+/// The cues of subtitle track `t` of the presentation.
+fn subtitles<'a>(
+    index: &'a Index,
+    p: &Presentation,
+    t: manifest::TrackId,
+) -> Result<&'a mp4::cues::Cues, mp4::Error> {
+    p.texts
+        .iter()
+        .find(|x| x.id == t.id)
+        .ok_or_else(|| no_subtitles(t))?;
+    (index.cues().iter())
+        .find(|c| c.id == t.id)
+        .ok_or_else(|| no_subtitles(t))
 }
 
 /// Whether two films of a URL set (numbered from 1) start their segments
@@ -161,7 +191,7 @@ mod tests {
             "audio.m4a",
         ] {
             let file = std::fs::File::open(dir.join(name)).unwrap();
-            let index = Index::build(&file, &mp4::Limits { max_moov: 64 << 20 }).unwrap();
+            let index = Index::build(&file, &mp4::Limits::default()).unwrap();
             for target in [1.0, 2.0, 3.0, 4.5, 6.0, 10.0] {
                 let settings = Settings::fixed(target);
                 let Some(cuts) = key_frame_cuts(&index, &settings) else {

@@ -117,7 +117,10 @@ fn errors_name_the_window_and_the_setting() {
         mp4::plan(&index, &window(Some(10.0), Some(10.0)), &Default::default()),
         Err(Error::EmptyRange { .. })
     ));
-    let small = Limits { max_moov: 1000 };
+    let small = Limits {
+        max_moov: 1000,
+        ..Default::default()
+    };
     let err = Index::build(&film, &small).unwrap_err();
     assert!(
         matches!(err, Error::MoovTooLarge { limit: 1000, .. }),

@@ -23,7 +23,10 @@ pub fn engine(data: &[u8]) {
             lang: None,
         },
     };
-    let limits = Limits { max_moov: 1 << 20 };
+    let limits = Limits {
+        max_moov: 1 << 20,
+        ..Default::default()
+    };
     if let Ok(index) = Index::build(&file.to_vec(), &limits) {
         let _ = index.info();
         let index = Arc::new(index);

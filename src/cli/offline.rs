@@ -44,8 +44,14 @@ fn index(
     store: &StoreArgs,
 ) -> Result<(Source, Arc<mp4::Index>), String> {
     let source = open(input, store)?;
-    let index = mp4::Index::build(source.0.as_ref(), &mp4::Limits { max_moov })
-        .map_err(|e| explain(input, &e))?;
+    let index = mp4::Index::build(
+        source.0.as_ref(),
+        &mp4::Limits {
+            max_moov,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| explain(input, &e))?;
     Ok((source, Arc::new(index)))
 }
 

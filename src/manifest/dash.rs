@@ -1,7 +1,7 @@
 //! The DASH MPD (ISO/IEC 23009-1, live profile with `SegmentTemplate` and
 //! `SegmentTimeline`) over the same init and media segments as HLS.
 
-use super::{Language, Part, TrackId, language};
+use super::{Language, Part, TrackId, language, text_language};
 use crate::mp4::cmaf::{Kind, Rendition};
 use std::fmt::Write;
 
@@ -112,6 +112,33 @@ pub fn mpd(parts: &[Part<'_>], query: &str) -> String {
         for r in tracks {
             representation(&mut s, first.file, r, &q);
         }
+        s.push_str("</AdaptationSet>\n");
+    }
+    // Subtitles: the whole track as one WebVTT file (dash.js and Shaka
+    // read a text/vtt Representation by its BaseURL).
+    for (i, t) in p.texts.iter().enumerate() {
+        let _ = write!(
+            s,
+            "<AdaptationSet id=\"{}\" contentType=\"text\" mimeType=\"text/vtt\"",
+            100 + i
+        );
+        let lang = text_language(p, t.id);
+        if let Some(l) = &lang {
+            let _ = write!(s, " lang=\"{}\"", l.tag);
+        }
+        s.push_str(">\n");
+        if let Some(l) = &lang {
+            let _ = writeln!(s, "<Label>{}</Label>", xml(&l.name));
+        }
+        s.push_str("<Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"subtitle\"/>\n");
+        let id = TrackId {
+            file: first.file,
+            id: t.id,
+        };
+        let _ = writeln!(
+            s,
+            "<Representation id=\"{id}\" bandwidth=\"256\">\n<BaseURL>subs-{id}.vtt{q}</BaseURL>\n</Representation>"
+        );
         s.push_str("</AdaptationSet>\n");
     }
     s.push_str("</Period>\n</MPD>\n");

@@ -2,11 +2,42 @@
 //! every video track a variant and every audio track an alternative of one
 //! group, and one media playlist per track.
 
-use super::{Part, TrackId, language};
+use super::{Part, TrackId, language, text_language};
 use crate::mp4::cmaf::{self, Kind, Presentation, Rendition};
 use std::fmt::Write;
 
 const AUDIO_GROUP: &str = "audio";
+const SUBTITLES_GROUP: &str = "subs";
+
+/// The subtitle alternatives (WebVTT, `subs-<track>.m3u8`), named like the
+/// audio ones; none chosen by default.
+fn subtitles(s: &mut String, p: &Presentation, file: u8, query: &str) {
+    let mut names: Vec<String> = Vec::new();
+    for t in &p.texts {
+        let lang = text_language(p, t.id);
+        let base = lang
+            .as_ref()
+            .map_or_else(|| format!("subtitles {}", t.id), |l| l.name.clone());
+        let name = if names.contains(&base) {
+            format!("{base} ({})", t.id)
+        } else {
+            base
+        };
+        let _ = write!(
+            s,
+            "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"{SUBTITLES_GROUP}\""
+        );
+        if let Some(l) = &lang {
+            let _ = write!(s, ",LANGUAGE=\"{}\"", l.tag);
+        }
+        let _ = writeln!(
+            s,
+            ",NAME=\"{name}\",DEFAULT=NO,AUTOSELECT=YES,URI=\"subs-{}.m3u8{query}\"",
+            TrackId { file, id: t.id }
+        );
+        names.push(name);
+    }
+}
 
 /// Unique, quoted-string-safe names for the audio alternatives.
 fn audio_names(p: &Presentation) -> Vec<(u32, String)> {
@@ -80,6 +111,7 @@ pub fn master(parts: &[Part<'_>], query: &str) -> String {
             }
         );
     }
+    subtitles(&mut s, p, first.file, query);
     let audio_peak = audio.iter().map(|r| r.peak_bandwidth).max().unwrap_or(0);
     let audio_average = audio.iter().map(|r| r.average_bandwidth).max().unwrap_or(0);
     let mut audio_codecs: Vec<&str> = Vec::new();
@@ -114,6 +146,9 @@ pub fn master(parts: &[Part<'_>], query: &str) -> String {
         }
         if !audio.is_empty() {
             let _ = write!(s, ",AUDIO=\"{AUDIO_GROUP}\"");
+        }
+        if !p.texts.is_empty() {
+            let _ = write!(s, ",SUBTITLES=\"{SUBTITLES_GROUP}\"");
         }
         let _ = writeln!(s, "\nindex-{}.m3u8{query}", named(*file, r));
     }

@@ -5,6 +5,7 @@
 
 mod dash;
 mod hls;
+pub mod webvtt;
 
 pub use dash::mpd;
 pub use hls::{master, playlist};
@@ -57,6 +58,12 @@ pub enum Resource {
     Init(TrackId),
     /// `seg-<n>-<track>.m4s`, `n` from 1.
     Segment(u32, TrackId),
+    /// `subs-<track>.m3u8`: a subtitle track's playlist.
+    Subtitles(TrackId),
+    /// `subs-<n>-<track>.vtt`: its WebVTT segment `n`, from 1.
+    Cues(u32, TrackId),
+    /// `subs-<track>.vtt`: the whole track as WebVTT (DASH).
+    Vtt(TrackId),
 }
 
 /// A decimal number of at most 10 digits, no sign.
@@ -98,6 +105,14 @@ impl Resource {
                     track(t).map(Resource::Playlist)
                 } else if let Some(t) = between("init-", ".mp4") {
                     track(t).map(Resource::Init)
+                } else if let Some(t) = between("subs-", ".m3u8") {
+                    track(t).map(Resource::Subtitles)
+                } else if let Some(t) = between("subs-", ".vtt") {
+                    if let Some(t) = track(t) {
+                        return Some(Resource::Vtt(t));
+                    }
+                    let (n, t) = t.split_once('-')?;
+                    Some(Resource::Cues(number(n).filter(|&n| n > 0)?, track(t)?))
                 } else {
                     let (n, t) = between("seg-", ".m4s")?.split_once('-')?;
                     Some(Resource::Segment(number(n).filter(|&n| n > 0)?, track(t)?))
@@ -109,7 +124,12 @@ impl Resource {
     /// The track an output names (`None`: the film or a manifest of it all).
     pub fn track(&self) -> Option<TrackId> {
         match *self {
-            Resource::Playlist(t) | Resource::Init(t) | Resource::Segment(_, t) => Some(t),
+            Resource::Playlist(t)
+            | Resource::Init(t)
+            | Resource::Segment(_, t)
+            | Resource::Subtitles(t)
+            | Resource::Cues(_, t)
+            | Resource::Vtt(t) => Some(t),
             _ => None,
         }
     }
@@ -121,6 +141,9 @@ impl Resource {
             Resource::Playlist(t) => Resource::Playlist(to(t)),
             Resource::Init(t) => Resource::Init(to(t)),
             Resource::Segment(n, t) => Resource::Segment(n, to(t)),
+            Resource::Subtitles(t) => Resource::Subtitles(to(t)),
+            Resource::Cues(n, t) => Resource::Cues(n, to(t)),
+            Resource::Vtt(t) => Resource::Vtt(to(t)),
             o => o,
         }
     }
@@ -128,7 +151,10 @@ impl Resource {
     pub fn content_type(&self) -> Option<&'static str> {
         match self {
             Resource::Progressive => None,
-            Resource::Master | Resource::Playlist(_) => Some("application/vnd.apple.mpegurl"),
+            Resource::Master | Resource::Playlist(_) | Resource::Subtitles(_) => {
+                Some("application/vnd.apple.mpegurl")
+            }
+            Resource::Cues(..) | Resource::Vtt(_) => Some("text/vtt; charset=utf-8"),
             Resource::Mpd => Some("application/dash+xml"),
             Resource::Init(_) => Some("video/mp4"),
             Resource::Segment(..) => Some("video/iso.segment"),
@@ -144,6 +170,9 @@ impl Resource {
             Resource::Mpd => (3, 0, TrackId::default()),
             Resource::Init(t) => (4, 0, t),
             Resource::Segment(n, t) => (5, n, t),
+            Resource::Subtitles(t) => (6, 0, t),
+            Resource::Cues(n, t) => (7, n, t),
+            Resource::Vtt(t) => (8, 0, t),
         };
         (kind << 60) ^ (u64::from(t.file) << 52) ^ (u64::from(t.id) << 20) ^ u64::from(n)
     }
@@ -223,7 +252,15 @@ struct Language {
 /// Track `id`'s language (its `mdhd` code): `None` for `und` or a code
 /// that is no language code at all.
 fn language(p: &Presentation, id: u32) -> Option<Language> {
-    let code = p.rendition(id)?.language.as_deref()?;
+    language_of(p.rendition(id)?.language.as_deref()?)
+}
+
+/// Subtitle track `id`'s language, as [`language`].
+fn text_language(p: &Presentation, id: u32) -> Option<Language> {
+    language_of(p.texts.iter().find(|t| t.id == id)?.language.as_deref()?)
+}
+
+fn language_of(code: &str) -> Option<Language> {
     if code == "und" || code.len() != 3 || !code.bytes().all(|b| b.is_ascii_lowercase()) {
         return None;
     }

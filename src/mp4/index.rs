@@ -38,6 +38,8 @@ pub struct Index {
     /// The tracks that have samples.
     pub(crate) tracks: Vec<Track>,
     pub(crate) fragments: Option<Fragments>,
+    /// The subtitle tracks' cues (`tx3g`), read when indexed.
+    pub(crate) cues: Vec<super::cues::Cues>,
 }
 
 /// One `trak` with samples, decoded.
@@ -195,6 +197,7 @@ impl Index {
             t.chunks_in_order = check_chunks(t, file_size, &forbidden)?;
         }
         let fragments = fragmented::scan(&top, &moov, &traks, src, limits.max_moov)?;
+        let cues = super::cues::read(src, &tracks, movie.timescale, limits.max_cue_bytes);
         Ok(Index {
             file_size,
             top,
@@ -207,7 +210,13 @@ impl Index {
             traks,
             tracks,
             fragments,
+            cues,
         })
+    }
+
+    /// The subtitle tracks' cues.
+    pub fn cues(&self) -> &[super::cues::Cues] {
+        &self.cues
     }
 
     /// Film duration in seconds: `mvhd`'s, else the longest track's.
@@ -244,6 +253,11 @@ impl Index {
             + self.traks.capacity() * std::mem::size_of::<TrakInfo>()
             + self.tracks.iter().map(Track::heap_bytes).sum::<usize>()
             + self.fragments.as_ref().map_or(0, Fragments::heap_bytes)
+            + self
+                .cues
+                .iter()
+                .map(super::cues::Cues::heap_bytes)
+                .sum::<usize>()
     }
 
     /// The size of the source file this index describes.

@@ -13,6 +13,7 @@
 mod boxes;
 mod builder;
 pub mod cmaf;
+pub mod cues;
 mod error;
 mod fragmented;
 mod index;
@@ -38,11 +39,17 @@ pub struct Limits {
     /// Largest `moov` the engine will load (`--max-moov`); the `moof`s of a
     /// fragmented file together are held to it too.
     pub max_moov: u64,
+    /// Bytes of subtitle samples (`tx3g`) the index reads and keeps as
+    /// cues; 0 reads none (a film in a store, where each is a request).
+    pub max_cue_bytes: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_moov: 64 << 20 }
+        Limits {
+            max_moov: 64 << 20,
+            max_cue_bytes: 1 << 20,
+        }
     }
 }
 

@@ -140,7 +140,10 @@ impl Service {
     }
 }
 
-static LIMITS: mp4::Limits = mp4::Limits { max_moov: 1 << 20 };
+static LIMITS: mp4::Limits = mp4::Limits {
+    max_moov: 1 << 20,
+    max_cue_bytes: 1 << 20,
+};
 
 impl Handler for Service {
     fn request(&mut self, r: &Request, fcgi: bool, _slot: usize) -> Answer {

@@ -262,7 +262,10 @@ mod tests {
             cancel.store(n == 2, Relaxed);
             let job = Job::Index {
                 file: tempfile::tempfile().unwrap(),
-                limits: mp4::Limits { max_moov: 1 << 20 },
+                limits: mp4::Limits {
+                    max_moov: 1 << 20,
+                    ..Default::default()
+                },
             };
             jobs.submit(key(n), job, cancel);
         }

@@ -195,6 +195,11 @@ async fn open(
     };
     let opened = first.len() as u64;
     let reader = Reader::with_budget(handle, origin, object.clone(), first, budget);
+    // Subtitle samples lie all over the object: a request each. Not read.
+    let limits = mp4::Limits {
+        max_cue_bytes: 0,
+        ..limits
+    };
     let built = tokio::task::spawn_blocking(move || {
         let r = Index::build(&reader, &limits);
         drop(permit);

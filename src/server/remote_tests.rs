@@ -30,7 +30,10 @@ fn start_open(
     link.open(
         Arc::from(key),
         None,
-        mp4::Limits { max_moov },
+        mp4::Limits {
+            max_moov,
+            ..Default::default()
+        },
         cancel,
         move |r| {
             let _ = tx.send(r);

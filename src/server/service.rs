@@ -86,6 +86,7 @@ impl<'a> Service<'a> {
             pool_start,
             limits: mp4::Limits {
                 max_moov: config.max_moov,
+                ..Default::default()
             },
             caches: Caches::new(config.cache_size),
             offload: config.offload_dir.clone().map(|d| {

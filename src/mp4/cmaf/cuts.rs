@@ -92,7 +92,8 @@ impl<'a> Clock<'a> {
 }
 
 /// The tracks' sample spans: all samples, or the window's plan.
-pub(super) fn spans(index: &Index, window: &Window) -> Result<(Vec<Span>, u64), Error> {
+/// With the film's time presented at 0 (the clip's key frame).
+pub(super) fn spans(index: &Index, window: &Window) -> Result<(Vec<Span>, u64, f64), Error> {
     let packaged = |t: &Track| t.info.is_video() || t.info.is_audio();
     if window.start.is_none() && window.end.is_none() {
         let infos: Vec<_> = index.tracks.iter().map(|t| &t.info).collect();
@@ -106,7 +107,7 @@ pub(super) fn spans(index: &Index, window: &Window) -> Result<(Vec<Span>, u64), 
             })
             .collect();
         let mts = f64::from(index.movie.timescale);
-        return Ok((spans, (index.duration() * mts).round() as u64));
+        return Ok((spans, (index.duration() * mts).round() as u64, 0.0));
     }
     // A packaged clip starts on its key frame: segmented players (and
     // ffmpeg's HLS and DASH readers) decode and show what an edit list would
@@ -132,7 +133,7 @@ pub(super) fn spans(index: &Index, window: &Window) -> Result<(Vec<Span>, u64), 
             edits: tp.edits.unwrap_or_default(),
         })
         .collect();
-    Ok((spans, p.movie_duration))
+    Ok((spans, p.movie_duration, key_frame))
 }
 
 /// Where each segment of the reference track starts: its key frame nearest
@@ -243,7 +244,7 @@ pub fn key_frame_cuts(index: &Index, settings: &Settings) -> Result<Option<Vec<f
     if index.fragments.is_some() {
         return Ok(None);
     }
-    let (spans, movie_duration) = spans(index, &Window::default())?;
+    let (spans, movie_duration, _) = spans(index, &Window::default())?;
     let mts = index.movie.timescale;
     let duration = movie_duration as f64 / f64::from(mts.max(1));
     let Some(r) = spans.iter().find(|s| index.tracks[s.track].info.is_video()) else {

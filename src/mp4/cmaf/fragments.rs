@@ -308,6 +308,9 @@ pub(super) fn presentation(
         duration,
         renditions,
         movie_duration: (duration * mts).round() as u64,
+        start: t0,
+        // A fragmented film's text samples are in its fragments: not read.
+        texts: Vec::new(),
     })
 }
 

@@ -135,6 +135,17 @@ pub struct Presentation {
     pub renditions: Vec<Rendition>,
     /// The movie timescale's duration, for `mvhd`/`mehd`.
     pub(crate) movie_duration: u64,
+    /// The film's time (seconds) presented at 0: a clip's key frame.
+    pub start: f64,
+    /// Subtitle tracks with cues (`tx3g`), shown as WebVTT.
+    pub texts: Vec<Text>,
+}
+
+/// A subtitle track of the presentation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Text {
+    pub id: u32,
+    pub language: Option<String>,
 }
 
 impl Presentation {
@@ -232,7 +243,7 @@ pub fn presentation(
     if index.fragments.is_some() {
         return fragments::presentation(index, window, settings);
     }
-    let (spans, movie_duration) = spans(index, window)?;
+    let (spans, movie_duration, clip_start) = spans(index, window)?;
     let mts = index.movie.timescale;
     let duration = movie_duration as f64 / f64::from(mts.max(1));
     let reference = spans
@@ -370,10 +381,28 @@ pub fn presentation(
             edits: span.edits.clone(),
         });
     }
+    // Subtitles go with every choice of tracks but a `tracks=` list.
+    let texts = if window.tracks.video == 0 && window.tracks.audio == 0 {
+        (index.cues().iter())
+            .filter(|c| !c.cues.is_empty())
+            .map(|c| Text {
+                id: c.id,
+                language: c.language.map(|l| String::from_utf8_lossy(&l).into_owned()),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(Presentation {
         duration,
         renditions,
         movie_duration,
+        start: if window.start.is_some() {
+            clip_start
+        } else {
+            0.0
+        },
+        texts,
     })
 }
 

@@ -74,5 +74,7 @@ pub(crate) fn presentation(renditions: Vec<Rendition>) -> Presentation {
         duration,
         renditions,
         movie_duration: (duration * 1000.0) as u64,
+        start: 0.0,
+        texts: Vec::new(),
     }
 }

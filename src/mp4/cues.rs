@@ -1,0 +1,159 @@
+//! A film's subtitle cues: `tx3g` tracks (3GPP timed text, what ffmpeg and
+//! HandBrake write from an `.srt` as `mov_text`), read once when the film
+//! is indexed, so that WebVTT is written from the index alone. A track
+//! whose text is larger than the index may hold, or cannot be read, has no
+//! cues: the film is served all the same.
+
+use super::index::Track;
+use super::source::ReadAt;
+use super::tables::stsc;
+
+/// Most cues one track may have (a cue every second for a day).
+const MAX_CUES: u64 = 86_400;
+
+/// Largest text sample read (a cue is a line or two).
+const MAX_SAMPLE: u32 = 16 << 10;
+
+/// One cue: its text, and when it is shown, in seconds of the film.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cue {
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+}
+
+/// The cues of one text track.
+#[derive(Clone, Debug)]
+pub struct Cues {
+    pub id: u32,
+    pub language: Option<[u8; 3]>,
+    pub cues: Vec<Cue>,
+}
+
+impl Cues {
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.cues.capacity() * std::mem::size_of::<Cue>()
+            + self.cues.iter().map(|c| c.text.capacity()).sum::<usize>()
+    }
+}
+
+/// A subtitle track's codec this module reads.
+pub(crate) fn is_text(t: &Track) -> bool {
+    &t.info.codec == b"tx3g" && matches!(&t.info.handler, b"text" | b"sbtl" | b"subt")
+}
+
+/// The cues of every `tx3g` track, reading at most `max_bytes` of samples
+/// in all (0: none read).
+pub(crate) fn read(src: &dyn ReadAt, tracks: &[Track], mts: u32, max_bytes: u64) -> Vec<Cues> {
+    let mut left = max_bytes;
+    let mut out = Vec::new();
+    for t in tracks.iter().filter(|t| is_text(t)) {
+        let bytes = t.sizes.sum(0, t.sample_count);
+        if t.sample_count > MAX_CUES || bytes > left {
+            log::info!(
+                "track {}: {} subtitle samples of {bytes} bytes in all, more than the index \
+                 keeps ({MAX_CUES} cues, {left} bytes): not packaged",
+                t.info.id,
+                t.sample_count
+            );
+            continue;
+        }
+        left -= bytes;
+        match track(src, t, mts) {
+            Ok(cues) => out.push(Cues {
+                id: t.info.id,
+                language: t.info.language,
+                cues,
+            }),
+            Err(e) => log::info!("track {}: its subtitles cannot be read: {e}", t.info.id),
+        }
+    }
+    out
+}
+
+/// One track's cues, in order; empty samples (gaps between cues) are none.
+fn track(src: &dyn ReadAt, t: &Track, mts: u32) -> std::io::Result<Vec<Cue>> {
+    let timescale = f64::from(t.info.timescale.max(1));
+    let empty = t.info.edit.empty as f64 / f64::from(mts.max(1));
+    let shift = t.info.edit.media_time;
+    let shown = |dts: u64| empty + (dts as f64 - shift as f64) / timescale;
+    let mut stts = t.stts.cursor();
+    let mut dts = 0u64;
+    let mut cues = Vec::new();
+    let mut buf = Vec::new();
+    let chunks = stsc::Chunks::at(&t.stsc, t.chunk_offsets.len() as u64, 0);
+    for c in chunks {
+        let Some(&base) = usize::try_from(c.index)
+            .ok()
+            .and_then(|i| t.chunk_offsets.get(i))
+        else {
+            break;
+        };
+        let mut at = base;
+        let end = c
+            .first_sample
+            .saturating_add(u64::from(c.samples))
+            .min(t.sample_count);
+        for s in c.first_sample..end {
+            let size = t.sizes.sum(s, s + 1);
+            let duration = u64::from(stts.value(s));
+            let (start, stop) = (shown(dts), shown(dts.saturating_add(duration)));
+            dts = dts.saturating_add(duration);
+            if let Ok(n) = u32::try_from(size)
+                && (2..=MAX_SAMPLE).contains(&n)
+            {
+                buf.resize(n as usize, 0);
+                src.read_exact_at(&mut buf, at)?;
+                if let Some(text) = text(&buf).filter(|_| stop > start && stop > 0.0) {
+                    cues.push(Cue {
+                        start: start.max(0.0),
+                        end: stop,
+                        text,
+                    });
+                }
+            }
+            at = at.saturating_add(size);
+        }
+    }
+    Ok(cues)
+}
+
+/// A `tx3g` sample's text: a 16-bit length, then UTF-8 (or UTF-16 after a
+/// byte-order mark); style boxes after it are dropped. `None` when empty.
+pub(crate) fn text(sample: &[u8]) -> Option<String> {
+    let [hi, lo, rest @ ..] = sample else {
+        return None;
+    };
+    let len = usize::from(u16::from_be_bytes([*hi, *lo])).min(rest.len());
+    let body = &rest[..len];
+    let s = match body {
+        [0xfe, 0xff, utf16 @ ..] => {
+            let units: Vec<u16> = utf16
+                .chunks_exact(2)
+                .map(|u| u16::from_be_bytes([u[0], u[1]]))
+                .collect();
+            String::from_utf16_lossy(&units)
+        }
+        _ => String::from_utf8_lossy(body).into_owned(),
+    };
+    let s = s.trim_end_matches(['\0', '\r', '\n']).replace("\r\n", "\n");
+    (!s.trim().is_empty()).then_some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tx3g_samples_hold_text() {
+        assert_eq!(text(b"\0\x05Hello"), Some("Hello".into()));
+        // A style box after the text is not text.
+        assert_eq!(text(b"\0\x02Hi\0\0\0\x0cstyl\0\0\0\0"), Some("Hi".into()));
+        assert_eq!(text(b"\0\0"), None);
+        assert_eq!(text(b"\0"), None);
+        // A length past the sample: what there is.
+        assert_eq!(text(b"\0\x09abc"), Some("abc".into()));
+        assert_eq!(text(b"\0\x06\xfe\xff\0h\0i"), Some("hi".into()));
+        assert_eq!(text(b"\0\x04a\r\nb"), Some("a\nb".into()));
+    }
+}

@@ -1,0 +1,134 @@
+//! Subtitle tracks (`tx3g`, what ffmpeg writes from an `.srt` as
+//! `mov_text`) in HLS and DASH as WebVTT: every cue of the source, at its
+//! time, in the segment that shows it; a clip's cues shifted to its start.
+
+mod common;
+
+use common::dev_http::get;
+use common::{Pool, media};
+use std::process::Command;
+
+const SRT: &str = "1\n00:00:01,000 --> 00:00:02,500\nFirst line\n\n\
+2\n00:00:05,500 --> 00:00:07,000\nAcross a cut & 3 < 4\n\n\
+3\n00:00:12,250 --> 00:00:14,000\nLater,\ntwo lines\n";
+
+/// The cues of WebVTT text: (start, end, text).
+fn cues(vtt: &str) -> Vec<(String, String, String)> {
+    assert!(vtt.starts_with("WEBVTT\n"), "{vtt}");
+    vtt.split("\n\n")
+        .filter_map(|block| {
+            let mut lines = block.lines();
+            let timing = lines.find(|l| l.contains(" --> "))?;
+            let (a, b) = timing.split_once(" --> ")?;
+            Some((a.into(), b.into(), lines.collect::<Vec<_>>().join("\n")))
+        })
+        .collect()
+}
+
+#[test]
+#[cfg_attr(not(has_ffmpeg), ignore = "needs ffmpeg: apt-get install -y ffmpeg")]
+fn subtitles_are_webvtt_in_hls_and_dash() {
+    common::require_tool("ffmpeg");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("subs.srt"), SRT).unwrap();
+    let film = dir.path().join("subs.mp4");
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(media("a.mp4"))
+        .arg("-i")
+        .arg(dir.path().join("subs.srt"))
+        .args(["-map", "0", "-map", "1", "-c", "copy", "-c:s", "mov_text"])
+        .args(["-metadata:s:s:0", "language=eng"])
+        .arg(&film)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = common::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let root = dir.path().to_str().unwrap();
+    let _pool = Pool::start(&["--http", &addr, "--root", root, "--workers", "1"]);
+    common::wait_port(port);
+
+    let master = get(port, "/subs.mp4/master.m3u8").text();
+    assert!(
+        master.contains("TYPE=SUBTITLES,GROUP-ID=\"subs\",LANGUAGE=\"en\",NAME=\"English\"")
+            && master.contains("SUBTITLES=\"subs\""),
+        "{master}"
+    );
+    let uri = master
+        .split("TYPE=SUBTITLES")
+        .nth(1)
+        .and_then(|l| l.split("URI=\"").nth(1))
+        .and_then(|u| u.split('"').next())
+        .unwrap();
+    let list = get(port, &format!("/subs.mp4/{uri}")).text();
+    let video = get(port, "/subs.mp4/index-1.m3u8").text();
+    let extinf = |t: &str| {
+        t.lines()
+            .filter(|l| l.starts_with("#EXTINF"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        extinf(&list),
+        extinf(&video),
+        "subtitle segments follow the video's"
+    );
+    let mut seen = Vec::new();
+    for seg in list.lines().filter(|l| l.starts_with("subs-")) {
+        let got = get(port, &format!("/subs.mp4/{seg}"));
+        assert_eq!(
+            got.header("Content-Type").as_deref(),
+            Some("text/vtt; charset=utf-8")
+        );
+        for c in cues(&got.text()) {
+            if !seen.contains(&c) {
+                seen.push(c);
+            }
+        }
+    }
+    let want = [
+        ("00:00:01.000", "00:00:02.500", "First line"),
+        (
+            "00:00:05.500",
+            "00:00:07.000",
+            "Across a cut &amp; 3 &lt; 4",
+        ),
+        ("00:00:12.250", "00:00:14.000", "Later,\ntwo lines"),
+    ];
+    let want: Vec<(String, String, String)> = want
+        .iter()
+        .map(|(a, b, t)| (a.to_string(), b.to_string(), t.to_string()))
+        .collect();
+    assert_eq!(seen, want, "every cue once, at its time, in HLS");
+
+    // DASH: the whole track, one file.
+    let mpd = get(port, "/subs.mp4/manifest.mpd").text();
+    assert!(
+        mpd.contains("contentType=\"text\" mimeType=\"text/vtt\" lang=\"en\"")
+            && mpd.contains("<BaseURL>subs-3.vtt</BaseURL>"),
+        "{mpd}"
+    );
+    assert_eq!(cues(&get(port, "/subs.mp4/subs-3.vtt").text()), want);
+
+    // A clip from its key frame (2 s, for start=3.3) to 13 s: every cue
+    // shifted by 2 s, the one showing at the key frame from 0, the last cut
+    // at the clip's end.
+    let clip = cues(&get(port, "/subs.mp4/subs-3.vtt?start=3.3&end=13").text());
+    let times: Vec<(&str, &str)> = clip.iter().map(|c| (c.0.as_str(), c.1.as_str())).collect();
+    assert_eq!(
+        times,
+        [
+            ("00:00:00.000", "00:00:00.500"),
+            ("00:00:03.500", "00:00:05.000"),
+            ("00:00:10.250", "00:00:11.000")
+        ]
+    );
+    // tracks= without subtitles: none listed.
+    let chosen = get(port, "/subs.mp4/master.m3u8?tracks=v1,a1").text();
+    assert!(!chosen.contains("SUBTITLES"), "{chosen}");
+}
