@@ -325,7 +325,27 @@ fn cors_on_both_listeners_and_preflights() {
             &[("REQUEST_METHOD", "OPTIONS"), ("HTTP_ORIGIN", origin)],
         );
         assert_eq!(r.header("Access-Control-Allow-Origin"), Some(origin));
+        // Over FastCGI too: the film, and a refusal of a later stage.
+        let r = pool
+            .client()
+            .get(&film, "end=2", &[("HTTP_ORIGIN", origin)]);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("Access-Control-Allow-Origin"), Some(origin));
+        let r = pool
+            .client()
+            .get(&film, "start=9999", &[("HTTP_ORIGIN", origin)]);
+        assert_eq!(r.status, 400);
+        assert_eq!(r.header("Access-Control-Allow-Origin"), Some(origin));
+        let r = pool
+            .client()
+            .get(&film, "start=x", &[("HTTP_ORIGIN", origin)]);
+        assert_eq!(r.status, 400);
+        assert_eq!(r.header("Access-Control-Allow-Origin"), Some(origin));
     }
+    let r = pool
+        .client()
+        .get(&film, "", &[("HTTP_ORIGIN", "https://evil.example")]);
+    assert_eq!(r.header("Access-Control-Allow-Origin"), None);
     drop(pool);
 
     // Without --cors nothing changes: no header, OPTIONS is 405 both ways.

@@ -123,6 +123,28 @@ pub(super) fn cors_headers(cors: &Cors, origin: Option<&[u8]>) -> Vec<(&'static 
     h
 }
 
+/// Adds the CORS headers for `origin` to an answer made without them (a
+/// refusal of any stage), so that the page can read why.
+pub(super) fn add_cors(p: &mut Prepared, cors: &Cors, origin: Option<&[u8]>) {
+    let headers = cors_headers(cors, origin);
+    if headers.is_empty()
+        || p.head
+            .windows(12)
+            .any(|w| w.eq_ignore_ascii_case(b"access-contr"))
+    {
+        return;
+    }
+    if !p.head.ends_with(b"\r\n\r\n") {
+        return;
+    }
+    let end = p.head.len() - 2;
+    let mut lines = Vec::new();
+    for (name, value) in headers {
+        lines.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    p.head.splice(end..end, lines);
+}
+
 /// The answer to an `OPTIONS` request with `--cors` on (a CORS preflight):
 /// 204, GET and HEAD allowed with a Range header. An origin not allowed
 /// gets no `Access-Control-Allow-Origin`, so its browser stops there.

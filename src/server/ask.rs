@@ -203,6 +203,7 @@ fn heard(params: &Params, method: &[u8]) -> Walk {
         if_range: owned(b"HTTP_IF_RANGE"),
         if_none_match: owned(b"HTTP_IF_NONE_MATCH"),
         if_modified_since: owned(b"HTTP_IF_MODIFIED_SINCE"),
+        origin: owned(b"HTTP_ORIGIN"),
         ..Walk::blank()
     }
 }

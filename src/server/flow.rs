@@ -5,7 +5,7 @@
 //! the stages; a stage waiting for a job returns it, and the request goes
 //! on from the job's result ([`resume`]).
 
-use super::answer::{Ctx, Prepared, refuse};
+use super::answer::{Ctx, Prepared, add_cors, refuse};
 use super::ask::ask;
 use super::cache::{Caches, Failure};
 use super::config::Config;
@@ -43,7 +43,10 @@ pub fn handle(params: &crate::fcgi::Params, params_overflow: bool, ctx: &mut Ctx
     });
     match opened {
         Ok(w) => run(Box::new(w), Stage::Find, ctx),
-        Err(p) => ready(*p, ctx),
+        Err(mut p) => {
+            add_cors(&mut p, &ctx.config.cors, params.get(b"HTTP_ORIGIN"));
+            ready(*p, ctx)
+        }
     }
 }
 
@@ -52,7 +55,10 @@ pub fn resume(mut w: Box<Walk>, done: &Done, ctx: &mut Ctx<'_>) -> Outcome {
     match after(&mut w, done) {
         Step::Next(stage) => run(w, stage, ctx),
         Step::Wait(key, job) => Outcome::Wait { key, job, walk: w },
-        Step::Done(p) => ready(*p, ctx),
+        Step::Done(mut p) => {
+            add_cors(&mut p, &ctx.config.cors, w.origin.as_deref());
+            ready(*p, ctx)
+        }
     }
 }
 
@@ -73,7 +79,10 @@ fn run(mut w: Box<Walk>, mut stage: Stage, ctx: &mut Ctx<'_>) -> Outcome {
         match step {
             Step::Next(next) => stage = next,
             Step::Wait(key, job) => return Outcome::Wait { key, job, walk: w },
-            Step::Done(p) => return ready(*p, ctx),
+            Step::Done(mut p) => {
+                add_cors(&mut p, &ctx.config.cors, w.origin.as_deref());
+                return ready(*p, ctx);
+            }
         }
     }
 }

@@ -80,11 +80,9 @@ pub(super) fn respond(w: &Walk, layout: Arc<Layout>, ctx: &mut Ctx<'_>) -> Prepa
     {
         response.headers.push(("Cache-Control", cc.clone()));
     }
-    // The request's Origin is not at hand here: `*`, or the one origin
-    // allowed (the development listener puts the request's own in).
     response
         .headers
-        .extend(cors_headers(&ctx.config.cors, None));
+        .extend(cors_headers(&ctx.config.cors, w.origin.as_deref()));
     if let Some(o) = ctx.offload.as_deref_mut()
         && w.resource == Resource::Progressive
     {

@@ -62,6 +62,8 @@ pub struct Walk {
     pub(super) if_range: Option<Vec<u8>>,
     pub(super) if_none_match: Option<Vec<u8>>,
     pub(super) if_modified_since: Option<Vec<u8>>,
+    /// The page's origin (`Origin`), for `--cors`.
+    pub(super) origin: Option<Vec<u8>>,
     /// What the caches held, for the log.
     pub(super) cache: &'static str,
     /// In a URL set: which film this is (from 1); 0 for a film on its own.
@@ -115,6 +117,7 @@ impl Walk {
             if_range: None,
             if_none_match: None,
             if_modified_since: None,
+            origin: None,
             cache: "",
             file: 0,
             set: VecDeque::new(),
