@@ -87,8 +87,16 @@ fn start_nginx_example() -> NginxExample {
     start_nginx_example_with("")
 }
 
-/// The example with `extra` added to its server block.
+/// The example with `extra` added to its server block. Its per-address
+/// request rate (10 a second, bursts of 50) is raised: these tests are
+/// many clients' worth of requests from 127.0.0.1 (ffmpeg reading a
+/// presentation alone makes dozens), and ran into it now and then.
+/// `nginx_example_limits_one_address` tests the limits as shipped.
 fn start_nginx_example_with(extra: &str) -> NginxExample {
+    start_nginx_example_limits(extra, false)
+}
+
+fn start_nginx_example_limits(extra: &str, as_shipped: bool) -> NginxExample {
     let nginx = require_tool("nginx");
     let root = media_root();
     let pool = Pool::start(&[
@@ -102,6 +110,9 @@ fn start_nginx_example_with(extra: &str) -> NginxExample {
     let dir = tempfile::tempdir().unwrap();
     let port = common::free_port();
     let mut conf = nginx_conf(dir.path(), port, root.path(), &pool.socket, false);
+    if !as_shipped {
+        sub(&mut conf, "rate=10r/s", "rate=10000r/s");
+    }
     let status = "        location = /mp4-fcgi-status {";
     sub(&mut conf, status, &format!("{extra}\n{status}"));
     let nginx = common::start_nginx(&nginx, dir.path(), &conf, port);
@@ -342,4 +353,22 @@ fn nginx_example_as_debian_runs_it() {
     check_clips(port, "", dir.path());
     check_status_page(port, Some(&pool));
     check_without_socket_flags(&doc, pool, port, 502);
+}
+
+/// The example's per-address limits as shipped: beyond a burst of 50
+/// requests at once, one address gets 429 while another is served.
+#[test]
+#[cfg_attr(not(has_nginx), ignore = "needs nginx: apt-get install -y nginx")]
+fn nginx_example_limits_one_address() {
+    let x = start_nginx_example_limits("", true);
+    let statuses: Vec<u16> = (0..150)
+        .map(|_| request(x.port, "GET", "/a.mp4?end=1", "").status)
+        .collect();
+    assert!(statuses[..50].iter().all(|&s| s == 200), "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let other = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    assert_eq!(
+        request_from(other, x.port, "GET", "/a.mp4?end=1", "").status,
+        200
+    );
 }
