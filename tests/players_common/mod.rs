@@ -1,6 +1,8 @@
 //! What the tests/players_common_*.rs share.
 #![allow(dead_code, unused_imports)]
 
+pub mod demo;
+
 use super::common::webdriver::base64_decode;
 use super::common::{Stop, free_port, media, require_tool, wait_port};
 use serde_json::{Value, json};
@@ -348,4 +350,47 @@ pub fn check_clean(name: &str, r: &Value, reached: &[(i64, f64)]) {
             ctx()
         );
     }
+}
+
+/// Whether Shaka Player is in tests/players/node_modules (players_installed
+/// looks for hls.js and dash.js only): a node_modules from before it was
+/// added fails under CI=true, and locally is skipped with a line saying so.
+pub fn shaka_player_installed() -> bool {
+    let js = players_dir().join("node_modules/shaka-player/dist/shaka-player.compiled.js");
+    if js.is_file() {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{} is missing: npm ci --prefix tests/players", js.display());
+    }
+    println!("Shaka Player not run: npm ci --prefix tests/players");
+    false
+}
+
+/// WebVTT cue text as shown: the character references `&amp;`, `&lt;`,
+/// `&gt;` decoded (some players keep them in `VTTCue.text`, some decode them).
+pub fn cue_text(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The active cues (start, end, text as shown) of the video element's text
+/// tracks in "showing" mode after script step `step` (player.html's
+/// `{"subtitles": L}` reports them in every sample).
+pub fn showing_cues(report: &Value, step: i64) -> Vec<(f64, f64, String)> {
+    after_step(report, step)["textTracks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["mode"] == "showing")
+        .flat_map(|t| t["activeCues"].as_array().cloned().unwrap_or_default())
+        .map(|c| {
+            (
+                c["start"].as_f64().unwrap_or(f64::NAN),
+                c["end"].as_f64().unwrap_or(f64::NAN),
+                cue_text(c["text"].as_str().unwrap_or("")),
+            )
+        })
+        .collect()
 }
