@@ -8,6 +8,8 @@
 //! user its postinst made, even when an assertion fails.
 
 mod common;
+#[path = "players_common/mod.rs"]
+mod players_common;
 
 use common::{BIN, media, require_tool};
 use std::collections::BTreeSet;
@@ -416,11 +418,13 @@ fn uid_of(pid: i32) -> Option<u32> {
         is_root,
         has_adduser,
         has_man,
-        has_systemd_socket_activate
+        has_systemd_socket_activate,
+        has_chromium,
+        has_chromedriver
     )),
     ignore = "installs and purges the package, which changes the machine: runs as root with \
-              CI=true or MP4_FCGI_DEB_INSTALL=1; needs adduser, man-db and systemd \
-              (apt-get install -y adduser man-db systemd)"
+              CI=true or MP4_FCGI_DEB_INSTALL=1; needs adduser, man-db, systemd and \
+              chromium (apt-get install -y adduser man-db systemd chromium chromium-driver)"
 )]
 fn installed_it_serves_a_film_then_purges_clean() {
     require_tool("adduser");
@@ -585,6 +589,28 @@ fn installed_it_serves_a_film_then_purges_clean() {
         assert_eq!(uid_of(w), Some(uid), "worker {w}");
     }
     drop(server);
+
+    // One command after dpkg -i, and the demo page plays a film three ways
+    // in Chromium (progressive, HLS, DASH) from the installed binary.
+    let demo_root = tempfile::tempdir().unwrap();
+    std::fs::copy(media("a.mp4"), demo_root.path().join("a.mp4")).unwrap();
+    let port = common::free_port();
+    let demo = common::Stop(
+        Command::new("/usr/bin/mp4-fcgi")
+            .args([
+                "--listen",
+                &format!("unix:{}", work.path().join("demo.sock").display()),
+            ])
+            .args(["--http", &format!("127.0.0.1:{port}"), "--root"])
+            .arg(demo_root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    common::wait_port(port);
+    players_common::demo::plays_three_ways(port, "a.mp4", &["a.mp4"]);
+    drop(demo);
 
     // Purged: the files, the conffiles, the log folder; then the user the test made.
     run(Command::new("dpkg").args(["--purge", "mp4-fcgi"]));
