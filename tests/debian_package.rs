@@ -609,7 +609,7 @@ fn installed_it_serves_a_film_then_purges_clean() {
             .unwrap(),
     );
     common::wait_port(port);
-    players_common::demo::plays_three_ways(port, "a.mp4", &["a.mp4"]);
+    players_common::demo::plays_three_ways(port, "a.mp4", "/a.mp4", &["a.mp4"]);
     drop(demo);
 
     // Purged: the files, the conffiles, the log folder; then the user the test made.

@@ -399,5 +399,5 @@ fn demo_page_plays_a_film_three_ways_in_chromium() {
     let (_pool, port) = serve(root.path(), &[]);
     let mut names: Vec<&str> = HOSTILE.to_vec();
     names.push(film);
-    players_common::demo::plays_three_ways(port, film, &names);
+    players_common::demo::plays_three_ways(port, film, "/sub%20dir/a%26b%20%231.mp4", &names);
 }
