@@ -280,12 +280,18 @@ fn index_builds_do_not_stall_a_steady_download() {
 
     let pool = Pool::start(&["--workers", "1", "--max-moov", "128M"]);
     let _quit = QuitOnDrop(pool.pid());
-    let limit = Duration::from_millis(50);
+    // The bound is relative to the same download beside a cheap request on
+    // this machine now (a busy machine's jitter), and never under 50 ms: an
+    // index built on the event loop stalls it for a second or more.
+    let cheap = [(common::media("a.mp4"), "end=1")];
+    let (baseline, _) = steady_gap(&pool, &steady_f, &cheap, Duration::from_secs(1));
+    let limit = Duration::from_millis(50).max(baseline * 3);
     let heavy = [(tracks_f, ""), (huge_f, "start=60&end=61")];
     let (gap, answers) = steady_gap(&pool, &steady_f, &heavy, limit);
     assert!(
         gap < limit,
-        "largest gap between reads of the steady download: {gap:?} (heavy answers: {:?})",
+        "largest gap between reads of the steady download: {gap:?}, over {limit:?} \
+         (3x {baseline:?} beside a cheap request; heavy answers: {:?})",
         answers
             .iter()
             .map(|(f, q, r)| (f, q, r.status, &r.cut))

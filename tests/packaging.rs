@@ -494,44 +494,7 @@ fn sparse_key_frames_make_longer_segments_and_mp3_is_packaged() {
 fn av1_and_vp9_films_are_packaged_with_their_codec_strings() {
     common::require_tool("ffmpeg");
     let dir = tempfile::tempdir().unwrap();
-    let films = [
-        (
-            "av1.mp4",
-            &["-c:v", "libaom-av1", "-cpu-used", "8", "-row-mt", "1"][..],
-        ),
-        (
-            "vp9.mp4",
-            &[
-                "-c:v",
-                "libvpx-vp9",
-                "-deadline",
-                "realtime",
-                "-cpu-used",
-                "8",
-            ][..],
-        ),
-    ];
-    for (name, codec) in films {
-        let out = Command::new("ffmpeg")
-            .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-            .arg("testsrc2=size=160x90:rate=25:duration=4")
-            .args([
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=440:sample_rate=48000:duration=4",
-            ])
-            .args(codec)
-            .args(["-g", "25", "-b:v", "200k", "-c:a", "libopus", "-b:a", "32k"])
-            .arg(dir.path().join(name))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    common::encode_av1_and_vp9(dir.path(), "160x90", 4);
     let port = common::free_port();
     let addr = format!("127.0.0.1:{port}");
     let root = dir.path().to_str().unwrap();

@@ -273,44 +273,7 @@ fn players_play_av1_and_vp9() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let films = [
-        (
-            "av1.mp4",
-            &["-c:v", "libaom-av1", "-cpu-used", "8", "-row-mt", "1"][..],
-        ),
-        (
-            "vp9.mp4",
-            &[
-                "-c:v",
-                "libvpx-vp9",
-                "-deadline",
-                "realtime",
-                "-cpu-used",
-                "8",
-            ][..],
-        ),
-    ];
-    for (name, codec) in films {
-        let out = std::process::Command::new("ffmpeg")
-            .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-            .arg("testsrc2=size=320x180:rate=25:duration=10")
-            .args([
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=440:sample_rate=48000:duration=10",
-            ])
-            .args(codec)
-            .args(["-g", "50", "-b:v", "300k", "-c:a", "libopus", "-b:a", "48k"])
-            .arg(root.path().join(name))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    common::encode_av1_and_vp9(root.path(), "320x180", 10);
     let pool = common::Pool::start(&["--workers", "1", "--socket-mode", "666"]);
     std::fs::set_permissions(
         pool.dir.path(),

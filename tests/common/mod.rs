@@ -450,3 +450,45 @@ pub fn encode(dir: &Path, name: &str, size: &str, rate: &str, gop: u32) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// An AV1 (libaom) and a VP9 (libvpx) film with Opus audio, as ffmpeg
+/// writes them: `av1.mp4` and `vp9.mp4` in `dir`, `size` pixels,
+/// `seconds` long, a key frame every second.
+pub fn encode_av1_and_vp9(dir: &Path, size: &str, seconds: u32) {
+    let films: [(&str, &[&str]); 2] = [
+        (
+            "av1.mp4",
+            &["-c:v", "libaom-av1", "-cpu-used", "8", "-row-mt", "1"],
+        ),
+        (
+            "vp9.mp4",
+            &[
+                "-c:v",
+                "libvpx-vp9",
+                "-deadline",
+                "realtime",
+                "-cpu-used",
+                "8",
+            ],
+        ),
+    ];
+    for (name, codec) in films {
+        let out = Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+            .arg(format!("testsrc2=size={size}:rate=25:duration={seconds}"))
+            .args(["-f", "lavfi", "-i"])
+            .arg(format!(
+                "sine=frequency=440:sample_rate=48000:duration={seconds}"
+            ))
+            .args(codec)
+            .args(["-g", "25", "-b:v", "300k", "-c:a", "libopus", "-b:a", "48k"])
+            .arg(dir.join(name))
+            .output()
+            .expect("ffmpeg runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
