@@ -3,11 +3,8 @@
 //! with hls.js and with dash.js. Shared by tests/demo_page.rs and the
 //! Debian package's test (the installed binary).
 
-use super::super::common::{Stop, free_port, require_tool, wait_port};
-use super::{wd, wd_ok};
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 /// Waits for the page's list, then says what it shows.
 const LISTED: &str = r#"
@@ -64,38 +61,9 @@ const report = (extra) => done(Object.assign({
 /// markup) and plays `film` (a copy of tests/media/a.mp4, whose URL path
 /// is `base`) three ways.
 pub fn plays_three_ways(port: u16, film: &str, base: &str, names: &[&str]) {
-    let driver_bin = require_tool("chromedriver");
-    require_tool("chromium");
     let page = format!("http://127.0.0.1:{port}/");
-    let profile = tempfile::tempdir().unwrap();
-    let driver_port = free_port();
-    let _driver = Stop(
-        Command::new(driver_bin)
-            .arg(format!("--port={driver_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts"),
-    );
-    wait_port(driver_port);
-    let caps = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
-        "binary": "/usr/bin/chromium",
-        "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--autoplay-policy=no-user-gesture-required", "--window-size=1000,800",
-                 format!("--user-data-dir={}", profile.path().display())]
-    }}}});
-    let session = wd_ok(
-        "new session",
-        wd(driver_port, "POST", "/session", Some(caps)),
-    );
-    let id = session["value"]["sessionId"].as_str().unwrap().to_string();
-    let cmd = |method: &str, what: &str, body: Option<Value>| {
-        wd_ok(
-            what,
-            wd(driver_port, method, &format!("/session/{id}{what}"), body),
-        )
-    };
+    let browser = super::Browser::start("1000,800");
+    let cmd = |method: &str, what: &str, body: Option<Value>| browser.cmd(method, what, body);
     cmd(
         "POST",
         "/timeouts",
@@ -159,5 +127,5 @@ pub fn plays_three_ways(port: u16, film: &str, base: &str, names: &[&str]) {
         };
         assert_eq!(url, want_url, "{mode}: {r}");
     }
-    wd(driver_port, "DELETE", &format!("/session/{id}"), None);
+    cmd("DELETE", "", None);
 }

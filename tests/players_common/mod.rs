@@ -47,6 +47,61 @@ if (typeof window.runPlayer !== 'function') {
 }
 "#;
 
+/// A headless Chromium session under chromedriver (both stopped when this
+/// is dropped).
+pub struct Browser {
+    pub driver_port: u16,
+    pub id: String,
+    _driver: Stop,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// A session with a window of `size` ("900,600"), autoplay allowed.
+    pub fn start(size: &str) -> Browser {
+        let driver_bin = require_tool("chromedriver");
+        require_tool("chromium");
+        let profile = tempfile::tempdir().expect("a profile dir");
+        let driver_port = free_port();
+        let driver = Stop(
+            Command::new(driver_bin)
+                .arg(format!("--port={driver_port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("chromedriver starts"),
+        );
+        wait_port(driver_port);
+        let caps = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--autoplay-policy=no-user-gesture-required", format!("--window-size={size}"),
+                     format!("--user-data-dir={}", profile.path().display())]
+        }}}});
+        let session = wd_ok(
+            "new session",
+            wd(driver_port, "POST", "/session", Some(caps)),
+        );
+        let id = session["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {session}"))
+            .to_string();
+        Browser {
+            driver_port,
+            id,
+            _driver: driver,
+            _profile: profile,
+        }
+    }
+
+    /// A WebDriver command of this session (`what` after `/session/<id>`).
+    pub fn cmd(&self, method: &str, what: &str, body: Option<Value>) -> Value {
+        let path = format!("/session/{}{what}", self.id);
+        wd_ok(what, wd(self.driver_port, method, &path, body))
+    }
+}
+
 /// Plays `url` with `kind` ("hls": hls.js, "dash": dash.js) in headless
 /// Chromium and runs `script` (a JSON array of steps, see player.html) on it.
 /// `page_base` is the URL of the folder serving tests/players/ (player.html and
@@ -56,35 +111,8 @@ if (typeof window.runPlayer !== 'function') {
 /// `<cargo target dir>/players-<kind>-<url's last segment>.png`. Bounded: the
 /// page gives up after 55 s, WebDriver after 60 s.
 pub fn run_player(page_base: &str, kind: &str, url: &str, script: Value) -> Value {
-    let driver_bin = require_tool("chromedriver");
-    require_tool("chromium");
-    let profile = tempfile::tempdir().expect("a profile dir");
-    let driver_port = free_port();
-    let _driver = Stop(
-        Command::new(driver_bin)
-            .arg(format!("--port={driver_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts"),
-    );
-    wait_port(driver_port);
-
-    let caps = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
-        "binary": "/usr/bin/chromium",
-        "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--autoplay-policy=no-user-gesture-required", "--window-size=900,600",
-                 format!("--user-data-dir={}", profile.path().display())]
-    }}}});
-    let session = wd_ok(
-        "new session",
-        wd(driver_port, "POST", "/session", Some(caps)),
-    );
-    let id = session["value"]["sessionId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no session: {session}"))
-        .to_string();
+    let browser = Browser::start("900,600");
+    let (driver_port, id) = (browser.driver_port, browser.id.clone());
     let cmd = |method: &str, what: &str, body: Option<Value>| {
         wd_ok(
             what,
