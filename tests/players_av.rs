@@ -6,7 +6,7 @@ mod common;
 #[path = "players_common/mod.rs"]
 mod players_common;
 
-use common::{free_port, require_tool};
+use common::require_tool;
 use players_common::*;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -195,23 +195,10 @@ fn shaka_installed() -> bool {
 fn players_start_audio_and_video_together() {
     let nginx = require_tool("nginx");
     require_tool("ffmpeg");
-    let root = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(
-        root.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let root = films_root();
     b_frame_film(root.path(), "bf.mp4");
-    let pool = common::Pool::start(&["--workers", "2", "--socket-mode", "666"]);
-    std::fs::set_permissions(
-        pool.dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let conf_dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let _nginx = serve_pool_with_players(&nginx, conf_dir.path(), root.path(), &pool.socket, port);
-    let base = format!("http://127.0.0.1:{port}");
+    let served = serve_films(&nginx, root.path(), "2");
+    let base = served.base.clone();
     const FRAME: f64 = 0.04;
 
     let source = first_frames(root.path().join("bf.mp4").to_str().unwrap());

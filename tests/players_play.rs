@@ -31,12 +31,7 @@ fn players_play_static_ffmpeg_packaging() {
     if !players_installed() {
         return;
     }
-    let root = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(
-        root.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let root = films_root();
     let (hls, dash) = (root.path().join("hls"), root.path().join("dash"));
     std::fs::create_dir(&hls).unwrap();
     std::fs::create_dir(&dash).unwrap();
@@ -148,12 +143,7 @@ fn players_play_what_the_pool_packages() {
     if !players_installed() {
         return;
     }
-    let root = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(
-        root.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let root = films_root();
     for film in ["a.mp4", "two_audio.mp4", "hevc.mp4"] {
         std::fs::copy(media(film), root.path().join(film)).unwrap();
     }
@@ -164,16 +154,8 @@ fn players_play_what_the_pool_packages() {
     ] {
         common::encode(root.path(), name, size, rate, 50);
     }
-    let pool = common::Pool::start(&["--workers", "2", "--socket-mode", "666"]);
-    std::fs::set_permissions(
-        pool.dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let conf_dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let _nginx = serve_pool_with_players(&nginx, conf_dir.path(), root.path(), &pool.socket, port);
-    let base = format!("http://127.0.0.1:{port}");
+    let served = serve_films(&nginx, root.path(), "2");
+    let base = served.base.clone();
     let page_base = format!("{base}/players/");
     let run = |kind: &str, url: &str, script: Value| {
         let started = Instant::now();
@@ -267,23 +249,10 @@ fn players_play_av1_and_vp9() {
     if !players_installed() {
         return;
     }
-    let root = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(
-        root.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let root = films_root();
     common::encode_av1_and_vp9(root.path(), "320x180", 10);
-    let pool = common::Pool::start(&["--workers", "1", "--socket-mode", "666"]);
-    std::fs::set_permissions(
-        pool.dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let conf_dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let _nginx = serve_pool_with_players(&nginx, conf_dir.path(), root.path(), &pool.socket, port);
-    let base = format!("http://127.0.0.1:{port}");
+    let served = serve_films(&nginx, root.path(), "1");
+    let base = served.base.clone();
     let page_base = format!("{base}/players/");
     for film in ["av1.mp4", "vp9.mp4"] {
         for (kind, manifest) in [("hls", "master.m3u8"), ("dash", "manifest.mpd")] {

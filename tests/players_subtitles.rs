@@ -8,7 +8,7 @@ mod common;
 #[path = "players_common/mod.rs"]
 mod players_common;
 
-use common::{free_port, media, require_tool};
+use common::{media, require_tool};
 use players_common::*;
 use serde_json::{Value, json};
 use std::process::Command;
@@ -109,12 +109,7 @@ fn players_show_subtitles() {
     if !players_installed() {
         return;
     }
-    let root = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(
-        root.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let root = films_root();
     std::fs::write(root.path().join("subs.srt"), SRT).unwrap();
     let out = Command::new("ffmpeg")
         .current_dir(root.path())
@@ -130,16 +125,8 @@ fn players_show_subtitles() {
         "ffmpeg: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let pool = common::Pool::start(&["--workers", "2", "--socket-mode", "666"]);
-    std::fs::set_permissions(
-        pool.dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let conf_dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let _nginx = serve_pool_with_players(&nginx, conf_dir.path(), root.path(), &pool.socket, port);
-    let base = format!("http://127.0.0.1:{port}");
+    let served = serve_films(&nginx, root.path(), "2");
+    let base = served.base.clone();
     let page_base = format!("{base}/players/");
 
     let mut players = vec![("hls", "master.m3u8"), ("dash", "manifest.mpd")];

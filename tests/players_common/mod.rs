@@ -422,3 +422,43 @@ pub fn showing_cues(report: &Value, step: i64) -> Vec<(f64, f64, String)> {
         })
         .collect()
 }
+
+/// A folder of films that nginx's workers may read.
+pub fn films_root() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        root.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    root
+}
+
+/// A pool behind nginx with the players page, serving the films of a root.
+pub struct Served {
+    pub pool: super::common::Pool,
+    /// `http://127.0.0.1:<port>`
+    pub base: String,
+    _nginx: Stop,
+    _conf: tempfile::TempDir,
+}
+
+/// Starts a pool of `workers` workers and nginx in front of it, serving
+/// `root`'s films and the players page under `/players/`.
+pub fn serve_films(nginx: &Path, root: &Path, workers: &str) -> Served {
+    let pool = super::common::Pool::start(&["--workers", workers, "--socket-mode", "666"]);
+    std::fs::set_permissions(
+        pool.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let conf = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let nginx = serve_pool_with_players(nginx, conf.path(), root, &pool.socket, port);
+    Served {
+        pool,
+        base: format!("http://127.0.0.1:{port}"),
+        _nginx: nginx,
+        _conf: conf,
+    }
+}
