@@ -423,7 +423,7 @@ fn exit_status(r: &mut Roff, pool: bool) {
 
 fn sub_sections(name: &str) -> Roff {
     let mut r = Roff::new();
-    match name {
+    let examples: &[&str] = match name {
         "cut" => {
             sh(&mut r, "OUTPUT");
             pp(
@@ -435,47 +435,24 @@ fn sub_sections(name: &str) -> Roff {
                      list), its duration, the tracks and the size.",
                 )],
             );
-            exit_status(&mut r, false);
-            sh(&mut r, "EXAMPLES");
-            verbatim(
-                &mut r,
-                &[
-                    "mp4-fcgi cut a.mp4 clip.mp4 --start 45.5 --end 60",
-                    "mp4-fcgi cut a.mp4 - --start 45.5 --client flash > flash.mp4",
-                    "mp4-fcgi cut s3://films/a.mp4 clip.mp4 --start 30",
-                ],
-            );
+            &[
+                "mp4-fcgi cut a.mp4 clip.mp4 --start 45.5 --end 60",
+                "mp4-fcgi cut a.mp4 - --start 45.5 --client flash > flash.mp4",
+                "mp4-fcgi cut s3://films/a.mp4 clip.mp4 --start 30",
+            ]
         }
-        "info" => {
-            exit_status(&mut r, false);
-            sh(&mut r, "EXAMPLES");
-            verbatim(
-                &mut r,
-                &["mp4-fcgi info a.mp4", "mp4-fcgi info --json a.mp4"],
-            );
-        }
-        "completions" => {
-            exit_status(&mut r, false);
-            sh(&mut r, "EXAMPLES");
-            verbatim(
-                &mut r,
-                &["mp4-fcgi completions bash > /etc/bash_completion.d/mp4-fcgi"],
-            );
-        }
-        _ => {
-            exit_status(&mut r, false);
-            sh(&mut r, "EXAMPLES");
-            verbatim(
-                &mut r,
-                &[
-                    "mp4-fcgi man | man -l -",
-                    "mp4-fcgi man cut | man -l -",
-                    "mkdir -p /usr/local/share/man/man1",
-                    "mp4-fcgi man > /usr/local/share/man/man1/mp4-fcgi.1",
-                ],
-            );
-        }
-    }
+        "info" => &["mp4-fcgi info a.mp4", "mp4-fcgi info --json a.mp4"],
+        "completions" => &["mp4-fcgi completions bash > /etc/bash_completion.d/mp4-fcgi"],
+        _ => &[
+            "mp4-fcgi man | man -l -",
+            "mp4-fcgi man cut | man -l -",
+            "mkdir -p /usr/local/share/man/man1",
+            "mp4-fcgi man > /usr/local/share/man/man1/mp4-fcgi.1",
+        ],
+    };
+    exit_status(&mut r, false);
+    sh(&mut r, "EXAMPLES");
+    verbatim(&mut r, examples);
     sh(&mut r, "SEE ALSO");
     r.text([bold("mp4-fcgi"), roman("(1)")]);
     r
