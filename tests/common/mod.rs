@@ -4,6 +4,8 @@
 pub mod boxes;
 pub mod dev_http;
 mod fcgi_client;
+pub mod hls_check;
+pub mod mpd_check;
 pub mod webdriver;
 
 #[allow(unused_imports)] // each test binary uses its own part of `common`
