@@ -38,6 +38,7 @@ pub fn engine(data: &[u8]) {
                 segment_duration: 1.0 + f64::from(w.get(2).copied().unwrap_or(0) >> 4),
                 fit_key_frames: w.get(2).is_some_and(|b| b & 1 == 1),
                 max_segment_samples: cmaf::MAX_SEGMENT_SAMPLES,
+                default_language: None,
             };
             let Ok(p) = cmaf::presentation(
                 &index,
@@ -52,6 +53,7 @@ pub fn engine(data: &[u8]) {
             let parts = [manifest::Part {
                 file: 0,
                 presentation: &p,
+                drm: None,
             }];
             let _ = (
                 manifest::master(&parts, ""),
@@ -59,7 +61,7 @@ pub fn engine(data: &[u8]) {
             );
             for r in &p.renditions {
                 let track = manifest::TrackId { file: 0, id: r.id };
-                assert!(manifest::playlist(&p, track, "").is_some());
+                assert!(manifest::playlist(&p, track, "", None).is_some());
                 if let Ok(init) = cmaf::init(&index, &p, r.id) {
                     check(&init, file.len() as u64);
                 }

@@ -207,6 +207,15 @@ fn main_sections(cmd: &clap::Command) -> Roff {
              are served.",
         )],
     );
+    pp(
+        &mut r,
+        [roman(
+            "Audio and subtitle tracks are named by their own name (udta name, ffmpeg's \
+             title), else by their language's name; their language is a BCP 47 tag from elng \
+             or mdhd. One audio track is the default (HLS DEFAULT=YES, DASH Role main): the \
+             first in --default-language, else the first enabled one (tkhd), else the first.",
+        )],
+    );
 
     sh(&mut r, "SIGNALS");
     pp(

@@ -119,6 +119,8 @@ mod tests {
         p.texts.push(Text {
             id: 3,
             language: Some("eng".into()),
+            name: None,
+            default: false,
         });
         let cue = |start: f64, end: f64, text: &str| Cue {
             start,

@@ -7,7 +7,8 @@ use super::boxes::{self, FourCC, RawBox, Reader, TopBox};
 use super::error::fourcc_str;
 use super::fragmented::{self, Fragments};
 use super::tables::{Runs, cmov, elst, hdlr, mdhd, mvhd, runs, stco, stsc, stss, stsz, tkhd};
-use super::trak::TrakInfo;
+use super::tracks::{self, MAX_TAG};
+use super::trak::{self, Inline, MAX_NAME, TrakInfo};
 use super::{Error, Limits, ReadAt};
 use bytes::Bytes;
 use std::ops::Range;
@@ -378,10 +379,45 @@ fn once<T>(slot: &mut Option<T>, fourcc: FourCC, value: T) -> Result<(), Error> 
     Ok(())
 }
 
+/// A track's `elng` tag and its own name (from `udta`), the first of each
+/// kind. A malformed `udta` (QuickTime's may end in four zero bytes) names
+/// nothing; the film is served all the same.
+fn labels<'a>(
+    trak: &RawBox<'a>,
+    mdia: &RawBox<'a>,
+    budget: &mut Budget,
+) -> Result<(Option<Inline<MAX_TAG>>, Option<Inline<MAX_NAME>>), Error> {
+    let first = |parent: &RawBox<'a>, fourcc: &FourCC, budget: &mut Budget| {
+        for b in walk(parent, budget) {
+            let b = b?;
+            if &b.fourcc == fourcc {
+                return Ok(Some(b));
+            }
+        }
+        Ok::<_, Error>(None)
+    };
+    let tag = first(mdia, b"elng", budget)?.and_then(|b| trak::elng(b.body));
+    let (mut name, mut quicktime) = (None, None);
+    if let Some(udta) = first(trak, b"udta", budget)? {
+        for c in walk(&udta, budget).map_while(Result::ok) {
+            let slot = match &c.fourcc {
+                b"name" => &mut name,
+                b"\xa9nam" => &mut quicktime,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = trak::name(&c.fourcc, c.body);
+            }
+        }
+    }
+    Ok((tag, name.or(quicktime)))
+}
+
 /// Decodes one `trak`; its sample tables only when it has samples.
 fn read_trak(trak: &RawBox<'_>, budget: &mut Budget) -> Result<(TrakInfo, Option<Track>), Error> {
     let tkhd = only(trak, b"tkhd", budget)?.ok_or(missing(*b"tkhd"))?;
     let id = tkhd::read(tkhd.body)?.track_id;
+    let enabled = Reader::new(tkhd.body, *b"tkhd").full_box()?.1 & 1 != 0;
     let edit = match only(trak, b"edts", budget)? {
         Some(edts) => elst::read_track_edit(edts.body)?,
         None => elst::TrackEdit::default(),
@@ -392,6 +428,7 @@ fn read_trak(trak: &RawBox<'_>, budget: &mut Budget) -> Result<(TrakInfo, Option
     let hdlr = only(&mdia, b"hdlr", budget)?.ok_or(missing(*b"hdlr"))?;
     let handler = hdlr::read(hdlr.body)?;
     let minf = only(&mdia, b"minf", budget)?.ok_or(missing(*b"minf"))?;
+    let (tag, name) = labels(trak, &mdia, budget)?;
     let stbl = only(&minf, b"stbl", budget)?.ok_or(missing(*b"stbl"))?;
 
     let mut codec = [0u8; 4];
@@ -434,8 +471,14 @@ fn read_trak(trak: &RawBox<'_>, budget: &mut Budget) -> Result<(TrakInfo, Option
         handler,
         codec,
         timescale: media.timescale,
-        language: media.language,
+        // elng's tag overrides mdhd's code.
+        language: tag
+            .and_then(|t| tracks::primary_language(t.as_str()))
+            .or(media.language),
         edit,
+        enabled,
+        tag,
+        name,
     };
     let sizes = sizes.ok_or(missing(*b"stsz"))?;
     let sample_count = u64::from(sizes.count);

@@ -53,6 +53,72 @@ pub fn terminology(code: &str) -> &str {
         .map_or(code, |(_, t)| t)
 }
 
+/// Longest language tag read (RFC 5646 4.4.1 asks that 35 characters be
+/// kept at least).
+pub const MAX_TAG: usize = 64;
+
+/// A BCP 47 tag (or an ISO 639 code) in its shortest, conventional form
+/// (RFC 5646 2.1.1 and 2.2.1): ISO 639-1 where the language has a code
+/// there (`eng` is `en`, `fre` is `fr`), a region upper case and a script
+/// title case (`zh-hant-tw` is `zh-Hant-TW`). `None` for `und` and for
+/// what is not a language's tag.
+pub fn shortest_tag(tag: &str) -> Option<String> {
+    if tag.len() > MAX_TAG {
+        return None;
+    }
+    let mut subtags = tag.split('-');
+    let primary = subtags.next()?.to_ascii_lowercase();
+    if !(2..=3).contains(&primary.len())
+        || !primary.bytes().all(|b| b.is_ascii_lowercase())
+        || primary == "und"
+    {
+        return None;
+    }
+    let primary = if primary.len() == 2 {
+        isolang::Language::from_639_1(&primary)?.to_639_1()?
+    } else {
+        let t = terminology(&primary);
+        match isolang::Language::from_639_3(t) {
+            Some(l) => l.to_639_1().unwrap_or(l.to_639_3()),
+            // A code ISO 639-3 does not list (`qaa`, reserved for local use).
+            None => t,
+        }
+    };
+    let mut out = String::from(primary);
+    // After a singleton (an extension, `x-` private use), all is lower case.
+    let mut extension = false;
+    for s in subtags {
+        if s.is_empty() || s.len() > 8 || !s.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return None;
+        }
+        out.push('-');
+        let letters = s.bytes().all(|b| b.is_ascii_alphabetic());
+        extension |= s.len() == 1;
+        match s.len() {
+            2 if letters && !extension => out.push_str(&s.to_ascii_uppercase()),
+            4 if letters && !extension => {
+                let (first, rest) = s.split_at(1);
+                out.push_str(&first.to_ascii_uppercase());
+                out.push_str(&rest.to_ascii_lowercase());
+            }
+            _ => out.push_str(&s.to_ascii_lowercase()),
+        }
+    }
+    Some(out)
+}
+
+/// The ISO 639-2/T code (what `mdhd` holds) of a tag's language: `fr`,
+/// `fra`, `fre` and `fr-CA` are all `fra`.
+pub fn primary_language(tag: &str) -> Option<[u8; 3]> {
+    let tag = shortest_tag(tag)?;
+    let primary = tag.split('-').next()?;
+    let code = match isolang::Language::from_639_1(primary) {
+        Some(l) if primary.len() == 2 => l.to_639_3(),
+        _ => primary,
+    };
+    code.as_bytes().try_into().ok()
+}
+
 impl Tracks {
     /// No choice: every track.
     pub fn all(&self) -> bool {
@@ -199,6 +265,43 @@ impl Tracks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tags_take_their_shortest_form() {
+        let s = |t: &str| shortest_tag(t);
+        assert_eq!(s("eng").as_deref(), Some("en"));
+        assert_eq!(s("fre").as_deref(), Some("fr"));
+        assert_eq!(s("EN-us").as_deref(), Some("en-US"));
+        assert_eq!(s("pt-BR").as_deref(), Some("pt-BR"));
+        assert_eq!(s("zh-hant-tw").as_deref(), Some("zh-Hant-TW"));
+        assert_eq!(s("es-419").as_deref(), Some("es-419"));
+        assert_eq!(s("de-CH-x-ZH").as_deref(), Some("de-CH-x-zh"));
+        // No ISO 639-1 code: the three letters stay.
+        assert_eq!(s("haw").as_deref(), Some("haw"));
+        assert_eq!(s("qaa").as_deref(), Some("qaa"));
+        for bad in [
+            "",
+            "und",
+            "zz",
+            "e",
+            "english",
+            "en-",
+            "en--US",
+            "en_US",
+            "en-abcdefghi",
+            "é",
+        ] {
+            assert_eq!(s(bad), None, "{bad}");
+        }
+        assert_eq!(s(&format!("en{}", "-a".repeat(40))), None);
+        let p = |t: &str| primary_language(t);
+        for tag in ["fr", "fra", "fre", "fr-CA", "FR"] {
+            assert_eq!(p(tag), Some(*b"fra"), "{tag}");
+        }
+        assert_eq!(p("pt-BR"), Some(*b"por"));
+        assert_eq!(p("haw"), Some(*b"haw"));
+        assert_eq!(p("und"), None);
+    }
 
     #[test]
     fn lists_and_languages_parse() {

@@ -285,9 +285,7 @@ pub(super) fn presentation(
                 Kind::Audio
             },
             description,
-            language: info
-                .language
-                .map(|l| String::from_utf8_lossy(&l).into_owned()),
+            language: info.language_tag(),
             timescale: info.timescale,
             peak_bandwidth: peak,
             average_bandwidth: average,
@@ -297,6 +295,7 @@ pub(super) fn presentation(
             track: usize::MAX,
             info: *info,
             edits: super::source_edits(info),
+            default: false,
         });
     }
     if renditions.is_empty() {
@@ -304,6 +303,7 @@ pub(super) fn presentation(
             "no video or audio track to package".into(),
         ));
     }
+    super::choose_defaults(&mut renditions, &mut [], settings.default_language);
     Ok(Presentation {
         duration,
         renditions,

@@ -36,6 +36,7 @@ pub(crate) fn rendition(id: u32, kind: Kind, codecs: &str, segs: &[(f64, u64)]) 
             channels: if video { 0 } else { 2 },
             video_range: None,
             sar: None,
+            ..Description::default()
         },
         language: None,
         timescale: 1000,
@@ -60,8 +61,12 @@ pub(crate) fn rendition(id: u32, kind: Kind, codecs: &str, segs: &[(f64, u64)]) 
             timescale: 1000,
             language: None,
             edit: Default::default(),
+            enabled: true,
+            tag: None,
+            name: None,
         },
         edits: Vec::new(),
+        default: false,
     }
 }
 
