@@ -8,6 +8,8 @@ mod connection;
 mod fcgi;
 #[path = "../fuzz/oracle/engine.rs"]
 mod oracle;
+#[path = "../fuzz/oracle/subtitles.rs"]
+mod subtitles;
 
 use std::path::Path;
 
@@ -46,6 +48,11 @@ fn engine_corpus_replays_clean() {
 #[test]
 fn fcgi_corpus_replays_clean() {
     replay("fcgi", fcgi::fcgi);
+}
+
+#[test]
+fn subtitles_corpus_replays_clean() {
+    replay("subtitles", subtitles::subtitles);
 }
 
 /// Scripts the corpus may not hold: a known one, and many random ones.
