@@ -283,6 +283,11 @@ pub struct ServeArgs {
     /// for CDNs and caching front servers. None by default.
     #[arg(long, value_name = "VALUE")]
     cache_control: Option<String>,
+    /// HLS/DASH: encrypt the films this key file names (one line per film
+    /// pattern: PATTERN cenc|cbcs|aes-128 KEY-ID KEY [options]; see the
+    /// README). Read again on SIGHUP. Keys are never logged.
+    #[arg(long, value_name = "FILE")]
+    keys: Option<PathBuf>,
     /// HLS/DASH: segments are cut at the key frame nearest each multiple of
     /// this many seconds (1 to 60). Default: 6, or for a film whose key
     /// frames come at a steady interval, the largest multiple of it up to 6
@@ -293,6 +298,13 @@ pub struct ServeArgs {
     /// few key frames for it is refused with 415); 1024 to 4194304.
     #[arg(long, default_value_t = mp4_fcgi::mp4::cmaf::MAX_SEGMENT_SAMPLES, value_name = "N")]
     max_segment_samples: u64,
+    /// HLS/DASH: the default audio rendition is the first in this language
+    /// (a BCP 47 tag or ISO 639 code: fr, fra, pt-BR; compared by language,
+    /// not region), and a subtitle track in it is shown by default when no
+    /// audio is. Default: the first enabled audio track (tkhd), else the
+    /// first.
+    #[arg(long, value_name = "LANG", value_parser = parse_language)]
+    default_language: Option<[u8; 3]>,
     /// Where URL sets (/films/a_,360,720,.mp4.urlset/master.m3u8) are served:
     /// on (wherever the front server routes them, unless it passes the
     /// FastCGI param MP4_FCGI_URL_SETS=0), param (only where it passes
@@ -332,6 +344,21 @@ fn parse_moov_size(s: &str) -> Result<u64, String> {
             Err(format!("'{s}' is more than 1G"))
         }
     })
+}
+
+/// `--default-language`: a known language's tag or code, as its ISO
+/// 639-2/T code.
+fn parse_language(s: &str) -> Result<[u8; 3], String> {
+    mp4_fcgi::mp4::tracks::primary_language(s)
+        .filter(|c| {
+            std::str::from_utf8(c)
+                .ok()
+                .and_then(isolang::Language::from_639_3)
+                .is_some()
+        })
+        .ok_or_else(|| {
+            format!("'{s}' is not a language's BCP 47 tag or ISO 639 code (e.g. fr, fra, pt-BR)")
+        })
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -402,6 +429,9 @@ pub fn config_from(a: ServeArgs) -> Result<Config, String> {
     };
     c.origin_revalidate = seconds(a.origin_revalidate, "--origin-revalidate")?;
     c.cache_control = a.cache_control;
+    if let Some(path) = a.keys {
+        c.keys = server::KeyFile::open(path)?;
+    }
     if let Some(d) = a.segment_duration {
         if !(1.0..=60.0).contains(&d) {
             return Err("--segment-duration must be between 1 and 60 seconds".into());
@@ -416,6 +446,7 @@ pub fn config_from(a: ServeArgs) -> Result<Config, String> {
         ));
     }
     c.max_segment_samples = a.max_segment_samples;
+    c.default_language = a.default_language;
     c.url_sets = a.url_sets.parse()?;
     c.demo = a.demo == "on";
     c.set_cors(&a.cors)?;

@@ -1,7 +1,7 @@
 //! The DASH MPD (ISO/IEC 23009-1, live profile with `SegmentTemplate` and
 //! `SegmentTimeline`) over the same init and media segments as HLS.
 
-use super::{Language, Part, TrackId, language, text_language};
+use super::{Alternative, Part, TrackId, alternatives};
 use crate::mp4::cmaf::{Kind, Rendition};
 use std::fmt::Write;
 
@@ -52,10 +52,27 @@ pub fn mpd(parts: &[Part<'_>], query: &str) -> String {
         .flat_map(|part| part.presentation.renditions.iter())
         .flat_map(|r| r.segments.iter().map(|s| s.shown_for))
         .fold(1.0, f64::max);
+    // SCTE 214-1's attributes (Dolby Vision's supplemental codecs) need
+    // their namespace; an MPD without them stays as it was.
+    let scte214 = (parts.iter())
+        .flat_map(|part| part.presentation.renditions.iter())
+        .any(|r| r.description.supplemental.is_some());
+    let ns = if scte214 {
+        " xmlns:scte214=\"urn:scte:dash:scte214-extensions\""
+    } else {
+        ""
+    };
+    let protected =
+        (parts.iter()).any(|part| part.drm.is_some_and(|d| d.protection.scheme.in_samples()));
+    let cenc_ns = if protected {
+        super::drm::CENC_NAMESPACE
+    } else {
+        ""
+    };
     let _ = write!(
         s,
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
-         <MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011\" \
+         <MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\"{ns}{cenc_ns} profiles=\"urn:mpeg:dash:profile:isoff-live:2011\" \
          type=\"static\" mediaPresentationDuration=\"{}\" minBufferTime=\"{}\" maxSegmentDuration=\"{}\">\n\
          <Period id=\"0\" start=\"PT0S\">\n",
         duration(p.duration),
@@ -77,21 +94,33 @@ pub fn mpd(parts: &[Part<'_>], query: &str) -> String {
              segmentAlignment=\"true\"{}>",
             start_with_sap(video.iter().map(|(_, r)| *r))
         );
+        if let Some(d) = &first.drm {
+            s.push_str(&super::drm::dash_protection(d));
+        }
         for (file, r) in &video {
             representation(&mut s, *file, r, &q);
         }
         s.push_str("</AdaptationSet>\n");
     }
-    // One adaptation set per language; tracks without one each have their own.
-    let mut sets: Vec<(Option<Language>, Vec<&Rendition>)> = Vec::new();
-    for r in p.renditions.iter().filter(|r| r.kind == Kind::Audio) {
-        let lang = language(p, r.id);
-        match sets.iter_mut().find(|(l, _)| l.is_some() && *l == lang) {
-            Some((_, v)) => v.push(r),
-            None => sets.push((lang, vec![r])),
+    // One adaptation set per language and own name; tracks without a
+    // language each have their own. A set is labelled as its first track
+    // is named in HLS.
+    let (audio, subtitles) = alternatives(p);
+    let mut sets: Vec<(&Alternative, Vec<&Rendition>, bool)> = Vec::new();
+    for a in &audio {
+        let Some(r) = p.rendition(a.id) else { continue };
+        let same =
+            |b: &Alternative| b.language.is_some() && b.language == a.language && b.own == a.own;
+        match sets.iter_mut().find(|(b, ..)| same(b)) {
+            Some((_, v, default)) => {
+                v.push(r);
+                *default |= a.default;
+            }
+            None => sets.push((a, vec![r], a.default)),
         }
     }
-    for (i, (lang, tracks)) in sets.iter().enumerate() {
+    for (i, (first_track, tracks, default)) in sets.iter().enumerate() {
+        let lang = &first_track.language;
         let _ = write!(
             s,
             "<AdaptationSet id=\"{}\" contentType=\"audio\" mimeType=\"audio/mp4\" \
@@ -103,12 +132,15 @@ pub fn mpd(parts: &[Part<'_>], query: &str) -> String {
             let _ = write!(s, " lang=\"{}\"", l.tag);
         }
         s.push_str(">\n");
-        if let Some(l) = lang {
-            let _ = writeln!(s, "<Label>{}</Label>", xml(&l.name));
+        let _ = writeln!(s, "<Label>{}</Label>", xml(&first_track.name));
+        if let Some(d) = &first.drm {
+            s.push_str(&super::drm::dash_protection(d));
         }
-        if i == 0 {
-            s.push_str("<Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"main\"/>\n");
-        }
+        let role = if *default { "main" } else { "alternate" };
+        let _ = writeln!(
+            s,
+            "<Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"{role}\"/>"
+        );
         for r in tracks {
             representation(&mut s, first.file, r, &q);
         }
@@ -116,20 +148,17 @@ pub fn mpd(parts: &[Part<'_>], query: &str) -> String {
     }
     // Subtitles: the whole track as one WebVTT file (dash.js and Shaka
     // read a text/vtt Representation by its BaseURL).
-    for (i, t) in p.texts.iter().enumerate() {
+    for (i, t) in subtitles.iter().enumerate() {
         let _ = write!(
             s,
             "<AdaptationSet id=\"{}\" contentType=\"text\" mimeType=\"text/vtt\"",
             100 + i
         );
-        let lang = text_language(p, t.id);
-        if let Some(l) = &lang {
+        if let Some(l) = &t.language {
             let _ = write!(s, " lang=\"{}\"", l.tag);
         }
         s.push_str(">\n");
-        if let Some(l) = &lang {
-            let _ = writeln!(s, "<Label>{}</Label>", xml(&l.name));
-        }
+        let _ = writeln!(s, "<Label>{}</Label>", xml(&t.name));
         s.push_str("<Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"subtitle\"/>\n");
         let id = TrackId {
             file: first.file,
@@ -143,6 +172,36 @@ pub fn mpd(parts: &[Part<'_>], query: &str) -> String {
     }
     s.push_str("</Period>\n</MPD>\n");
     s
+}
+
+/// A representation's `AudioChannelConfiguration`: AC-3 and E-AC-3 in
+/// Dolby's scheme, their layout in 4 hex digits (DASH-IF IOP, "Enhanced
+/// AC-3"), others as a count; and E-AC-3's JOC (Dolby Atmos) as ETSI TS
+/// 103 420 (D.2) says it.
+fn audio_channels(s: &mut String, d: &crate::mp4::cmaf::Description) {
+    match d.dolby_layout {
+        Some(layout) => {
+            let _ = writeln!(
+                s,
+                "<AudioChannelConfiguration schemeIdUri=\"tag:dolby.com,2014:dash:audio_channel_configuration:2011\" value=\"{layout:04X}\"/>"
+            );
+        }
+        None if d.channels > 0 => {
+            let _ = writeln!(
+                s,
+                "<AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{}\"/>",
+                d.channels
+            );
+        }
+        None => {}
+    }
+    if let Some(index) = d.joc {
+        let _ = writeln!(
+            s,
+            "<SupplementalProperty schemeIdUri=\"tag:dolby.com,2018:dash:EC3_ExtensionType:2018\" value=\"JOC\"/>\n\
+             <SupplementalProperty schemeIdUri=\"tag:dolby.com,2018:dash:EC3_ExtensionComplexityIndex:2018\" value=\"{index}\"/>"
+        );
+    }
 }
 
 /// Where a run of `n + 1` segments of `d` from `t` ends (saturating: the
@@ -169,14 +228,17 @@ fn representation(s: &mut String, file: u8, r: &Rendition, q: &str) {
     if d.sample_rate > 0 {
         let _ = write!(s, " audioSamplingRate=\"{}\"", d.sample_rate);
     }
-    s.push_str(">\n");
-    if d.channels > 0 {
-        let _ = writeln!(
+    // Dolby Vision over the base layer `codecs` names (SCTE 214-1 11.1.6;
+    // Dolby, "Dolby Vision Streams Within the MPEG-DASH Format").
+    if let Some((codecs, brand)) = &d.supplemental {
+        let _ = write!(
             s,
-            "<AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{}\"/>",
-            d.channels
+            " scte214:supplementalCodecs=\"{}\" scte214:supplementalProfiles=\"{brand}\"",
+            xml(codecs)
         );
     }
+    s.push_str(">\n");
+    audio_channels(s, d);
     let ts = r.timescale.max(1);
     let _ = writeln!(
         s,
@@ -222,6 +284,7 @@ mod tests {
             &[Part {
                 file: 0,
                 presentation: p,
+                drm: None,
             }],
             "",
         )
@@ -275,5 +338,48 @@ mod tests {
         let text = one(&hevc);
         assert_ne!(sap(&text, "video"), Some("1"), "{text}");
         assert_eq!(sap(&text, "audio"), Some("1"), "{text}");
+    }
+
+    #[test]
+    fn dolby_vision_and_atmos_are_described() {
+        let mut video = rendition(1, Kind::Video, "hvc1.2.4.L153.B0", &[(6.0, 1000)]);
+        video.description.supplemental = Some(("dvh1.08.07".into(), "db1p"));
+        let mut audio = rendition(2, Kind::Audio, "ec-3", &[(6.0, 1000)]);
+        audio.description.dolby_layout = Some(0xF801);
+        audio.description.joc = Some(16);
+        let p = presentation(vec![video, audio]);
+        let text = one(&p);
+        assert!(
+            text.contains(" xmlns:scte214=\"urn:scte:dash:scte214-extensions\" "),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "codecs=\"hvc1.2.4.L153.B0\" bandwidth=\"1\" width=\"320\" height=\"180\" \
+                 scte214:supplementalCodecs=\"dvh1.08.07\" scte214:supplementalProfiles=\"db1p\">"
+            ),
+            "{text}"
+        );
+        for line in [
+            "<AudioChannelConfiguration schemeIdUri=\"tag:dolby.com,2014:dash:audio_channel_configuration:2011\" value=\"F801\"/>",
+            "<SupplementalProperty schemeIdUri=\"tag:dolby.com,2018:dash:EC3_ExtensionType:2018\" value=\"JOC\"/>",
+            "<SupplementalProperty schemeIdUri=\"tag:dolby.com,2018:dash:EC3_ExtensionComplexityIndex:2018\" value=\"16\"/>",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        }
+        // Neither: the MPEG scheme, no namespace.
+        let plain = presentation(vec![
+            rendition(1, Kind::Video, "hvc1.2.4.L153.B0", &[(6.0, 1000)]),
+            rendition(2, Kind::Audio, "mp4a.40.2", &[(6.0, 1000)]),
+        ]);
+        let text = one(&plain);
+        assert!(
+            !text.contains("scte214") && !text.contains("dolby"),
+            "{text}"
+        );
+        assert!(
+            text.contains("audio_channel_configuration:2011\" value=\"2\""),
+            "{text}"
+        );
     }
 }

@@ -2,56 +2,21 @@
 //! every video track a variant and every audio track an alternative of one
 //! group, and one media playlist per track.
 
-use super::{Part, TrackId, language, text_language};
+use super::{Alternative, Part, TrackId, alternatives};
 use crate::mp4::cmaf::{self, Kind, Presentation, Rendition};
 use std::fmt::Write;
 
 const AUDIO_GROUP: &str = "audio";
 const SUBTITLES_GROUP: &str = "subs";
 
-/// The subtitle alternatives (WebVTT, `subs-<track>.m3u8`), named like the
-/// audio ones; none chosen by default.
-fn subtitles(s: &mut String, p: &Presentation, file: u8, query: &str) {
-    let mut names: Vec<String> = Vec::new();
-    for t in &p.texts {
-        let lang = text_language(p, t.id);
-        let base = lang
-            .as_ref()
-            .map_or_else(|| format!("subtitles {}", t.id), |l| l.name.clone());
-        let name = if names.contains(&base) {
-            format!("{base} ({})", t.id)
-        } else {
-            base
-        };
-        let _ = write!(
-            s,
-            "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"{SUBTITLES_GROUP}\""
-        );
-        if let Some(l) = &lang {
-            let _ = write!(s, ",LANGUAGE=\"{}\"", l.tag);
-        }
-        let _ = writeln!(
-            s,
-            ",NAME=\"{name}\",DEFAULT=NO,AUTOSELECT=YES,URI=\"subs-{}.m3u8{query}\"",
-            TrackId { file, id: t.id }
-        );
-        names.push(name);
+/// One `EXT-X-MEDIA` alternative of `group`, without its URI.
+fn media(s: &mut String, kind: &str, group: &str, a: &Alternative) {
+    let _ = write!(s, "#EXT-X-MEDIA:TYPE={kind},GROUP-ID=\"{group}\"");
+    if let Some(l) = &a.language {
+        let _ = write!(s, ",LANGUAGE=\"{}\"", l.tag);
     }
-}
-
-/// Unique, quoted-string-safe names for the audio alternatives.
-fn audio_names(p: &Presentation) -> Vec<(u32, String)> {
-    let mut names: Vec<(u32, String)> = Vec::new();
-    for r in p.renditions.iter().filter(|r| r.kind == Kind::Audio) {
-        let base = language(p, r.id).map_or_else(|| format!("audio {}", r.id), |l| l.name);
-        let name = if names.iter().any(|(_, n)| *n == base) {
-            format!("{base} ({})", r.id)
-        } else {
-            base
-        };
-        names.push((r.id, name));
-    }
-    names
+    let default = if a.default { "YES" } else { "NO" };
+    let _ = write!(s, ",NAME=\"{}\",DEFAULT={default},AUTOSELECT=YES", a.name);
 }
 
 /// `master.m3u8` of one film or of the films of a URL set (every video
@@ -88,30 +53,29 @@ pub fn master(parts: &[Part<'_>], query: &str) -> String {
         }
         return s;
     }
-    for (i, (id, name)) in audio_names(p).iter().enumerate() {
-        let default = if i == 0 { "YES" } else { "NO" };
-        let _ = write!(s, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\"");
-        if let Some(l) = language(p, *id) {
-            let _ = write!(s, ",LANGUAGE=\"{}\"", l.tag);
-        }
-        let _ = write!(s, ",NAME=\"{name}\",DEFAULT={default},AUTOSELECT=YES");
-        // A channel count the film does not say is left out, not written 0.
-        match p.rendition(*id).map_or(0, |r| r.description.channels) {
-            0 => {}
-            channels => {
-                let _ = write!(s, ",CHANNELS=\"{channels}\"");
-            }
+    let (audio_alternatives, subtitles) = alternatives(p);
+    for a in &audio_alternatives {
+        media(&mut s, "AUDIO", AUDIO_GROUP, a);
+        if let Some(channels) = p.rendition(a.id).and_then(|r| channels(&r.description)) {
+            let _ = write!(s, ",CHANNELS=\"{channels}\"");
         }
         let _ = writeln!(
             s,
             ",URI=\"index-{}.m3u8{query}\"",
             TrackId {
                 file: first.file,
-                id: *id
+                id: a.id
             }
         );
     }
-    subtitles(&mut s, p, first.file, query);
+    for a in &subtitles {
+        media(&mut s, "SUBTITLES", SUBTITLES_GROUP, a);
+        let id = TrackId {
+            file: first.file,
+            id: a.id,
+        };
+        let _ = writeln!(s, ",URI=\"subs-{id}.m3u8{query}\"");
+    }
     let audio_peak = audio.iter().map(|r| r.peak_bandwidth).max().unwrap_or(0);
     let audio_average = audio.iter().map(|r| r.average_bandwidth).max().unwrap_or(0);
     let mut audio_codecs: Vec<&str> = Vec::new();
@@ -132,6 +96,9 @@ pub fn master(parts: &[Part<'_>], query: &str) -> String {
             r.peak_bandwidth.saturating_add(audio_peak).max(1),
             r.average_bandwidth.saturating_add(audio_average).max(1),
         );
+        if let Some((codecs, brand)) = &r.description.supplemental {
+            let _ = write!(s, ",SUPPLEMENTAL-CODECS=\"{codecs}/{brand}\"");
+        }
         if r.description.width > 0 && r.description.height > 0 {
             // As shown: the pixel aspect applied (HLS has no SAR).
             let (w, h) = r.description.displayed();
@@ -140,7 +107,8 @@ pub fn master(parts: &[Part<'_>], query: &str) -> String {
         if let Some(rate) = r.frame_rate {
             let _ = write!(s, ",FRAME-RATE={rate:.3}");
         }
-        // SDR, the attribute's meaning when absent, is not written.
+        // SDR, the attribute's meaning when absent, is written only where
+        // a Dolby Vision brand wants it.
         if let Some(range) = r.description.video_range {
             let _ = write!(s, ",VIDEO-RANGE={range}");
         }
@@ -157,7 +125,12 @@ pub fn master(parts: &[Part<'_>], query: &str) -> String {
 
 /// `index-<track>.m3u8`: the track's init segment and media segments;
 /// `None` when the presentation has no such track.
-pub fn playlist(p: &Presentation, track: TrackId, query: &str) -> Option<String> {
+pub fn playlist(
+    p: &Presentation,
+    track: TrackId,
+    query: &str,
+    drm: Option<&super::drm::Drm<'_>>,
+) -> Option<String> {
     let r = p.rendition(track.id)?;
     // TARGETDURATION bounds every EXTINF, as printed, rounded to the
     // nearest integer; BANDWIDTH's runs are measured against it too.
@@ -168,6 +141,9 @@ pub fn playlist(p: &Presentation, track: TrackId, query: &str) -> Option<String>
         "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:1\n\
          #EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init-{track}.mp4{query}\"\n"
     );
+    if let Some(d) = drm {
+        s.push_str(&super::drm::hls_key(d, query));
+    }
     for (k, seg) in r.segments.iter().enumerate() {
         let _ = write!(
             s,
@@ -178,6 +154,18 @@ pub fn playlist(p: &Presentation, track: TrackId, query: &str) -> Option<String>
     }
     s.push_str("#EXT-X-ENDLIST\n");
     Some(s)
+}
+
+/// An audio alternative's `CHANNELS`: the count, or for E-AC-3 with JOC
+/// (Dolby Atmos) its complexity index and `JOC` (Apple's HLS authoring
+/// specification, appendixes, "Values for the CODECS attribute"). A count
+/// the film does not say is left out, not written 0.
+fn channels(d: &cmaf::Description) -> Option<String> {
+    match (d.joc, d.channels) {
+        (Some(index), _) => Some(format!("{index}/JOC")),
+        (None, 0) => None,
+        (None, n) => Some(n.to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -193,7 +181,7 @@ mod tests {
             "avc1.64001F",
             &[(6.4999997, 1000), (5.0, 1000)],
         )]);
-        let text = playlist(&p, TrackId { file: 0, id: 1 }, "").unwrap();
+        let text = playlist(&p, TrackId { file: 0, id: 1 }, "", None).unwrap();
         assert!(text.contains("#EXTINF:6.500000,"), "{text}");
         // 6.500000 rounds to 7 (RFC 8216 4.3.3.1).
         assert!(text.contains("#EXT-X-TARGETDURATION:7\n"), "{text}");
@@ -211,6 +199,7 @@ mod tests {
             &[Part {
                 file: 0,
                 presentation: &p,
+                drm: None,
             }],
             "",
         );
@@ -222,9 +211,46 @@ mod tests {
             &[Part {
                 file: 0,
                 presentation: &stereo,
+                drm: None,
             }],
             "",
         );
         assert!(text.contains(",CHANNELS=\"2\","), "{text}");
+    }
+
+    #[test]
+    fn dolby_vision_and_atmos_are_announced() {
+        let mut video = rendition(1, Kind::Video, "hvc1.2.4.L153.B0", &[(6.0, 1000)]);
+        video.description.supplemental = Some(("dvh1.08.07".into(), "db4h"));
+        video.description.video_range = Some("HLG");
+        let mut audio = rendition(2, Kind::Audio, "ec-3", &[(6.0, 1000)]);
+        audio.description.channels = 6;
+        audio.description.joc = Some(16);
+        let p = presentation(vec![video, audio]);
+        let one = |p| {
+            master(
+                &[Part {
+                    file: 0,
+                    presentation: p,
+                    drm: None,
+                }],
+                "",
+            )
+        };
+        let text = one(&p);
+        assert!(
+            text.contains(
+                "CODECS=\"hvc1.2.4.L153.B0,ec-3\",SUPPLEMENTAL-CODECS=\"dvh1.08.07/db4h\","
+            ),
+            "{text}"
+        );
+        assert!(text.contains(",VIDEO-RANGE=HLG,"), "{text}");
+        assert!(text.contains(",CHANNELS=\"16/JOC\","), "{text}");
+        let mut plain = p.clone();
+        plain.renditions[0].description.supplemental = None;
+        plain.renditions[1].description.joc = None;
+        let text = one(&plain);
+        assert!(!text.contains("SUPPLEMENTAL-CODECS"), "{text}");
+        assert!(text.contains(",CHANNELS=\"6\","), "{text}");
     }
 }

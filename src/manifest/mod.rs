@@ -4,7 +4,9 @@
 //! own URL and carries the window, so a clip is its own presentation.
 
 mod dash;
+pub mod drm;
 mod hls;
+pub mod sidecar;
 pub mod webvtt;
 
 pub use dash::mpd;
@@ -19,6 +21,8 @@ use crate::mp4::cmaf::Presentation;
 pub struct Part<'a> {
     pub file: u8,
     pub presentation: &'a Presentation,
+    /// How the film is protected, if it is.
+    pub drm: Option<drm::Drm<'a>>,
 }
 
 /// Most films one URL set may name.
@@ -64,6 +68,9 @@ pub enum Resource {
     Cues(u32, TrackId),
     /// `subs-<track>.vtt`: the whole track as WebVTT (DASH).
     Vtt(TrackId),
+    /// `encryption.key`: the film's key, where the key file lets the pool
+    /// hand it out (HLS AES-128; Clear Key without a license server).
+    Key,
 }
 
 /// A decimal number of at most 10 digits, no sign.
@@ -100,6 +107,7 @@ impl Resource {
             "" => Some(Resource::Progressive),
             "master.m3u8" => Some(Resource::Master),
             "manifest.mpd" => Some(Resource::Mpd),
+            "encryption.key" => Some(Resource::Key),
             _ => {
                 if let Some(t) = between("index-", ".m3u8") {
                     track(t).map(Resource::Playlist)
@@ -158,6 +166,7 @@ impl Resource {
             Resource::Mpd => Some("application/dash+xml"),
             Resource::Init(_) => Some("video/mp4"),
             Resource::Segment(..) => Some("video/iso.segment"),
+            Resource::Key => Some("application/octet-stream"),
         }
     }
 
@@ -173,6 +182,7 @@ impl Resource {
             Resource::Subtitles(t) => (6, 0, t),
             Resource::Cues(n, t) => (7, n, t),
             Resource::Vtt(t) => (8, 0, t),
+            Resource::Key => (9, 0, TrackId::default()),
         };
         (kind << 60) ^ (u64::from(t.file) << 52) ^ (u64::from(t.id) << 20) ^ u64::from(n)
     }
@@ -241,40 +251,105 @@ pub fn split(path: &[u8]) -> (&[u8], &[u8]) {
 /// A track's language for players and for people.
 #[derive(Clone, Debug, PartialEq)]
 struct Language {
-    /// BCP 47's shortest tag: ISO 639-1 where the language has one (`en`
-    /// for `eng`), else its ISO 639-2/T code.
+    /// BCP 47's shortest tag: ISO 639-1 where the language has a code there
+    /// (`en` for `eng`), else its ISO 639-2/T code; `elng`'s region and
+    /// script stay (`pt-BR`).
     tag: String,
     /// The language's name in itself ("Deutsch"), else in English, else
     /// the tag.
     name: String,
+    /// ISO 639-2/T, compared with the operator's `--default-language`.
+    code: Option<[u8; 3]>,
 }
 
-/// Track `id`'s language (its `mdhd` code): `None` for `und` or a code
-/// that is no language code at all.
-fn language(p: &Presentation, id: u32) -> Option<Language> {
-    language_of(p.rendition(id)?.language.as_deref()?)
-}
-
-/// Subtitle track `id`'s language, as [`language`].
-fn text_language(p: &Presentation, id: u32) -> Option<Language> {
-    language_of(p.texts.iter().find(|t| t.id == id)?.language.as_deref()?)
-}
-
-fn language_of(code: &str) -> Option<Language> {
-    if code == "und" || code.len() != 3 || !code.bytes().all(|b| b.is_ascii_lowercase()) {
-        return None;
-    }
-    let code = crate::mp4::tracks::terminology(code);
-    let Some(l) = isolang::Language::from_639_3(code) else {
-        return Some(Language {
-            tag: code.to_string(),
-            name: code.to_string(),
-        });
-    };
+/// The language of a tag or an `mdhd` code: `None` for `und` or what is no
+/// language's tag at all.
+fn language_of(tag: &str) -> Option<Language> {
+    let tag = crate::mp4::tracks::shortest_tag(tag)?;
+    let code = crate::mp4::tracks::primary_language(&tag);
+    let known = code.and_then(|c| isolang::Language::from_639_3(std::str::from_utf8(&c).ok()?));
     Some(Language {
-        tag: l.to_639_1().unwrap_or(code).to_string(),
-        name: l.to_autonym().unwrap_or(l.to_name()).to_string(),
+        name: known.map_or_else(
+            || tag.clone(),
+            |l| l.to_autonym().unwrap_or(l.to_name()).to_string(),
+        ),
+        tag,
+        code,
     })
+}
+
+/// An audio or subtitle alternative as the manifests show it.
+#[derive(Clone, Debug, PartialEq)]
+struct Alternative {
+    id: u32,
+    language: Option<Language>,
+    /// The track's own name, if it has one.
+    own: Option<String>,
+    /// Its own name, else its language's, else "Audio N" (N: its place in
+    /// the group): unique within the group, and without `"` (HLS's
+    /// quoted-string has no escape).
+    name: String,
+    /// The one a player picks unless told otherwise.
+    default: bool,
+}
+
+/// A track of a group, before it is named.
+struct Member {
+    id: u32,
+    language: Option<Language>,
+    own: Option<String>,
+    default: bool,
+}
+
+/// The audio alternatives and the subtitle ones of a presentation.
+fn alternatives(p: &Presentation) -> (Vec<Alternative>, Vec<Alternative>) {
+    let own = |n: Option<&str>| n.map(|n| n.replace('"', "'"));
+    let audio: Vec<Member> = (p.renditions.iter())
+        .filter(|r| r.kind == crate::mp4::cmaf::Kind::Audio)
+        .map(|r| Member {
+            id: r.id,
+            language: r.language.as_deref().and_then(language_of),
+            own: own(r.info.name.as_ref().map(|n| n.as_str())),
+            default: r.default,
+        })
+        .collect();
+    let texts: Vec<Member> = (p.texts.iter())
+        .map(|t| Member {
+            id: t.id,
+            language: t.language.as_deref().and_then(language_of),
+            own: own(t.name.as_deref()),
+            default: t.default,
+        })
+        .collect();
+    (named(audio, "Audio"), named(texts, "Subtitles"))
+}
+
+/// Names a group's members, each unique: a name taken already gets " (2)",
+/// " (3)"… after it.
+fn named(members: Vec<Member>, kind: &str) -> Vec<Alternative> {
+    let mut out: Vec<Alternative> = Vec::with_capacity(members.len());
+    for (i, m) in members.into_iter().enumerate() {
+        let base = (m.own.clone())
+            .or_else(|| m.language.as_ref().map(|l| l.name.clone()))
+            .unwrap_or_else(|| format!("{kind} {}", i.saturating_add(1)));
+        let taken = |n: &str| out.iter().any(|a| a.name == n);
+        let name = if taken(&base) {
+            (2..=out.len().saturating_add(1))
+                .map(|k| format!("{base} ({k})"))
+                .find(|n| !taken(n))
+                .unwrap_or(base)
+        } else {
+            base
+        };
+        out.push(Alternative {
+            id: m.id,
+            language: m.language,
+            own: m.own,
+            name,
+            default: m.default,
+        });
+    }
+    out
 }
 
 #[cfg(test)]
@@ -283,22 +358,123 @@ mod tests {
 
     #[test]
     fn languages_are_bcp47_with_their_names() {
-        use crate::mp4::cmaf::{Kind, testing};
-        let p = |code: &str| {
-            let mut r = testing::rendition(1, Kind::Audio, "mp4a.40.2", &[(6.0, 1000)]);
-            r.language = Some(code.to_string());
-            testing::presentation(vec![r])
-        };
-        let l = |code: &str| language(&p(code), 1).map(|l| (l.tag, l.name));
-        assert_eq!(l("eng"), Some(("en".into(), "English".into())));
-        assert_eq!(l("fra"), Some(("fr".into(), "français".into())));
-        assert_eq!(l("fre"), Some(("fr".into(), "français".into())));
-        assert_eq!(l("ger"), Some(("de".into(), "Deutsch".into())));
+        let l = |code: &str| language_of(code).map(|l| (l.tag, l.name));
+        let pair = |t: &str, n: &str| Some((t.to_string(), n.to_string()));
+        assert_eq!(l("eng"), pair("en", "English"));
+        assert_eq!(l("fra"), pair("fr", "français"));
+        assert_eq!(l("fre"), pair("fr", "français"));
+        assert_eq!(l("ger"), pair("de", "Deutsch"));
+        // elng's tags keep their region.
+        assert_eq!(l("pt-br"), pair("pt-BR", "português"));
+        assert_eq!(l("en-US"), pair("en-US", "English"));
         // No ISO 639-1 code: the three letters stay.
         assert_eq!(l("haw").map(|l| l.0), Some("haw".into()));
         assert_eq!(l("und"), None);
         assert_eq!(l("e\"g"), None);
-        assert_eq!(l("qaa"), Some(("qaa".into(), "qaa".into())));
+        assert_eq!(l("qaa"), pair("qaa", "qaa"));
+        assert_eq!(language_of("fr-CA").and_then(|l| l.code), Some(*b"fra"));
+    }
+
+    /// A presentation of a video track and audio tracks of `(language,
+    /// own name, default)`, ids from 2; subtitle tracks of `(language, own
+    /// name)`, ids from 10.
+    fn film(audio: &[(&str, Option<&str>, bool)], texts: &[(&str, Option<&str>)]) -> Presentation {
+        use crate::mp4::cmaf::{Kind, Text, testing};
+        let mut v = vec![testing::rendition(
+            1,
+            Kind::Video,
+            "avc1.64001F",
+            &[(6.0, 1000)],
+        )];
+        for (i, (lang, name, default)) in audio.iter().enumerate() {
+            let mut r = testing::rendition(i as u32 + 2, Kind::Audio, "mp4a.40.2", &[(6.0, 1000)]);
+            r.language = Some(lang.to_string());
+            r.info.name = name.and_then(|n| n.try_into().ok());
+            r.default = *default;
+            v.push(r);
+        }
+        let mut p = testing::presentation(v);
+        for (i, (lang, name)) in texts.iter().enumerate() {
+            p.texts.push(Text {
+                id: i as u32 + 10,
+                language: Some(lang.to_string()),
+                name: name.map(str::to_string),
+                default: i == 1,
+            });
+        }
+        p
+    }
+
+    /// (name, default) of each alternative.
+    fn shown(alts: &[Alternative]) -> Vec<(String, bool)> {
+        alts.iter().map(|a| (a.name.clone(), a.default)).collect()
+    }
+
+    fn pairs(v: &[(&str, bool)]) -> Vec<(String, bool)> {
+        v.iter().map(|(n, d)| (n.to_string(), *d)).collect()
+    }
+
+    #[test]
+    fn alternatives_are_named_uniquely() {
+        // Own names first (no `"`), then the language's, then the kind's.
+        let p = film(
+            &[
+                ("eng", Some("Director's \"cut\""), false),
+                ("fra", None, true),
+                ("eng", None, false),
+                ("und", None, false),
+            ],
+            &[
+                ("eng", None),
+                ("eng", None),
+                ("und", Some("Signs")),
+                ("und", None),
+            ],
+        );
+        let (audio, texts) = alternatives(&p);
+        assert_eq!(
+            shown(&audio),
+            pairs(&[
+                ("Director's 'cut'", false),
+                ("français", true),
+                ("English", false),
+                ("Audio 4", false)
+            ])
+        );
+        assert_eq!(
+            shown(&texts),
+            pairs(&[
+                ("English", false),
+                ("English (2)", true),
+                ("Signs", false),
+                ("Subtitles 4", false)
+            ])
+        );
+        assert_eq!(audio[3].language, None);
+        // A name a track has already is skipped over.
+        let p = film(
+            &[
+                ("eng", None, true),
+                ("eng", Some("English (2)"), false),
+                ("eng", None, false),
+                ("pt-br", None, false),
+            ],
+            &[],
+        );
+        let (audio, _) = alternatives(&p);
+        assert_eq!(
+            shown(&audio),
+            pairs(&[
+                ("English", true),
+                ("English (2)", false),
+                ("English (3)", false),
+                ("português", false)
+            ])
+        );
+        assert_eq!(
+            audio[3].language.as_ref().map(|l| l.tag.as_str()),
+            Some("pt-BR")
+        );
     }
 
     #[test]

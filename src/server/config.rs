@@ -199,6 +199,8 @@ pub struct Config {
     pub fit_key_frames: bool,
     /// `--max-segment-samples`.
     pub max_segment_samples: u64,
+    /// `--default-language` (ISO 639-2/T): HLS/DASH's default renditions.
+    pub default_language: Option<[u8; 3]>,
     /// Where URL sets are served.
     pub url_sets: UrlSets,
     /// `--demo`: the development listener serves the demo page at `/` and
@@ -206,6 +208,49 @@ pub struct Config {
     pub demo: bool,
     /// `--cors`: which pages may read the answers.
     pub cors: Cors,
+    /// `--keys`: which films are encrypted, and how.
+    pub keys: KeyFile,
+}
+
+/// The key file (`--keys`) and what it said when last read: read at
+/// start and again by the master on SIGHUP, before it forks the new
+/// workers, which inherit it.
+#[derive(Clone, Debug, Default)]
+pub struct KeyFile {
+    pub path: Option<PathBuf>,
+    keys: std::sync::Arc<std::sync::RwLock<std::sync::Arc<crate::protect::Keys>>>,
+}
+
+impl KeyFile {
+    /// Reads `path`; an error names the file and the line.
+    pub fn open(path: PathBuf) -> Result<KeyFile, String> {
+        let k = KeyFile {
+            path: Some(path),
+            keys: Default::default(),
+        };
+        k.reload()?;
+        Ok(k)
+    }
+
+    /// Reads the file again; on error the keys stay as they were.
+    pub fn reload(&self) -> Result<(), String> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("--keys {}: {e}", path.display()))?;
+        let keys = crate::protect::Keys::parse(&text)
+            .map_err(|e| format!("--keys {}: {e}", path.display()))?;
+        if let Ok(mut k) = self.keys.write() {
+            *k = std::sync::Arc::new(keys);
+        }
+        Ok(())
+    }
+
+    /// The keys as last read.
+    pub fn get(&self) -> std::sync::Arc<crate::protect::Keys> {
+        self.keys.read().map(|k| k.clone()).unwrap_or_default()
+    }
 }
 
 /// The development listener's own files (`--demo`): requests under this
@@ -232,6 +277,7 @@ impl Config {
             segment_duration: self.segment_duration,
             fit_key_frames: self.fit_key_frames,
             max_segment_samples: self.max_segment_samples,
+            default_language: self.default_language,
         }
     }
 }
@@ -281,9 +327,11 @@ impl Default for Config {
             segment_duration: 6.0,
             fit_key_frames: true,
             max_segment_samples: crate::mp4::cmaf::MAX_SEGMENT_SAMPLES,
+            default_language: None,
             url_sets: UrlSets::On,
             demo: true,
             cors: Cors::Off,
+            keys: KeyFile::default(),
         }
     }
 }

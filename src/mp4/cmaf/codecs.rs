@@ -1,8 +1,11 @@
 //! What a track's sample description says to a player: the RFC 6381
 //! `CODECS` string (from `avcC`, `hvcC`, `av1C`, `vpcC`, `esds`), the
-//! picture size, its dynamic range (from `colr`), and the audio format. A codec the packager cannot describe is refused here, once,
-//! with its name.
+//! picture size, its dynamic range (from `colr`, else the SPS's VUI), Dolby
+//! Vision over a base layer, and the audio format and channels (with
+//! `dac3`/`dec3`'s layout and JOC). A codec the packager cannot describe is
+//! refused here, once, with its name.
 
+use super::{dolby, vui};
 use crate::mp4::Error;
 use crate::mp4::boxes::{FourCC, RawBox, Reader, children};
 use crate::mp4::error::fourcc_str;
@@ -19,17 +22,28 @@ pub struct Description {
     /// The pixel aspect ratio a `pasp` box gives, when not square.
     pub sar: Option<(u32, u32)>,
     /// HLS `VIDEO-RANGE` for a high dynamic range transfer (`PQ`, `HLG`);
-    /// `None` for SDR, which is what its absence means.
+    /// `None` for SDR, which is what its absence means (`SDR` only where
+    /// Dolby Vision's brand wants the cross-check).
     pub video_range: Option<&'static str>,
+    /// Dolby Vision over the base layer `codecs` describes: its codec
+    /// string and compatibility brand (HLS `SUPPLEMENTAL-CODECS`, DASH
+    /// `scte214:supplementalCodecs` and `supplementalProfiles`).
+    pub supplemental: Option<(String, &'static str)>,
+    /// AC-3 and E-AC-3: the channel layout `dac3`/`dec3` state (DASH's
+    /// Dolby `AudioChannelConfiguration`, 16 bits, L first).
+    pub dolby_layout: Option<u16>,
+    /// E-AC-3 with JOC (Dolby Atmos): its `complexity_index_type_a`.
+    pub joc: Option<u8>,
 }
 
-/// A `colr` box of type `nclx` (or `vpcC`'s fields): ITU-T H.273 codes.
+/// A `colr` box of type `nclx` (or `vpcC`'s fields, or a VUI's): ITU-T
+/// H.273 codes.
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct Colour {
-    primaries: u8,
-    transfer: u8,
-    matrix: u8,
-    full_range: bool,
+pub(super) struct Colour {
+    pub primaries: u8,
+    pub transfer: u8,
+    pub matrix: u8,
+    pub full_range: bool,
 }
 
 impl Description {
@@ -102,10 +116,12 @@ pub(crate) fn describe(entry: &RawBox<'_>) -> Result<Description, Error> {
     let codec = entry.fourcc;
     match &codec {
         b"avc1" | b"avc3" | b"hvc1" | b"hev1" | b"av01" | b"vp09" => visual(entry),
+        // Dolby Vision's own sample entries of HEVC and AV1.
+        b"dvh1" | b"dvhe" | b"dav1" => visual(entry),
         b"mp4a" | b".mp3" | b"ac-3" | b"ec-3" | b"Opus" | b"fLaC" => audio(entry),
         _ => Err(unsupported(
             &codec,
-            "H.264, HEVC, AV1, VP9, AAC, MP3, AC-3, E-AC-3, Opus, FLAC are",
+            "H.264, HEVC, AV1, VP9, Dolby Vision, AAC, MP3, AC-3, E-AC-3, Opus, FLAC are",
         )),
     }
 }
@@ -130,20 +146,41 @@ fn visual(entry: &RawBox<'_>) -> Result<Description, Error> {
     let mut colour = None;
     let mut config = None;
     let mut sar = None;
+    let mut dv = None;
     for child in entry_children(entry, 78) {
         let child = child?;
         match &child.fourcc {
             b"avcC" | b"hvcC" | b"av1C" | b"vpcC" => config = Some(child),
             b"colr" => colour = colour.or(colr(child.body)),
             b"pasp" => sar = pasp(child.body),
+            b"dvcC" | b"dvvC" | b"dvwC" => dv = dv.or(dolby::dovi(child.body)),
             _ => {}
         }
     }
     let config =
         config.ok_or_else(|| unsupported(&entry.fourcc, "no avcC, hvcC, av1C or vpcC box"))?;
-    let (codecs, colour) = match (&entry.fourcc, &config.fourcc) {
-        (b"avc1" | b"avc3", b"avcC") => (avc(&entry.fourcc, config.body)?, colour),
-        (b"hvc1" | b"hev1", b"hvcC") => (hevc(&entry.fourcc, config.body)?, colour),
+    // A Dolby Vision entry's base layer is described as its codec's own.
+    let base = match &entry.fourcc {
+        b"dvh1" => *b"hvc1",
+        b"dvhe" => *b"hev1",
+        b"dav1" => *b"av01",
+        other => *other,
+    };
+    if base != entry.fourcc && dv.is_none() {
+        return Err(unsupported(&entry.fourcc, "no dvcC, dvvC or dvwC box"));
+    }
+    // Without a colr (or with one that leaves the transfer unspecified,
+    // as ffmpeg's write_colr does), the SPS's VUI says it.
+    let known = colour.filter(|c: &Colour| c.transfer != 2);
+    let (codecs, colour) = match (&base, &config.fourcc) {
+        (b"avc1" | b"avc3", b"avcC") => (
+            avc(&base, config.body)?,
+            known.or_else(|| vui::avc(config.body)).or(colour),
+        ),
+        (b"hvc1" | b"hev1", b"hvcC") => (
+            hevc(&base, config.body)?,
+            known.or_else(|| vui::hevc(config.body)).or(colour),
+        ),
         (b"av01", b"av1C") => (av1(config.body, colour)?, colour),
         (b"vp09", b"vpcC") => {
             let (codecs, own) = vp9(config.body)?;
@@ -156,14 +193,21 @@ fn visual(entry: &RawBox<'_>) -> Result<Description, Error> {
             ));
         }
     };
-    Ok(Description {
+    let mut d = Description {
         codecs,
         width,
         height,
         video_range: colour.and_then(|c| c.video_range()),
         sar,
         ..Description::default()
-    })
+    };
+    if let Some(dv) = dv {
+        let s = dolby::signalling(&entry.fourcc, dv, colour.map(|c| c.transfer));
+        d.codecs = s.codecs.unwrap_or(d.codecs);
+        d.supplemental = s.supplemental;
+        d.video_range = s.video_range.or(d.video_range);
+    }
+    Ok(d)
 }
 
 /// A `pasp` box's pixel aspect ratio, reduced; `None` when square or void.
@@ -313,12 +357,14 @@ fn audio(entry: &RawBox<'_>) -> Result<Description, Error> {
             ));
         }
     };
+    let child = |fourcc: &FourCC| {
+        entry_children(entry, fixed)
+            .filter_map(Result::ok)
+            .find(|c| &c.fourcc == fourcc)
+    };
     let codecs = match &entry.fourcc {
         b"mp4a" => {
-            let esds = entry_children(entry, fixed)
-                .filter_map(Result::ok)
-                .find(|c| &c.fourcc == b"esds")
-                .ok_or_else(|| unsupported(b"mp4a", "no esds box"))?;
+            let esds = child(b"esds").ok_or_else(|| unsupported(b"mp4a", "no esds box"))?;
             esds_codecs(esds.body)?
         }
         b".mp3" => "mp4a.6B".to_string(),
@@ -327,10 +373,19 @@ fn audio(entry: &RawBox<'_>) -> Result<Description, Error> {
         b"Opus" => "opus".to_string(),
         _ => "flac".to_string(),
     };
+    // The specific box states the channels the stream decodes to; the
+    // entry's channelcount is no more than a hint for AC-3 and E-AC-3.
+    let dolby = match &entry.fourcc {
+        b"ac-3" => child(b"dac3").and_then(|b| dolby::dac3(b.body)),
+        b"ec-3" => child(b"dec3").and_then(|b| dolby::dec3(b.body)),
+        _ => None,
+    };
     Ok(Description {
         codecs,
         sample_rate,
-        channels,
+        channels: dolby.map_or(channels, |a| a.channels),
+        dolby_layout: dolby.map(|a| a.layout),
+        joc: dolby.and_then(|a| a.joc),
         ..Description::default()
     })
 }

@@ -269,7 +269,7 @@ pub(super) fn presentation(
         // (its type as `super::start_sap` says, the codec alone: the
         // fragments' sample groups are not read).
         let sap = sync.then_some(match &info.codec {
-            b"hvc1" | b"hev1" => super::HEVC_IRAP_SAP,
+            b"hvc1" | b"hev1" | b"dvh1" | b"dvhe" => super::HEVC_IRAP_SAP,
             _ => 1,
         });
         let (peak, average) = super::bandwidth(&segments);

@@ -8,9 +8,12 @@
 
 mod codecs;
 mod cuts;
+mod dolby;
 mod figures;
 mod fragments;
 mod sap;
+mod vui;
+pub mod sealed;
 #[cfg(test)]
 pub(crate) mod testing;
 mod write;
@@ -57,6 +60,8 @@ pub struct Settings {
     pub fit_key_frames: bool,
     /// Most samples one media segment may hold (`--max-segment-samples`).
     pub max_segment_samples: u64,
+    /// `--default-language` (ISO 639-2/T): see [`choose_defaults`].
+    pub default_language: Option<[u8; 3]>,
 }
 
 impl Settings {
@@ -66,6 +71,7 @@ impl Settings {
             segment_duration,
             fit_key_frames: false,
             max_segment_samples: MAX_SEGMENT_SAMPLES,
+            default_language: None,
         }
     }
 }
@@ -107,6 +113,7 @@ pub struct Rendition {
     pub id: u32,
     pub kind: Kind,
     pub description: Description,
+    /// `elng`'s BCP 47 tag, else `mdhd`'s ISO 639-2 code.
     pub language: Option<String>,
     pub timescale: u32,
     /// Peak and average bits per second over the whole segments (RFC 8216
@@ -124,6 +131,9 @@ pub struct Rendition {
     /// The `trak` (a fragmented film's tracks have no samples in the moov).
     pub(crate) info: TrakInfo,
     pub(crate) edits: Vec<Edit>,
+    /// Audio: the alternative a player picks unless told otherwise
+    /// ([`choose_defaults`]).
+    pub default: bool,
 }
 
 /// The segment plan of a film or a window.
@@ -145,7 +155,12 @@ pub struct Presentation {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Text {
     pub id: u32,
+    /// As [`Rendition::language`].
     pub language: Option<String>,
+    /// The track's own name.
+    pub name: Option<String>,
+    /// Shown unless the viewer says otherwise ([`choose_defaults`]).
+    pub default: bool,
 }
 
 impl Presentation {
@@ -366,10 +381,7 @@ pub fn presentation(
                 Kind::Audio
             },
             description,
-            language: t
-                .info
-                .language
-                .map(|l| String::from_utf8_lossy(&l).into_owned()),
+            language: t.info.language_tag(),
             timescale: t.info.timescale,
             peak_bandwidth: peak,
             average_bandwidth: average,
@@ -379,20 +391,27 @@ pub fn presentation(
             track: span.track,
             info: t.info,
             edits: span.edits.clone(),
+            default: false,
         });
     }
     // Subtitles go with every choice of tracks but a `tracks=` list.
-    let texts = if window.tracks.video == 0 && window.tracks.audio == 0 {
+    let mut texts = if window.tracks.video == 0 && window.tracks.audio == 0 {
         (index.cues().iter())
             .filter(|c| !c.cues.is_empty())
-            .map(|c| Text {
-                id: c.id,
-                language: c.language.map(|l| String::from_utf8_lossy(&l).into_owned()),
+            .map(|c| {
+                let info = index.traks.iter().find(|t| t.id == c.id);
+                Text {
+                    id: c.id,
+                    language: info.and_then(TrakInfo::language_tag),
+                    name: info.and_then(|t| t.name).map(|n| n.as_str().to_string()),
+                    default: false,
+                }
             })
             .collect()
     } else {
         Vec::new()
     };
+    choose_defaults(&mut renditions, &mut texts, settings.default_language);
     Ok(Presentation {
         duration,
         renditions,
@@ -404,6 +423,39 @@ pub fn presentation(
         },
         texts,
     })
+}
+
+/// Marks the default audio rendition: the first in the operator's
+/// language (`--default-language`, compared by language, not region), else
+/// the first enabled one (`tkhd`), else the first; and the first subtitle
+/// track in the operator's language when no audio is in it.
+pub(super) fn choose_defaults(
+    renditions: &mut [Rendition],
+    texts: &mut [Text],
+    language: Option<[u8; 3]>,
+) {
+    let theirs = |code: Option<[u8; 3]>| language.is_some() && code == language;
+    let mut audio: Vec<&mut Rendition> = (renditions.iter_mut())
+        .filter(|r| r.kind == Kind::Audio)
+        .collect();
+    let spoken = audio.iter().position(|r| theirs(r.info.language));
+    let default = spoken
+        .or_else(|| audio.iter().position(|r| r.info.enabled))
+        .unwrap_or(0);
+    for (i, r) in audio.iter_mut().enumerate() {
+        r.default = i == default;
+    }
+    let code = |t: &Text| {
+        t.language
+            .as_deref()
+            .and_then(super::tracks::primary_language)
+    };
+    let shown = (texts.iter())
+        .position(|t| theirs(code(t)))
+        .filter(|_| spoken.is_none());
+    for (i, t) in texts.iter_mut().enumerate() {
+        t.default = Some(i) == shown;
+    }
 }
 
 fn is_sync(t: &Track, s: u64) -> bool {
@@ -425,6 +477,58 @@ mod tests {
     }
 
     const SIX: Settings = Settings::fixed(6.0);
+
+    #[test]
+    fn one_audio_rendition_is_the_default() {
+        // Audio of (language, enabled), after a video track.
+        let plan = |audio: &[(&[u8; 3], bool)]| {
+            let mut v = vec![testing::rendition(1, Kind::Video, "avc1", &[(6.0, 1)])];
+            for (i, (lang, enabled)) in audio.iter().enumerate() {
+                let mut r = testing::rendition(i as u32 + 2, Kind::Audio, "mp4a", &[(6.0, 1)]);
+                r.info.language = Some(**lang);
+                r.info.enabled = *enabled;
+                v.push(r);
+            }
+            v
+        };
+        let text = |lang: &str| Text {
+            id: 9,
+            language: Some(lang.into()),
+            name: None,
+            default: false,
+        };
+        let chosen = |r: &[Rendition], t: &[Text]| {
+            let audio = r.iter().filter(|r| r.kind == Kind::Audio);
+            let audio: Vec<bool> = audio.map(|r| r.default).collect();
+            (audio, t.iter().map(|t| t.default).collect::<Vec<_>>())
+        };
+        let mut r = plan(&[(b"eng", false), (b"fra", true), (b"deu", true)]);
+        let mut t = [text("fra"), text("de-AT")];
+        choose_defaults(&mut r, &mut t, None);
+        assert_eq!(
+            chosen(&r, &t),
+            (vec![false, true, false], vec![false, false])
+        );
+        assert!(!r[0].default, "video is never the default audio");
+        // The operator's language first; its subtitles only without its audio.
+        choose_defaults(&mut r, &mut t, Some(*b"deu"));
+        assert_eq!(
+            chosen(&r, &t),
+            (vec![false, false, true], vec![false, false])
+        );
+        choose_defaults(&mut r, &mut t, Some(*b"por"));
+        assert_eq!(
+            chosen(&r, &t),
+            (vec![false, true, false], vec![false, false])
+        );
+        let mut r = plan(&[(b"eng", false), (b"fra", true)]);
+        choose_defaults(&mut r, &mut t, Some(*b"deu"));
+        assert_eq!(chosen(&r, &t), (vec![false, true], vec![false, true]));
+        // None enabled: the first.
+        let mut r = plan(&[(b"eng", false), (b"fra", false)]);
+        choose_defaults(&mut r, &mut [], None);
+        assert_eq!(chosen(&r, &[]).0, [true, false]);
+    }
 
     #[test]
     fn a_track_that_ends_early_has_no_empty_segment() {

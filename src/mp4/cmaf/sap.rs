@@ -19,7 +19,8 @@ use crate::mp4::index::{Index, Track};
 /// profile accepts (`startWithSAP` absent, a player may ignore the set).
 pub(super) fn start_sap(index: &Index, t: &Track, starts: &[u64]) -> u8 {
     match &t.info.codec {
-        b"hvc1" | b"hev1" => {
+        // HEVC, and Dolby Vision's own HEVC entries.
+        b"hvc1" | b"hev1" | b"dvh1" | b"dvhe" => {
             let group = t
                 .sbgp
                 .iter()
