@@ -71,9 +71,10 @@ fn playlists(p: &Presentation) -> usize {
     let parts = [Part {
         file: 0,
         presentation: p,
+        drm: None,
     }];
     let master = manifest::master(&parts, "");
-    let video = manifest::playlist(p, TrackId { file: 0, id: 1 }, "").expect("track 1");
+    let video = manifest::playlist(p, TrackId { file: 0, id: 1 }, "", None).expect("track 1");
     master.len() + video.len()
 }
 
@@ -94,6 +95,7 @@ fn dash_mpd_2h_film_plan_kept() -> usize {
         &[Part {
             file: 0,
             presentation: &PLAN,
+            drm: None,
         }],
         "",
     )

@@ -9,6 +9,7 @@
 //!   read by ranges through the `object_store` crate; the server drives it.
 //! - [`server`]: the only room that touches sockets, files and processes.
 //!
+//! [`protect`] reads the key file: which films are encrypted, and how.
 //! [`output`] is the one output queue both codecs (FastCGI, and the
 //! development listener's HTTP) fill and the server drains.
 
@@ -19,4 +20,5 @@ pub mod mp4;
 pub mod origin;
 pub mod output;
 pub mod package;
+pub mod protect;
 pub mod server;

@@ -8,6 +8,7 @@
 use crate::manifest::{self, Part, Resource};
 use crate::mp4::cmaf::{self, Kind, Presentation, Settings};
 use crate::mp4::{self, Index, Layout, Slice, Window};
+use crate::protect::Lock;
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -42,13 +43,27 @@ pub fn cost(index: &Index, want: &Want, settings: &Settings) -> usize {
 }
 
 /// Lays out `want`; `known` is the window's segment plan if it is cached.
+/// A film under `lock` has protected init segments and manifests that say
+/// so; its media segments are laid out clear here, and encrypted by
+/// [`mp4::cmaf::sealed::segment`], which reads their samples.
 pub fn build(
     index: &Arc<Index>,
     want: &Want,
     style: &mp4::Style,
     settings: &Settings,
     known: Option<Arc<Presentation>>,
+    lock: Option<&Lock>,
 ) -> Result<Built, mp4::Error> {
+    if want.resource == Resource::Key {
+        let key = lock
+            .filter(|l| l.serve_key)
+            .map(|l| Bytes::copy_from_slice(&l.protection.key))
+            .ok_or_else(|| mp4::Error::Missing("the film has no key to hand out".into()))?;
+        return Ok(Built {
+            layout: Arc::new(Layout::from_slices([Slice::Bytes(key)])),
+            presentation: None,
+        });
+    }
     if want.resource == Resource::Progressive {
         return Ok(Built {
             layout: Arc::new(mp4::plan(index, &want.window, style)?),
@@ -60,9 +75,15 @@ pub fn build(
         None => Arc::new(cmaf::presentation(index, &want.window, settings)?),
     };
     let query = manifest::query(&want.window);
+    let drm = lock.map(|l| manifest::drm::Drm {
+        protection: &l.protection,
+        key_uri: l.key_uri.as_deref(),
+        key_format: l.key_format.as_deref(),
+    });
     let one = [Part {
         file: 0,
         presentation: &p,
+        drm,
     }];
     let missing = |t: manifest::TrackId| {
         mp4::Error::Missing(format!("the film has no video or audio track {}", t.id))
@@ -70,8 +91,13 @@ pub fn build(
     let layout = match want.resource {
         Resource::Master => text(manifest::master(&one, &query)),
         Resource::Mpd => text(manifest::mpd(&one, &query)),
-        Resource::Playlist(t) => text(manifest::playlist(&p, t, &query).ok_or_else(|| missing(t))?),
-        Resource::Init(t) => cmaf::init(index, &p, t.id)?,
+        Resource::Playlist(t) => {
+            text(manifest::playlist(&p, t, &query, drm.as_ref()).ok_or_else(|| missing(t))?)
+        }
+        Resource::Init(t) => match lock {
+            Some(l) => cmaf::sealed::init(index, &p, t.id, &l.protection)?,
+            None => cmaf::init(index, &p, t.id)?,
+        },
         Resource::Segment(n, t) => cmaf::segment(index, &p, n, t.id)?,
         Resource::Subtitles(t) => {
             text(manifest::webvtt::playlist(&p, t, &query).ok_or_else(|| no_subtitles(t))?)
@@ -84,8 +110,8 @@ pub fn build(
             text(vtt)
         }
         Resource::Vtt(t) => text(manifest::webvtt::whole(&p, subtitles(index, &p, t)?)),
-        // Laid out by the planner above.
-        Resource::Progressive => Layout::new(),
+        // Laid out above.
+        Resource::Progressive | Resource::Key => Layout::new(),
     };
     Ok(Built {
         layout: Arc::new(layout),
@@ -162,6 +188,7 @@ pub fn set_manifest(films: &[Arc<Presentation>], want: &Want) -> Result<Layout, 
         .map(|(i, p)| Part {
             file: u8::try_from(i + 1).unwrap_or(u8::MAX),
             presentation: p,
+            drm: None,
         })
         .collect();
     let query = manifest::query(&want.window);

@@ -43,6 +43,7 @@ fn package(film: &Film) -> (Result<(), Error>, Duration) {
         let part = [Part {
             file: 0,
             presentation: &p,
+            drm: None,
         }];
         let master = manifest::master(&part, "");
         let mpd = manifest::mpd(&part, "");

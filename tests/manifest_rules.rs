@@ -32,6 +32,7 @@ fn one(p: &Presentation) -> [Part<'_>; 1] {
     [Part {
         file: 0,
         presentation: p,
+        drm: None,
     }]
 }
 
@@ -55,7 +56,7 @@ fn extinfs(text: &str) -> (Vec<f64>, u64) {
 fn rules(index: &Arc<Index>, p: &Presentation, name: &str) {
     for r in &p.renditions {
         let track = TrackId { file: 0, id: r.id };
-        let text = manifest::playlist(p, track, "").unwrap();
+        let text = manifest::playlist(p, track, "", None).unwrap();
         let (durations, target) = extinfs(&text);
         assert_eq!(durations.len(), r.segments.len(), "{name}: {text}");
         for d in &durations {
@@ -286,7 +287,7 @@ fn playlist_of(index: &Index, fit: bool) -> String {
     let r = (p.renditions.iter())
         .find(|r| r.kind == cmaf::Kind::Video)
         .unwrap();
-    manifest::playlist(&p, TrackId { file: 0, id: r.id }, "").unwrap()
+    manifest::playlist(&p, TrackId { file: 0, id: r.id }, "", None).unwrap()
 }
 
 /// Audio renditions carry BCP 47's shortest tag (RFC 8216 §4.4.6.1) and a

@@ -12,12 +12,14 @@
 
 mod boxes;
 mod builder;
+pub mod cenc;
 pub mod cmaf;
 pub mod cues;
 mod error;
 mod fragmented;
 mod index;
 mod layout;
+pub(crate) mod nal;
 mod plan;
 mod source;
 mod tables;

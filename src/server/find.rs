@@ -8,9 +8,11 @@ use super::local::{io_refusal, open};
 use super::remote;
 use super::source::{Source, open_job};
 use super::walk::{Stage, Step, Walk};
+use crate::protect::Lock;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::UNIX_EPOCH;
 
@@ -22,6 +24,7 @@ pub(super) fn film(w: &mut Walk, name: &[u8], ctx: &Ctx<'_>) -> Result<(), Box<P
             p.note.detail = format!("path {}", String::from_utf8_lossy(name));
             Box::new(p)
         })?;
+        w.lock = lock(&ctx.config.keys, &key);
         w.path = PathBuf::from(&key);
         w.opened = PathBuf::from(&key);
         w.source = Source::object(key.into());
@@ -36,10 +39,21 @@ pub(super) fn film(w: &mut Walk, name: &[u8], ctx: &Ctx<'_>) -> Result<(), Box<P
     })?;
     w.key = file_key(&meta);
     w.modified = meta.modified().unwrap_or(UNIX_EPOCH);
+    // Key file patterns name films under --root (else by their path).
+    let name = match &ctx.config.root {
+        Some(root) => opened.strip_prefix(root).unwrap_or(&opened),
+        None => &opened,
+    };
+    w.lock = lock(&ctx.config.keys, &name.to_string_lossy());
     w.path = path;
     w.opened = opened;
     w.source = Source::file(file);
     Ok(())
+}
+
+/// What protects the film named `name`, per the key file.
+fn lock(keys: &super::config::KeyFile, name: &str) -> Option<Arc<Lock>> {
+    keys.get().lock(name).map(Arc::new)
 }
 
 /// The film's layout from its cache (then straight to the answer), else

@@ -12,8 +12,9 @@ use super::config::Config;
 use super::jobs::{Done, Job, JobKey};
 use super::respond::respond;
 use super::walk::{Stage, Step, Walk};
-use super::{find, plan, remote, set};
+use super::{find, plan, remote, seal, set};
 use crate::http;
+use crate::manifest::Resource;
 use crate::mp4::{self, Index, Window};
 use crate::package::Want;
 use std::sync::Arc;
@@ -72,6 +73,10 @@ fn run(mut w: Box<Walk>, mut stage: Stage, ctx: &mut Ctx<'_>) -> Outcome {
             }
             Stage::Indexed(index) | Stage::Plan(index) => plan::plan(&mut w, index, ctx),
             Stage::Planned(_, presentation) if w.gathering() => set::gather(&mut w, presentation),
+            Stage::Planned(layout, presentation) if w.seals() => {
+                Step::Next(Stage::Seal(layout, presentation))
+            }
+            Stage::Seal(layout, presentation) => seal::seal(&w, &layout, presentation),
             Stage::Planned(layout, _) | Stage::Answer(layout) => {
                 Step::done(respond(&w, layout, ctx))
             }
@@ -113,7 +118,8 @@ fn after(w: &mut Walk, done: &Done) -> Step {
             p.note.detail = format!("object {}: {}", w.path.display(), f.detail());
             Step::done(p)
         }
-        Done::Index(Err(e)) | Done::Plan(Err(e)) => {
+        Done::Seal(Ok(layout)) => Step::Next(Stage::Answer(layout.clone())),
+        Done::Index(Err(e)) | Done::Plan(Err(e)) | Done::Seal(Err(e)) => {
             let mut p = refuse(http::status_for(e), &e.to_string());
             p.note.detail = format!("file {}", w.path.display());
             Step::done(p)
@@ -186,8 +192,23 @@ pub fn remember(key: JobKey, done: &Done, config: &Config, caches: &mut Caches) 
             if let Some(p) = &built.presentation {
                 caches.put_presentation(w.0, &want.window, p.clone());
             }
-            caches.put_layout(w.0, &want, built.layout.clone());
+            // A segment may be one to encrypt: kept only once sealed.
+            let sealed = matches!(want.resource, Resource::Segment(..)) && !config.keys.get().is_empty();
+            if !sealed {
+                caches.put_layout(w.0, &want, built.layout.clone());
+            }
         }
+        (JobKey::Seal(w), Done::Seal(Ok(layout))) => {
+            caches.put_layout(w.0, &want_from(*w), layout.clone());
+        }
+        (JobKey::Seal(w), Done::Seal(Err(e))) if !matches!(e, mp4::Error::Io(_)) => caches
+            .put_plan_failure(
+                *w,
+                Failure {
+                    status: http::status_for(e),
+                    reason: e.to_string(),
+                },
+            ),
         _ => {}
     }
     Vec::new()

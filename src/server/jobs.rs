@@ -8,7 +8,9 @@ use super::remote::{Link, Opened};
 use crate::mp4::cmaf::{Presentation, Settings};
 use crate::mp4::{self, Index};
 use crate::origin::{Fault, Object};
+use crate::mp4::Layout;
 use crate::package::{self, Built, Want};
+use crate::protect::Lock;
 use std::fs::File;
 use std::io;
 use std::sync::Arc;
@@ -24,6 +26,8 @@ pub enum JobKey {
     Plan(Box<WindowKey>),
     /// An object of the origin, by key.
     Object(Arc<str>),
+    /// A protected media segment, encrypted.
+    Seal(Box<WindowKey>),
 }
 
 pub enum Job {
@@ -37,6 +41,17 @@ pub enum Job {
         style: mp4::Style,
         settings: Settings,
         known: Option<Arc<Presentation>>,
+        lock: Option<Arc<Lock>>,
+    },
+    /// Encrypt media segment `n` of track `id`: read its samples from
+    /// the film and encrypt them (too long for the event loop).
+    Seal {
+        film: Film,
+        index: Arc<Index>,
+        presentation: Arc<Presentation>,
+        n: u32,
+        id: u32,
+        lock: Arc<Lock>,
     },
     /// Open an object (or check `known`, whose index is cached) and build
     /// its index; runs on the origin's runtime, not the helper thread.
@@ -47,9 +62,17 @@ pub enum Job {
     },
 }
 
+/// What a sealing job reads: a file (on the helper thread) or an object
+/// of the origin (on its runtime).
+pub enum Film {
+    File(File),
+    Object(Arc<Object>),
+}
+
 pub enum Done {
     Index(Result<Arc<Index>, mp4::Error>),
     Plan(Result<Built, mp4::Error>),
+    Seal(Result<Arc<Layout>, mp4::Error>),
     Object(Result<Opened, Fault>),
     /// The job panicked (caught): its waiters get a 500, the key is
     /// remembered as failed.
@@ -82,11 +105,38 @@ pub(super) fn run(job: Job) -> Option<Done> {
             style,
             settings,
             known,
+            lock,
         } => Some(Done::Plan(package::build(
-            &index, &want, &style, &settings, known,
+            &index,
+            &want,
+            &style,
+            &settings,
+            known,
+            lock.as_deref(),
         ))),
+        Job::Seal {
+            film: Film::File(file),
+            index,
+            presentation,
+            n,
+            id,
+            lock,
+        } => Some(seal(&index, &presentation, n, id, &lock, &file)),
+        Job::Seal { .. } => None,
         Job::Object { .. } => None,
     })
+}
+
+/// Encrypts media segment `n` of track `id`, reading `src`.
+fn seal(
+    index: &Arc<Index>,
+    p: &Presentation,
+    n: u32,
+    id: u32,
+    lock: &Lock,
+    src: &dyn mp4::ReadAt,
+) -> Done {
+    Done::Seal(mp4::cmaf::sealed::segment(index, p, n, id, &lock.protection, src).map(Arc::new))
 }
 
 /// Runs `work`. A panic (a defect of ours, on some file) is caught and
@@ -212,6 +262,30 @@ impl Jobs {
                 };
                 link.open(k, known, limits, cancel, move |r| {
                     if done.send((key, Done::Object(r))).is_ok() {
+                        wake();
+                    }
+                });
+            }
+            Job::Seal {
+                film: Film::Object(object),
+                index,
+                presentation,
+                n,
+                id,
+                lock,
+            } => {
+                let (done, wake) = (self.done.clone(), self.wake.clone());
+                let Some(link) = &self.link else {
+                    let _ = done.send((key, Done::Failed("no origin".into())));
+                    wake();
+                    return;
+                };
+                let work = move |src: &dyn mp4::ReadAt| {
+                    guarded(|| Some(seal(&index, &presentation, n, id, &lock, src)))
+                        .unwrap_or_else(|| Done::Failed("the job gave nothing".into()))
+                };
+                link.read_with(object, cancel, work, move |r| {
+                    if done.send((key, r)).is_ok() {
                         wake();
                     }
                 });

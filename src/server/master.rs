@@ -373,6 +373,13 @@ impl<'a> Master<'a> {
                             self.current_workers()
                         );
                         self.stats.get().reloads.fetch_add(1, Relaxed);
+                        match self.config.keys.reload() {
+                            Ok(()) if self.config.keys.path.is_some() => {
+                                log::info!("SIGHUP: the key file is read again")
+                            }
+                            Ok(()) => {}
+                            Err(e) => log::error!("SIGHUP: {e}; the keys stay as they were"),
+                        }
                         self.generation += 1;
                         self.pending.clear();
                         for _ in 0..self.config.workers {

@@ -27,6 +27,7 @@ mod plan;
 mod privileges;
 mod remote;
 mod respond;
+mod seal;
 mod service;
 mod set;
 mod source;
@@ -38,7 +39,7 @@ mod walk;
 mod worker;
 
 pub use check::check;
-pub use config::{Config, DEFAULT_LISTEN, ListenAddr};
+pub use config::{Config, DEFAULT_LISTEN, KeyFile, ListenAddr};
 
 use nix::sys::signal::Signal;
 use std::time::{SystemTime, UNIX_EPOCH};

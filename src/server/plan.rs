@@ -20,6 +20,11 @@ pub(super) const INLINE_PLAN: usize = 4 << 20;
 /// Plans the window over `index`: here for an ordinary plan, as a job for
 /// a large one; from the caches when a plan of the film is kept.
 pub(super) fn plan(w: &mut Walk, index: Arc<Index>, ctx: &mut Ctx<'_>) -> Step {
+    if w.lock.is_some() && w.resource == Resource::Progressive {
+        let mut p = refuse(403, "the film is encrypted: it is served as HLS and DASH only");
+        p.note.detail = format!("file {}", w.path.display());
+        return Step::done(p);
+    }
     let style = mp4::Style {
         compress_moov: ctx.config.compress_moov && !w.window.flash,
     };
@@ -73,10 +78,11 @@ pub(super) fn plan(w: &mut Walk, index: Arc<Index>, ctx: &mut Ctx<'_>) -> Step {
             style,
             settings,
             known,
+            lock: w.lock.clone(),
         };
         return Step::Wait(JobKey::Plan(Box::new(wkey)), job);
     }
-    match package::build(&index, &w.want(), &style, &settings, known) {
+    match package::build(&index, &w.want(), &style, &settings, known, w.lock.as_deref()) {
         Ok(Built {
             layout,
             presentation,
@@ -84,7 +90,8 @@ pub(super) fn plan(w: &mut Walk, index: Arc<Index>, ctx: &mut Ctx<'_>) -> Step {
             if let Some(p) = &presentation {
                 ctx.caches.put_presentation(w.key, &w.window, p.clone());
             }
-            if !w.gathering() {
+            // A segment to encrypt is kept once sealed, never clear.
+            if !w.gathering() && !w.seals() {
                 ctx.caches.put_layout(w.key, &w.want(), layout.clone());
             }
             Step::Next(Stage::Planned(layout, presentation))

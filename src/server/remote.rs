@@ -4,6 +4,7 @@
 //! channels and the worker's `mio::Waker`, like the helper thread's.
 
 use super::cache::FileKey;
+use super::jobs::Done;
 use crate::mp4::{self, Index};
 use crate::origin::{self, Budget, Fault, Object, Origin, Reader};
 use bytes::Bytes;
@@ -150,6 +151,39 @@ impl Link {
             done(job.await.unwrap_or_else(|e| {
                 log::error!("opening an object failed ({e}); the worker goes on");
                 Err(Fault::Failed(format!("the job failed ({e})")))
+            }));
+        });
+    }
+}
+
+impl Link {
+    /// Runs `work` over `object` read through the origin, off the runtime's
+    /// threads (it blocks on its reads); `done` gets what it returns.
+    pub fn read_with(
+        &self,
+        object: Arc<Object>,
+        cancel: Arc<AtomicBool>,
+        work: impl FnOnce(&dyn mp4::ReadAt) -> Done + Send + 'static,
+        done: impl FnOnce(Done) + Send + 'static,
+    ) {
+        let Some(handle) = self.handle() else { return };
+        let origin = self.origin.clone();
+        let (requests, bytes) = (self.requests.clone(), self.bytes.clone());
+        let inner = handle.clone();
+        handle.spawn(async move {
+            if cancel.load(Relaxed) {
+                return;
+            }
+            let job = tokio::task::spawn_blocking(move || {
+                let reader = Reader::new(inner, origin, (*object).clone(), Bytes::new());
+                let r = work(&reader);
+                requests.fetch_add(reader.requests.load(Relaxed), Relaxed);
+                bytes.fetch_add(reader.fetched.load(Relaxed), Relaxed);
+                r
+            });
+            done(job.await.unwrap_or_else(|e| {
+                log::error!("reading an object failed ({e}); the worker goes on");
+                Done::Failed(format!("the job failed ({e})"))
             }));
         });
     }

@@ -6,7 +6,7 @@
 use super::answer::Prepared;
 use super::cache::FileKey;
 use super::config::Config;
-use super::jobs::{Job, JobKey};
+use super::jobs::{Film, Job, JobKey};
 use super::remote::Link;
 use crate::mp4;
 use crate::origin::Object;
@@ -73,6 +73,15 @@ impl Source {
             ),
             Source::Object { key, .. } => open_job(key.clone(), None, limits),
         })
+    }
+
+    /// The film for a job that reads it (a sealing): the file, or the
+    /// object once known.
+    pub(super) fn film(&self) -> Option<Film> {
+        match self {
+            Source::File(f) => f.try_clone().ok().map(Film::File),
+            Source::Object { object, .. } => object.clone().map(Film::Object),
+        }
     }
 
     /// The file lighttpd may send itself (`X-Sendfile2`): a local one.

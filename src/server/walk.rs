@@ -13,6 +13,7 @@ use crate::mp4::cmaf::Presentation;
 use crate::mp4::{Index, Layout, Window};
 use crate::origin::Object;
 use crate::package::Want;
+use crate::protect::Lock;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub(super) enum Stage {
     Plan(Arc<Index>),
     /// The plan is built.
     Planned(Arc<Layout>, Option<Arc<Presentation>>),
+    /// A protected film's media segment, laid out clear: to be encrypted.
+    Seal(Arc<Layout>, Option<Arc<Presentation>>),
     /// The answer is made of this layout.
     Answer(Arc<Layout>),
 }
@@ -84,6 +87,8 @@ pub struct Walk {
     pub(super) gathered: Vec<Arc<Presentation>>,
     /// A hash of the identities of the films gathered (for the entity tag).
     pub(super) set_tag: u64,
+    /// How the film is protected (`--keys`), if it is.
+    pub(super) lock: Option<Arc<Lock>>,
 }
 
 /// A film of a URL set's manifest whose index is read, waiting for its plan.
@@ -127,6 +132,7 @@ impl Walk {
             plan_jobs: false,
             gathered: Vec::new(),
             set_tag: 0,
+            lock: None,
         }
     }
 
@@ -135,6 +141,11 @@ impl Walk {
             window: self.window,
             resource: self.resource,
         }
+    }
+
+    /// Whether the answer is a media segment to encrypt first.
+    pub(super) fn seals(&self) -> bool {
+        self.lock.is_some() && matches!(self.resource, Resource::Segment(..))
     }
 
     /// A URL set's manifest, which needs the plans of all its films.

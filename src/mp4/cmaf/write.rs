@@ -6,7 +6,8 @@
 //! `traf`: `tfhd` with default-base-is-moof, `tfdt`, `trun`) + `mdat`, whose
 //! payload is spans of the source file.
 
-use super::{Presentation, Rendition, Segment};
+use super::{Kind, Presentation, Rendition, Segment};
+use crate::mp4::cenc::{self, Protection};
 use crate::mp4::boxes::{RawBox, children};
 use crate::mp4::builder::Builder;
 use crate::mp4::index::{Index, Track};
@@ -27,6 +28,13 @@ const TRUN_DURATION: u32 = 0x100;
 const TRUN_SIZE: u32 = 0x200;
 const TRUN_FLAGS: u32 = 0x400;
 const TRUN_COMPOSITION: u32 = 0x800;
+
+/// Where [`head`] writes the `moof`'s size, the `traf`'s (after `mfhd`'s
+/// 16 bytes) and the `trun`'s data offset (after `tfhd` 16 and `tfdt` 20,
+/// the `trun`'s header, version, flags and sample count).
+const MOOF_SIZE_AT: usize = 0;
+const TRAF_SIZE_AT: usize = 8 + 16;
+const DATA_OFFSET_AT: usize = TRAF_SIZE_AT + 8 + 16 + 20 + 16;
 
 fn missing(fourcc: [u8; 4]) -> Error {
     Error::Invalid {
@@ -101,7 +109,24 @@ pub(super) fn rendition(p: &Presentation, id: u32) -> Result<&Rendition, Error> 
 
 /// The init segment of track `id`.
 pub fn init(index: &Arc<Index>, p: &Presentation, id: u32) -> Result<Layout, Error> {
+    init_with(index, p, id, None)
+}
+
+/// The init segment of track `id`, its sample entries protected (and its
+/// `pssh` boxes written) when `protection` encrypts samples.
+pub(super) fn init_with(
+    index: &Arc<Index>,
+    p: &Presentation,
+    id: u32,
+    protection: Option<&Protection>,
+) -> Result<Layout, Error> {
     let r = rendition(p, id)?;
+    let protection = protection.filter(|x| x.scheme.in_samples());
+    let sealed = |stsd: &RawBox<'_>| -> Result<Option<Vec<u8>>, Error> {
+        protection
+            .map(|x| cenc::stsd(stsd.body, x, r.kind == Kind::Video))
+            .transpose()
+    };
     let mut b = Builder::new(index);
     b.write(|v| {
         let o = boxes::begin_box(v, b"ftyp");
@@ -130,7 +155,7 @@ pub fn init(index: &Arc<Index>, p: &Presentation, id: u32) -> Result<Layout, Err
                     b.write(|v| elst::write_edts(v, &r.edits));
                 }
             }
-            b"mdia" => mdia(&mut b, &c)?,
+            b"mdia" => mdia(&mut b, &c, &sealed)?,
             b"edts" => {}
             _ => b.copy(&c),
         }
@@ -149,13 +174,19 @@ pub fn init(index: &Arc<Index>, p: &Presentation, id: u32) -> Result<Layout, Err
         }
         boxes::end_box(v, trex);
         boxes::end_box(v, mvex);
+        if let Some(x) = protection {
+            v.extend_from_slice(&cenc::pssh(x));
+        }
     });
     b.close(moov)?;
     Ok(b.finish(index.clone(), stco::Map::default()))
 }
 
+/// What a protected track's `stsd` becomes (`None`: copied as it is).
+type Sealed<'f> = dyn Fn(&RawBox<'_>) -> Result<Option<Vec<u8>>, Error> + 'f;
+
 /// `mdia` and `minf` with their durations zeroed and an `stbl` of no samples.
-fn mdia(b: &mut Builder<'_>, bx: &RawBox<'_>) -> Result<(), Error> {
+fn mdia(b: &mut Builder<'_>, bx: &RawBox<'_>, sealed: &Sealed<'_>) -> Result<(), Error> {
     let o = b.open(&bx.fourcc);
     for c in bx.children() {
         let c = c?;
@@ -164,10 +195,14 @@ fn mdia(b: &mut Builder<'_>, bx: &RawBox<'_>) -> Result<(), Error> {
                 let h = mdhd::read(c.body)?;
                 b.copy_with(&c, h.duration_field, 0);
             }
-            b"minf" => mdia(b, &c)?,
+            b"minf" => mdia(b, &c, sealed)?,
             b"stbl" => {
                 let s = b.open(b"stbl");
-                b.copy(&child(&c, b"stsd")?);
+                let stsd = child(&c, b"stsd")?;
+                match sealed(&stsd)? {
+                    Some(v) => b.write(|out| out.extend_from_slice(&v)),
+                    None => b.copy(&stsd),
+                }
                 b.write(|v| {
                     for fourcc in [b"stts", b"stsc", b"stco"] {
                         let at = boxes::begin_box(v, fourcc);
@@ -197,6 +232,18 @@ pub(super) fn segment(
     seg: &Segment,
     n: u32,
 ) -> Result<Layout, Error> {
+    segment_with(index, r, seg, n, |_, _| Ok(()))
+}
+
+/// [`segment`], with more boxes that `tail` appends to the `traf` (given
+/// where the `moof` began).
+pub(super) fn segment_with(
+    index: &Arc<Index>,
+    r: &Rendition,
+    seg: &Segment,
+    n: u32,
+    tail: impl FnOnce(&mut Vec<u8>, usize) -> Result<(), Error>,
+) -> Result<Layout, Error> {
     let id = r.id;
     let t = &index.tracks[r.track];
     let count = seg.end - seg.first;
@@ -225,6 +272,7 @@ pub(super) fn segment(
             }
         }
     })?;
+    let v = with_tail(v, tail)?;
 
     let mut layout = Layout::with_index(index.clone());
     layout.set_own(v.len());
@@ -338,7 +386,37 @@ pub(super) fn head(
     Ok(v)
 }
 
-fn size(t: &Track, s: u64) -> u32 {
+/// Adds boxes to the `traf` of a head [`head`] wrote: they go before the
+/// `mdat` header, and the sizes of `moof` and `traf` and the `trun`'s
+/// data offset grow by their length.
+fn with_tail(
+    mut v: Vec<u8>,
+    tail: impl FnOnce(&mut Vec<u8>, usize) -> Result<(), Error>,
+) -> Result<Vec<u8>, Error> {
+    let mdat = v.split_off(v.len().saturating_sub(8));
+    let before = v.len();
+    tail(&mut v, 0)?;
+    let grown = v.len() - before;
+    if grown > 0 {
+        let grow = |v: &mut Vec<u8>, at: usize| -> Result<(), Error> {
+            let field = v.get(at..at + 4).ok_or(missing(*b"moof"))?;
+            let old = u32::from_be_bytes([field[0], field[1], field[2], field[3]]);
+            let new = u32::try_from(grown)
+                .ok()
+                .and_then(|g| old.checked_add(g))
+                .ok_or(Error::Unsupported("a segment's moof exceeds 4 GiB".into()))?;
+            v[at..at + 4].copy_from_slice(&new.to_be_bytes());
+            Ok(())
+        };
+        grow(&mut v, MOOF_SIZE_AT)?;
+        grow(&mut v, TRAF_SIZE_AT)?;
+        grow(&mut v, DATA_OFFSET_AT)?;
+    }
+    v.extend_from_slice(&mdat);
+    Ok(v)
+}
+
+pub(super) fn size(t: &Track, s: u64) -> u32 {
     if t.sizes.fixed != 0 {
         return t.sizes.fixed;
     }

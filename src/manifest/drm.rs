@@ -1,0 +1,174 @@
+//! How manifests announce a protected film: HLS `EXT-X-KEY` lines in its
+//! media playlists, DASH `ContentProtection` elements in its adaptation
+//! sets. The keys themselves never appear; key ids and `pssh` data do.
+
+use crate::mp4::cenc::{self, Protection, Scheme};
+use base64::Engine;
+use std::fmt::Write;
+
+/// What the manifests say of a film's protection.
+#[derive(Clone, Copy, Debug)]
+pub struct Drm<'a> {
+    pub protection: &'a Protection,
+    /// HLS `URI` of the key (relative to the playlist, or absolute).
+    pub key_uri: Option<&'a str>,
+    /// HLS `KEYFORMAT`; none: `identity` (the key itself at `key_uri`).
+    pub key_format: Option<&'a str>,
+}
+
+/// `xmlns:cenc`, for an MPD that announces protection.
+pub const CENC_NAMESPACE: &str = " xmlns:cenc=\"urn:mpeg:cenc:2013\"";
+
+fn base64(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// The `EXT-X-KEY` line of a media playlist (before its segments, after
+/// `EXT-X-MAP`: the init segment stays clear). `query` follows a key URI
+/// that is relative, as it follows every other URI of the playlist.
+pub fn hls_key(d: &Drm<'_>, query: &str) -> String {
+    let p = d.protection;
+    let uri = |u: &str| {
+        if u.contains(':') {
+            u.to_string()
+        } else {
+            format!("{u}{query}")
+        }
+    };
+    match p.scheme {
+        Scheme::Aes128 => {
+            let u = d.key_uri.map(uri).unwrap_or_default();
+            format!("#EXT-X-KEY:METHOD=AES-128,URI=\"{u}\"\n")
+        }
+        scheme => {
+            let method = if scheme == Scheme::Cbcs {
+                "SAMPLE-AES"
+            } else {
+                "SAMPLE-AES-CTR"
+            };
+            // Without a key URI, the common pssh as a data URI says the key
+            // id (what a player asks its license server for).
+            let u = d.key_uri.map(uri).unwrap_or_else(|| {
+                format!("data:text/plain;base64,{}", base64(&cenc::pssh(p)))
+            });
+            let mut s = format!("#EXT-X-KEY:METHOD={method},URI=\"{u}\"");
+            let _ = write!(
+                s,
+                ",KEYFORMAT=\"{}\",KEYFORMATVERSIONS=\"1\"",
+                d.key_format.unwrap_or("identity")
+            );
+            s.push('\n');
+            s
+        }
+    }
+}
+
+/// The `ContentProtection` elements of an adaptation set: the scheme with
+/// its default key id, then each `pssh` (the common system's included).
+pub fn dash_protection(d: &Drm<'_>) -> String {
+    let p = d.protection;
+    if !p.scheme.in_samples() {
+        return String::new();
+    }
+    let mut s = format!(
+        "<ContentProtection schemeIdUri=\"urn:mpeg:dash:mp4protection:2011\" value=\"{}\" \
+         cenc:default_KID=\"{}\"/>\n",
+        p.scheme.name(),
+        cenc::uuid(&p.kid)
+    );
+    let boxes = cenc::pssh(p);
+    let mut rest = &boxes[..];
+    let mut systems = std::iter::once(cenc::COMMON_SYSTEM)
+        .chain(p.systems.iter().map(|x| x.id).filter(|id| *id != cenc::COMMON_SYSTEM));
+    while rest.len() >= 8 {
+        let size = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let Some(one) = rest.get(..size) else { break };
+        let Some(system) = systems.next() else { break };
+        let _ = writeln!(
+            s,
+            "<ContentProtection schemeIdUri=\"urn:uuid:{}\">\
+             <cenc:pssh>{}</cenc:pssh></ContentProtection>",
+            cenc::uuid(&system),
+            base64(one)
+        );
+        rest = &rest[size.max(8)..];
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn protection(scheme: Scheme) -> Protection {
+        Protection {
+            scheme,
+            kid: [0xab; 16],
+            key: [0x01; 16],
+            salt: [0; 8],
+            systems: vec![cenc::System {
+                id: [0xed; 16],
+                data: vec![1, 2, 3],
+            }],
+        }
+    }
+
+    #[test]
+    fn hls_methods() {
+        let p = protection(Scheme::Aes128);
+        let d = Drm {
+            protection: &p,
+            key_uri: Some("encryption.key"),
+            key_format: None,
+        };
+        assert_eq!(
+            hls_key(&d, "?start=5"),
+            "#EXT-X-KEY:METHOD=AES-128,URI=\"encryption.key?start=5\"\n"
+        );
+        let p = protection(Scheme::Cbcs);
+        let d = Drm {
+            protection: &p,
+            key_uri: Some("skd://k1"),
+            key_format: Some("com.apple.streamingkeydelivery"),
+        };
+        assert_eq!(
+            hls_key(&d, "?a=1"),
+            "#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"skd://k1\",\
+             KEYFORMAT=\"com.apple.streamingkeydelivery\",KEYFORMATVERSIONS=\"1\"\n"
+        );
+        let p = protection(Scheme::Cenc);
+        let d = Drm {
+            protection: &p,
+            key_uri: None,
+            key_format: None,
+        };
+        assert!(hls_key(&d, "").starts_with(
+            "#EXT-X-KEY:METHOD=SAMPLE-AES-CTR,URI=\"data:text/plain;base64,"
+        ));
+    }
+
+    #[test]
+    fn dash_names_the_key_id_and_each_system() {
+        let p = protection(Scheme::Cbcs);
+        let d = Drm {
+            protection: &p,
+            key_uri: None,
+            key_format: None,
+        };
+        let s = dash_protection(&d);
+        assert!(s.contains(
+            "value=\"cbcs\" cenc:default_KID=\"abababab-abab-abab-abab-abababababab\""
+        ));
+        assert!(s.contains("urn:uuid:1077efec-c0b2-4d02-ace3-3c1e52e2fb4b"));
+        assert!(s.contains("urn:uuid:edededed-eded-eded-eded-edededededed"));
+        assert_eq!(s.matches("<cenc:pssh>").count(), 2);
+        assert!(!s.contains(&cenc::hex(&p.key)));
+        let p = protection(Scheme::Aes128);
+        let d = Drm {
+            protection: &p,
+            key_uri: None,
+            key_format: None,
+        };
+        assert_eq!(dash_protection(&d), "");
+    }
+}
