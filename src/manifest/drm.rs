@@ -48,9 +48,10 @@ pub fn hls_key(d: &Drm<'_>, query: &str) -> String {
             };
             // Without a key URI, the common pssh as a data URI says the key
             // id (what a player asks its license server for).
-            let u = d.key_uri.map(uri).unwrap_or_else(|| {
-                format!("data:text/plain;base64,{}", base64(&cenc::pssh(p)))
-            });
+            let u = d
+                .key_uri
+                .map(uri)
+                .unwrap_or_else(|| format!("data:text/plain;base64,{}", base64(&cenc::pssh(p))));
             let mut s = format!("#EXT-X-KEY:METHOD={method},URI=\"{u}\"");
             let _ = write!(
                 s,
@@ -78,8 +79,12 @@ pub fn dash_protection(d: &Drm<'_>) -> String {
     );
     let boxes = cenc::pssh(p);
     let mut rest = &boxes[..];
-    let mut systems = std::iter::once(cenc::COMMON_SYSTEM)
-        .chain(p.systems.iter().map(|x| x.id).filter(|id| *id != cenc::COMMON_SYSTEM));
+    let mut systems = std::iter::once(cenc::COMMON_SYSTEM).chain(
+        p.systems
+            .iter()
+            .map(|x| x.id)
+            .filter(|id| *id != cenc::COMMON_SYSTEM),
+    );
     while rest.len() >= 8 {
         let size = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
         let Some(one) = rest.get(..size) else { break };
@@ -142,9 +147,10 @@ mod tests {
             key_uri: None,
             key_format: None,
         };
-        assert!(hls_key(&d, "").starts_with(
-            "#EXT-X-KEY:METHOD=SAMPLE-AES-CTR,URI=\"data:text/plain;base64,"
-        ));
+        assert!(
+            hls_key(&d, "")
+                .starts_with("#EXT-X-KEY:METHOD=SAMPLE-AES-CTR,URI=\"data:text/plain;base64,")
+        );
     }
 
     #[test]
@@ -156,9 +162,9 @@ mod tests {
             key_format: None,
         };
         let s = dash_protection(&d);
-        assert!(s.contains(
-            "value=\"cbcs\" cenc:default_KID=\"abababab-abab-abab-abab-abababababab\""
-        ));
+        assert!(
+            s.contains("value=\"cbcs\" cenc:default_KID=\"abababab-abab-abab-abab-abababababab\"")
+        );
         assert!(s.contains("urn:uuid:1077efec-c0b2-4d02-ace3-3c1e52e2fb4b"));
         assert!(s.contains("urn:uuid:edededed-eded-eded-eded-edededededed"));
         assert_eq!(s.matches("<cenc:pssh>").count(), 2);

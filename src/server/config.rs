@@ -237,8 +237,8 @@ impl KeyFile {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("--keys {}: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("--keys {}: {e}", path.display()))?;
         let keys = crate::protect::Keys::parse(&text)
             .map_err(|e| format!("--keys {}: {e}", path.display()))?;
         if let Ok(mut k) = self.keys.write() {

@@ -193,7 +193,8 @@ pub fn remember(key: JobKey, done: &Done, config: &Config, caches: &mut Caches) 
                 caches.put_presentation(w.0, &want.window, p.clone());
             }
             // A segment may be one to encrypt: kept only once sealed.
-            let sealed = matches!(want.resource, Resource::Segment(..)) && !config.keys.get().is_empty();
+            let sealed =
+                matches!(want.resource, Resource::Segment(..)) && !config.keys.get().is_empty();
             if !sealed {
                 caches.put_layout(w.0, &want, built.layout.clone());
             }

@@ -5,10 +5,10 @@
 
 use super::cache::{FileKey, WindowKey};
 use super::remote::{Link, Opened};
+use crate::mp4::Layout;
 use crate::mp4::cmaf::{Presentation, Settings};
 use crate::mp4::{self, Index};
 use crate::origin::{Fault, Object};
-use crate::mp4::Layout;
 use crate::package::{self, Built, Want};
 use crate::protect::Lock;
 use std::fs::File;

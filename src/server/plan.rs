@@ -21,7 +21,10 @@ pub(super) const INLINE_PLAN: usize = 4 << 20;
 /// a large one; from the caches when a plan of the film is kept.
 pub(super) fn plan(w: &mut Walk, index: Arc<Index>, ctx: &mut Ctx<'_>) -> Step {
     if w.lock.is_some() && w.resource == Resource::Progressive {
-        let mut p = refuse(403, "the film is encrypted: it is served as HLS and DASH only");
+        let mut p = refuse(
+            403,
+            "the film is encrypted: it is served as HLS and DASH only",
+        );
         p.note.detail = format!("file {}", w.path.display());
         return Step::done(p);
     }
@@ -82,7 +85,14 @@ pub(super) fn plan(w: &mut Walk, index: Arc<Index>, ctx: &mut Ctx<'_>) -> Step {
         };
         return Step::Wait(JobKey::Plan(Box::new(wkey)), job);
     }
-    match package::build(&index, &w.want(), &style, &settings, known, w.lock.as_deref()) {
+    match package::build(
+        &index,
+        &w.want(),
+        &style,
+        &settings,
+        known,
+        w.lock.as_deref(),
+    ) {
         Ok(Built {
             layout,
             presentation,

@@ -13,11 +13,7 @@ use crate::mp4::cmaf::Presentation;
 use std::sync::Arc;
 
 /// Encrypts the segment `clear` lays out, as a job.
-pub(super) fn seal(
-    w: &Walk,
-    clear: &Arc<Layout>,
-    presentation: Option<Arc<Presentation>>,
-) -> Step {
+pub(super) fn seal(w: &Walk, clear: &Arc<Layout>, presentation: Option<Arc<Presentation>>) -> Step {
     let refused = |status, why: &str| {
         let mut p = refuse(status, why);
         p.note.detail = format!("file {}", w.path.display());

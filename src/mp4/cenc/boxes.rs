@@ -142,7 +142,11 @@ fn uniform(samples: &[Aux<'_>], with: bool) -> Option<u8> {
     let first = samples.first().map_or(0, |a| entry_len(a, with));
     let same = samples.iter().all(|a| entry_len(a, with) == first);
     // 0 would say "sizes follow".
-    if same && first > 0 { u8::try_from(first).ok() } else { None }
+    if same && first > 0 {
+        u8::try_from(first).ok()
+    } else {
+        None
+    }
 }
 
 /// Appends `saiz`, `saio` and `senc` to a `traf` being written into `v`,
@@ -275,7 +279,10 @@ mod tests {
         for scheme in [Scheme::Cenc, Scheme::Cbcs] {
             let out = stsd(&body, &protection(scheme), true).unwrap();
             assert_eq!(&out[4..8], b"stsd");
-            assert_eq!(u32::from_be_bytes(out[..4].try_into().unwrap()) as usize, out.len());
+            assert_eq!(
+                u32::from_be_bytes(out[..4].try_into().unwrap()) as usize,
+                out.len()
+            );
             assert_eq!(&out[20..24], b"encv");
             assert_eq!(&out[24..28], &[1, 2, 3, 4]);
             let frma = out.windows(4).position(|w| w == b"frma").unwrap();

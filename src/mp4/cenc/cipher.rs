@@ -96,7 +96,9 @@ fn protected<'a>(data: &'a mut [u8], subsamples: &[Subsample]) -> Vec<&'a mut [u
     for s in subsamples {
         let clear = usize::from(s.clear).min(rest.len());
         let (_, after) = std::mem::take(&mut rest).split_at_mut(clear);
-        let n = usize::try_from(s.protected).unwrap_or(usize::MAX).min(after.len());
+        let n = usize::try_from(s.protected)
+            .unwrap_or(usize::MAX)
+            .min(after.len());
         let (part, after) = after.split_at_mut(n);
         if !part.is_empty() {
             parts.push(part);

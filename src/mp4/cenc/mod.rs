@@ -10,10 +10,10 @@ mod boxes;
 mod cipher;
 mod subsamples;
 
-pub use boxes::{pssh, stsd};
 pub(crate) use boxes::{Aux, write_aux};
-pub use cipher::{sequence_iv, whole_segment};
+pub use boxes::{pssh, stsd};
 pub(crate) use cipher::{encrypt_sample, sample_iv};
+pub use cipher::{sequence_iv, whole_segment};
 pub(crate) use subsamples::{Subsample, Subsamples};
 
 use std::fmt;
@@ -107,10 +107,11 @@ impl fmt::Debug for Protection {
 /// Lowercase hex.
 pub fn hex(b: &[u8]) -> String {
     use std::fmt::Write;
-    b.iter().fold(String::with_capacity(b.len() * 2), |mut s, x| {
-        let _ = write!(s, "{x:02x}");
-        s
-    })
+    b.iter()
+        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
+            let _ = write!(s, "{x:02x}");
+            s
+        })
 }
 
 /// A key id as a UUID (`cenc:default_KID`).

@@ -70,7 +70,10 @@ pub fn segment(
             reason: "sample sizes differ from the segment's bytes",
         });
     }
-    let t = index.tracks.get(r.track).ok_or(Error::Missing(format!("track {id}")))?;
+    let t = index
+        .tracks
+        .get(r.track)
+        .ok_or(Error::Missing(format!("track {id}")))?;
     let mut maker = match r.kind {
         Kind::Video => Some(video(index, r, protection.scheme)?),
         Kind::Audio => None,
@@ -111,9 +114,7 @@ pub fn segment(
             subsamples,
         })
         .collect();
-    let layout = write::segment_with(index, r, seg, n, |v, moof| {
-        cenc::write_aux(v, moof, &aux)
-    })?;
+    let layout = write::segment_with(index, r, seg, n, |v, moof| cenc::write_aux(v, moof, &aux))?;
     let head = layout.slices(0..layout.head_len());
     let mut out = Vec::with_capacity(data.len() + 4096);
     for s in head {
@@ -139,7 +140,11 @@ fn samples(clear: &Layout, bytes: u64, src: &dyn ReadAt) -> Result<Vec<u8>, Erro
     let huge = || Error::Unsupported("a segment too large to encrypt".into());
     let mut data = Vec::with_capacity(usize::try_from(bytes).map_err(|_| huge())?);
     let lo = spans.iter().map(|s| s.0).min().unwrap_or(0);
-    let hi = spans.iter().map(|s| s.0.saturating_add(s.1)).max().unwrap_or(0);
+    let hi = spans
+        .iter()
+        .map(|s| s.0.saturating_add(s.1))
+        .max()
+        .unwrap_or(0);
     let dense = hi - lo <= bytes.saturating_mul(2).saturating_add(1 << 20);
     if dense && hi > lo {
         let mut range = vec![0u8; usize::try_from(hi - lo).map_err(|_| huge())?];
@@ -160,7 +165,12 @@ fn samples(clear: &Layout, bytes: u64, src: &dyn ReadAt) -> Result<Vec<u8>, Erro
 }
 
 /// HLS AES-128: the clear segment, read whole and encrypted as one.
-fn whole(clear: &Layout, protection: &Protection, n: u32, src: &dyn ReadAt) -> Result<Layout, Error> {
+fn whole(
+    clear: &Layout,
+    protection: &Protection,
+    n: u32,
+    src: &dyn ReadAt,
+) -> Result<Layout, Error> {
     let mut plain = Vec::with_capacity(usize::try_from(clear.len()).unwrap_or(0));
     clear.copy_to(0..clear.len(), src, &mut plain)?;
     let iv = cenc::sequence_iv(u64::from(n));
