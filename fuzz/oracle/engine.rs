@@ -72,9 +72,40 @@ pub fn engine(data: &[u8]) {
                     next = s.end;
                     if let Ok(seg) = cmaf::segment(&index, &p, k as u32 + 1, r.id) {
                         check(&seg, file.len() as u64);
+                        // The same segment sealed: the samples are the
+                        // input's, crafted NAL lengths included.
+                        if k < 4 {
+                            sealed(&index, &p, k as u32 + 1, r.id, file, seg.len());
+                        }
                     }
                 }
             }
+        }
+    }
+}
+
+/// A segment encrypted under each scheme: an error or a segment as long
+/// as the clear one plus its auxiliary boxes (AES-128: padded to blocks),
+/// never a panic; init segments too.
+fn sealed(index: &Arc<Index>, p: &cmaf::Presentation, n: u32, id: u32, file: &[u8], clear: u64) {
+    use mp4_fcgi::mp4::cenc::{Protection, Scheme};
+    for scheme in [Scheme::Cenc, Scheme::Cbcs, Scheme::Aes128] {
+        let protection = Protection {
+            scheme,
+            kid: [1; 16],
+            key: [2; 16],
+            salt: [3; 8],
+            systems: Vec::new(),
+        };
+        let src = file.to_vec();
+        if let Ok(s) = cmaf::sealed::segment(index, p, n, id, &protection, &src) {
+            match scheme {
+                Scheme::Aes128 => assert_eq!(s.len(), (clear / 16 + 1) * 16),
+                _ => assert!(s.len() >= clear),
+            }
+        }
+        if let Ok(init) = cmaf::sealed::init(index, p, id, &protection) {
+            check(&init, file.len() as u64);
         }
     }
 }

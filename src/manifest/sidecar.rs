@@ -59,7 +59,7 @@ impl Format {
 }
 
 /// A sidecar's cues, in start order, and what was skipped.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Subtitles {
     pub cues: Vec<Cue>,
     /// Blocks skipped (see the module's comment).
@@ -133,9 +133,7 @@ pub fn parse(name: &str, bytes: &[u8], max_cues: usize) -> Result<Subtitles, Err
     let mut p = Parser {
         format,
         max_cues,
-        cues: Vec::new(),
-        skipped: 0,
-        first_skipped: None,
+        out: Subtitles::default(),
     };
     let mut state = State::Idle;
     if format == Format::WebVtt {
@@ -153,19 +151,9 @@ pub fn parse(name: &str, bytes: &[u8], max_cues: usize) -> Result<Subtitles, Err
         state = p.line(state, line, n)?;
     }
     p.line(state, "", 0)?;
-    let Parser {
-        mut cues,
-        skipped,
-        first_skipped,
-        ..
-    } = p;
     // SRT files are not always in order; WebVTT's cues are.
-    cues.sort_by(|a, b| a.start.total_cmp(&b.start));
-    Ok(Subtitles {
-        cues,
-        skipped,
-        first_skipped,
-    })
+    (p.out.cues).sort_by(|a, b| a.start.total_cmp(&b.start));
+    Ok(p.out)
 }
 
 /// Text from a sidecar's bytes: UTF-16 after its byte-order mark, UTF-8
@@ -255,9 +243,7 @@ struct Open {
 struct Parser {
     format: Format,
     max_cues: usize,
-    cues: Vec<Cue>,
-    skipped: usize,
-    first_skipped: Option<Error>,
+    out: Subtitles,
 }
 
 impl Parser {
@@ -265,6 +251,15 @@ impl Parser {
     fn line(&mut self, state: State, line: &str, n: usize) -> Result<State, Error> {
         let srt = self.format == Format::Srt;
         let arrow = line.contains("-->");
+        // What ends a cue or a skipped block and starts the next cue:
+        // WebVTT, a line with `-->` (as its own parser reads it); SRT, a
+        // timing line, since text may hold `-->` and a missing blank line
+        // between cues is common.
+        let next_cue = if srt {
+            timing(line, self.format).is_some()
+        } else {
+            arrow
+        };
         if line.trim().is_empty() {
             match state {
                 State::Cue(open) => self.close(open)?,
@@ -286,27 +281,18 @@ impl Parser {
                 self.skip(at, ErrorKind::NoTiming);
                 State::Ignored
             }
-            // WebVTT: a line with `-->` ends the cue and is the next one's
-            // timing. SRT: only a line that is a timing line, since text may
-            // hold `-->` (a missing blank line between cues is common).
-            State::Cue(mut open) => {
-                if srt && timing(line, self.format).is_some() {
-                    if let Some(at) = open.index_at {
-                        open.text.truncate(at);
-                    }
-                    self.close(open)?;
-                    self.open(line, n)
-                } else if !srt && arrow {
-                    self.close(open)?;
-                    self.open(line, n)
-                } else {
-                    open.push(line, self.format);
-                    State::Cue(open)
+            State::Cue(mut open) if next_cue => {
+                if let Some(at) = open.index_at.filter(|_| srt) {
+                    open.text.truncate(at);
                 }
-            }
-            State::Ignored if (srt && timing(line, self.format).is_some()) || (!srt && arrow) => {
+                self.close(open)?;
                 self.open(line, n)
             }
+            State::Cue(mut open) => {
+                open.push(line, self.format);
+                State::Cue(open)
+            }
+            State::Ignored if next_cue => self.open(line, n),
             State::Ignored => State::Ignored,
         })
     }
@@ -335,15 +321,15 @@ impl Parser {
         if open.too_long {
             self.skip(open.line, ErrorKind::TextTooLong);
         } else if open.text.is_empty() {
-        } else if open.end < open.start {
+        } else if open.end <= open.start {
             self.skip(open.line, ErrorKind::NeverShown);
-        } else if self.cues.len() >= self.max_cues {
+        } else if self.out.cues.len() >= self.max_cues {
             return Err(Error {
                 line: open.line,
                 kind: ErrorKind::TooManyCues { max: self.max_cues },
             });
         } else {
-            self.cues.push(Cue {
+            self.out.cues.push(Cue {
                 start: open.start as f64 / 1000.0,
                 end: open.end as f64 / 1000.0,
                 text: open.text,
@@ -353,8 +339,8 @@ impl Parser {
     }
 
     fn skip(&mut self, line: usize, kind: ErrorKind) {
-        self.skipped = self.skipped.saturating_add(1);
-        self.first_skipped.get_or_insert(Error { line, kind });
+        self.out.skipped = self.out.skipped.saturating_add(1);
+        (self.out.first_skipped).get_or_insert(Error { line, kind });
     }
 }
 
@@ -395,8 +381,7 @@ fn is_ignored_block(line: &str) -> bool {
 }
 
 fn is_number(line: &str) -> bool {
-    let l = line.trim();
-    !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit())
+    digits(line.trim())
 }
 
 fn digits(s: &str) -> bool {
