@@ -132,3 +132,108 @@ fn subtitles_are_webvtt_in_hls_and_dash() {
     let chosen = get(port, "/subs.mp4/master.m3u8?tracks=v1,a1").text();
     assert!(!chosen.contains("SUBTITLES"), "{chosen}");
 }
+
+/// Sidecar files beside a film (`film.<lang>.srt|vtt`) join its text
+/// tracks: named by their language, their markup kept, a clip's cues
+/// shifted; one that is too large, broken or a link out of --root is left
+/// out, and the film is served all the same.
+#[test]
+fn sidecar_files_are_subtitles_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    std::fs::copy(media("a.mp4"), root.join("film.mp4")).unwrap();
+    std::fs::write(
+        root.join("film.en.srt"),
+        "\u{feff}1\r\n00:00:01,000 --> 00:00:02,500\r\n<i>First</i> & <font color=\"red\">line</font>\r\n\r\n\
+         2\r\n00:00:12,250 --> 00:00:14,000\r\nLater\r\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("film.fr.vtt"),
+        "WEBVTT\n\nNOTE a comment\n\n00:05.500 --> 00:07.000 align:start\nPremière &amp; <b>seconde</b>\n",
+    )
+    .unwrap();
+    // Too large, not a sidecar name, and a link out of the root.
+    std::fs::write(root.join("film.de.srt"), vec![b'x'; (1 << 20) + 1]).unwrap();
+    std::fs::write(
+        root.join("film.notes.srt"),
+        "1\n00:00:01,000 --> 00:00:02,000\nx\n",
+    )
+    .unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("x.srt"), SRT).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("x.srt"), root.join("film.es.srt")).unwrap();
+
+    let port = common::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let _pool = Pool::start(&[
+        "--http",
+        &addr,
+        "--root",
+        root.to_str().unwrap(),
+        "--workers",
+        "1",
+    ]);
+    common::wait_port(port);
+
+    let master = get(port, "/film.mp4/master.m3u8").text();
+    let subs: Vec<&str> = master
+        .lines()
+        .filter(|l| l.contains("TYPE=SUBTITLES"))
+        .collect();
+    assert_eq!(subs.len(), 2, "{master}");
+    assert!(
+        subs[0].contains("LANGUAGE=\"en\",NAME=\"English\""),
+        "{master}"
+    );
+    assert!(
+        subs[1].contains("LANGUAGE=\"fr\",NAME=\"français\""),
+        "{master}"
+    );
+    let uri = |line: &str| {
+        line.split("URI=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let en_id = uri(subs[0])
+        .trim_start_matches("subs-")
+        .trim_end_matches(".m3u8")
+        .to_string();
+    let fr_id = uri(subs[1])
+        .trim_start_matches("subs-")
+        .trim_end_matches(".m3u8")
+        .to_string();
+    let whole = |id: &str, q: &str| get(port, &format!("/film.mp4/subs-{id}.vtt{q}")).text();
+    assert_eq!(
+        cues(&whole(&en_id, "")),
+        [
+            (
+                "00:00:01.000".into(),
+                "00:00:02.500".into(),
+                "<i>First</i> &amp; line".into()
+            ),
+            ("00:00:12.250".into(), "00:00:14.000".into(), "Later".into()),
+        ]
+    );
+    assert_eq!(
+        cues(&whole(&fr_id, "")),
+        [(
+            "00:00:05.500".into(),
+            "00:00:07.000".into(),
+            "Première &amp; <b>seconde</b>".into()
+        )]
+    );
+    // A clip from the key frame at or before 10 s: later cues shifted to it.
+    let clip = cues(&whole(&en_id, "?start=10"));
+    assert_eq!(clip.len(), 1, "{clip:?}");
+    assert_eq!(clip[0].2, "Later");
+    assert!(clip[0].0.as_str() < "00:00:12.250", "shifted: {clip:?}");
+    let mpd = get(port, "/film.mp4/manifest.mpd").text();
+    assert_eq!(mpd.matches("mimeType=\"text/vtt\"").count(), 2, "{mpd}");
+    // The film itself is served as before.
+    assert_eq!(get(port, "/film.mp4?start=3").status, 200);
+}

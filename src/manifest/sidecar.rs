@@ -627,8 +627,9 @@ pub mod fuzzing {
     }
 
     /// `cues` as `subs-<track>.vtt` of a presentation that starts at the
-    /// film's 0 and never ends.
-    pub fn webvtt(cues: Vec<Cue>) -> String {
+    /// film's 0 and never ends; `markup`: a sidecar's WebVTT text, else a
+    /// tx3g sample's plain text.
+    pub fn webvtt(cues: Vec<Cue>, markup: bool) -> String {
         let p = Presentation {
             duration: f64::INFINITY,
             renditions: Vec::new(),
@@ -638,8 +639,9 @@ pub mod fuzzing {
         };
         let cues = Cues {
             id: 1,
-            language: None,
             cues,
+            markup,
+            ..Cues::default()
         };
         super::super::webvtt::whole(&p, &cues)
     }

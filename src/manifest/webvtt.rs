@@ -5,7 +5,7 @@
 
 use super::TrackId;
 use crate::mp4::cmaf::{Kind, Presentation, Segment};
-use crate::mp4::cues::{Cue, Cues};
+use crate::mp4::cues::Cues;
 use std::fmt::Write;
 
 /// `00:01:02.345`
@@ -29,15 +29,19 @@ fn reference(p: &Presentation) -> &[Segment] {
         .map_or(&[], |r| &r.segments)
 }
 
-/// A cue's text as WebVTT allows it: no blank line (it would end the cue),
-/// no `-->`, and `&`, `<` escaped (a tx3g sample is plain text).
-fn cue_text(text: &str) -> String {
-    let escaped = text
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace("-->", "--&gt;");
+/// A cue's text as WebVTT allows it: no blank line (it would end the cue;
+/// CR ends a line as LF does), no `-->`, and for plain text (a tx3g
+/// sample's) `&`, `<` escaped; `markup` (a sidecar's) is WebVTT already.
+fn cue_text(text: &str, markup: bool) -> String {
+    let escaped = if markup {
+        text.replace("-->", "--&gt;")
+    } else {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace("-->", "--&gt;")
+    };
     escaped
-        .lines()
+        .split(['\n', '\r'])
         .map(str::trim_end)
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
@@ -45,16 +49,16 @@ fn cue_text(text: &str) -> String {
 }
 
 /// WebVTT of the cues shown within `[from, to)` (presentation seconds).
-fn vtt(p: &Presentation, cues: &[Cue], from: f64, to: f64) -> String {
+fn vtt(p: &Presentation, cues: &Cues, from: f64, to: f64) -> String {
     // The cues' times are the presentation's (MPEGTS 0 is its time 0, as
     // the media segments' `tfdt` say).
     let mut s = String::from("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n");
-    for c in cues {
+    for c in &cues.cues {
         let (start, end) = (c.start - p.start, (c.end - p.start).min(p.duration));
         if end <= from || start >= to || end <= start.max(0.0) {
             continue;
         }
-        let text = cue_text(&c.text);
+        let text = cue_text(&c.text, cues.markup);
         if text.is_empty() {
             continue;
         }
@@ -94,18 +98,19 @@ pub fn segment(p: &Presentation, cues: &Cues, n: u32) -> Option<String> {
     } else {
         seg.shown_at + seg.shown_for
     };
-    Some(vtt(p, &cues.cues, seg.shown_at, to))
+    Some(vtt(p, cues, seg.shown_at, to))
 }
 
 /// `subs-<track>.vtt`: every cue of the presentation, for DASH.
 pub fn whole(p: &Presentation, cues: &Cues) -> String {
-    vtt(p, &cues.cues, 0.0, f64::INFINITY)
+    vtt(p, cues, 0.0, f64::INFINITY)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::mp4::cmaf::{Text, testing};
+    use crate::mp4::cues::Cue;
 
     #[test]
     fn cues_follow_the_video_segments() {
@@ -129,12 +134,12 @@ mod tests {
         };
         let cues = Cues {
             id: 3,
-            language: None,
             cues: vec![
                 cue(1.0, 2.5, "one"),
                 cue(5.5, 6.5, "across <b> & -->"),
                 cue(13.0, 20.0, "past the end"),
             ],
+            ..Cues::default()
         };
         let list = playlist(&p, TrackId { file: 0, id: 3 }, "?start=1").unwrap();
         assert_eq!(list.matches("#EXTINF").count(), 3, "{list}");
@@ -166,5 +171,16 @@ mod tests {
         assert!(!all.contains("one"), "{all}");
         assert!(all.contains("00:00:00.500 --> 00:00:01.500"), "{all}");
         assert_eq!(timestamp(3725.0004), "01:02:05.000");
+    }
+
+    #[test]
+    fn a_lone_cr_ends_a_line_and_markup_stays() {
+        // A blank line would end the cue: "a\n\rb" is two lines, not three.
+        assert_eq!(cue_text("a\n\rb", false), "a\nb");
+        assert_eq!(cue_text("\ra & <b>", false), "a &amp; &lt;b>");
+        assert_eq!(
+            cue_text("<i>a</i> &amp; b --> c", true),
+            "<i>a</i> &amp; b --&gt; c"
+        );
     }
 }

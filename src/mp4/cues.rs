@@ -22,12 +22,18 @@ pub struct Cue {
     pub text: String,
 }
 
-/// The cues of one text track.
-#[derive(Clone, Debug)]
+/// The cues of one text track: a `tx3g` track of the film, or a sidecar
+/// file beside it.
+#[derive(Clone, Debug, Default)]
 pub struct Cues {
     pub id: u32,
     pub language: Option<[u8; 3]>,
     pub cues: Vec<Cue>,
+    /// The texts are WebVTT cue text already (a sidecar's: `<i>` is
+    /// markup, `&amp;` an entity); a `tx3g` sample's are plain text.
+    pub markup: bool,
+    /// A sidecar's BCP 47 tag, from its name (a track's is its `trak`'s).
+    pub tag: Option<String>,
 }
 
 impl Cues {
@@ -64,6 +70,7 @@ pub(crate) fn read(src: &dyn ReadAt, tracks: &[Track], mts: u32, max_bytes: u64)
                 id: t.info.id,
                 language: t.info.language,
                 cues,
+                ..Cues::default()
             }),
             Err(e) => log::info!("track {}: its subtitles cannot be read: {e}", t.info.id),
         }

@@ -220,6 +220,17 @@ impl Index {
         &self.cues
     }
 
+    /// Text tracks from beside the film (sidecar files), numbered by the
+    /// caller after [`Index::last_track_id`].
+    pub fn add_cues(&mut self, more: Vec<super::cues::Cues>) {
+        self.cues.extend(more);
+    }
+
+    /// The highest track id of the film's own tracks.
+    pub fn last_track_id(&self) -> u32 {
+        self.traks.iter().map(|t| t.id).max().unwrap_or(0)
+    }
+
     /// Film duration in seconds: `mvhd`'s, else the longest track's.
     pub fn duration(&self) -> f64 {
         if let Some(f) = &self.fragments {

@@ -112,7 +112,11 @@ pub(super) fn index(w: &mut Walk, ctx: &mut Ctx<'_>) -> Step {
         None => {
             c.index_misses.fetch_add(1, Relaxed);
             w.cache = "index cache miss";
-            match w.source.index_job(w.key, ctx.limits) {
+            let beside = super::sidecars::Beside {
+                film: w.opened.clone(),
+                root: ctx.config.root.clone(),
+            };
+            match w.source.index_job(w.key, ctx.limits, Some(beside)) {
                 Ok((key, job)) => Step::Wait(key, job),
                 Err(e) => {
                     let r = io_refusal(&e);

@@ -34,6 +34,8 @@ pub enum Job {
     Index {
         file: File,
         limits: mp4::Limits,
+        /// A local film's folder, for subtitle files beside it.
+        sidecars: Option<super::sidecars::Beside>,
     },
     Plan {
         index: Arc<Index>,
@@ -96,9 +98,18 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
 /// Runs a helper-thread job (`None`: not one of its kind).
 pub(super) fn run(job: Job) -> Option<Done> {
     guarded(|| match job {
-        Job::Index { file, limits } => {
-            Some(Done::Index(Index::build(&file, &limits).map(Arc::new)))
-        }
+        Job::Index {
+            file,
+            limits,
+            sidecars,
+        } => Some(Done::Index(Index::build(&file, &limits).map(
+            |mut index| {
+                if let Some(b) = &sidecars {
+                    super::sidecars::add(&mut index, b);
+                }
+                Arc::new(index)
+            },
+        ))),
         Job::Plan {
             index,
             want,
@@ -336,6 +347,7 @@ mod tests {
             cancel.store(n == 2, Relaxed);
             let job = Job::Index {
                 file: tempfile::tempfile().unwrap(),
+                sidecars: None,
                 limits: mp4::Limits {
                     max_moov: 1 << 20,
                     ..Default::default()

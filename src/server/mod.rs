@@ -30,6 +30,7 @@ mod respond;
 mod seal;
 mod service;
 mod set;
+mod sidecars;
 mod source;
 mod stats;
 mod status;

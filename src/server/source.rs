@@ -62,6 +62,7 @@ impl Source {
         &self,
         file: FileKey,
         limits: &mp4::Limits,
+        sidecars: Option<super::sidecars::Beside>,
     ) -> io::Result<(JobKey, Job)> {
         Ok(match self {
             Source::File(f) => (
@@ -69,6 +70,7 @@ impl Source {
                 Job::Index {
                     file: f.try_clone()?,
                     limits: limits.clone(),
+                    sidecars,
                 },
             ),
             Source::Object { key, .. } => open_job(key.clone(), None, limits),

@@ -12,10 +12,10 @@ mod dolby;
 mod figures;
 mod fragments;
 mod sap;
-mod vui;
 pub mod sealed;
 #[cfg(test)]
 pub(crate) mod testing;
+mod vui;
 mod write;
 
 pub use codecs::Description;
@@ -402,7 +402,10 @@ pub fn presentation(
                 let info = index.traks.iter().find(|t| t.id == c.id);
                 Text {
                     id: c.id,
-                    language: info.and_then(TrakInfo::language_tag),
+                    // A sidecar has no trak: its name says its language.
+                    language: info
+                        .and_then(TrakInfo::language_tag)
+                        .or_else(|| c.tag.clone()),
                     name: info.and_then(|t| t.name).map(|n| n.as_str().to_string()),
                     default: false,
                 }

@@ -7,9 +7,9 @@
 //! payload is spans of the source file.
 
 use super::{Kind, Presentation, Rendition, Segment};
-use crate::mp4::cenc::{self, Protection};
 use crate::mp4::boxes::{RawBox, children};
 use crate::mp4::builder::Builder;
+use crate::mp4::cenc::{self, Protection};
 use crate::mp4::index::{Index, Track};
 use crate::mp4::layout::{Layout, Stored};
 use crate::mp4::tables::{elst, mdhd, put_full, put_u32, put_u64, stco, stsc, tkhd};
