@@ -72,6 +72,7 @@ fn playlists(p: &Presentation) -> usize {
         file: 0,
         presentation: p,
         drm: None,
+        cues: &[],
     }];
     let master = manifest::master(&parts, "");
     let video = manifest::playlist(p, TrackId { file: 0, id: 1 }, "", None).expect("track 1");
@@ -96,6 +97,7 @@ fn dash_mpd_2h_film_plan_kept() -> usize {
             file: 0,
             presentation: &PLAN,
             drm: None,
+            cues: &[],
         }],
         "",
     )

@@ -84,6 +84,7 @@ pub fn build(
         file: 0,
         presentation: &p,
         drm,
+        cues: index.cues(),
     }];
     let missing = |t: manifest::TrackId| {
         mp4::Error::Missing(format!("the film has no video or audio track {}", t.id))
@@ -189,6 +190,7 @@ pub fn set_manifest(films: &[Arc<Presentation>], want: &Want) -> Result<Layout, 
             file: u8::try_from(i + 1).unwrap_or(u8::MAX),
             presentation: p,
             drm: None,
+            cues: &[],
         })
         .collect();
     let query = manifest::query(&want.window);

@@ -44,6 +44,7 @@ fn package(film: &Film) -> (Result<(), Error>, Duration) {
             file: 0,
             presentation: &p,
             drm: None,
+            cues: &[],
         }];
         let master = manifest::master(&part, "");
         let mpd = manifest::mpd(&part, "");

@@ -13,15 +13,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-/// KNOWN FAULT, src/manifest/hls.rs (the master playlist's
-/// EXT-X-STREAM-INF: BANDWIDTH is the video's peak plus the audio's,
-/// AVERAGE-BANDWIDTH their averages): the subtitle rendition's segment bit
-/// rates are left out, where RFC 8216 4.3.4.2 sums those of every
-/// rendition of a playable combination. Until it is fixed, subtitle
-/// playlists count as 0 bit/s in that check, which then fails, asking for
-/// this to become `true`.
-const SUBTITLES_IN_BANDWIDTH: bool = false;
-
 /// The URIs of a master playlist's subtitle renditions.
 fn subtitle_uris(master: &str) -> Vec<String> {
     (master.lines())
@@ -59,22 +50,8 @@ fn violations(port: u16, film: &str, query: &str) -> Vec<String> {
             .unzip();
         rates.insert(uri, hls_check::bit_rates(&durations, &sizes, target));
     }
-    let strict = hls_check::bandwidth(&master, &rates);
-    let subtitles = subtitle_uris(&master);
-    if SUBTITLES_IN_BANDWIDTH || subtitles.is_empty() {
-        note("master.m3u8", strict);
-    } else {
-        for uri in subtitles {
-            rates.insert(uri, hls_check::Rates::default());
-        }
-        note("master.m3u8", hls_check::bandwidth(&master, &rates));
-        if strict.is_empty() {
-            note(
-                "master.m3u8",
-                vec!["the known fault is fixed: set SUBTITLES_IN_BANDWIDTH".into()],
-            );
-        }
-    }
+    // Every rendition counts, subtitles too (RFC 8216 4.3.4.2).
+    note("master.m3u8", hls_check::bandwidth(&master, &rates));
     let mpd = get(port, &format!("{film}/manifest.mpd{query}")).text();
     note("manifest.mpd", mpd_check::check(&mpd));
     for url in dash_urls(&mpd) {

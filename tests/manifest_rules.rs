@@ -33,6 +33,7 @@ fn one(p: &Presentation) -> [Part<'_>; 1] {
         file: 0,
         presentation: p,
         drm: None,
+        cues: &[],
     }]
 }
 

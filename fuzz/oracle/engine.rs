@@ -54,6 +54,7 @@ pub fn engine(data: &[u8]) {
                 file: 0,
                 presentation: &p,
                 drm: None,
+                cues: &[],
             }];
             let _ = (
                 manifest::master(&parts, ""),

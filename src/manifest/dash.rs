@@ -285,6 +285,7 @@ mod tests {
                 file: 0,
                 presentation: p,
                 drm: None,
+                cues: &[],
             }],
             "",
         )

@@ -76,8 +76,12 @@ pub fn master(parts: &[Part<'_>], query: &str) -> String {
         };
         let _ = writeln!(s, ",URI=\"subs-{id}.m3u8{query}\"");
     }
-    let audio_peak = audio.iter().map(|r| r.peak_bandwidth).max().unwrap_or(0);
-    let audio_average = audio.iter().map(|r| r.average_bandwidth).max().unwrap_or(0);
+    // The heaviest audio and subtitle renditions play beside each video.
+    let (text_peak, text_average) = subtitle_rates(first);
+    let audio_peak =
+        (audio.iter().map(|r| r.peak_bandwidth).max().unwrap_or(0)).saturating_add(text_peak);
+    let audio_average =
+        (audio.iter().map(|r| r.average_bandwidth).max().unwrap_or(0)).saturating_add(text_average);
     let mut audio_codecs: Vec<&str> = Vec::new();
     for r in &audio {
         if !audio_codecs.contains(&r.description.codecs.as_str()) {
@@ -121,6 +125,30 @@ pub fn master(parts: &[Part<'_>], query: &str) -> String {
         let _ = writeln!(s, "\nindex-{}.m3u8{query}", named(*file, r));
     }
     s
+}
+
+/// The peak and average bit rates (RFC 8216 4.3.4.2) of the heaviest
+/// subtitle track of a film: its WebVTT segments as written, over the
+/// video segments' times they follow.
+fn subtitle_rates(part: &Part<'_>) -> (u64, u64) {
+    let p = part.presentation;
+    let reference = super::webvtt::reference(p);
+    let mut rates = (0, 0);
+    for t in &p.texts {
+        let Some(cues) = part.cues.iter().find(|c| c.id == t.id) else {
+            continue;
+        };
+        let sized: Vec<cmaf::Segment> = (reference.iter().enumerate())
+            .map(|(k, s)| {
+                let n = u32::try_from(k + 1).unwrap_or(u32::MAX);
+                let bytes = super::webvtt::segment(p, cues, n).map_or(0, |v| v.len() as u64);
+                cmaf::Segment { sent: bytes, ..*s }
+            })
+            .collect();
+        let (peak, average) = cmaf::bandwidth(&sized);
+        rates = (rates.0.max(peak), rates.1.max(average));
+    }
+    rates
 }
 
 /// `index-<track>.m3u8`: the track's init segment and media segments;
@@ -200,6 +228,7 @@ mod tests {
                 file: 0,
                 presentation: &p,
                 drm: None,
+                cues: &[],
             }],
             "",
         );
@@ -212,6 +241,7 @@ mod tests {
                 file: 0,
                 presentation: &stereo,
                 drm: None,
+                cues: &[],
             }],
             "",
         );
@@ -233,6 +263,7 @@ mod tests {
                     file: 0,
                     presentation: p,
                     drm: None,
+                    cues: &[],
                 }],
                 "",
             )

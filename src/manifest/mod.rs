@@ -23,6 +23,9 @@ pub struct Part<'a> {
     pub presentation: &'a Presentation,
     /// How the film is protected, if it is.
     pub drm: Option<drm::Drm<'a>>,
+    /// The cues of its text tracks (the index's): the subtitles' bit rates
+    /// count in a variant's `BANDWIDTH`.
+    pub cues: &'a [crate::mp4::cues::Cues],
 }
 
 /// Most films one URL set may name.

@@ -22,7 +22,7 @@ fn timestamp(seconds: f64) -> String {
 
 /// The segments subtitles follow: the first video track's, else the first
 /// track's.
-fn reference(p: &Presentation) -> &[Segment] {
+pub(super) fn reference(p: &Presentation) -> &[Segment] {
     (p.renditions.iter())
         .find(|r| r.kind == Kind::Video)
         .or(p.renditions.first())

@@ -27,15 +27,6 @@ pub fn target_duration(segments: &[Segment]) -> u64 {
 /// past it, the start's runs are bounded from above.
 const MAX_RUN: usize = 64;
 
-/// Peak and average bits per second of whole segments (`moof` and `mdat`
-/// headers too: what a player downloads). The peak is RFC 8216 4.3.4.2's:
-/// the highest rate of any contiguous run of segments lasting 0.5 to 1.5
-/// target durations ([`target_duration`]); a track shorter than half a
-/// target duration has none, and then its average. From a start whose
-/// qualifying runs span more than [`MAX_RUN`] segments (only a film of
-/// segments far shorter than its longest), the rate counted is all their
-/// bytes over the shortest qualifying time: never under the true peak, and
-/// the work stays bounded by the segments.
 /// The highest frame rate of a video track's segments (samples over decode
 /// time), the last one left out unless it is the only one: what HLS's
 /// `FRAME-RATE` states, "the maximum frame rate ... rounded to three
@@ -53,7 +44,16 @@ pub(super) fn frame_rate(segments: &[Segment], timescale: u32) -> Option<f64> {
     (rate.is_finite() && rate > 0.0).then(|| (rate * 1000.0).round() / 1000.0)
 }
 
-pub(super) fn bandwidth(segments: &[Segment]) -> (u64, u64) {
+/// Peak and average bits per second of whole segments (`moof` and `mdat`
+/// headers too: what a player downloads). The peak is RFC 8216 4.3.4.2's:
+/// the highest rate of any contiguous run of segments lasting 0.5 to 1.5
+/// target durations ([`target_duration`]); a track shorter than half a
+/// target duration has none, and then its average. From a start whose
+/// qualifying runs span more than [`MAX_RUN`] segments (only a film of
+/// segments far shorter than its longest), the rate counted is all their
+/// bytes over the shortest qualifying time: never under the true peak, and
+/// the work stays bounded by the segments.
+pub fn bandwidth(segments: &[Segment]) -> (u64, u64) {
     let n = segments.len();
     // Sums from the start: seconds, and bytes exactly (no u64 overflow).
     let mut at = Vec::with_capacity(n + 1);

@@ -25,7 +25,8 @@ pub use write::init;
 pub use cuts::key_frame_cuts;
 use cuts::{Clock, bounded_target, cuts, pick, spans};
 
-use figures::{bandwidth, frame_rate};
+pub use figures::bandwidth;
+use figures::frame_rate;
 use sap::{HEVC_IRAP_SAP, start_sap};
 
 use super::index::{Index, Track};
