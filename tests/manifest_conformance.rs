@@ -13,15 +13,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-/// The URIs of a master playlist's subtitle renditions.
-fn subtitle_uris(master: &str) -> Vec<String> {
-    (master.lines())
-        .filter(|l| l.starts_with("#EXT-X-MEDIA:TYPE=SUBTITLES"))
-        .filter_map(|l| l.split("URI=\"").nth(1)?.split('"').next())
-        .map(str::to_string)
-        .collect()
-}
-
 /// Every violation in the manifests of `film` (its URL path) asked with
 /// `query`; each URI they name is fetched (a non-200 fails the test).
 fn violations(port: u16, film: &str, query: &str) -> Vec<String> {
