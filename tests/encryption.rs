@@ -15,7 +15,7 @@ const KEY: &str = "00112233445566778899aabbccddeeff";
 const KID: &str = "0123456789abcdef0123456789abcdef";
 const KID_UUID: &str = "01234567-89ab-cdef-0123-456789abcdef";
 /// The key in base64, as a careless manifest would carry it.
-const KEY_BASE64: &str = "ABEiM0RVZneImaq7zN3u7w==";
+const KEY_BASE64: &str = "ABEiM0RVZneImaq7zN3u/w==";
 
 /// A root with the clear films and their protected copies, and a key file.
 struct Films {

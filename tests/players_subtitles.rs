@@ -2,7 +2,8 @@
 //! `mov_text`), served as WebVTT, in hls.js, dash.js and Shaka Player (HLS
 //! and DASH) in Chromium: each lists it (language "en", label "English"),
 //! and once it is enabled and shown, seeking to just after a cue's start
-//! shows that cue, at the source's time: the whole film and a clip.
+//! shows that cue, at the source's time: the whole film and a clip. The
+//! same cues from a sidecar file (`side.en.srt` beside `side.mp4`).
 
 mod common;
 #[path = "players_common/mod.rs"]
@@ -125,6 +126,8 @@ fn players_show_subtitles() {
         "ffmpeg: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    std::fs::copy(media("a.mp4"), root.path().join("side.mp4")).unwrap();
+    std::fs::write(root.path().join("side.en.srt"), SRT).unwrap();
     let served = serve_films(&nginx, root.path(), "2");
     let base = served.base.clone();
     let page_base = format!("{base}/players/");
@@ -134,23 +137,27 @@ fn players_show_subtitles() {
         players.extend([("shaka", "master.m3u8"), ("shaka", "manifest.mpd")]);
     }
     // The whole film: the cue at 5.5 s. The clip from 3.3 s starts at the
-    // key frame at 2 s, so the cue is at 3.5 s.
-    let windows = [("", 5.5), ("?start=3.3&end=13", 3.5)];
+    // key frame at 2 s, so the cue is at 3.5 s. The sidecar: the whole film.
+    let windows = [
+        ("subs.mp4", "", 5.5),
+        ("subs.mp4", "?start=3.3&end=13", 3.5),
+        ("side.mp4", "", 5.5),
+    ];
     let mut lines = Vec::new();
     let mut failures = Vec::new();
     for (kind, manifest) in players {
-        for (query, cue_start) in windows {
-            let url = format!("{base}/subs.mp4/{manifest}{query}");
+        for (film, query, cue_start) in windows {
+            let url = format!("{base}/{film}/{manifest}{query}");
             let script = json!([
                 {"subtitles": "en"},
                 {"seek": cue_start + 0.1},
                 {"wait": 2},
             ]);
             let r = run_player(&page_base, kind, &url, script);
-            let (line, verdict) = check(&format!("{manifest}{query}"), cue_start, &r);
+            let (line, verdict) = check(&format!("{film}/{manifest}{query}"), cue_start, &r);
             println!("{line}");
             if let Err(why) = verdict {
-                failures.push(format!("{kind} {manifest}{query}: {why}\n{r:#}"));
+                failures.push(format!("{kind} {film}/{manifest}{query}: {why}\n{r:#}"));
             }
             lines.push(line);
         }

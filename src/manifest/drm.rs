@@ -46,18 +46,19 @@ pub fn hls_key(d: &Drm<'_>, query: &str) -> String {
             } else {
                 "SAMPLE-AES-CTR"
             };
-            // Without a key URI, the common pssh as a data URI says the key
-            // id (what a player asks its license server for).
-            let u = d
-                .key_uri
-                .map(uri)
-                .unwrap_or_else(|| format!("data:text/plain;base64,{}", base64(&cenc::pssh(p))));
+            // A key URI is the key itself (`identity`) unless told what it
+            // is; without one, the URI is the common system's pssh (the key
+            // id a player asks its license server for), and says so.
+            let common = format!("urn:uuid:{}", cenc::uuid(&cenc::COMMON_SYSTEM));
+            let (u, format) = match d.key_uri {
+                Some(k) => (uri(k), d.key_format.unwrap_or("identity").to_string()),
+                None => (
+                    format!("data:text/plain;base64,{}", base64(&cenc::pssh(p))),
+                    d.key_format.map_or(common, str::to_string),
+                ),
+            };
             let mut s = format!("#EXT-X-KEY:METHOD={method},URI=\"{u}\"");
-            let _ = write!(
-                s,
-                ",KEYFORMAT=\"{}\",KEYFORMATVERSIONS=\"1\"",
-                d.key_format.unwrap_or("identity")
-            );
+            let _ = write!(s, ",KEYFORMAT=\"{format}\",KEYFORMATVERSIONS=\"1\"");
             s.push('\n');
             s
         }
@@ -147,9 +148,11 @@ mod tests {
             key_uri: None,
             key_format: None,
         };
+        let line = hls_key(&d, "");
         assert!(
-            hls_key(&d, "")
-                .starts_with("#EXT-X-KEY:METHOD=SAMPLE-AES-CTR,URI=\"data:text/plain;base64,")
+            line.starts_with("#EXT-X-KEY:METHOD=SAMPLE-AES-CTR,URI=\"data:text/plain;base64,")
+                && line.contains("KEYFORMAT=\"urn:uuid:1077efec-c0b2-4d02-ace3-3c1e52e2fb4b\""),
+            "{line}"
         );
     }
 

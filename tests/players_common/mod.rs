@@ -446,7 +446,14 @@ pub struct Served {
 /// Starts a pool of `workers` workers and nginx in front of it, serving
 /// `root`'s films and the players page under `/players/`.
 pub fn serve_films(nginx: &Path, root: &Path, workers: &str) -> Served {
-    let pool = super::common::Pool::start(&["--workers", workers, "--socket-mode", "666"]);
+    serve_films_with(nginx, root, workers, &[])
+}
+
+/// [`serve_films`] with more arguments for the pool (`--keys FILE`, ...).
+pub fn serve_films_with(nginx: &Path, root: &Path, workers: &str, args: &[&str]) -> Served {
+    let pool = super::common::Pool::start(
+        &[&["--workers", workers, "--socket-mode", "666"], args].concat(),
+    );
     std::fs::set_permissions(
         pool.dir.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
