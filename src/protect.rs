@@ -15,12 +15,39 @@ const MAX_RULES: usize = 10_000;
 struct Rule {
     pattern: glob::Pattern,
     scheme: Scheme,
-    kid: [u8; 16],
-    key: [u8; 16],
+    keys: KeySource,
     systems: Vec<System>,
     key_uri: Option<String>,
     key_format: Option<String>,
     serve_key: bool,
+}
+
+/// Where a line's key comes from.
+#[derive(Clone)]
+enum KeySource {
+    /// One key id and key for every film the line matches.
+    Given { kid: [u8; 16], key: [u8; 16] },
+    /// Each film its own, from a secret and the film's name (`derive`):
+    /// HMAC-SHA256 of the name, as nginx-vod-module's `vod_secret_key`
+    /// derives one from a secret and the file's path.
+    Derived(ring::hmac::Key),
+}
+
+impl KeySource {
+    fn for_film(&self, path: &str) -> ([u8; 16], [u8; 16]) {
+        match self {
+            KeySource::Given { kid, key } => (*kid, *key),
+            KeySource::Derived(secret) => {
+                let half = |what: &str| {
+                    let tag = ring::hmac::sign(secret, format!("{what}\0{path}").as_bytes());
+                    let mut out = [0u8; 16];
+                    out.copy_from_slice(&tag.as_ref()[..16]);
+                    out
+                };
+                (half("kid"), half("key"))
+            }
+        }
+    }
 }
 
 /// The key file, parsed.
@@ -87,11 +114,12 @@ impl Keys {
             .rules
             .iter()
             .find(|r| r.pattern.matches_with(path, options))?;
+        let (kid, key) = r.keys.for_film(path);
         Some(Lock {
             protection: Protection {
                 scheme: r.scheme,
-                kid: r.kid,
-                key: r.key,
+                kid,
+                key,
                 salt: salt(path),
                 systems: r.systems.clone(),
             },
@@ -121,13 +149,22 @@ fn rule(line: &str) -> Result<Rule, String> {
     let scheme = next("the scheme")?;
     let scheme = Scheme::parse(scheme)
         .ok_or(format!("unknown scheme '{scheme}' (cenc, cbcs or aes-128)"))?;
-    let kid = cenc::parse_hex16(next("the key id")?).ok_or("the key id is not 32 hex digits")?;
-    let key = cenc::parse_hex16(next("the key")?).ok_or("the key is not 32 hex digits")?;
+    let keys = match next("the key id (or derive)")? {
+        "derive" => {
+            let secret = hex(next("the secret")?)
+                .filter(|s| s.len() >= 16)
+                .ok_or("the secret is not at least 32 hex digits")?;
+            KeySource::Derived(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret))
+        }
+        kid => KeySource::Given {
+            kid: cenc::parse_hex16(kid).ok_or("the key id is not 32 hex digits")?,
+            key: cenc::parse_hex16(next("the key")?).ok_or("the key is not 32 hex digits")?,
+        },
+    };
     let mut r = Rule {
         pattern,
         scheme,
-        kid,
-        key,
+        keys,
         systems: Vec::new(),
         key_uri: None,
         key_format: None,
@@ -164,6 +201,17 @@ fn rule(line: &str) -> Result<Rule, String> {
     Ok(r)
 }
 
+/// Hex digits as bytes (at most 64 of them).
+fn hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 || s.len() > 128 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 /// A value written into a quoted manifest attribute.
 fn quoted_free(v: &str) -> Result<String, String> {
     if v.is_empty() || v.contains(['"', '<', '>', '&', '\'']) || v.chars().any(char::is_control) {
@@ -178,6 +226,7 @@ mod tests {
 
     const KID: &str = "0123456789abcdef0123456789abcdef";
     const KEY: &str = "00112233-4455-6677-8899-aabbccddeeff";
+    const DERIVED_KEY: &str = "8a3864c5562ab58a8f9ea30685cc328c";
 
     #[test]
     fn first_matching_line_wins() {
@@ -232,6 +281,28 @@ mod tests {
         ] {
             let e = Keys::parse(&text).unwrap_err();
             assert!(e.starts_with(want) || e.contains(want), "{e}");
+        }
+    }
+
+    #[test]
+    fn derived_keys_differ_by_film_and_are_stable() {
+        let secret = "00112233445566778899aabbccddeeff00112233";
+        let keys = Keys::parse(&format!("paid/* cbcs derive {secret} serve-key=yes")).unwrap();
+        let a = keys.lock("paid/a.mp4").unwrap().protection;
+        let b = keys.lock("paid/b.mp4").unwrap().protection;
+        assert_ne!((a.kid, a.key), (b.kid, b.key));
+        assert_ne!(a.kid, a.key);
+        let again = Keys::parse(&format!("paid/* cbcs derive {secret}")).unwrap();
+        assert_eq!(again.lock("paid/a.mp4").unwrap().protection.key, a.key);
+        // HMAC-SHA256(secret, "key\0paid/a.mp4"), first half: computed
+        // with Python's hmac module.
+        assert_eq!(cenc::hex(&a.key), DERIVED_KEY);
+        for bad in [
+            "paid/* cbcs derive 0011",
+            "paid/* cbcs derive xyz0",
+            "paid/* cbcs derive",
+        ] {
+            assert!(Keys::parse(bad).is_err(), "{bad}");
         }
     }
 

@@ -284,8 +284,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "VALUE")]
     cache_control: Option<String>,
     /// HLS/DASH: encrypt the films this key file names (one line per film
-    /// pattern: PATTERN cenc|cbcs|aes-128 KEY-ID KEY [options]; see the
-    /// README). Read again on SIGHUP. Keys are never logged.
+    /// pattern: PATTERN cenc|cbcs|aes-128 KEY-ID KEY [options], or
+    /// PATTERN SCHEME derive SECRET for a key per film; see the README).
+    /// Read again on SIGHUP. Keys are never logged.
     #[arg(long, value_name = "FILE")]
     keys: Option<PathBuf>,
     /// HLS/DASH: segments are cut at the key frame nearest each multiple of
