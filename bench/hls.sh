@@ -8,6 +8,10 @@
 #       nginx-cache.conf's location for packaged outputs), once filled.
 #   H3  the worker's peak RSS under 64 connections of segment load, next to the
 #       same load of progressive clips.
+#   E1  the same film encrypted (cenc, --keys) through nginx -> pool, against its
+#       clear segments through the same pool: sealed segments once cached.
+#   E2  worker CPU per media segment sealed anew (each clip window's segments
+#       are encrypted on first request), next to the same clear segments.
 # H2 (playlists and one segment's header, engine only) is in `cargo bench`.
 #
 #   bench/hls.sh               # about a minute after the media exist
@@ -37,13 +41,16 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 # --- media: the 60 s film, and ffmpeg's packaging of it --------------------------
 mkdir -p "$WORK/films" "$WORK/static" "$WORK/tmp" "$WORK/logs" "$WORK/cache"
 ln -s "$CACHE/a.mp4" "$WORK/films/a.mp4"
+# E1, E2: the same film under another name, encrypted.
+ln -s "$CACHE/a.mp4" "$WORK/films/e.mp4"
+echo "**/e.mp4 cenc 0123456789abcdef0123456789abcdef 00112233445566778899aabbccddeeff" > "$WORK/keys"
 ( cd "$WORK/static" && ffmpeg -v error -y -i "$CACHE/a.mp4" -map 0:v -map 0:a -c copy \
     -f hls -hls_segment_type fmp4 -hls_time 6 -hls_playlist_type vod \
     -var_stream_map "v:0,agroup:a a:0,agroup:a" -master_pl_name master.m3u8 \
     -hls_segment_filename "seg_%v_%03d.m4s" -hls_fmp4_init_filename init.mp4 "stream_%v.m3u8" )
 chmod -R a+rX "$WORK"
 
-"$BIN" --listen "unix:$WORK/pool.sock" --socket-mode 666 --workers 1 --log-level warn &
+"$BIN" --listen "unix:$WORK/pool.sock" --socket-mode 666 --workers 1 --log-level warn --keys "$WORK/keys" &
 POOL=$!
 for _ in $(seq 100); do [ -S "$WORK/pool.sock" ] && break; sleep 0.05; done
 NGINX_PORT=$(port)
@@ -184,3 +191,41 @@ echo "worker RSS: idle $((IDLE / 1024)).$(( (IDLE % 1024) * 10 / 1024 )) MiB; pe
   "segments $((SEG_PEAK / 1024)).$(( (SEG_PEAK % 1024) * 10 / 1024 )) MiB," \
   "progressive clips $((CLIP_PEAK / 1024)).$(( (CLIP_PEAK % 1024) * 10 / 1024 )) MiB" \
   "(high-water mark $(( $(hwm_kib "$(worker)") / 1024 )) MiB)"
+
+# E1: the encrypted film's segments (sealed once, then kept) against its
+# clear segments, both through nginx -> pool.
+sed 's|^/a.mp4/|/e.mp4/|' "$WORK/pool.paths" > "$WORK/sealed.paths"
+while read -r p; do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "$N$p")" = 200 ] || { echo "bench: $p is not 200" >&2; exit 1; }
+done < "$WORK/sealed.paths"
+read -r c_rps c_mbs < <(wrk_rate "$WORK/pool.paths" "$CONNS")
+read -r e_rps e_mbs < <(wrk_rate "$WORK/sealed.paths" "$CONNS")
+ratio=$(awk -v a="$e_rps" -v b="$c_rps" 'BEGIN { printf "%.2f", a / b }')
+met=$(awk -v r="$ratio" 'BEGIN { print (r >= 0.8) ? "yes" : "NO" }')
+echo
+echo "| scenario | request | target | met | clear req/s | clear MB/s | encrypted req/s | encrypted MB/s | ratio |"
+echo "|---|---|---|---|---|---|---|---|---|"
+printf '| E1 | every media segment, cenc, sealed and kept, vs the same clear segments, both through nginx -> pool | 0.8 | %s | %.0f | %.1f | %.0f | %.1f | %s |\n' \
+  "$met" "$c_rps" "$c_mbs" "$e_rps" "$e_mbs" "$ratio"
+
+# E2: worker CPU (user + system, clock ticks) over every segment of ten clip
+# windows, each requested once: encrypted anew, and clear.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_per_segment() { # film -> ms per segment
+  local w t0 t1 n=0 q
+  w=$(worker)
+  t0=$(ticks "$w")
+  for k in 1 2 3 4 5 6 7 8 9 10; do
+    q="start=0.$k"
+    for p in $(sed "s|^/a.mp4/|/$1/|" "$WORK/pool.paths"); do
+      [ "$(curl -s -o /dev/null -w '%{http_code}' "$N$p?$q")" = 200 ] && n=$((n + 1))
+    done
+  done
+  t1=$(ticks "$w")
+  awk -v d=$((t1 - t0)) -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", d * 1000 / hz / n }'
+}
+CLEAR_MS=$(cpu_per_segment a.mp4)
+SEALED_MS=$(cpu_per_segment e.mp4)
+echo
+echo "E2: worker CPU per media segment (60 s film, 6 s segments, each clip window's segments once):" \
+  "clear $CLEAR_MS ms, cenc sealed anew $SEALED_MS ms"
