@@ -237,3 +237,121 @@ fn sidecar_files_are_subtitles_too() {
     // The film itself is served as before.
     assert_eq!(get(port, "/film.mp4?start=3").status, 200);
 }
+
+/// A `wvtt` track (WebVTT in MP4, ISO/IEC 14496-30, as packagers write
+/// it): its cues' payloads, markup kept, served like a `tx3g` track's.
+/// ffmpeg 5.1 cannot write one, so the test turns ffmpeg's `tx3g` track
+/// into one in place: the sample entry, and each sample a `vttc` box of
+/// the same size.
+#[test]
+#[cfg_attr(not(has_ffmpeg), ignore = "needs ffmpeg: apt-get install -y ffmpeg")]
+fn wvtt_tracks_are_subtitles() {
+    common::require_tool("ffmpeg");
+    const PLACEHOLDERS: [&str; 2] = [
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB",
+    ];
+    const PAYLOADS: [&str; 2] = ["<i>First</i> &amp; one", "Second"];
+    let dir = tempfile::tempdir().unwrap();
+    let srt = format!(
+        "1\n00:00:01,000 --> 00:00:02,500\n{}\n\n2\n00:00:05,500 --> 00:00:07,000\n{}\n",
+        PLACEHOLDERS[0], PLACEHOLDERS[1]
+    );
+    std::fs::write(dir.path().join("w.srt"), srt).unwrap();
+    let film = dir.path().join("w.mp4");
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(media("a.mp4"))
+        .arg("-i")
+        .arg(dir.path().join("w.srt"))
+        .args(["-map", "0", "-map", "1", "-c", "copy", "-c:s", "mov_text"])
+        .args(["-metadata:s:s:0", "language=eng"])
+        .arg(&film)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut bytes = std::fs::read(&film).unwrap();
+    let find = |b: &[u8], what: &[u8]| b.windows(what.len()).position(|w| w == what).unwrap();
+    // The sample entry: tx3g becomes wvtt (its fields, a vttC, a free box).
+    let at = find(&bytes, b"tx3g") - 4;
+    let size = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    let mut entry = (size as u32).to_be_bytes().to_vec();
+    entry.extend_from_slice(b"wvtt");
+    entry.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1]);
+    entry.extend_from_slice(&14u32.to_be_bytes());
+    entry.extend_from_slice(b"vttCWEBVTT");
+    let free = size - entry.len();
+    entry.extend_from_slice(&(free as u32).to_be_bytes());
+    entry.extend_from_slice(b"free");
+    entry.resize(size, 0);
+    bytes[at..at + size].copy_from_slice(&entry);
+    // Each cue's sample: a 16-bit length and the text, as long as a vttc
+    // box with a payl box holding the payload, padded with spaces.
+    for (placeholder, payload) in PLACEHOLDERS.iter().zip(PAYLOADS) {
+        let start = find(&bytes, placeholder.as_bytes()) - 2;
+        let len = 2 + placeholder.len();
+        let mut text = payload.as_bytes().to_vec();
+        assert!(text.len() <= len - 16, "the placeholder holds the payload");
+        text.resize(len - 16, b' ');
+        let mut sample = (len as u32).to_be_bytes().to_vec();
+        sample.extend_from_slice(b"vttc");
+        sample.extend_from_slice(&((len - 8) as u32).to_be_bytes());
+        sample.extend_from_slice(b"payl");
+        sample.extend_from_slice(&text);
+        bytes[start..start + len].copy_from_slice(&sample);
+    }
+    std::fs::write(&film, &bytes).unwrap();
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_tag_string",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&film)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&probe.stdout).contains("wvtt"),
+        "the film has a wvtt track"
+    );
+
+    let port = common::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let root = dir.path().to_str().unwrap();
+    let _pool = Pool::start(&["--http", &addr, "--root", root, "--workers", "1"]);
+    common::wait_port(port);
+    let master = get(port, "/w.mp4/master.m3u8").text();
+    assert!(
+        master.contains("TYPE=SUBTITLES,GROUP-ID=\"subs\",LANGUAGE=\"en\",NAME=\"English\""),
+        "{master}"
+    );
+    let mpd = get(port, "/w.mp4/manifest.mpd").text();
+    let id = mpd
+        .split("subs-")
+        .nth(1)
+        .and_then(|s| s.split(".vtt").next())
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        cues(&get(port, &format!("/w.mp4/subs-{id}.vtt")).text()),
+        [
+            (
+                "00:00:01.000".into(),
+                "00:00:02.500".into(),
+                PAYLOADS[0].into()
+            ),
+            (
+                "00:00:05.500".into(),
+                "00:00:07.000".into(),
+                PAYLOADS[1].into()
+            ),
+        ]
+    );
+}

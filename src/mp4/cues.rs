@@ -43,9 +43,11 @@ impl Cues {
     }
 }
 
-/// A subtitle track's codec this module reads.
+/// A subtitle track's codec this module reads: `tx3g` (3GPP timed text,
+/// what ffmpeg and HandBrake write) and `wvtt` (WebVTT in ISO/IEC 14496-30).
 pub(crate) fn is_text(t: &Track) -> bool {
-    &t.info.codec == b"tx3g" && matches!(&t.info.handler, b"text" | b"sbtl" | b"subt")
+    matches!(&t.info.codec, b"tx3g" | b"wvtt")
+        && matches!(&t.info.handler, b"text" | b"sbtl" | b"subt")
 }
 
 /// The cues of every `tx3g` track, reading at most `max_bytes` of samples
@@ -70,6 +72,8 @@ pub(crate) fn read(src: &dyn ReadAt, tracks: &[Track], mts: u32, max_bytes: u64)
                 id: t.info.id,
                 language: t.info.language,
                 cues,
+                // A wvtt cue's payload is WebVTT cue text already.
+                markup: &t.info.codec == b"wvtt",
                 ..Cues::default()
             }),
             Err(e) => log::info!("track {}: its subtitles cannot be read: {e}", t.info.id),
@@ -111,7 +115,11 @@ fn track(src: &dyn ReadAt, t: &Track, mts: u32) -> std::io::Result<Vec<Cue>> {
             {
                 buf.resize(n as usize, 0);
                 src.read_exact_at(&mut buf, at)?;
-                if let Some(text) = text(&buf).filter(|_| stop > start && stop > 0.0) {
+                let texts = match &t.info.codec {
+                    b"wvtt" => wvtt(&buf),
+                    _ => text(&buf).into_iter().collect(),
+                };
+                for text in texts.into_iter().filter(|_| stop > start && stop > 0.0) {
                     cues.push(Cue {
                         start: start.max(0.0),
                         end: stop,
@@ -147,9 +155,62 @@ pub(crate) fn text(sample: &[u8]) -> Option<String> {
     (!s.trim().is_empty()).then_some(s)
 }
 
+/// A `wvtt` sample's cues (ISO/IEC 14496-30 7.4): each `vttc` box's
+/// `payl` text; a `vtte` (no cue) or a cue without text gives none. The
+/// settings (`sttg`) and identifier (`iden`) are dropped.
+pub(crate) fn wvtt(sample: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    for cue in super::boxes::children(sample, 0).map_while(Result::ok) {
+        if &cue.fourcc != b"vttc" {
+            continue;
+        }
+        let payload = super::boxes::children(cue.body, 0)
+            .map_while(Result::ok)
+            .find(|b| &b.fourcc == b"payl");
+        if let Some(p) = payload {
+            let s = String::from_utf8_lossy(p.body).replace("\r\n", "\n");
+            let s = s.trim_end_matches(['\0', '\r', '\n']);
+            if !s.trim().is_empty() {
+                out.push(s.to_string());
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn boxed(fourcc: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut v = u32::try_from(body.len() + 8)
+            .unwrap()
+            .to_be_bytes()
+            .to_vec();
+        v.extend_from_slice(fourcc);
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[test]
+    fn wvtt_samples_hold_cues() {
+        let cue = |text: &[u8]| {
+            let mut body = boxed(b"iden", b"c1");
+            body.extend(boxed(b"sttg", b"align:start"));
+            body.extend(boxed(b"payl", text));
+            boxed(b"vttc", &body)
+        };
+        let mut two = cue(b"<i>One</i> &amp; two");
+        two.extend(cue(b"Second\r\nline\n"));
+        assert_eq!(wvtt(&two), ["<i>One</i> &amp; two", "Second\nline"]);
+        assert!(wvtt(&boxed(b"vtte", b"")).is_empty());
+        assert!(wvtt(&boxed(b"vttc", &boxed(b"sttg", b"x"))).is_empty());
+        // A box that claims more than the sample holds ends the walk.
+        let mut bad = cue(b"kept");
+        bad.extend_from_slice(&[0, 0, 1, 0, b'v', b't', b't', b'c']);
+        assert_eq!(wvtt(&bad), ["kept"]);
+        assert!(wvtt(b"").is_empty());
+    }
 
     #[test]
     fn tx3g_samples_hold_text() {
