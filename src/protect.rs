@@ -203,7 +203,7 @@ fn rule(line: &str) -> Result<Rule, String> {
 
 /// Hex digits as bytes (at most 64 of them).
 fn hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || s.len() > 128 {
+    if !s.len().is_multiple_of(2) || s.len() > 128 {
         return None;
     }
     (0..s.len())
