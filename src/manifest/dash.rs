@@ -1,6 +1,7 @@
 //! The DASH MPD (ISO/IEC 23009-1, live profile with `SegmentTemplate` and
 //! `SegmentTimeline`) over the same init and media segments as HLS.
 
+use super::drm::Drm;
 use super::{Alternative, Part, TrackId, alternatives};
 use crate::mp4::cmaf::{Kind, Rendition};
 use std::fmt::Write;
@@ -98,7 +99,11 @@ pub fn mpd(parts: &[Part<'_>], query: &str) -> String {
             s.push_str(&super::drm::dash_protection(d));
         }
         for (file, r) in &video {
-            representation(&mut s, *file, r, &q);
+            let drm = parts
+                .iter()
+                .find(|p| p.file == *file)
+                .and_then(|p| p.drm.as_ref());
+            representation(&mut s, *file, r, &q, drm);
         }
         s.push_str("</AdaptationSet>\n");
     }
@@ -142,7 +147,7 @@ pub fn mpd(parts: &[Part<'_>], query: &str) -> String {
             "<Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"{role}\"/>"
         );
         for r in tracks {
-            representation(&mut s, first.file, r, &q);
+            representation(&mut s, first.file, r, &q, first.drm.as_ref());
         }
         s.push_str("</AdaptationSet>\n");
     }
@@ -210,14 +215,14 @@ fn after(t: u64, d: u64, n: u32) -> u64 {
     t.saturating_add(d.saturating_mul(u64::from(n) + 1))
 }
 
-fn representation(s: &mut String, file: u8, r: &Rendition, q: &str) {
+fn representation(s: &mut String, file: u8, r: &Rendition, q: &str, drm: Option<&Drm<'_>>) {
     let d = &r.description;
     let _ = write!(
         s,
         "<Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{}\"",
         TrackId { file, id: r.id },
         xml(&d.codecs),
-        r.peak_bandwidth.max(1)
+        super::drm::rates(r, drm).0.max(1)
     );
     if d.width > 0 && d.height > 0 {
         let _ = write!(s, " width=\"{}\" height=\"{}\"", d.width, d.height);

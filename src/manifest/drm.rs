@@ -3,6 +3,7 @@
 //! sets. The keys themselves never appear; key ids and `pssh` data do.
 
 use crate::mp4::cenc::{self, Protection, Scheme};
+use crate::mp4::cmaf::{Kind, Rendition};
 use base64::Engine;
 use std::fmt::Write;
 
@@ -14,6 +15,52 @@ pub struct Drm<'a> {
     pub key_uri: Option<&'a str>,
     /// HLS `KEYFORMAT`; none: `identity` (the key itself at `key_uri`).
     pub key_format: Option<&'a str>,
+}
+
+/// Subsamples a video sample is assumed to have when a segment's bit rate
+/// counts its `senc` (the samples are not read to plan): x264 and x265
+/// write one or two (an SEI's clear run, the slice).
+const SUBSAMPLES: u64 = 4;
+
+/// A rendition's peak and average bits per second (`BANDWIDTH`,
+/// `AVERAGE-BANDWIDTH`, DASH `@bandwidth`) as sent: protected, each
+/// segment carries its `saiz`, `saio` and `senc` (AES-128: up to a block of
+/// padding) beyond the clear bytes the plan counted.
+pub fn rates(r: &Rendition, drm: Option<&Drm<'_>>) -> (u64, u64) {
+    let clear = (r.peak_bandwidth, r.average_bandwidth);
+    let Some(d) = drm else { return clear };
+    let per_sample = match (d.protection.scheme, r.kind) {
+        (Scheme::Aes128, _) => 0,
+        // The cbcs constant IV: no senc for audio at all.
+        (Scheme::Cbcs, Kind::Audio) => return clear,
+        (Scheme::Cbcs, Kind::Video) => 1 + 2 + 6 * SUBSAMPLES,
+        (Scheme::Cenc, Kind::Audio) => 1 + 8,
+        (Scheme::Cenc, Kind::Video) => 1 + 8 + 2 + 6 * SUBSAMPLES,
+    };
+    // saiz, saio and senc's own bytes; AES-128's padding.
+    let fixed = if d.protection.scheme == Scheme::Aes128 {
+        16
+    } else {
+        17 + 20 + 16
+    };
+    let extra = |s: &crate::mp4::cmaf::Segment| fixed + s.samples.saturating_mul(per_sample);
+    let (mut peak, mut bytes, mut seconds) = (0f64, 0u64, 0f64);
+    for s in &r.segments {
+        if s.shown_for > 0.0 {
+            peak = peak.max(extra(s) as f64 * 8.0 / s.shown_for);
+        }
+        bytes = bytes.saturating_add(extra(s));
+        seconds += s.shown_for;
+    }
+    let average = if seconds > 0.0 {
+        bytes as f64 * 8.0 / seconds
+    } else {
+        0.0
+    };
+    (
+        clear.0.saturating_add(peak.ceil() as u64),
+        clear.1.saturating_add(average.ceil() as u64),
+    )
 }
 
 /// `xmlns:cenc`, for an MPD that announces protection.

@@ -42,11 +42,12 @@ pub fn master(parts: &[Part<'_>], query: &str) -> String {
     if video.is_empty() {
         // Audio only: every track is a variant of its own.
         for r in &audio {
+            let (peak, average) = super::drm::rates(r, first.drm.as_ref());
             let _ = writeln!(
                 s,
                 "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"\nindex-{}.m3u8{query}",
-                r.peak_bandwidth.max(1),
-                r.average_bandwidth.max(1),
+                peak.max(1),
+                average.max(1),
                 r.description.codecs,
                 named(first.file, r)
             );
@@ -78,10 +79,18 @@ pub fn master(parts: &[Part<'_>], query: &str) -> String {
     }
     // The heaviest audio and subtitle renditions play beside each video.
     let (text_peak, text_average) = subtitle_rates(first);
-    let audio_peak =
-        (audio.iter().map(|r| r.peak_bandwidth).max().unwrap_or(0)).saturating_add(text_peak);
-    let audio_average =
-        (audio.iter().map(|r| r.average_bandwidth).max().unwrap_or(0)).saturating_add(text_average);
+    let audio_peak = (audio
+        .iter()
+        .map(|r| super::drm::rates(r, first.drm.as_ref()).0)
+        .max()
+        .unwrap_or(0))
+    .saturating_add(text_peak);
+    let audio_average = (audio
+        .iter()
+        .map(|r| super::drm::rates(r, first.drm.as_ref()).1)
+        .max()
+        .unwrap_or(0))
+    .saturating_add(text_average);
     let mut audio_codecs: Vec<&str> = Vec::new();
     for r in &audio {
         if !audio_codecs.contains(&r.description.codecs.as_str()) {
@@ -89,6 +98,11 @@ pub fn master(parts: &[Part<'_>], query: &str) -> String {
         }
     }
     for (file, r) in &video {
+        let drm = parts
+            .iter()
+            .find(|p| p.file == *file)
+            .and_then(|p| p.drm.as_ref());
+        let (video_peak, video_average) = super::drm::rates(r, drm);
         let mut codecs = r.description.codecs.clone();
         for c in &audio_codecs {
             codecs.push(',');
@@ -97,8 +111,8 @@ pub fn master(parts: &[Part<'_>], query: &str) -> String {
         let _ = write!(
             s,
             "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{codecs}\"",
-            r.peak_bandwidth.saturating_add(audio_peak).max(1),
-            r.average_bandwidth.saturating_add(audio_average).max(1),
+            video_peak.saturating_add(audio_peak).max(1),
+            video_average.saturating_add(audio_average).max(1),
         );
         if let Some((codecs, brand)) = &r.description.supplemental {
             let _ = write!(s, ",SUPPLEMENTAL-CODECS=\"{codecs}/{brand}\"");

@@ -59,7 +59,9 @@ const TAGS: &[(&str, Scope, bool, &str)] = &[
         "TIME-OFFSET!:sfloat PRECISE:YES|NO",
     ),
 ];
-const KEY: &str = "METHOD!:NONE|AES-128|SAMPLE-AES URI:q IV:hex KEYFORMAT:q KEYFORMATVERSIONS:q";
+// SAMPLE-AES-CTR (cenc) is RFC 8216bis's (4.4.4.4), after RFC 8216's three.
+const KEY: &str =
+    "METHOD!:NONE|AES-128|SAMPLE-AES|SAMPLE-AES-CTR URI:q IV:hex KEYFORMAT:q KEYFORMATVERSIONS:q";
 const MEDIA: &str = "TYPE!:AUDIO|VIDEO|SUBTITLES|CLOSED-CAPTIONS URI:q GROUP-ID!:q \
     LANGUAGE:q ASSOC-LANGUAGE:q NAME!:q STABLE-RENDITION-ID:q DEFAULT:YES|NO \
     AUTOSELECT:YES|NO FORCED:YES|NO INSTREAM-ID:q CHARACTERISTICS:q CHANNELS:q";
@@ -110,6 +112,8 @@ pub fn uris(text: &str) -> Vec<String> {
             Line::Tag(_, _, a) => v.extend(get(&a, "URI").map(str::to_string)),
         }
     }
+    // A key's data: URI (a pssh) or a DRM system's skd:// is not fetched.
+    v.retain(|u| !u.split('/').next().is_some_and(|head| head.contains(':')));
     v
 }
 
