@@ -355,3 +355,98 @@ fn wvtt_tracks_are_subtitles() {
         ]
     );
 }
+
+/// A fragmented film's subtitle track, its samples in the fragments (what
+/// `ffmpeg -movflags frag_keyframe+empty_moov` writes): its cues read from
+/// them, served as the unfragmented film's are, a clip's shifted.
+#[test]
+#[cfg_attr(not(has_ffmpeg), ignore = "needs ffmpeg: apt-get install -y ffmpeg")]
+fn a_fragmented_films_subtitles_are_read_from_its_fragments() {
+    common::require_tool("ffmpeg");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("subs.srt"), SRT).unwrap();
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(media("a.mp4"))
+        .arg("-i")
+        .arg(dir.path().join("subs.srt"))
+        .args(["-map", "0", "-map", "1", "-c", "copy", "-c:s", "mov_text"])
+        .args(["-metadata:s:s:0", "language=eng"])
+        .args(["-movflags", "frag_keyframe+empty_moov+default_base_moof"])
+        .arg(dir.path().join("frag.mp4"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = common::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let root = dir.path().to_str().unwrap();
+    let _pool = Pool::start(&["--http", &addr, "--root", root, "--workers", "1"]);
+    common::wait_port(port);
+    let master = get(port, "/frag.mp4/master.m3u8").text();
+    assert!(
+        master.contains("TYPE=SUBTITLES,GROUP-ID=\"subs\",LANGUAGE=\"en\",NAME=\"English\""),
+        "{master}"
+    );
+    let mpd = get(port, "/frag.mp4/manifest.mpd").text();
+    let id = mpd
+        .split("subs-")
+        .nth(1)
+        .and_then(|s| s.split(".vtt").next())
+        .unwrap()
+        .to_string();
+    let whole = cues(&get(port, &format!("/frag.mp4/subs-{id}.vtt")).text());
+    let texts: Vec<&str> = whole.iter().map(|c| c.2.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "First line",
+            "Across a cut &amp; 3 &lt; 4",
+            "Later,\ntwo lines"
+        ],
+        "{whole:?}"
+    );
+    // The times are the fragments' (ffmpeg writes them 80 ms later than
+    // the .srt, and a cue lasts until the next sample: it writes no empty
+    // samples between cues when fragmenting), as ffprobe reads them.
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "s", "-show_entries"])
+        .args(["packet=pts_time,size", "-of", "csv=p=0"])
+        .arg(dir.path().join("frag.mp4"))
+        .output()
+        .unwrap();
+    let packets: Vec<(f64, u64)> = String::from_utf8_lossy(&probe.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (t, n) = l.split_once(',')?;
+            Some((t.parse().ok()?, n.trim().parse().ok()?))
+        })
+        .collect();
+    let seconds = |ts: &str| {
+        let p: Vec<f64> = ts.split(':').map(|x| x.parse().unwrap()).collect();
+        p[0] * 3600.0 + p[1] * 60.0 + p[2]
+    };
+    let texts_at: Vec<(f64, f64)> = (packets.windows(2))
+        .filter(|w| w[0].1 > 2)
+        .map(|w| (w[0].0, w[1].0))
+        .collect();
+    assert_eq!(texts_at.len(), 3, "{packets:?}");
+    for (c, (start, end)) in whole.iter().zip(&texts_at) {
+        assert!((seconds(&c.0) - start).abs() < 0.002, "{c:?} vs {start}");
+        assert!((seconds(&c.1) - end).abs() < 0.002, "{c:?} vs {end}");
+    }
+    // A clip: the cues after its start, shifted to it.
+    let clip = cues(&get(port, &format!("/frag.mp4/subs-{id}.vtt?start=10")).text());
+    assert_eq!(
+        clip.last().map(|c| c.2.as_str()),
+        Some("Later,\ntwo lines"),
+        "{clip:?}"
+    );
+    assert!(
+        clip.last().unwrap().0.as_str() < "00:00:12.250",
+        "shifted: {clip:?}"
+    );
+}

@@ -1,15 +1,22 @@
 //! A film's subtitle cues: `tx3g` tracks (3GPP timed text, what ffmpeg and
-//! HandBrake write from an `.srt` as `mov_text`), read once when the film
-//! is indexed, so that WebVTT is written from the index alone. A track
-//! whose text is larger than the index may hold, or cannot be read, has no
-//! cues: the film is served all the same.
+//! HandBrake write from an `.srt` as `mov_text`) and `wvtt` tracks (WebVTT
+//! in MP4), from the `moov`'s tables or a fragmented film's fragments, read
+//! once when the film is indexed, so that WebVTT is written from the index
+//! alone. A track whose text is larger than the index may hold, or cannot
+//! be read, has no cues: the film is served all the same.
 
+use super::fragmented::Fragments;
 use super::index::Track;
 use super::source::ReadAt;
-use super::tables::stsc;
+use super::tables::{frag, stsc};
+use super::trak::TrakInfo;
 
 /// Most cues one track may have (a cue every second for a day).
 const MAX_CUES: u64 = 86_400;
+
+/// Most text samples a fragmented film's fragments are walked for (their
+/// empty samples included).
+const MAX_WALKED: u64 = 4 * MAX_CUES;
 
 /// Largest text sample read (a cue is a line or two).
 const MAX_SAMPLE: u32 = 16 << 10;
@@ -46,8 +53,129 @@ impl Cues {
 /// A subtitle track's codec this module reads: `tx3g` (3GPP timed text,
 /// what ffmpeg and HandBrake write) and `wvtt` (WebVTT in ISO/IEC 14496-30).
 pub(crate) fn is_text(t: &Track) -> bool {
-    matches!(&t.info.codec, b"tx3g" | b"wvtt")
-        && matches!(&t.info.handler, b"text" | b"sbtl" | b"subt")
+    is_text_trak(&t.info)
+}
+
+fn is_text_trak(t: &TrakInfo) -> bool {
+    matches!(&t.codec, b"tx3g" | b"wvtt") && matches!(&t.handler, b"text" | b"sbtl" | b"subt")
+}
+
+/// A sample's cues' texts, by its track's codec.
+fn texts(codec: &[u8; 4], sample: &[u8]) -> Vec<String> {
+    match codec {
+        b"wvtt" => wvtt(sample),
+        _ => text(sample).into_iter().collect(),
+    }
+}
+
+/// When a sample at decode time `dts` (track timescale) is shown, in
+/// seconds of the film: the track's edit list applied.
+fn shown(t: &TrakInfo, mts: u32, dts: u64) -> f64 {
+    let empty = t.edit.empty as f64 / f64::from(mts.max(1));
+    empty + (dts as f64 - t.edit.media_time as f64) / f64::from(t.timescale.max(1))
+}
+
+/// The cues of a fragmented film's text tracks, from its fragments: as
+/// [`read`], within `max_bytes` of samples in all and [`MAX_CUES`] a track.
+pub(crate) fn read_fragmented(
+    src: &dyn ReadAt,
+    traks: &[TrakInfo],
+    fragments: &Fragments,
+    moov: &[u8],
+    mts: u32,
+    max_bytes: u64,
+) -> Vec<Cues> {
+    let wanted: Vec<&TrakInfo> = traks.iter().filter(|t| is_text_trak(t)).collect();
+    if wanted.is_empty() || max_bytes == 0 {
+        return Vec::new();
+    }
+    let Ok(trex) = frag::trex_defaults(moov) else {
+        return Vec::new();
+    };
+    let defaults = |id: u32| {
+        trex.binary_search_by_key(&id, |t| t.0)
+            .map_or_else(|_| frag::Defaults::default(), |i| trex[i].1)
+    };
+    // Per text track: its cues, the decode time of its next sample, its trak.
+    let mut out: Vec<(Cues, u64, &TrakInfo)> = (wanted.iter())
+        .map(|t| {
+            let cues = Cues {
+                id: t.id,
+                language: t.language,
+                markup: &t.codec == b"wvtt",
+                ..Cues::default()
+            };
+            (cues, 0, *t)
+        })
+        .collect();
+    let mut left = max_bytes;
+    // A trun's count costs no bytes: the samples walked are bounded too.
+    let mut walk = MAX_WALKED;
+    let mut buf = Vec::new();
+    'fragments: for f in &fragments.list {
+        let Some(bytes) = fragments.moofs.get(f.moof.clone()) else {
+            continue;
+        };
+        let Some(Ok(moof)) = super::boxes::children(bytes, 0).next() else {
+            continue;
+        };
+        let Ok(trafs) = frag::read_trafs(&moof, f.offset, defaults) else {
+            continue;
+        };
+        for traf in trafs {
+            let Some((cues, dts, info)) = out.iter_mut().find(|c| c.0.id == traf.tfhd.track_id)
+            else {
+                continue;
+            };
+            if let Some(t) = traf.tfdt {
+                *dts = t;
+            }
+            for (run, first) in traf.runs {
+                let mut at = first;
+                if u64::from(run.count) > walk {
+                    log::info!("track {}: more subtitle samples than are read", info.id);
+                    break 'fragments;
+                }
+                walk -= u64::from(run.count);
+                for k in 0..run.count {
+                    let s = run.sample(k, &traf.defaults);
+                    let next = dts.saturating_add(u64::from(s.duration));
+                    let (start, stop) = (shown(info, mts, *dts), shown(info, mts, next));
+                    *dts = next;
+                    let (offset, size) = (at, u64::from(s.size));
+                    at = at.saturating_add(size);
+                    if !(2..=u64::from(MAX_SAMPLE)).contains(&size) {
+                        continue;
+                    }
+                    if size > left || cues.cues.len() as u64 >= MAX_CUES {
+                        log::info!(
+                            "track {}: more subtitle text than the index keeps: the rest is not packaged",
+                            info.id
+                        );
+                        break 'fragments;
+                    }
+                    left -= size;
+                    // At most MAX_SAMPLE, checked above.
+                    buf.resize(size as usize, 0);
+                    if src.read_exact_at(&mut buf, offset).is_err() {
+                        continue;
+                    }
+                    let shown_texts = texts(&info.codec, &buf);
+                    for text in shown_texts.into_iter().filter(|_| stop > start && stop > 0.0) {
+                        cues.cues.push(Cue {
+                            start: start.max(0.0),
+                            end: stop,
+                            text,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out.into_iter()
+        .map(|(c, ..)| c)
+        .filter(|c| !c.cues.is_empty())
+        .collect()
 }
 
 /// The cues of every `tx3g` track, reading at most `max_bytes` of samples
@@ -84,10 +212,7 @@ pub(crate) fn read(src: &dyn ReadAt, tracks: &[Track], mts: u32, max_bytes: u64)
 
 /// One track's cues, in order; empty samples (gaps between cues) are none.
 fn track(src: &dyn ReadAt, t: &Track, mts: u32) -> std::io::Result<Vec<Cue>> {
-    let timescale = f64::from(t.info.timescale.max(1));
-    let empty = t.info.edit.empty as f64 / f64::from(mts.max(1));
-    let shift = t.info.edit.media_time;
-    let shown = |dts: u64| empty + (dts as f64 - shift as f64) / timescale;
+    let shown = |dts: u64| shown(&t.info, mts, dts);
     let mut stts = t.stts.cursor();
     let mut dts = 0u64;
     let mut cues = Vec::new();
@@ -115,11 +240,10 @@ fn track(src: &dyn ReadAt, t: &Track, mts: u32) -> std::io::Result<Vec<Cue>> {
             {
                 buf.resize(n as usize, 0);
                 src.read_exact_at(&mut buf, at)?;
-                let texts = match &t.info.codec {
-                    b"wvtt" => wvtt(&buf),
-                    _ => text(&buf).into_iter().collect(),
-                };
-                for text in texts.into_iter().filter(|_| stop > start && stop > 0.0) {
+                for text in texts(&t.info.codec, &buf)
+                    .into_iter()
+                    .filter(|_| stop > start && stop > 0.0)
+                {
                     cues.push(Cue {
                         start: start.max(0.0),
                         end: stop,

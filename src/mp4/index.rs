@@ -198,7 +198,18 @@ impl Index {
             t.chunks_in_order = check_chunks(t, file_size, &forbidden)?;
         }
         let fragments = fragmented::scan(&top, &moov, &traks, src, limits.max_moov)?;
-        let cues = super::cues::read(src, &tracks, movie.timescale, limits.max_cue_bytes);
+        let mut cues = super::cues::read(src, &tracks, movie.timescale, limits.max_cue_bytes);
+        if let Some(f) = &fragments {
+            // A fragmented film's text samples are in its fragments only.
+            cues.extend(super::cues::read_fragmented(
+                src,
+                &traks,
+                f,
+                &moov,
+                movie.timescale,
+                limits.max_cue_bytes,
+            ));
+        }
         Ok(Index {
             file_size,
             top,

@@ -5,7 +5,7 @@
 
 use super::write::{head, head_len};
 use super::{Kind, MAX_SEGMENT_SAMPLES_LIMIT, Presentation, Rendition, Segment, Settings};
-use crate::mp4::boxes::{Reader, children};
+use crate::mp4::boxes::children;
 use crate::mp4::index::Index;
 use crate::mp4::layout::{Layout, Stored};
 use crate::mp4::tables::frag::{Defaults, Traf, read_trafs};
@@ -24,36 +24,7 @@ struct Sample {
 
 /// Per-track defaults of the init `moov`'s `trex`es, by track id.
 fn trex(index: &Index) -> Result<Vec<(u32, Defaults)>, Error> {
-    let root = children(&index.moov, 0)
-        .next()
-        .ok_or(Error::NotMp4("empty moov"))??;
-    let mut out = Vec::new();
-    for b in root.children() {
-        let b = b?;
-        if &b.fourcc != b"mvex" {
-            continue;
-        }
-        for c in b.children() {
-            let c = c?;
-            if &c.fourcc == b"trex" {
-                let mut r = Reader::new(c.body, *b"trex");
-                r.full_box()?;
-                let id = r.u32()?;
-                r.skip(4)?;
-                let (duration, size, flags) = (r.u32()?, r.u32()?, r.u32()?);
-                out.push((
-                    id,
-                    Defaults {
-                        duration,
-                        size,
-                        flags,
-                    },
-                ));
-            }
-        }
-    }
-    out.sort_unstable_by_key(|t| t.0);
-    Ok(out)
+    crate::mp4::tables::frag::trex_defaults(&index.moov)
 }
 
 /// The `traf`s of fragment `f`, parsed once for all its tracks.
@@ -303,14 +274,14 @@ pub(super) fn presentation(
             "no video or audio track to package".into(),
         ));
     }
-    super::choose_defaults(&mut renditions, &mut [], settings.default_language);
+    let mut texts = super::texts(index, window);
+    super::choose_defaults(&mut renditions, &mut texts, settings.default_language);
     Ok(Presentation {
         duration,
         renditions,
         movie_duration: (duration * mts).round() as u64,
         start: t0,
-        // A fragmented film's text samples are in its fragments: not read.
-        texts: Vec::new(),
+        texts,
     })
 }
 

@@ -395,26 +395,7 @@ pub fn presentation(
             default: false,
         });
     }
-    // Subtitles go with every choice of tracks but a `tracks=` list.
-    let mut texts = if window.tracks.video == 0 && window.tracks.audio == 0 {
-        (index.cues().iter())
-            .filter(|c| !c.cues.is_empty())
-            .map(|c| {
-                let info = index.traks.iter().find(|t| t.id == c.id);
-                Text {
-                    id: c.id,
-                    // A sidecar has no trak: its name says its language.
-                    language: info
-                        .and_then(TrakInfo::language_tag)
-                        .or_else(|| c.tag.clone()),
-                    name: info.and_then(|t| t.name).map(|n| n.as_str().to_string()),
-                    default: false,
-                }
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let mut texts = texts(index, window);
     choose_defaults(&mut renditions, &mut texts, settings.default_language);
     Ok(Presentation {
         duration,
@@ -427,6 +408,30 @@ pub fn presentation(
         },
         texts,
     })
+}
+
+/// The presentation's subtitle tracks: those with cues (the film's own,
+/// and files beside it). They go with every choice of tracks but a
+/// `tracks=` list.
+pub(super) fn texts(index: &Index, window: &Window) -> Vec<Text> {
+    if window.tracks.video != 0 || window.tracks.audio != 0 {
+        return Vec::new();
+    }
+    (index.cues().iter())
+        .filter(|c| !c.cues.is_empty())
+        .map(|c| {
+            let info = index.traks.iter().find(|t| t.id == c.id);
+            Text {
+                id: c.id,
+                // A sidecar has no trak: its name says its language.
+                language: info
+                    .and_then(TrakInfo::language_tag)
+                    .or_else(|| c.tag.clone()),
+                name: info.and_then(|t| t.name).map(|n| n.as_str().to_string()),
+                default: false,
+            }
+        })
+        .collect()
 }
 
 /// Marks the default audio rendition: the first in the operator's

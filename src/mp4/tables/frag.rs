@@ -221,6 +221,41 @@ impl Trun<'_> {
     }
 }
 
+/// Per-track defaults of a `moov`'s `trex`es (`moov` the whole box), by
+/// track id, sorted.
+pub fn trex_defaults(moov: &[u8]) -> Result<Vec<(u32, Defaults)>, Error> {
+    let root = crate::mp4::boxes::children(moov, 0)
+        .next()
+        .ok_or(Error::NotMp4("empty moov"))??;
+    let mut out = Vec::new();
+    for b in root.children() {
+        let b = b?;
+        if &b.fourcc != b"mvex" {
+            continue;
+        }
+        for c in b.children() {
+            let c = c?;
+            if &c.fourcc == b"trex" {
+                let mut r = crate::mp4::boxes::Reader::new(c.body, *b"trex");
+                r.full_box()?;
+                let id = r.u32()?;
+                r.skip(4)?;
+                let (duration, size, flags) = (r.u32()?, r.u32()?, r.u32()?);
+                out.push((
+                    id,
+                    Defaults {
+                        duration,
+                        size,
+                        flags,
+                    },
+                ));
+            }
+        }
+    }
+    out.sort_unstable_by_key(|t| t.0);
+    Ok(out)
+}
+
 /// The runs of one `traf`, where their data lies by the standard's rules.
 #[derive(Clone, Debug)]
 pub struct Traf<'a> {
