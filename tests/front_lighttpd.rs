@@ -7,47 +7,11 @@ mod common;
 mod front_servers;
 
 use common::{Pool, require_tool};
+use front_servers::examples::{lighttpd_conf, start_lighttpd, start_lighttpd_example_with};
 use front_servers::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// lighttpd.conf from the example, its paths (and secdownload.lua) under `dir`,
-/// listening on 127.0.0.1:`port`. `as_debian`: keep its www-data user.
-fn lighttpd_conf(dir: &Path, port: u16, root: &Path, socket: &Path, as_debian: bool) -> String {
-    let d = dir.display();
-    let mut conf = example("lighttpd.conf");
-    sub(
-        &mut conf,
-        "server.port = 80",
-        &format!("server.port = {port}\nserver.bind = \"127.0.0.1\""),
-    );
-    if !as_debian {
-        sub(&mut conf, "server.username = \"www-data\"\n", "");
-        sub(&mut conf, "server.groupname = \"www-data\"\n", "");
-    }
-    sub(&mut conf, "/run/lighttpd.pid", &format!("{d}/lighttpd.pid"));
-    sub(
-        &mut conf,
-        "/var/log/lighttpd/error.log",
-        &format!("{d}/error.log"),
-    );
-    // lighttpd reads the script per request, as its own user.
-    let lua = dir.join("secdownload.lua");
-    std::fs::write(&lua, example("secdownload.lua")).unwrap();
-    sub(
-        &mut conf,
-        "/etc/lighttpd/secdownload.lua",
-        &lua.display().to_string(),
-    );
-    sub(
-        &mut conf,
-        "/run/mp4-fcgi/mp4-fcgi.sock",
-        &socket.display().to_string(),
-    );
-    sub(&mut conf, "/srv/videos", &root.display().to_string());
-    conf
-}
 
 /// Switches the lighttpd example from its first form to form `n`.
 fn use_form(conf: &mut String, n: u32) {
@@ -77,58 +41,6 @@ fn use_form(conf: &mut String, n: u32) {
     conf.replace_range(form, &on);
 }
 
-fn start_lighttpd(bin: &Path, dir: &Path, conf: String, port: u16) -> Server {
-    std::fs::write(dir.join("lighttpd.conf"), conf).unwrap();
-    let s = Server(
-        Command::new(bin)
-            .arg("-D")
-            .arg("-f")
-            .arg(dir.join("lighttpd.conf"))
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_port(port);
-    s
-}
-
-/// The lighttpd example (form 1, secdownload.lua in front) and a pool of one worker.
-struct LighttpdExample {
-    port: u16,
-    _server: Server,
-    pool: Pool,
-    dir: tempfile::TempDir,
-    _root: tempfile::TempDir,
-}
-
-fn start_lighttpd_example() -> LighttpdExample {
-    let lighttpd = require_tool("lighttpd");
-    assert!(
-        Path::new("/usr/lib/lighttpd/mod_magnet.so").exists() || std::env::var("CI").is_err(),
-        "mod_magnet (lighttpd-modules-lua) is required in CI"
-    );
-    let root = media_root();
-    let pool = Pool::start(&[
-        "--workers",
-        "1",
-        "--status-path",
-        STATUS,
-        "--socket-mode",
-        "666",
-    ]);
-    let dir = tempfile::tempdir().unwrap();
-    let port = common::free_port();
-    let conf = lighttpd_conf(dir.path(), port, root.path(), &pool.socket, false);
-    let server = start_lighttpd(&lighttpd, dir.path(), conf, port);
-    LighttpdExample {
-        port,
-        _server: server,
-        pool,
-        dir,
-        _root: root,
-    }
-}
-
 /// secdownload.lua's token for `path` (inside protected/) and `hex`.
 fn lighttpd_token(path: &str, hex: &str) -> String {
     let out = Command::new("sh")
@@ -148,7 +60,7 @@ fn lighttpd_token(path: &str, hex: &str) -> String {
 )]
 fn lighttpd_example_with_secdownload() {
     require_tool("md5sum");
-    let x = start_lighttpd_example();
+    let x = start_lighttpd_example_with("");
     let (port, pool) = (x.port, &x.pool);
     check_clips(port, "", x.dir.path());
     check_extensions(port);
@@ -204,7 +116,7 @@ fn lighttpd_example_with_secdownload() {
 )]
 fn lighttpd_protected_folder_refuses_every_other_spelling() {
     require_tool("md5sum");
-    let x = start_lighttpd_example();
+    let x = start_lighttpd_example_with("");
     // A good link, bent: other paths, the token or time mangled, dot segments.
     let hex = format!("{:08x}", now());
     let token = lighttpd_token("/a.mp4", &hex);
@@ -240,7 +152,7 @@ fn lighttpd_protected_folder_refuses_every_other_spelling() {
 fn lighttpd_signed_presentation_links() {
     require_tool("md5sum");
     require_tool("ffmpeg");
-    let x = start_lighttpd_example();
+    let x = start_lighttpd_example_with("");
     let (port, pool) = (x.port, &x.pool);
     // One token, over the film's path, for the film and everything under it.
     let link = |path: &str, hex: &str| format!("/dl/{}/{hex}/a.mp4", lighttpd_token(path, hex));
@@ -277,7 +189,7 @@ fn lighttpd_link_generators_make_links_secdownload_accepts() {
     require_tool("python3");
     require_tool("ffmpeg");
     require_tool("md5sum");
-    let x = start_lighttpd_example();
+    let x = start_lighttpd_example_with("");
     let port = x.port;
     let at = |t: u64| t.to_string();
     for script in ["lighttpd-link.sh", "lighttpd_link.py"] {

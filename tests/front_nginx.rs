@@ -9,10 +9,10 @@ mod front_servers;
 #[path = "players_common/mod.rs"]
 mod players_common;
 
-use common::{Pool, require_tool};
+use common::require_tool;
+use front_servers::examples::{nginx_conf, start_nginx_example_limits, start_nginx_example_with};
 use front_servers::*;
 use serde_json::json;
-use std::path::Path;
 
 const SECRET: &str = "change-this-secret";
 
@@ -30,101 +30,6 @@ fn signed(expires: u64, secret: &str) -> String {
     format!("/s/{}/{expires}{film}", token(expires, film, secret))
 }
 
-/// nginx.conf from the example, its paths under `dir`, listening on
-/// 127.0.0.1:`port`. `as_debian`: keep its `user www-data;`; else, as root,
-/// the workers run as root and reach sockets in private temp dirs.
-fn nginx_conf(dir: &Path, port: u16, root: &Path, socket: &Path, as_debian: bool) -> String {
-    let d = dir.display();
-    let mut conf = example("nginx.conf");
-    if !as_debian {
-        let user = if nix::unistd::Uid::effective().is_root() {
-            "user root root;"
-        } else {
-            ""
-        };
-        sub(&mut conf, "user www-data;", user);
-    }
-    sub(&mut conf, "worker_processes auto;", "worker_processes 1;");
-    sub(
-        &mut conf,
-        "pid /run/nginx.pid;",
-        &format!("pid {d}/nginx.pid;"),
-    );
-    sub(
-        &mut conf,
-        "error_log /var/log/nginx/error.log;",
-        &format!("error_log {d}/error.log;"),
-    );
-    let temps = format!(
-        "access_log off; client_body_temp_path {d}/b; fastcgi_temp_path {d}/f; proxy_temp_path {d}/p; \
-         uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;"
-    );
-    sub(&mut conf, "access_log /var/log/nginx/access.log;", &temps);
-    sub(
-        &mut conf,
-        "/run/mp4-fcgi/mp4-fcgi.sock",
-        &socket.display().to_string(),
-    );
-    sub(
-        &mut conf,
-        "listen 80;",
-        &format!("listen 127.0.0.1:{port};"),
-    );
-    sub(&mut conf, "/srv/videos", &root.display().to_string());
-    conf
-}
-
-/// The nginx example in front of a pool of one worker.
-struct NginxExample {
-    port: u16,
-    _nginx: Server,
-    pool: Pool,
-    dir: tempfile::TempDir,
-    _root: tempfile::TempDir,
-}
-
-fn start_nginx_example() -> NginxExample {
-    start_nginx_example_with("")
-}
-
-/// The example with `extra` added to its server block. Its per-address
-/// request rate (10 a second, bursts of 50) is raised: these tests are
-/// many clients' worth of requests from 127.0.0.1 (ffmpeg reading a
-/// presentation alone makes dozens), and ran into it now and then.
-/// `nginx_example_limits_one_address` tests the limits as shipped.
-fn start_nginx_example_with(extra: &str) -> NginxExample {
-    start_nginx_example_limits(extra, false)
-}
-
-fn start_nginx_example_limits(extra: &str, as_shipped: bool) -> NginxExample {
-    let nginx = require_tool("nginx");
-    let root = media_root();
-    let pool = Pool::start(&[
-        "--workers",
-        "1",
-        "--status-path",
-        STATUS,
-        "--socket-mode",
-        "666",
-    ]);
-    let dir = tempfile::tempdir().unwrap();
-    let port = common::free_port();
-    let mut conf = nginx_conf(dir.path(), port, root.path(), &pool.socket, false);
-    if !as_shipped {
-        sub(&mut conf, "rate=10r/s", "rate=10000r/s");
-    }
-    let status = "        location = /mp4-fcgi-status {";
-    sub(&mut conf, status, &format!("{extra}\n{status}"));
-    let nginx = common::start_nginx(&nginx, dir.path(), &conf, port);
-    NginxExample {
-        port,
-        _nginx: nginx,
-        pool,
-        dir,
-        _root: root,
-    }
-}
-
 #[test]
 #[cfg_attr(
     not(all(has_nginx, has_python3, has_ffmpeg, has_ffprobe)),
@@ -132,7 +37,7 @@ fn start_nginx_example_limits(extra: &str, as_shipped: bool) -> NginxExample {
 )]
 fn nginx_example() {
     require_tool("python3");
-    let x = start_nginx_example();
+    let x = start_nginx_example_with("");
     let (port, pool) = (x.port, &x.pool);
     check_clips(port, "", x.dir.path());
     check_extensions(port);
@@ -185,7 +90,7 @@ fn nginx_example() {
 )]
 fn nginx_protected_folder_refuses_every_other_spelling() {
     require_tool("python3");
-    let x = start_nginx_example();
+    let x = start_nginx_example_with("");
     // Direct URLs of the film and its outputs, and a good link bent.
     let bent = bent_links(&signed(now() + 600, SECRET));
     let bent: Vec<&str> = bent.iter().map(String::as_str).collect();
@@ -200,7 +105,7 @@ fn nginx_protected_folder_refuses_every_other_spelling() {
 fn nginx_signed_presentation_links() {
     require_tool("python3");
     require_tool("ffmpeg");
-    let x = start_nginx_example();
+    let x = start_nginx_example_with("");
     let (port, pool) = (x.port, &x.pool);
     // One token, over the film's path, for the film and everything under it.
     let later = now() + 600;
@@ -239,7 +144,7 @@ fn nginx_link_generators_make_links_nginx_accepts() {
     require_tool("ffmpeg");
     require_tool("md5sum");
     require_tool("basenc");
-    let x = start_nginx_example();
+    let x = start_nginx_example_with("");
     let port = x.port;
     for script in ["nginx-link.sh", "nginx_link.py"] {
         // A presentation: token and expiry in the path.
