@@ -450,3 +450,69 @@ fn a_fragmented_films_subtitles_are_read_from_its_fragments() {
         "shifted: {clip:?}"
     );
 }
+
+/// A TTML track (`stpp`, what `ffmpeg -c:s ttml` writes: the whole film's
+/// subtitles in one document): each paragraph a cue at its own time, its
+/// text escaped as plain text.
+#[test]
+#[cfg_attr(not(has_ffmpeg), ignore = "needs ffmpeg: apt-get install -y ffmpeg")]
+fn ttml_tracks_are_subtitles() {
+    common::require_tool("ffmpeg");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("subs.srt"), SRT).unwrap();
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(media("a.mp4"))
+        .arg("-i")
+        .arg(dir.path().join("subs.srt"))
+        .args(["-map", "0", "-map", "1", "-c", "copy", "-c:s", "ttml"])
+        .args(["-metadata:s:s:0", "language=eng"])
+        .arg(dir.path().join("tt.mp4"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = common::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let root = dir.path().to_str().unwrap();
+    let _pool = Pool::start(&["--http", &addr, "--root", root, "--workers", "1"]);
+    common::wait_port(port);
+    let master = get(port, "/tt.mp4/master.m3u8").text();
+    assert!(
+        master.contains("TYPE=SUBTITLES,GROUP-ID=\"subs\",LANGUAGE=\"en\",NAME=\"English\""),
+        "{master}"
+    );
+    let mpd = get(port, "/tt.mp4/manifest.mpd").text();
+    let id = mpd
+        .split("subs-")
+        .nth(1)
+        .and_then(|s| s.split(".vtt").next())
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        cues(&get(port, &format!("/tt.mp4/subs-{id}.vtt")).text()),
+        [
+            (
+                "00:00:01.000".into(),
+                "00:00:02.500".into(),
+                "First line".into()
+            ),
+            (
+                "00:00:05.500".into(),
+                "00:00:07.000".into(),
+                "Across a cut &amp; 3 &lt; 4".into()
+            ),
+            (
+                "00:00:12.250".into(),
+                "00:00:14.000".into(),
+                "Later,\ntwo lines".into()
+            ),
+        ]
+    );
+    // A segment's cues: those shown within it.
+    let first = cues(&get(port, &format!("/tt.mp4/subs-1-{id}.vtt")).text());
+    assert_eq!(first.first().map(|c| c.2.as_str()), Some("First line"));
+}

@@ -29,6 +29,11 @@ pub fn subtitles(data: &[u8]) {
             round_trip(&s.cues, true);
         }
     }
+    // As a TTML document (an stpp sample): well-timed cues with text.
+    for (begin, end, text) in mp4_fcgi::mp4::fuzzing::ttml(data) {
+        assert!(begin.is_finite() && end.is_finite() && begin >= 0.0 && begin < end);
+        assert!(!text.trim().is_empty());
+    }
     if let Some(text) = fuzzing::tx3g_text(data) {
         assert!(!text.trim().is_empty());
         let cue = Cue {

@@ -18,6 +18,9 @@ const MAX_CUES: u64 = 86_400;
 /// empty samples included).
 const MAX_WALKED: u64 = 4 * MAX_CUES;
 
+/// Largest TTML document read (a film's subtitles in one sample).
+const MAX_DOCUMENT: u64 = 1 << 20;
+
 /// Largest text sample read (a cue is a line or two).
 const MAX_SAMPLE: u32 = 16 << 10;
 
@@ -57,7 +60,45 @@ pub(crate) fn is_text(t: &Track) -> bool {
 }
 
 fn is_text_trak(t: &TrakInfo) -> bool {
-    matches!(&t.codec, b"tx3g" | b"wvtt") && matches!(&t.handler, b"text" | b"sbtl" | b"subt")
+    matches!(&t.codec, b"tx3g" | b"wvtt" | b"stpp")
+        && matches!(&t.handler, b"text" | b"sbtl" | b"subt")
+}
+
+/// Largest sample of a track's codec read: a TTML sample is a whole
+/// document (ffmpeg writes one for the whole film); the others a cue.
+fn max_sample(codec: &[u8; 4]) -> u64 {
+    match codec {
+        b"stpp" => MAX_DOCUMENT,
+        _ => u64::from(MAX_SAMPLE),
+    }
+}
+
+/// The cues of one sample shown from `start` to `stop` (seconds of the
+/// film); a TTML document's cues carry their own times on the track's
+/// timeline (`at_zero`: where its 0 is shown).
+fn sample_cues(codec: &[u8; 4], sample: &[u8], start: f64, stop: f64, at_zero: f64) -> Vec<Cue> {
+    if codec == b"stpp" {
+        return super::ttml::cues(sample)
+            .into_iter()
+            .map(|(b, e, text)| Cue {
+                start: (at_zero + b).max(0.0),
+                end: at_zero + e,
+                text,
+            })
+            .filter(|c| c.end > c.start && c.end > 0.0)
+            .collect();
+    }
+    if !(stop > start && stop > 0.0) {
+        return Vec::new();
+    }
+    texts(codec, sample)
+        .into_iter()
+        .map(|text| Cue {
+            start: start.max(0.0),
+            end: stop,
+            text,
+        })
+        .collect()
 }
 
 /// A sample's cues' texts, by its track's codec.
@@ -144,7 +185,7 @@ pub(crate) fn read_fragmented(
                     *dts = next;
                     let (offset, size) = (at, u64::from(s.size));
                     at = at.saturating_add(size);
-                    if !(2..=u64::from(MAX_SAMPLE)).contains(&size) {
+                    if !(2..=max_sample(&info.codec)).contains(&size) {
                         continue;
                     }
                     if size > left || cues.cues.len() as u64 >= MAX_CUES {
@@ -160,14 +201,8 @@ pub(crate) fn read_fragmented(
                     if src.read_exact_at(&mut buf, offset).is_err() {
                         continue;
                     }
-                    let shown_texts = texts(&info.codec, &buf);
-                    for text in shown_texts.into_iter().filter(|_| stop > start && stop > 0.0) {
-                        cues.cues.push(Cue {
-                            start: start.max(0.0),
-                            end: stop,
-                            text,
-                        });
-                    }
+                    let zero = shown(info, mts, 0);
+                    cues.cues.extend(sample_cues(&info.codec, &buf, start, stop, zero));
                 }
             }
         }
@@ -235,21 +270,12 @@ fn track(src: &dyn ReadAt, t: &Track, mts: u32) -> std::io::Result<Vec<Cue>> {
             let duration = u64::from(stts.value(s));
             let (start, stop) = (shown(dts), shown(dts.saturating_add(duration)));
             dts = dts.saturating_add(duration);
-            if let Ok(n) = u32::try_from(size)
-                && (2..=MAX_SAMPLE).contains(&n)
-            {
-                buf.resize(n as usize, 0);
+            if (2..=max_sample(&t.info.codec)).contains(&size) {
+                // At most MAX_DOCUMENT.
+                buf.resize(size as usize, 0);
                 src.read_exact_at(&mut buf, at)?;
-                for text in texts(&t.info.codec, &buf)
-                    .into_iter()
-                    .filter(|_| stop > start && stop > 0.0)
-                {
-                    cues.push(Cue {
-                        start: start.max(0.0),
-                        end: stop,
-                        text,
-                    });
-                }
+                let zero = shown(0);
+                cues.extend(sample_cues(&t.info.codec, &buf, start, stop, zero));
             }
             at = at.saturating_add(size);
         }

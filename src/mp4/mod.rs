@@ -25,9 +25,19 @@ mod source;
 mod tables;
 pub mod tracks;
 mod trak;
+mod ttml;
 mod write;
 
 pub use error::Error;
+
+/// Seams the fuzz targets reach (`fuzzing` feature only).
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    /// A TTML document's cues: (begin, end, text) in seconds.
+    pub fn ttml(doc: &[u8]) -> Vec<(f64, f64, String)> {
+        super::ttml::cues(doc)
+    }
+}
 pub use index::{Index, Info, MAX_TRACKS, TrackInfo};
 pub use layout::{Clip, Cursor, Layout, Slice, Slices};
 pub use source::ReadAt;
