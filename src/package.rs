@@ -79,6 +79,7 @@ pub fn build(
         protection: &l.protection,
         key_uri: l.key_uri.as_deref(),
         key_format: l.key_format.as_deref(),
+        license_url: l.license_url.as_deref(),
     });
     let one = [Part {
         file: 0,

@@ -19,6 +19,7 @@ struct Rule {
     systems: Vec<System>,
     key_uri: Option<String>,
     key_format: Option<String>,
+    license_url: Option<String>,
     serve_key: bool,
 }
 
@@ -71,6 +72,8 @@ pub struct Lock {
     pub key_uri: Option<String>,
     /// HLS `KEYFORMAT` (none: `identity`).
     pub key_format: Option<String>,
+    /// DASH: the license server of the DRM systems (`dashif:Laurl`).
+    pub license_url: Option<String>,
     /// The pool answers `film.mp4/encryption.key` with the key itself
     /// (AES-128, or Clear Key without a license server); the front
     /// server's access rules protect it as they protect the film.
@@ -127,6 +130,7 @@ impl Keys {
                 (r.scheme == Scheme::Aes128 || r.serve_key).then(|| KEY_NAME.to_string())
             }),
             key_format: r.key_format.clone(),
+            license_url: r.license_url.clone(),
             serve_key: r.serve_key || (r.scheme == Scheme::Aes128 && r.key_uri.is_none()),
         })
     }
@@ -168,6 +172,7 @@ fn rule(line: &str) -> Result<Rule, String> {
         systems: Vec::new(),
         key_uri: None,
         key_format: None,
+        license_url: None,
         serve_key: false,
     };
     for option in words {
@@ -185,6 +190,7 @@ fn rule(line: &str) -> Result<Rule, String> {
             }
             "key-uri" => r.key_uri = Some(quoted_free(value)?),
             "key-format" => r.key_format = Some(quoted_free(value)?),
+            "license-url" => r.license_url = Some(quoted_free(value)?),
             "serve-key" => {
                 r.serve_key = match value {
                     "yes" | "on" => true,
@@ -254,10 +260,12 @@ mod tests {
     fn options() {
         let keys = Keys::parse(&format!(
             "* cbcs {KID} {KEY} pssh=edef8ba9-79d6-4ace-a3c8-27dcd51d21ed:AAEC \
-             key-uri=skd://k1 key-format=com.apple.streamingkeydelivery serve-key=no"
+             key-uri=skd://k1 key-format=com.apple.streamingkeydelivery serve-key=no \
+             license-url=https://lic.example/wv"
         ))
         .unwrap();
         let l = keys.lock("a.mp4").unwrap();
+        assert_eq!(l.license_url.as_deref(), Some("https://lic.example/wv"));
         assert_eq!(l.protection.systems[0].data, vec![0, 1, 2]);
         assert_eq!(l.key_uri.as_deref(), Some("skd://k1"));
         assert!(!l.serve_key);

@@ -15,6 +15,8 @@ pub struct Drm<'a> {
     pub key_uri: Option<&'a str>,
     /// HLS `KEYFORMAT`; none: `identity` (the key itself at `key_uri`).
     pub key_format: Option<&'a str>,
+    /// DASH: the DRM systems' license server (`dashif:Laurl`).
+    pub license_url: Option<&'a str>,
 }
 
 /// Subsamples a video sample is assumed to have when a segment's bit rate
@@ -63,8 +65,10 @@ pub fn rates(r: &Rendition, drm: Option<&Drm<'_>>) -> (u64, u64) {
     )
 }
 
-/// `xmlns:cenc`, for an MPD that announces protection.
-pub const CENC_NAMESPACE: &str = " xmlns:cenc=\"urn:mpeg:cenc:2013\"";
+/// `xmlns:cenc` (and `xmlns:dashif`, for `Laurl`), for an MPD that
+/// announces protection.
+pub const CENC_NAMESPACE: &str =
+    " xmlns:cenc=\"urn:mpeg:cenc:2013\" xmlns:dashif=\"https://dashif.org/CPS\"";
 
 fn base64(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
@@ -137,10 +141,15 @@ pub fn dash_protection(d: &Drm<'_>) -> String {
         let size = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
         let Some(one) = rest.get(..size) else { break };
         let Some(system) = systems.next() else { break };
+        // DASH-IF IOP 6.2.6: where the player asks for a license.
+        let laurl = d
+            .license_url
+            .map(|u| format!("<dashif:Laurl>{u}</dashif:Laurl>"))
+            .unwrap_or_default();
         let _ = writeln!(
             s,
             "<ContentProtection schemeIdUri=\"urn:uuid:{}\">\
-             <cenc:pssh>{}</cenc:pssh></ContentProtection>",
+             <cenc:pssh>{}</cenc:pssh>{laurl}</ContentProtection>",
             cenc::uuid(&system),
             base64(one)
         );
@@ -173,6 +182,7 @@ mod tests {
             protection: &p,
             key_uri: Some("encryption.key"),
             key_format: None,
+            license_url: None,
         };
         assert_eq!(
             hls_key(&d, "?start=5"),
@@ -183,6 +193,7 @@ mod tests {
             protection: &p,
             key_uri: Some("skd://k1"),
             key_format: Some("com.apple.streamingkeydelivery"),
+            license_url: None,
         };
         assert_eq!(
             hls_key(&d, "?a=1"),
@@ -194,6 +205,7 @@ mod tests {
             protection: &p,
             key_uri: None,
             key_format: None,
+            license_url: None,
         };
         let line = hls_key(&d, "");
         assert!(
@@ -210,6 +222,7 @@ mod tests {
             protection: &p,
             key_uri: None,
             key_format: None,
+            license_url: Some("https://lic.example/x"),
         };
         let s = dash_protection(&d);
         assert!(
@@ -218,12 +231,14 @@ mod tests {
         assert!(s.contains("urn:uuid:1077efec-c0b2-4d02-ace3-3c1e52e2fb4b"));
         assert!(s.contains("urn:uuid:edededed-eded-eded-eded-edededededed"));
         assert_eq!(s.matches("<cenc:pssh>").count(), 2);
+        assert_eq!(s.matches("<dashif:Laurl>https://lic.example/x</dashif:Laurl>").count(), 2);
         assert!(!s.contains(&cenc::hex(&p.key)));
         let p = protection(Scheme::Aes128);
         let d = Drm {
             protection: &p,
             key_uri: None,
             key_format: None,
+            license_url: None,
         };
         assert_eq!(dash_protection(&d), "");
     }

@@ -119,3 +119,70 @@ fn push(out: &mut Vec<Subsample>, clear: &mut usize, protected: usize) -> Result
     *clear = 0;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An `avcC` body with `length_size` and no parameter sets.
+    fn avcc(length_size: u8) -> Vec<u8> {
+        vec![1, 0x64, 0, 0x1f, 0xfc | (length_size - 1), 0xe0, 0]
+    }
+
+    fn nal(length_size: usize, body: &[u8]) -> Vec<u8> {
+        let len = body.len().to_be_bytes();
+        let mut v = len[len.len() - length_size..].to_vec();
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[test]
+    fn every_length_size_is_framed_and_covered() {
+        for length_size in [1u8, 2, 4] {
+            let n = usize::from(length_size);
+            let mut m = Subsamples::new(Codec::Avc, &avcc(length_size), Scheme::Cenc).unwrap();
+            let mut sample = nal(n, &[0x06, 1, 2, 3]);
+            sample.extend(nal(n, &[0x65; 100]));
+            let subs = m.of(&sample).unwrap();
+            let covered: usize = subs
+                .iter()
+                .map(|s| usize::from(s.clear) + s.protected as usize)
+                .sum();
+            assert_eq!(covered, sample.len(), "length size {length_size}");
+            // A NAL unit that claims more than the sample holds.
+            let mut bad = nal(n, &[0x65; 10]);
+            bad.truncate(bad.len() - 1);
+            assert!(m.of(&bad).is_err(), "length size {length_size}");
+            // A length field cut short.
+            assert!(m.of(&[0u8; 4][..n - 1]).is_err() || n == 1);
+        }
+        assert!(Subsamples::new(Codec::Avc, &avcc(3), Scheme::Cenc).is_err());
+        assert!(Subsamples::new(Codec::Avc, &[1, 2], Scheme::Cenc).is_err());
+    }
+
+    #[test]
+    fn an_empty_sample_is_one_empty_subsample() {
+        let mut m = Subsamples::new(Codec::Avc, &avcc(4), Scheme::Cbcs).unwrap();
+        assert_eq!(
+            m.of(&[]).unwrap(),
+            [Subsample {
+                clear: 0,
+                protected: 0
+            }]
+        );
+    }
+
+    #[test]
+    fn long_clear_runs_are_split_at_u16() {
+        let mut m = Subsamples::new(Codec::Avc, &avcc(4), Scheme::Cenc).unwrap();
+        // An SEI of 100 000 bytes: clear, in two entries.
+        let sample = nal(4, &vec![0x06; 100_000]);
+        let subs = m.of(&sample).unwrap();
+        assert_eq!(subs.len(), 2);
+        assert_eq!(subs[0].clear, u16::MAX);
+        assert_eq!(
+            usize::from(subs[0].clear) + usize::from(subs[1].clear),
+            sample.len()
+        );
+    }
+}
