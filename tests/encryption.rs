@@ -475,3 +475,58 @@ fn crafted_samples_get_a_clear_error() {
     let good = request(port, "GET", &format!("/cenc.mp4/seg-1-{video}.m4s"), &[]);
     assert_eq!(good.status, 200, "a good film after the crafted one");
 }
+
+fn status(port: u16, target: &str) -> u16 {
+    request(port, "GET", target, &[]).status
+}
+
+/// SIGHUP reads the key file again before the new workers start: a film
+/// the new file names is encrypted from then on; a broken file keeps the
+/// keys as they were, and the log names its line.
+#[test]
+fn sighup_reads_the_key_file_again() {
+    let films = Films::new("");
+    let (pool, port) = films.start(&[]);
+    assert_eq!(status(port, "/clear.mp4"), 200);
+    // A reload is done when the master has said so and a new worker runs.
+    let said = |what: &str| pool.log_text().matches(what).count();
+    let reload = |what: &str| {
+        let before = said(what);
+        pool.signal(libc::SIGHUP);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while said(what) == before && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(said(what) > before, "no '{what}' in the log");
+        pool.wait_workers(1);
+    };
+    let mut keys = std::fs::read_to_string(films.keys()).unwrap();
+    keys.push_str(&format!("clear.mp4 cbcs {KID} {KEY}\n"));
+    std::fs::write(films.keys(), &keys).unwrap();
+    reload("the key file is read again");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status(port, "/clear.mp4") != 403 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        status(port, "/clear.mp4"),
+        403,
+        "encrypted after the reload"
+    );
+    let list = get(port, "/clear.mp4/index-1.m3u8").text();
+    assert!(list.contains("#EXT-X-KEY:METHOD=SAMPLE-AES"), "{list}");
+    // A broken file: the keys stay, the log says which line.
+    std::fs::write(films.keys(), format!("{keys}clear.mp4 cbcs {KID}\n")).unwrap();
+    reload("the keys stay as they were");
+    assert_eq!(
+        status(port, "/clear.mp4"),
+        403,
+        "the keys stay as they were"
+    );
+    assert_eq!(status(port, "/cenc.mp4"), 403);
+    let log = pool.log_text();
+    assert!(
+        log.contains("the keys stay as they were") && log.contains("line 9: the key is missing"),
+        "{log}"
+    );
+}
