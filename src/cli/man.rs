@@ -217,6 +217,52 @@ fn main_sections(cmd: &clap::Command) -> Roff {
         )],
     );
 
+    pp(
+        &mut r,
+        [roman(
+            "Subtitles: a film's tx3g, wvtt and stpp (TTML) tracks, and SRT or WebVTT files \
+             beside it (FILM.srt, FILM.LANG.srt, FILM.LANG.vtt), are served as WebVTT: \
+             FILM/subs-TRACK.m3u8, FILM/subs-N-TRACK.vtt (HLS), FILM/subs-TRACK.vtt (DASH).",
+        )],
+    );
+
+    sh(&mut r, "KEY FILE");
+    pp(
+        &mut r,
+        [roman(
+            "With --keys, a film the key file names is encrypted in HLS and DASH and refused \
+             progressively (403). One line per film pattern (a glob over its path under \
+             --root, or its key in a store), the first match winning:",
+        )],
+    );
+    tp(
+        &mut r,
+        [bold("PATTERN SCHEME KEY-ID KEY [OPTIONS]")],
+        [roman(
+            "SCHEME is cenc (AES-CTR), cbcs (AES-CBC, HLS SAMPLE-AES) or aes-128 (HLS \
+             METHOD=AES-128, whole segments); KEY-ID and KEY are 32 hex digits.",
+        )],
+    );
+    tp(
+        &mut r,
+        [bold("PATTERN SCHEME derive SECRET [OPTIONS]")],
+        [roman(
+            "Each film its own key id and key: HMAC-SHA256 of its path with SECRET (32 to \
+             128 hex digits).",
+        )],
+    );
+    tp(
+        &mut r,
+        [bold("OPTIONS")],
+        [roman(
+            "pssh=SYSTEM-UUID:BASE64 (a DRM system's pssh, repeatable), key-uri=URI and \
+             key-format=FORMAT (HLS EXT-X-KEY), license-url=URL (DASH dashif:Laurl), \
+             serve-key=yes (FILM/encryption.key answers the key; on by default for aes-128 \
+             without key-uri). The front server's access rules protect FILM/encryption.key \
+             as they protect the film. The file is read again on SIGHUP.",
+        )],
+    );
+
     sh(&mut r, "SIGNALS");
     pp(
         &mut r,
@@ -237,7 +283,7 @@ fn main_sections(cmd: &clap::Command) -> Roff {
             "SIGHUP",
             "Recycle the workers gracefully: start new ones, while the old ones serve what is \
              on their connections and exit within --shutdown-timeout. No request fails. The \
-             flags are not read again.",
+             flags are not read again; the --keys file is (an error keeps the old keys).",
         ),
         (
             "SIGUSR1",
