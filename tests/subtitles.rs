@@ -6,6 +6,7 @@ mod common;
 
 use common::dev_http::get;
 use common::{Pool, media};
+use std::path::Path;
 use std::process::Command;
 
 const SRT: &str = "1\n00:00:01,000 --> 00:00:02,500\nFirst line\n\n\
@@ -25,21 +26,20 @@ fn cues(vtt: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
-#[test]
-#[cfg_attr(not(has_ffmpeg), ignore = "needs ffmpeg: apt-get install -y ffmpeg")]
-fn subtitles_are_webvtt_in_hls_and_dash() {
-    common::require_tool("ffmpeg");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("subs.srt"), SRT).unwrap();
-    let film = dir.path().join("subs.mp4");
+/// `dir/name`: tests/media/a.mp4 with `srt` as a subtitle track in
+/// `codec` (mov_text, ttml), English, ffmpeg's `extra` arguments added.
+fn film_with(dir: &Path, name: &str, srt: &str, codec: &str, extra: &[&str]) {
+    let subs = dir.join(format!("{name}.srt"));
+    std::fs::write(&subs, srt).unwrap();
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-i"])
         .arg(media("a.mp4"))
         .arg("-i")
-        .arg(dir.path().join("subs.srt"))
-        .args(["-map", "0", "-map", "1", "-c", "copy", "-c:s", "mov_text"])
+        .arg(&subs)
+        .args(["-map", "0", "-map", "1", "-c", "copy", "-c:s", codec])
         .args(["-metadata:s:s:0", "language=eng"])
-        .arg(&film)
+        .args(extra)
+        .arg(dir.join(name))
         .output()
         .unwrap();
     assert!(
@@ -47,11 +47,41 @@ fn subtitles_are_webvtt_in_hls_and_dash() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A pool serving `root` over HTTP; its port.
+fn serve(root: &Path) -> (Pool, u16) {
     let port = common::free_port();
     let addr = format!("127.0.0.1:{port}");
-    let root = dir.path().to_str().unwrap();
-    let _pool = Pool::start(&["--http", &addr, "--root", root, "--workers", "1"]);
+    let root = root.to_str().unwrap();
+    let pool = Pool::start(&["--http", &addr, "--root", root, "--workers", "1"]);
     common::wait_port(port);
+    (pool, port)
+}
+
+/// The English subtitle group is in the master playlist; the track's id,
+/// from the MPD.
+fn english_subtitles(port: u16, film: &str) -> String {
+    let master = get(port, &format!("/{film}/master.m3u8")).text();
+    assert!(
+        master.contains("TYPE=SUBTITLES,GROUP-ID=\"subs\",LANGUAGE=\"en\",NAME=\"English\""),
+        "{master}"
+    );
+    let mpd = get(port, &format!("/{film}/manifest.mpd")).text();
+    mpd.split("subs-")
+        .nth(1)
+        .and_then(|s| s.split(".vtt").next())
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+#[cfg_attr(not(has_ffmpeg), ignore = "needs ffmpeg: apt-get install -y ffmpeg")]
+fn subtitles_are_webvtt_in_hls_and_dash() {
+    common::require_tool("ffmpeg");
+    let dir = tempfile::tempdir().unwrap();
+    film_with(dir.path(), "subs.mp4", SRT, "mov_text", &[]);
+    let (_pool, port) = serve(dir.path());
 
     let master = get(port, "/subs.mp4/master.m3u8").text();
     assert!(
@@ -164,17 +194,7 @@ fn sidecar_files_are_subtitles_too() {
     std::fs::write(outside.path().join("x.srt"), SRT).unwrap();
     std::os::unix::fs::symlink(outside.path().join("x.srt"), root.join("film.es.srt")).unwrap();
 
-    let port = common::free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let _pool = Pool::start(&[
-        "--http",
-        &addr,
-        "--root",
-        root.to_str().unwrap(),
-        "--workers",
-        "1",
-    ]);
-    common::wait_port(port);
+    let (_pool, port) = serve(&root);
 
     let master = get(port, "/film.mp4/master.m3u8").text();
     let subs: Vec<&str> = master
@@ -257,23 +277,8 @@ fn wvtt_tracks_are_subtitles() {
         "1\n00:00:01,000 --> 00:00:02,500\n{}\n\n2\n00:00:05,500 --> 00:00:07,000\n{}\n",
         PLACEHOLDERS[0], PLACEHOLDERS[1]
     );
-    std::fs::write(dir.path().join("w.srt"), srt).unwrap();
+    film_with(dir.path(), "w.mp4", &srt, "mov_text", &[]);
     let film = dir.path().join("w.mp4");
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-i"])
-        .arg(media("a.mp4"))
-        .arg("-i")
-        .arg(dir.path().join("w.srt"))
-        .args(["-map", "0", "-map", "1", "-c", "copy", "-c:s", "mov_text"])
-        .args(["-metadata:s:s:0", "language=eng"])
-        .arg(&film)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let mut bytes = std::fs::read(&film).unwrap();
     let find = |b: &[u8], what: &[u8]| b.windows(what.len()).position(|w| w == what).unwrap();
     // The sample entry: tx3g becomes wvtt (its fields, a vttC, a free box).
@@ -322,23 +327,8 @@ fn wvtt_tracks_are_subtitles() {
         "the film has a wvtt track"
     );
 
-    let port = common::free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let root = dir.path().to_str().unwrap();
-    let _pool = Pool::start(&["--http", &addr, "--root", root, "--workers", "1"]);
-    common::wait_port(port);
-    let master = get(port, "/w.mp4/master.m3u8").text();
-    assert!(
-        master.contains("TYPE=SUBTITLES,GROUP-ID=\"subs\",LANGUAGE=\"en\",NAME=\"English\""),
-        "{master}"
-    );
-    let mpd = get(port, "/w.mp4/manifest.mpd").text();
-    let id = mpd
-        .split("subs-")
-        .nth(1)
-        .and_then(|s| s.split(".vtt").next())
-        .unwrap()
-        .to_string();
+    let (_pool, port) = serve(dir.path());
+    let id = english_subtitles(port, "w.mp4");
     assert_eq!(
         cues(&get(port, &format!("/w.mp4/subs-{id}.vtt")).text()),
         [
@@ -364,40 +354,10 @@ fn wvtt_tracks_are_subtitles() {
 fn a_fragmented_films_subtitles_are_read_from_its_fragments() {
     common::require_tool("ffmpeg");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("subs.srt"), SRT).unwrap();
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-i"])
-        .arg(media("a.mp4"))
-        .arg("-i")
-        .arg(dir.path().join("subs.srt"))
-        .args(["-map", "0", "-map", "1", "-c", "copy", "-c:s", "mov_text"])
-        .args(["-metadata:s:s:0", "language=eng"])
-        .args(["-movflags", "frag_keyframe+empty_moov+default_base_moof"])
-        .arg(dir.path().join("frag.mp4"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let port = common::free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let root = dir.path().to_str().unwrap();
-    let _pool = Pool::start(&["--http", &addr, "--root", root, "--workers", "1"]);
-    common::wait_port(port);
-    let master = get(port, "/frag.mp4/master.m3u8").text();
-    assert!(
-        master.contains("TYPE=SUBTITLES,GROUP-ID=\"subs\",LANGUAGE=\"en\",NAME=\"English\""),
-        "{master}"
-    );
-    let mpd = get(port, "/frag.mp4/manifest.mpd").text();
-    let id = mpd
-        .split("subs-")
-        .nth(1)
-        .and_then(|s| s.split(".vtt").next())
-        .unwrap()
-        .to_string();
+    let frag = ["-movflags", "frag_keyframe+empty_moov+default_base_moof"];
+    film_with(dir.path(), "frag.mp4", SRT, "mov_text", &frag);
+    let (_pool, port) = serve(dir.path());
+    let id = english_subtitles(port, "frag.mp4");
     let whole = cues(&get(port, &format!("/frag.mp4/subs-{id}.vtt")).text());
     let texts: Vec<&str> = whole.iter().map(|c| c.2.as_str()).collect();
     assert_eq!(
@@ -459,39 +419,9 @@ fn a_fragmented_films_subtitles_are_read_from_its_fragments() {
 fn ttml_tracks_are_subtitles() {
     common::require_tool("ffmpeg");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("subs.srt"), SRT).unwrap();
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-i"])
-        .arg(media("a.mp4"))
-        .arg("-i")
-        .arg(dir.path().join("subs.srt"))
-        .args(["-map", "0", "-map", "1", "-c", "copy", "-c:s", "ttml"])
-        .args(["-metadata:s:s:0", "language=eng"])
-        .arg(dir.path().join("tt.mp4"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let port = common::free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let root = dir.path().to_str().unwrap();
-    let _pool = Pool::start(&["--http", &addr, "--root", root, "--workers", "1"]);
-    common::wait_port(port);
-    let master = get(port, "/tt.mp4/master.m3u8").text();
-    assert!(
-        master.contains("TYPE=SUBTITLES,GROUP-ID=\"subs\",LANGUAGE=\"en\",NAME=\"English\""),
-        "{master}"
-    );
-    let mpd = get(port, "/tt.mp4/manifest.mpd").text();
-    let id = mpd
-        .split("subs-")
-        .nth(1)
-        .and_then(|s| s.split(".vtt").next())
-        .unwrap()
-        .to_string();
+    film_with(dir.path(), "tt.mp4", SRT, "ttml", &[]);
+    let (_pool, port) = serve(dir.path());
+    let id = english_subtitles(port, "tt.mp4");
     assert_eq!(
         cues(&get(port, &format!("/tt.mp4/subs-{id}.vtt")).text()),
         [
