@@ -68,12 +68,7 @@ static PLAN: LazyLock<Arc<Presentation>> = LazyLock::new(|| {
 
 /// The master and the video track's media playlist, from the plan a worker keeps.
 fn playlists(p: &Presentation) -> usize {
-    let parts = [Part {
-        file: 0,
-        presentation: p,
-        drm: None,
-        cues: &[],
-    }];
+    let parts = [Part::of(p)];
     let master = manifest::master(&parts, "");
     let video = manifest::playlist(p, TrackId { file: 0, id: 1 }, "", None).expect("track 1");
     master.len() + video.len()
@@ -92,16 +87,7 @@ fn hls_playlists_2h_film_plan_built() -> usize {
 
 #[divan::bench]
 fn dash_mpd_2h_film_plan_kept() -> usize {
-    manifest::mpd(
-        &[Part {
-            file: 0,
-            presentation: &PLAN,
-            drm: None,
-            cues: &[],
-        }],
-        "",
-    )
-    .len()
+    manifest::mpd(&[Part::of(&PLAN)], "").len()
 }
 
 #[divan::bench(args = [1, 2])]

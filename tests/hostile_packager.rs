@@ -40,12 +40,7 @@ fn package(film: &Film) -> (Result<(), Error>, Duration) {
     let r = (|| {
         let index = std::sync::Arc::new(Index::build(&f, &Limits::default())?);
         let p = cmaf::presentation(&index, &whole(), &SETTINGS)?;
-        let part = [Part {
-            file: 0,
-            presentation: &p,
-            drm: None,
-            cues: &[],
-        }];
+        let part = [Part::of(&p)];
         let master = manifest::master(&part, "");
         let mpd = manifest::mpd(&part, "");
         for line in master.lines().chain(mpd.lines()) {

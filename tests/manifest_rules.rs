@@ -29,12 +29,7 @@ fn plan(path: &Path) -> (Arc<Index>, Presentation) {
 }
 
 fn one(p: &Presentation) -> [Part<'_>; 1] {
-    [Part {
-        file: 0,
-        presentation: p,
-        drm: None,
-        cues: &[],
-    }]
+    [Part::of(p)]
 }
 
 /// `(EXTINF seconds, TARGETDURATION)` of a media playlist.

@@ -50,12 +50,7 @@ pub fn engine(data: &[u8]) {
             ) else {
                 continue;
             };
-            let parts = [manifest::Part {
-                file: 0,
-                presentation: &p,
-                drm: None,
-                cues: &[],
-            }];
+            let parts = [manifest::Part::of(&p)];
             let _ = (
                 manifest::master(&parts, ""),
                 manifest::mpd(&parts, "?start=1&end=2"),

@@ -285,15 +285,7 @@ mod tests {
     use crate::mp4::cmaf::testing::{presentation, rendition};
 
     fn one(p: &crate::mp4::cmaf::Presentation) -> String {
-        mpd(
-            &[Part {
-                file: 0,
-                presentation: p,
-                drm: None,
-                cues: &[],
-            }],
-            "",
-        )
+        mpd(&[Part::of(p)], "")
     }
 
     /// The seconds of an `xs:duration` attribute `name`.

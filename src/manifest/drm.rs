@@ -231,7 +231,11 @@ mod tests {
         assert!(s.contains("urn:uuid:1077efec-c0b2-4d02-ace3-3c1e52e2fb4b"));
         assert!(s.contains("urn:uuid:edededed-eded-eded-eded-edededededed"));
         assert_eq!(s.matches("<cenc:pssh>").count(), 2);
-        assert_eq!(s.matches("<dashif:Laurl>https://lic.example/x</dashif:Laurl>").count(), 2);
+        assert_eq!(
+            s.matches("<dashif:Laurl>https://lic.example/x</dashif:Laurl>")
+                .count(),
+            2
+        );
         assert!(!s.contains(&cenc::hex(&p.key)));
         let p = protection(Scheme::Aes128);
         let d = Drm {

@@ -237,28 +237,12 @@ mod tests {
             rendition(1, Kind::Video, "avc1.64001F", &[(6.0, 1000)]),
             audio,
         ]);
-        let text = master(
-            &[Part {
-                file: 0,
-                presentation: &p,
-                drm: None,
-                cues: &[],
-            }],
-            "",
-        );
+        let text = master(&[Part::of(&p)], "");
         assert!(text.contains("#EXT-X-MEDIA:TYPE=AUDIO"), "{text}");
         assert!(!text.contains("CHANNELS"), "{text}");
         let mut stereo = p.clone();
         stereo.renditions[1].description.channels = 2;
-        let text = master(
-            &[Part {
-                file: 0,
-                presentation: &stereo,
-                drm: None,
-                cues: &[],
-            }],
-            "",
-        );
+        let text = master(&[Part::of(&stereo)], "");
         assert!(text.contains(",CHANNELS=\"2\","), "{text}");
     }
 
@@ -271,17 +255,7 @@ mod tests {
         audio.description.channels = 6;
         audio.description.joc = Some(16);
         let p = presentation(vec![video, audio]);
-        let one = |p| {
-            master(
-                &[Part {
-                    file: 0,
-                    presentation: p,
-                    drm: None,
-                    cues: &[],
-                }],
-                "",
-            )
-        };
+        let one = |p| master(&[Part::of(p)], "");
         let text = one(&p);
         assert!(
             text.contains(

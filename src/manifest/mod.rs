@@ -28,6 +28,18 @@ pub struct Part<'a> {
     pub cues: &'a [crate::mp4::cues::Cues],
 }
 
+impl<'a> Part<'a> {
+    /// A film on its own, clear, without its cues (tools, tests).
+    pub fn of(presentation: &'a Presentation) -> Part<'a> {
+        Part {
+            file: 0,
+            presentation,
+            drm: None,
+            cues: &[],
+        }
+    }
+}
+
 /// Most films one URL set may name.
 pub const MAX_SET: usize = 16;
 
