@@ -202,7 +202,8 @@ pub(crate) fn read_fragmented(
                         continue;
                     }
                     let zero = shown(info, mts, 0);
-                    cues.cues.extend(sample_cues(&info.codec, &buf, start, stop, zero));
+                    cues.cues
+                        .extend(sample_cues(&info.codec, &buf, start, stop, zero));
                 }
             }
         }

@@ -97,7 +97,9 @@ pub(crate) fn cues(doc: &[u8]) -> Vec<(f64, f64, String)> {
     let root = doc.root_element();
     let param = |name: &str| {
         root.attributes()
-            .find(|a| a.name() == name && a.namespace().is_some_and(|n| n.contains("ttml#parameter")))
+            .find(|a| {
+                a.name() == name && a.namespace().is_some_and(|n| n.contains("ttml#parameter"))
+            })
             .and_then(|a| a.value().trim().parse::<f64>().ok())
             .filter(|x| x.is_finite() && *x > 0.0)
     };
@@ -117,11 +119,7 @@ pub(crate) fn cues(doc: &[u8]) -> Vec<(f64, f64, String)> {
                 .and_then(|a| seconds(a.value(), rates))
         };
         // The begins of its ancestors (body, div) offset its own times.
-        let offset: f64 = p
-            .ancestors()
-            .skip(1)
-            .filter_map(|a| attr(a, "begin"))
-            .sum();
+        let offset: f64 = p.ancestors().skip(1).filter_map(|a| attr(a, "begin")).sum();
         let Some(begin) = attr(p, "begin") else {
             continue;
         };
@@ -159,7 +157,9 @@ mod tests {
         assert_eq!(seconds("2m", RATES), Some(120.0));
         assert_eq!(seconds("50f", RATES), Some(2.0));
         assert_eq!(seconds("15000000t", RATES), Some(1.5));
-        for bad in ["", "abc", "1x", "-1s", "1:2", "NaNs", "infs", "1e400s", ":::"] {
+        for bad in [
+            "", "abc", "1x", "-1s", "1:2", "NaNs", "infs", "1e400s", ":::",
+        ] {
             assert_eq!(seconds(bad, RATES), None, "{bad}");
         }
     }
@@ -191,7 +191,8 @@ mod tests {
         assert!(cues(b"").is_empty());
         assert!(cues(b"<tt><p begin='1s' end='2s'>unclosed").is_empty());
         assert!(cues(b"\xff\xfe<tt/>").is_empty());
-        let dtd = br#"<!DOCTYPE tt [<!ENTITY a "aaaaaaaaaa">]><tt><p begin="1s" end="2s">&a;</p></tt>"#;
+        let dtd =
+            br#"<!DOCTYPE tt [<!ENTITY a "aaaaaaaaaa">]><tt><p begin="1s" end="2s">&a;</p></tt>"#;
         assert!(cues(dtd).is_empty());
         // Past the node bound: not read at all.
         let many = format!("<tt>{}</tt>", "<p/>".repeat(300_000));
