@@ -233,10 +233,17 @@ fn players_start_audio_and_video_together() {
         if shaka_installed() {
             players.extend([("shaka", "master.m3u8"), ("shaka", "manifest.mpd")]);
         }
-        for (kind, manifest) in players {
-            let url = format!("{base}/bf.mp4/{manifest}");
-            let script = json!([{"play": true}, {"waitUntil": 1.0, "timeout": 15}]);
-            let r = run_player(&page_base, kind, &url, script);
+        // The runs are independent: played RUNS_AT_ONCE at a time, then
+        // checked in order.
+        let runs = (players.iter())
+            .map(|(kind, manifest)| {
+                let url = format!("{base}/bf.mp4/{manifest}");
+                let script = json!([{"play": true}, {"waitUntil": 1.0, "timeout": 15}]);
+                (kind.to_string(), url, script)
+            })
+            .collect();
+        let reports = run_players(&page_base, runs);
+        for ((kind, manifest), r) in players.into_iter().zip(reports) {
             check_clean(kind, &r, &[(1, 1.0)]);
             let (video, audio) = (buffered_from(&r, "video"), buffered_from(&r, "audio"));
             let (video0, audio0) = (time_zero_at(&r, "video"), time_zero_at(&r, "audio"));

@@ -248,23 +248,41 @@ fn players_play_encrypted_streams() {
         json!({"org.w3.clearkey": {"clearkeys": { KID_B64URL: KEY_B64URL }}}),
     ];
     let none = [Value::Null, Value::Null];
-    let mut failed = Vec::new();
-    for (kind, path, keys) in [
+    let cases = [
         ("shaka", "dash-cenc.mp4/manifest.mpd", &shaka),
         ("shaka", "dash-cbcs.mp4/manifest.mpd", &shaka),
         ("dash", "dash-cenc.mp4/manifest.mpd", &dash),
         ("dash", "dash-cbcs.mp4/manifest.mpd", &dash),
         ("shaka", "hls-cbcs.mp4/master.m3u8", &none),
         ("hls", "hls-aes.mp4/master.m3u8", &none),
-    ] {
+    ];
+    let mut jobs = Vec::new();
+    for (kind, path, keys) in cases {
+        let url = format!("{base}/{path}");
+        jobs.push((
+            format!("{kind} {path}"),
+            (kind, url, keys.clone(), script()),
+        ));
+    }
+    // A wrong key (the right key id): no frames, or an error.
+    let wrong = json!({ KID: "ffeeddccbbaa99887766554433221100" });
+    let url = format!("{base}/dash-cenc.mp4/manifest.mpd");
+    let steps = json!([{"play": true}, {"waitUntil": 2.5, "timeout": 10}]);
+    jobs.push((
+        "shaka dash-cenc, wrong key".into(),
+        ("shaka", url, [wrong, Value::Null], steps),
+    ));
+    // The runs are independent: played RUNS_AT_ONCE at a time, then
+    // checked in order.
+    let mut runs = run_parallel(jobs, |(kind, url, keys, steps)| {
+        play(&base, kind, &url, keys, steps)
+    })
+    .into_iter()
+    .map(|(run, _)| run);
+
+    let mut failed = Vec::new();
+    for ((kind, path, _), (r, frames)) in cases.iter().zip(runs.by_ref()) {
         let name = &format!("{kind} {path}");
-        let (r, frames) = play(
-            &base,
-            kind,
-            &format!("{base}/{path}"),
-            keys.clone(),
-            script(),
-        );
         println!("{}", summary(name, &r, &frames));
         if let Err(e) = catch_unwind(AssertUnwindSafe(|| check(name, &r, &frames))) {
             let why = e.downcast_ref::<String>().cloned().unwrap_or_default();
@@ -272,11 +290,7 @@ fn players_play_encrypted_streams() {
         }
     }
 
-    // A wrong key (the right key id): no frames, or an error.
-    let wrong = json!({ KID: "ffeeddccbbaa99887766554433221100" });
-    let url = format!("{base}/dash-cenc.mp4/manifest.mpd");
-    let steps = json!([{"play": true}, {"waitUntil": 2.5, "timeout": 10}]);
-    let (r, frames) = play(&base, "shaka", &url, [wrong, Value::Null], steps);
+    let (r, frames) = runs.next().expect("the wrong key's run");
     let errors = r["errors"].as_array().map_or(0, Vec::len);
     let decoded = r["decoded"]["frames"].as_f64().unwrap_or(0.0);
     println!(

@@ -18,7 +18,6 @@ mod players_common;
 use common::{free_port, media, require_tool};
 use players_common::*;
 use serde_json::{Value, json};
-use std::time::Instant;
 
 #[test]
 #[cfg_attr(
@@ -98,30 +97,43 @@ fn players_play_static_ffmpeg_packaging() {
     let base = format!("http://127.0.0.1:{port}");
     let page_base = format!("{base}/players/");
 
-    for (kind, url) in [
+    // The four runs are independent: all at once (RUNS_AT_ONCE at a time),
+    // then checked in order.
+    let plays = [
         ("hls", format!("{base}/hls/master.m3u8")),
         ("dash", format!("{base}/dash/manifest.mpd")),
-    ] {
-        let started = Instant::now();
-        let r = run_player(&page_base, kind, &url, play_seek_switch());
+    ];
+    // And the harness sees a player fail: a manifest that is not there.
+    let missing = [
+        ("hls", format!("{base}/hls/missing.m3u8")),
+        ("dash", format!("{base}/dash/missing.mpd")),
+    ];
+    let mut jobs = Vec::new();
+    for (kind, url) in &plays {
+        jobs.push((format!("{kind} {url}"), (*kind, url, play_seek_switch())));
+    }
+    for (kind, url) in &missing {
+        let script = json!([{"play": true}, {"wait": 1}]);
+        jobs.push((format!("{kind} {url}"), (*kind, url, script)));
+    }
+    let mut reports = run_parallel(jobs, |(kind, url, script)| {
+        run_player(&page_base, kind, url, script)
+    })
+    .into_iter();
+
+    for ((kind, _), (r, took)) in plays.iter().zip(reports.by_ref()) {
         println!(
             "{kind} ({:.1} s): {}",
-            started.elapsed().as_secs_f64(),
+            took.as_secs_f64(),
             serde_json::to_string(&r).unwrap()
         );
         check_play_seek_switch(kind, &r);
     }
 
-    // And the harness sees a player fail: a manifest that is not there.
-    for (kind, url) in [
-        ("hls", format!("{base}/hls/missing.m3u8")),
-        ("dash", format!("{base}/dash/missing.mpd")),
-    ] {
-        let started = Instant::now();
-        let r = run_player(&page_base, kind, &url, json!([{"play": true}, {"wait": 1}]));
+    for ((kind, url), (r, took)) in missing.iter().zip(reports) {
         println!(
             "{kind}, 404 ({:.1} s): errors {}, aborted {}",
-            started.elapsed().as_secs_f64(),
+            took.as_secs_f64(),
             r["errors"],
             r["aborted"]
         );
@@ -157,12 +169,56 @@ fn players_play_what_the_pool_packages() {
     let served = serve_films(&nginx, root.path(), "2");
     let base = served.base.clone();
     let page_base = format!("{base}/players/");
-    let run = |kind: &str, url: &str, script: Value| {
-        let started = Instant::now();
-        let r = run_player(&page_base, kind, &format!("{base}{url}"), script);
+    // The runs are independent: listed first, played RUNS_AT_ONCE at a
+    // time, then checked in the same order.
+    let mut runs: Vec<(&str, String, Value)> = Vec::new();
+    for kind in ["hls", "dash"] {
+        let manifest = if kind == "hls" {
+            "master.m3u8"
+        } else {
+            "manifest.mpd"
+        };
+        // Two audio languages: play, seek to the middle, switch audio.
+        runs.push((
+            kind,
+            format!("/two_audio.mp4/{manifest}"),
+            play_seek_switch(),
+        ));
+        // Seek near the end of the whole film.
+        let script = json!([{"play": true}, {"waitUntil": 1.0, "timeout": 15}, {"seek": 17.5}, {"wait": 1.5}]);
+        runs.push((kind, format!("/a.mp4/{manifest}"), script));
+        // A clip (from its key frame at 2 s to 13 s: 11 s), middle and near its end.
+        let script = json!([{"play": true}, {"waitUntil": 1.0, "timeout": 15}, {"seek": 5}, {"wait": 1}, {"seek": 9.5}, {"wait": 1}]);
+        runs.push((kind, format!("/a.mp4/{manifest}?start=3.3&end=13"), script));
+        if kind == "hls" {
+            runs.push((
+                kind,
+                "/hevc.mp4/master.m3u8".into(),
+                json!([{"play": true}]),
+            ));
+        }
+        // A URL set of two encodes: a forced switch up, then down.
+        let script = json!([{"play": true}, {"waitUntil": 1.0, "timeout": 15}, {"level": 1}, {"wait": 3}, {"level": 0}, {"wait": 2}]);
+        runs.push((
+            kind,
+            format!("/set_,360,720,.mp4.urlset/{manifest}"),
+            script,
+        ));
+    }
+    let jobs = (runs.into_iter())
+        .map(|(kind, url, script)| (format!("{kind} {url}"), (kind, url, script)))
+        .collect();
+    let mut reports = run_parallel(jobs, |(kind, url, script)| {
+        run_player(&page_base, kind, &format!("{base}{url}"), script)
+    })
+    .into_iter();
+    let mut run = |kind: &str, url: &str| {
+        let (r, took) = reports
+            .next()
+            .unwrap_or_else(|| panic!("no report for {kind} {url}"));
         println!(
             "{kind} {url} ({:.1} s): errors {}, times {}",
-            started.elapsed().as_secs_f64(),
+            took.as_secs_f64(),
             r["errors"],
             r["samples"]
         );
@@ -175,22 +231,13 @@ fn players_play_what_the_pool_packages() {
         } else {
             "manifest.mpd"
         };
-        // Two audio languages: play, seek to the middle, switch audio.
-        let r = run(
-            kind,
-            &format!("/two_audio.mp4/{manifest}"),
-            play_seek_switch(),
-        );
+        let r = run(kind, &format!("/two_audio.mp4/{manifest}"));
         check_play_seek_switch(&format!("{kind} two_audio"), &r);
 
-        // Seek near the end of the whole film.
-        let script = json!([{"play": true}, {"waitUntil": 1.0, "timeout": 15}, {"seek": 17.5}, {"wait": 1.5}]);
-        let r = run(kind, &format!("/a.mp4/{manifest}"), script);
+        let r = run(kind, &format!("/a.mp4/{manifest}"));
         check_clean(&format!("{kind} a.mp4"), &r, &[(1, 1.0), (3, 17.6)]);
 
-        // A clip (from its key frame at 2 s to 13 s: 11 s), middle and near its end.
-        let script = json!([{"play": true}, {"waitUntil": 1.0, "timeout": 15}, {"seek": 5}, {"wait": 1}, {"seek": 9.5}, {"wait": 1}]);
-        let r = run(kind, &format!("/a.mp4/{manifest}?start=3.3&end=13"), script);
+        let r = run(kind, &format!("/a.mp4/{manifest}?start=3.3&end=13"));
         check_clean(&format!("{kind} clip"), &r, &[(1, 1.0), (3, 5.2), (5, 9.6)]);
         let duration = r["duration"].as_f64().unwrap_or(f64::NAN);
         assert!(
@@ -203,7 +250,7 @@ fn players_play_what_the_pool_packages() {
         // wrote from hvcC), and nothing else. ffmpeg decodes the same
         // packaging in tests/packaging.rs.
         if kind == "hls" {
-            let r = run(kind, "/hevc.mp4/master.m3u8", json!([{"play": true}]));
+            let r = run(kind, "/hevc.mp4/master.m3u8");
             let errors = r["errors"].to_string();
             assert!(
                 errors.contains("manifestIncompatibleCodecsError")
@@ -213,13 +260,7 @@ fn players_play_what_the_pool_packages() {
             println!("not run: HEVC playback in Chromium (no HEVC decoder in Debian's build)");
         }
 
-        // A URL set of two encodes: a forced switch up, then down.
-        let script = json!([{"play": true}, {"waitUntil": 1.0, "timeout": 15}, {"level": 1}, {"wait": 3}, {"level": 0}, {"wait": 2}]);
-        let r = run(
-            kind,
-            &format!("/set_,360,720,.mp4.urlset/{manifest}"),
-            script,
-        );
+        let r = run(kind, &format!("/set_,360,720,.mp4.urlset/{manifest}"));
         check_clean(
             &format!("{kind} url set"),
             &r,
@@ -254,16 +295,26 @@ fn players_play_av1_and_vp9() {
     let served = serve_films(&nginx, root.path(), "1");
     let base = served.base.clone();
     let page_base = format!("{base}/players/");
+    let mut runs = Vec::new();
     for film in ["av1.mp4", "vp9.mp4"] {
         for (kind, manifest) in [("hls", "master.m3u8"), ("dash", "manifest.mpd")] {
             let script = json!([{"play": true}, {"waitUntil": 1.0, "timeout": 15}, {"seek": 6}, {"wait": 1.5}]);
             let url = format!("{base}/{film}/{manifest}");
-            let r = run_player(&page_base, kind, &url, script);
-            println!(
-                "{kind} {film}: errors {}, times {}",
-                r["errors"], r["samples"]
-            );
-            check_clean(&format!("{kind} {film}"), &r, &[(1, 1.0), (3, 6.1)]);
+            runs.push((film, kind, url, script));
         }
+    }
+    // Independent: played RUNS_AT_ONCE at a time, checked in order.
+    let reports = run_players(
+        &page_base,
+        (runs.iter())
+            .map(|(_, kind, url, script)| (kind.to_string(), url.clone(), script.clone()))
+            .collect(),
+    );
+    for ((film, kind, _, _), r) in runs.iter().zip(reports) {
+        println!(
+            "{kind} {film}: errors {}, times {}",
+            r["errors"], r["samples"]
+        );
+        check_clean(&format!("{kind} {film}"), &r, &[(1, 1.0), (3, 6.1)]);
     }
 }

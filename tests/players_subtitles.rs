@@ -143,24 +143,37 @@ fn players_show_subtitles() {
         ("subs.mp4", "?start=3.3&end=13", 3.5),
         ("side.mp4", "", 5.5),
     ];
-    let mut lines = Vec::new();
-    let mut failures = Vec::new();
+    let mut runs = Vec::new();
     for (kind, manifest) in players {
         for (film, query, cue_start) in windows {
-            let url = format!("{base}/{film}/{manifest}{query}");
-            let script = json!([
-                {"subtitles": "en"},
-                {"seek": cue_start + 0.1},
-                {"wait": 2},
-            ]);
-            let r = run_player(&page_base, kind, &url, script);
-            let (line, verdict) = check(&format!("{film}/{manifest}{query}"), cue_start, &r);
-            println!("{line}");
-            if let Err(why) = verdict {
-                failures.push(format!("{kind} {film}/{manifest}{query}: {why}\n{r:#}"));
-            }
-            lines.push(line);
+            runs.push((kind, manifest, film, query, cue_start));
         }
+    }
+    // The runs are independent: played RUNS_AT_ONCE at a time, then
+    // checked in order.
+    let reports = run_players(
+        &page_base,
+        (runs.iter())
+            .map(|&(kind, manifest, film, query, cue_start)| {
+                let url = format!("{base}/{film}/{manifest}{query}");
+                let script = json!([
+                    {"subtitles": "en"},
+                    {"seek": cue_start + 0.1},
+                    {"wait": 2},
+                ]);
+                (kind.to_string(), url, script)
+            })
+            .collect(),
+    );
+    let mut lines = Vec::new();
+    let mut failures = Vec::new();
+    for ((kind, manifest, film, query, cue_start), r) in runs.into_iter().zip(reports) {
+        let (line, verdict) = check(&format!("{film}/{manifest}{query}"), cue_start, &r);
+        println!("{line}");
+        if let Err(why) = verdict {
+            failures.push(format!("{kind} {film}/{manifest}{query}: {why}\n{r:#}"));
+        }
+        lines.push(line);
     }
     assert!(
         failures.is_empty(),

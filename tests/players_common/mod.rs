@@ -177,6 +177,112 @@ pub fn run_player(page_base: &str, kind: &str, url: &str, script: Value) -> Valu
     report
 }
 
+/// How many player runs [`run_parallel`] has going at once in a test binary
+/// (across its tests, which run in parallel too): each is a Chromium playing
+/// in real time, mostly waiting but decoding; on two cores, six at once made
+/// hls.js stall on a full buffer.
+pub const RUNS_AT_ONCE: usize = 3;
+
+/// The runs going in this binary, and a wake-up when one ends.
+static RUNNING: (std::sync::Mutex<usize>, std::sync::Condvar) =
+    (std::sync::Mutex::new(0), std::sync::Condvar::new());
+
+/// One of [`RUNS_AT_ONCE`] places, given back when dropped.
+struct Place;
+
+impl Place {
+    fn take() -> Place {
+        let (count, ended) = &RUNNING;
+        let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
+        while *n >= RUNS_AT_ONCE {
+            n = ended.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n += 1;
+        Place
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let (count, ended) = &RUNNING;
+        *count.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        ended.notify_one();
+    }
+}
+
+/// `run` on each job, at most [`RUNS_AT_ONCE`] at a time in the binary, taken
+/// in order from one queue: the results in the jobs' order, each with how
+/// long its run took. Each job has a name; a run that panics does not stop
+/// the others, and once all have finished one panic names every failed run
+/// and why.
+pub fn run_parallel<J: Send, R: Send>(
+    jobs: Vec<(String, J)>,
+    run: impl Fn(J) -> R + Sync,
+) -> Vec<(R, Duration)> {
+    type Outcome<R> = std::thread::Result<(R, Duration)>;
+    let names: Vec<String> = jobs.iter().map(|(name, _)| name.clone()).collect();
+    let queue = std::sync::Mutex::new(jobs.into_iter().map(|(_, j)| j).enumerate());
+    let outcomes: std::sync::Mutex<Vec<Option<Outcome<R>>>> =
+        std::sync::Mutex::new(names.iter().map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..RUNS_AT_ONCE.min(names.len()) {
+            s.spawn(|| {
+                loop {
+                    let _place = Place::take();
+                    // The queue's guard is dropped before the run.
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                    let Some((i, job)) = next else { break };
+                    let started = Instant::now();
+                    let outcome =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(job)))
+                            .map(|r| (r, started.elapsed()));
+                    outcomes.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(outcome);
+                }
+            });
+        }
+    });
+    let outcomes = outcomes.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut results = Vec::new();
+    let mut failed = Vec::new();
+    for (name, outcome) in names.iter().zip(outcomes) {
+        match outcome {
+            Some(Ok(r)) => results.push(r),
+            Some(Err(panic)) => {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                failed.push(format!("{name}: {why}"));
+            }
+            None => failed.push(format!("{name}: not run")),
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {} player runs failed:\n{}",
+        failed.len(),
+        names.len(),
+        failed.join("\n\n")
+    );
+    results
+}
+
+/// [`run_player`] on each `(kind, url, script)`, [`RUNS_AT_ONCE`] at a time:
+/// the reports in the runs' order (see [`run_parallel`]).
+pub fn run_players(page_base: &str, runs: Vec<(String, String, Value)>) -> Vec<Value> {
+    let jobs = runs
+        .into_iter()
+        .map(|(kind, url, script)| (format!("{kind} {url}"), (kind, url, script)))
+        .collect();
+    run_parallel(jobs, |(kind, url, script)| {
+        run_player(page_base, &kind, &url, script)
+    })
+    .into_iter()
+    .map(|(r, _)| r)
+    .collect()
+}
+
 /// tests/players/, served as the page base.
 pub fn players_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/players")
