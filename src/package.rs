@@ -81,11 +81,29 @@ pub fn build(
         key_format: l.key_format.as_deref(),
         license_url: l.license_url.as_deref(),
     });
+    // Key frames are listed for the outputs that show them; a protected
+    // film has none (its key frame segments would need sealing too).
+    let keys = match want.resource {
+        Resource::Master if lock.is_none() => cmaf::keys::all(index, &p),
+        Resource::Mpd if lock.is_none() && settings.dash_trick_mode => cmaf::keys::all(index, &p),
+        Resource::IFrames(_) | Resource::KeyFrame(..) => {
+            if lock.is_some() {
+                return Err(mp4::Error::Unsupported(
+                    "the film is encrypted: it has no I-frame playlists or trick-mode \
+                     segments"
+                        .into(),
+                ));
+            }
+            Vec::new()
+        }
+        _ => Vec::new(),
+    };
     let one = [Part {
         file: 0,
         presentation: &p,
         drm,
         cues: index.cues(),
+        keys: &keys,
     }];
     let missing = |t: manifest::TrackId| {
         mp4::Error::Missing(format!("the film has no video or audio track {}", t.id))
@@ -101,6 +119,17 @@ pub fn build(
             None => cmaf::init(index, &p, t.id)?,
         },
         Resource::Segment(n, t) => cmaf::segment(index, &p, n, t.id)?,
+        Resource::IFrames(t) => {
+            let keys = cmaf::keys::keys(index, &p, t.id)?;
+            if keys.frames.is_empty() {
+                return Err(mp4::Error::Missing(format!(
+                    "track {} has no key frame in the presentation",
+                    t.id
+                )));
+            }
+            text(manifest::i_frames(&keys, t, &query))
+        }
+        Resource::KeyFrame(n, t) => cmaf::keys::segment(index, &p, n, t.id)?,
         Resource::Subtitles(t) => {
             text(manifest::webvtt::playlist(&p, t, &query).ok_or_else(|| no_subtitles(t))?)
         }
@@ -192,6 +221,8 @@ pub fn set_manifest(films: &[Arc<Presentation>], want: &Want) -> Result<Layout, 
             presentation: p,
             drm: None,
             cues: &[],
+            // A URL set's films announce no I-frame outputs.
+            keys: &[],
         })
         .collect();
     let query = manifest::query(&want.window);

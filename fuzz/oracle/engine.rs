@@ -39,6 +39,7 @@ pub fn engine(data: &[u8]) {
                 fit_key_frames: w.get(2).is_some_and(|b| b & 1 == 1),
                 max_segment_samples: cmaf::MAX_SEGMENT_SAMPLES,
                 default_language: None,
+                dash_trick_mode: w.get(2).is_some_and(|b| b & 8 != 0),
             };
             let Ok(p) = cmaf::presentation(
                 &index,

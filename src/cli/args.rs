@@ -306,6 +306,12 @@ pub struct ServeArgs {
     /// first.
     #[arg(long, value_name = "LANG", value_parser = parse_language)]
     default_language: Option<[u8; 3]>,
+    /// DASH: also list each video's key frames as a trick-mode adaptation
+    /// set (DASH-IF, for fast-forward on TV players). Off by default:
+    /// ffmpeg's DASH reader takes the set for one more video stream. HLS
+    /// always lists its I-frame playlists.
+    #[arg(long)]
+    dash_trick_mode: bool,
     /// Where URL sets (/films/a_,360,720,.mp4.urlset/master.m3u8) are served:
     /// on (wherever the front server routes them, unless it passes the
     /// FastCGI param MP4_FCGI_URL_SETS=0), param (only where it passes
@@ -448,6 +454,7 @@ pub fn config_from(a: ServeArgs) -> Result<Config, String> {
     }
     c.max_segment_samples = a.max_segment_samples;
     c.default_language = a.default_language;
+    c.dash_trick_mode = a.dash_trick_mode;
     c.url_sets = a.url_sets.parse()?;
     c.demo = a.demo == "on";
     c.set_cors(&a.cors)?;

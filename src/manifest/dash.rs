@@ -106,6 +106,7 @@ pub fn mpd(parts: &[Part<'_>], query: &str) -> String {
             representation(&mut s, *file, r, &q, drm);
         }
         s.push_str("</AdaptationSet>\n");
+        trick_mode(&mut s, parts, &video, &q);
     }
     // One adaptation set per language and own name; tracks without a
     // language each have their own. A set is labelled as its first track
@@ -248,13 +249,73 @@ fn representation(s: &mut String, file: u8, r: &Rendition, q: &str, drm: Option<
     let _ = writeln!(
         s,
         "<SegmentTemplate timescale=\"{ts}\" initialization=\"init-$RepresentationID$.mp4{q}\" \
-         media=\"seg-$Number$-$RepresentationID$.m4s{q}\" startNumber=\"1\">\n<SegmentTimeline>"
+         media=\"seg-$Number$-$RepresentationID$.m4s{q}\" startNumber=\"1\">"
     );
+    timeline(s, ts, &r.segments);
+    s.push_str("</SegmentTemplate>\n</Representation>\n");
+}
+
+/// The trick-mode adaptation set (DASH-IF IOP 3.2.9) of the video
+/// renditions that have key frames listed: each key frame a segment of
+/// one sample. A representation's id cannot be its track's (ids are
+/// unique in the MPD), so its template names the track itself.
+fn trick_mode(s: &mut String, parts: &[Part<'_>], video: &[(u8, &Rendition)], q: &str) {
+    let listed: Vec<(u8, &Rendition, &crate::mp4::cmaf::Keys)> = (video.iter())
+        .filter_map(|&(file, r)| {
+            let part = parts.iter().find(|p| p.file == file)?;
+            Some((file, r, part.keys.iter().find(|k| k.id == r.id)?))
+        })
+        .collect();
+    if listed.is_empty() {
+        return;
+    }
+    // After the audio (1…) and subtitle (100…) sets' ids.
+    let _ = writeln!(
+        s,
+        "<AdaptationSet id=\"{TRICK_MODE_SET}\" contentType=\"video\" mimeType=\"video/mp4\" \
+         segmentAlignment=\"true\">\n\
+         <EssentialProperty schemeIdUri=\"http://dashif.org/guidelines/trickmode\" value=\"0\"/>"
+    );
+    for (file, r, k) in listed {
+        let d = &r.description;
+        let id = TrackId { file, id: r.id };
+        let _ = write!(
+            s,
+            "<Representation id=\"iframes-{id}\" codecs=\"{}\" bandwidth=\"{}\"",
+            xml(&d.codecs),
+            k.peak_bandwidth.max(1)
+        );
+        if d.width > 0 && d.height > 0 {
+            let _ = write!(s, " width=\"{}\" height=\"{}\"", d.width, d.height);
+            if let Some((h, v)) = d.sar {
+                let _ = write!(s, " sar=\"{h}:{v}\"");
+            }
+        }
+        let ts = r.timescale.max(1);
+        let _ = writeln!(
+            s,
+            " maxPlayoutRate=\"{}\" codingDependency=\"false\">\n\
+             <SegmentTemplate timescale=\"{ts}\" initialization=\"init-{id}.mp4{q}\" \
+             media=\"key-$Number$-{id}.m4s{q}\" startNumber=\"1\">",
+            k.max_playout_rate.max(1)
+        );
+        timeline(s, ts, &k.frames);
+        s.push_str("</SegmentTemplate>\n</Representation>\n");
+    }
+    s.push_str("</AdaptationSet>\n");
+}
+
+/// The trick-mode set's id: past the audio sets' and the subtitles'.
+const TRICK_MODE_SET: u32 = 1000;
+
+/// A `SegmentTimeline` of `segments` in timescale `ts`.
+fn timeline(s: &mut String, ts: u32, segments: &[crate::mp4::cmaf::Segment]) {
+    s.push_str("<SegmentTimeline>\n");
     // Times on the presentation timeline; each start rounded once, so the
     // durations add up to the end without drift.
     let at = |secs: f64| (secs * f64::from(ts)).round() as u64;
     let mut runs: Vec<(u64, u64, u32)> = Vec::new();
-    for seg in &r.segments {
+    for seg in segments {
         let t = at(seg.shown_at);
         let d = at(seg.shown_at + seg.shown_for).saturating_sub(t);
         match runs.last_mut() {
@@ -276,7 +337,7 @@ fn representation(s: &mut String, file: u8, r: &Rendition, q: &str, drm: Option<
         }
         s.push_str("/>\n");
     }
-    s.push_str("</SegmentTimeline>\n</SegmentTemplate>\n</Representation>\n");
+    s.push_str("</SegmentTimeline>\n");
 }
 
 #[cfg(test)]

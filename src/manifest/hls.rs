@@ -138,6 +138,57 @@ pub fn master(parts: &[Part<'_>], query: &str) -> String {
         }
         let _ = writeln!(s, "\nindex-{}.m3u8{query}", named(*file, r));
     }
+    for (file, r) in &video {
+        let keys = (parts.iter().filter(|p| p.file == *file))
+            .flat_map(|p| p.keys.iter())
+            .find(|k| k.id == r.id);
+        if let Some(k) = keys {
+            i_frame_stream(&mut s, r, k, named(*file, r), query);
+        }
+    }
+    s
+}
+
+/// `EXT-X-I-FRAME-STREAM-INF` (RFC 8216 4.3.4.3) of a video rendition's
+/// key frames: its own bit rates (4.3.4.2 over the I-frame playlist), no
+/// audio, no FRAME-RATE.
+fn i_frame_stream(s: &mut String, r: &Rendition, k: &cmaf::Keys, id: TrackId, query: &str) {
+    let _ = write!(
+        s,
+        "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"",
+        k.peak_bandwidth.max(1),
+        k.average_bandwidth.max(1),
+        r.description.codecs
+    );
+    if r.description.width > 0 && r.description.height > 0 {
+        let (w, h) = r.description.displayed();
+        let _ = write!(s, ",RESOLUTION={w}x{h}");
+    }
+    if let Some(range) = r.description.video_range {
+        let _ = write!(s, ",VIDEO-RANGE={range}");
+    }
+    let _ = writeln!(s, ",URI=\"iframes-{id}.m3u8{query}\"");
+}
+
+/// `iframes-<track>.m3u8`: the track's key frames, each a segment of one
+/// sample shown until the next (RFC 8216 4.3.3.6), after the track's init
+/// segment.
+pub fn i_frames(k: &cmaf::Keys, track: TrackId, query: &str) -> String {
+    let target = cmaf::target_duration(&k.frames);
+    let mut s = String::with_capacity(160 + k.frames.len() * 40);
+    let _ = write!(
+        s,
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:1\n\
+         #EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-I-FRAMES-ONLY\n#EXT-X-MAP:URI=\"init-{track}.mp4{query}\"\n"
+    );
+    for (n, f) in (1..).zip(&k.frames) {
+        let _ = write!(
+            s,
+            "#EXTINF:{},\nkey-{n}-{track}.m4s{query}\n",
+            cmaf::printed_seconds(f.shown_for)
+        );
+    }
+    s.push_str("#EXT-X-ENDLIST\n");
     s
 }
 

@@ -10,7 +10,7 @@ pub mod sidecar;
 pub mod webvtt;
 
 pub use dash::mpd;
-pub use hls::{master, playlist};
+pub use hls::{i_frames, master, playlist};
 
 use crate::mp4::Window;
 use crate::mp4::cmaf::Presentation;
@@ -26,6 +26,9 @@ pub struct Part<'a> {
     /// The cues of its text tracks (the index's): the subtitles' bit rates
     /// count in a variant's `BANDWIDTH`.
     pub cues: &'a [crate::mp4::cues::Cues],
+    /// The key frames of its video renditions that have I-frame and
+    /// trick-mode outputs (none: not announced).
+    pub keys: &'a [crate::mp4::cmaf::Keys],
 }
 
 impl<'a> Part<'a> {
@@ -36,6 +39,7 @@ impl<'a> Part<'a> {
             presentation,
             drm: None,
             cues: &[],
+            keys: &[],
         }
     }
 }
@@ -86,6 +90,10 @@ pub enum Resource {
     /// `encryption.key`: the film's key, where the key file lets the pool
     /// hand it out (HLS AES-128; Clear Key without a license server).
     Key,
+    /// `iframes-<track>.m3u8`: a video track's I-frame playlist.
+    IFrames(TrackId),
+    /// `key-<n>-<track>.m4s`: its key frame `n` (from 1) as a segment.
+    KeyFrame(u32, TrackId),
 }
 
 /// A decimal number of at most 10 digits, no sign.
@@ -124,7 +132,9 @@ impl Resource {
             "manifest.mpd" => Some(Resource::Mpd),
             "encryption.key" => Some(Resource::Key),
             _ => {
-                if let Some(t) = between("index-", ".m3u8") {
+                if let Some(t) = between("iframes-", ".m3u8") {
+                    track(t).map(Resource::IFrames)
+                } else if let Some(t) = between("index-", ".m3u8") {
                     track(t).map(Resource::Playlist)
                 } else if let Some(t) = between("init-", ".mp4") {
                     track(t).map(Resource::Init)
@@ -136,6 +146,9 @@ impl Resource {
                     }
                     let (n, t) = t.split_once('-')?;
                     Some(Resource::Cues(number(n).filter(|&n| n > 0)?, track(t)?))
+                } else if let Some(rest) = between("key-", ".m4s") {
+                    let (n, t) = rest.split_once('-')?;
+                    Some(Resource::KeyFrame(number(n).filter(|&n| n > 0)?, track(t)?))
                 } else {
                     let (n, t) = between("seg-", ".m4s")?.split_once('-')?;
                     Some(Resource::Segment(number(n).filter(|&n| n > 0)?, track(t)?))
@@ -152,7 +165,9 @@ impl Resource {
             | Resource::Segment(_, t)
             | Resource::Subtitles(t)
             | Resource::Cues(_, t)
-            | Resource::Vtt(t) => Some(t),
+            | Resource::Vtt(t)
+            | Resource::IFrames(t)
+            | Resource::KeyFrame(_, t) => Some(t),
             _ => None,
         }
     }
@@ -167,6 +182,8 @@ impl Resource {
             Resource::Subtitles(t) => Resource::Subtitles(to(t)),
             Resource::Cues(n, t) => Resource::Cues(n, to(t)),
             Resource::Vtt(t) => Resource::Vtt(to(t)),
+            Resource::IFrames(t) => Resource::IFrames(to(t)),
+            Resource::KeyFrame(n, t) => Resource::KeyFrame(n, to(t)),
             o => o,
         }
     }
@@ -174,13 +191,14 @@ impl Resource {
     pub fn content_type(&self) -> Option<&'static str> {
         match self {
             Resource::Progressive => None,
-            Resource::Master | Resource::Playlist(_) | Resource::Subtitles(_) => {
-                Some("application/vnd.apple.mpegurl")
-            }
+            Resource::Master
+            | Resource::Playlist(_)
+            | Resource::Subtitles(_)
+            | Resource::IFrames(_) => Some("application/vnd.apple.mpegurl"),
             Resource::Cues(..) | Resource::Vtt(_) => Some("text/vtt; charset=utf-8"),
             Resource::Mpd => Some("application/dash+xml"),
             Resource::Init(_) => Some("video/mp4"),
-            Resource::Segment(..) => Some("video/iso.segment"),
+            Resource::Segment(..) | Resource::KeyFrame(..) => Some("video/iso.segment"),
             Resource::Key => Some("application/octet-stream"),
         }
     }
@@ -198,6 +216,8 @@ impl Resource {
             Resource::Cues(n, t) => (7, n, t),
             Resource::Vtt(t) => (8, 0, t),
             Resource::Key => (9, 0, TrackId::default()),
+            Resource::IFrames(t) => (10, 0, t),
+            Resource::KeyFrame(n, t) => (11, n, t),
         };
         (kind << 60) ^ (u64::from(t.file) << 52) ^ (u64::from(t.id) << 20) ^ u64::from(n)
     }
@@ -503,6 +523,8 @@ mod tests {
         assert_eq!(p("/seg-12-1.m4s"), Some(Resource::Segment(12, t(0, 1))));
         assert_eq!(p("/seg-3-f2-1.m4s"), Some(Resource::Segment(3, t(2, 1))));
         assert_eq!(p("/index-f16-2.m3u8"), Some(Resource::Playlist(t(16, 2))));
+        assert_eq!(p("/iframes-1.m3u8"), Some(Resource::IFrames(t(0, 1))));
+        assert_eq!(p("/key-7-f2-1.m4s"), Some(Resource::KeyFrame(7, t(2, 1))));
         assert_eq!(t(2, 1).to_string(), "f2-1");
         assert_eq!(p(""), None);
         assert_eq!(p("/"), Some(Resource::Progressive));
@@ -518,6 +540,9 @@ mod tests {
             "/init-f0-1.mp4",
             "/init-f17-1.mp4",
             "/init-f1.mp4",
+            "/key-0-1.m4s",
+            "/key-1.m4s",
+            "/iframes-.m3u8",
             "/../master.m3u8",
         ] {
             assert_eq!(p(bad), None, "{bad}");

@@ -201,6 +201,8 @@ pub struct Config {
     pub max_segment_samples: u64,
     /// `--default-language` (ISO 639-2/T): HLS/DASH's default renditions.
     pub default_language: Option<[u8; 3]>,
+    /// `--dash-trick-mode`.
+    pub dash_trick_mode: bool,
     /// Where URL sets are served.
     pub url_sets: UrlSets,
     /// `--demo`: the development listener serves the demo page at `/` and
@@ -278,6 +280,7 @@ impl Config {
             fit_key_frames: self.fit_key_frames,
             max_segment_samples: self.max_segment_samples,
             default_language: self.default_language,
+            dash_trick_mode: self.dash_trick_mode,
         }
     }
 }
@@ -328,6 +331,7 @@ impl Default for Config {
             fit_key_frames: true,
             max_segment_samples: crate::mp4::cmaf::MAX_SEGMENT_SAMPLES,
             default_language: None,
+            dash_trick_mode: false,
             url_sets: UrlSets::On,
             demo: true,
             cors: Cors::Off,

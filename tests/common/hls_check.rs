@@ -102,6 +102,26 @@ pub fn media(text: &str) -> Vec<String> {
     check(text, Media)
 }
 
+/// The violations of an I-frame playlist that EXT-X-I-FRAME-STREAM-INF
+/// names (4.3.4.3: it MUST hold EXT-X-I-FRAMES-ONLY).
+pub fn i_frames(text: &str) -> Vec<String> {
+    let mut v = media(text);
+    if !text.lines().any(|l| l.trim_end() == "#EXT-X-I-FRAMES-ONLY") {
+        v.push("an I-frame stream's playlist without EXT-X-I-FRAMES-ONLY".into());
+    }
+    v
+}
+
+/// The URIs of a master playlist's EXT-X-I-FRAME-STREAM-INF tags.
+pub fn i_frame_uris(master: &str) -> Vec<String> {
+    (lines(master, &mut Vec::new()).into_iter())
+        .filter_map(|(_, l)| match l {
+            Line::Tag("EXT-X-I-FRAME-STREAM-INF", _, a) => get(&a, "URI").map(str::to_string),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Every URI a playlist names, in order: variant streams and renditions
 /// of a master playlist; EXT-X-MAP and segments of a media playlist.
 pub fn uris(text: &str) -> Vec<String> {
@@ -211,6 +231,25 @@ pub fn bandwidth(master: &str, rates: &HashMap<String, Rates>) -> Vec<String> {
             if let Some(d) = declared.filter(|d| *d < least) {
                 short.push(format!(
                     "line {no}: {attr} {d} < {least}, from its renditions' segments"
+                ));
+            }
+        }
+    }
+    // An I-frame stream stands alone (4.3.4.3): its own playlist's rates.
+    for (no, line) in &all {
+        let Line::Tag("EXT-X-I-FRAME-STREAM-INF", _, a) = line else {
+            continue;
+        };
+        let Some(uri) = get(a, "URI") else { continue };
+        let r = of(uri);
+        for (attr, least) in [
+            ("BANDWIDTH", r.peak.floor()),
+            ("AVERAGE-BANDWIDTH", r.average.floor() - 1.0),
+        ] {
+            let declared: Option<f64> = get(a, attr).and_then(|b| b.parse().ok());
+            if let Some(d) = declared.filter(|d| *d < least) {
+                short.push(format!(
+                    "line {no}: {attr} {d} < {least}, from its I-frames"
                 ));
             }
         }
@@ -450,6 +489,15 @@ fn check_master(all: &[(usize, Line)], v: &mut Vec<String>) {
                 v.push(format!("line {no}: URI {u:?} follows no EXT-X-STREAM-INF"));
                 continue;
             }
+            Line::Tag("EXT-X-I-FRAME-STREAM-INF", _, a) => {
+                // Its URI is an attribute: a URI line after it has no tag.
+                if get(a, "CODECS").is_none() {
+                    v.push(format!(
+                        "line {no}: EXT-X-I-FRAME-STREAM-INF has no CODECS (SHOULD)"
+                    ));
+                }
+                continue;
+            }
             Line::Tag(t @ ("EXT-X-MEDIA" | "EXT-X-STREAM-INF"), _, a) => (*t, a),
             _ => continue,
         };
@@ -577,6 +625,14 @@ fn check_media(all: &[(usize, Line)], v: &mut Vec<String>) {
     }
     if let Some(at) = extinf {
         v.push(format!("line {at}: the last EXTINF has no URI"));
+    }
+    // 4.3.3.6: I-frame segments begin with their Media Initialization
+    // Section or an EXT-X-MAP names it; an fMP4 segment never holds it.
+    let fmp4 = all.iter().any(|(_, l)| {
+        matches!(l, Line::Uri(u) if u.split('?').next().is_some_and(|p| p.ends_with(".m4s") || p.ends_with(".mp4")))
+    });
+    if tag("EXT-X-I-FRAMES-ONLY").is_some() && fmp4 && tag("EXT-X-MAP").is_none() {
+        v.push("fMP4 I-frame segments without an EXT-X-MAP (4.3.3.6)".into());
     }
     let vod = matches!(
         tag("EXT-X-PLAYLIST-TYPE"),

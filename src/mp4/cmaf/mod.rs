@@ -11,6 +11,7 @@ mod cuts;
 mod dolby;
 mod figures;
 mod fragments;
+pub mod keys;
 mod sap;
 pub mod sealed;
 #[cfg(test)]
@@ -20,6 +21,7 @@ mod write;
 
 pub use codecs::Description;
 pub use figures::{printed_seconds, target_duration};
+pub use keys::Keys;
 pub use write::init;
 
 pub use cuts::key_frame_cuts;
@@ -63,6 +65,12 @@ pub struct Settings {
     pub max_segment_samples: u64,
     /// `--default-language` (ISO 639-2/T): see [`choose_defaults`].
     pub default_language: Option<[u8; 3]>,
+    /// `--dash-trick-mode`: MPDs list each video's key frames as a DASH-IF
+    /// trick-mode adaptation set. Off by default: ffmpeg's DASH reader (and
+    /// the players built on it) takes that set for one more video stream,
+    /// against the rule of `EssentialProperty`, and then reads fewer
+    /// frames of the others.
+    pub dash_trick_mode: bool,
 }
 
 impl Settings {
@@ -73,6 +81,7 @@ impl Settings {
             fit_key_frames: false,
             max_segment_samples: MAX_SEGMENT_SAMPLES,
             default_language: None,
+            dash_trick_mode: false,
         }
     }
 }
@@ -340,14 +349,7 @@ pub fn presentation(
                     settings.max_segment_samples
                 )));
             }
-            let time = clock.dts(first);
-            let marks = (
-                clock.stts.mark(),
-                clock.ctts.as_mut().map_or_else(Mark::default, |c| {
-                    c.value(first);
-                    c.mark()
-                }),
-            );
+            let (time, marks) = keys::marks(&mut clock, first);
             let shown_at = if k == 0 { 0.0 } else { clock.shown(first) };
             let shown_end = if end >= span.b {
                 duration
