@@ -5,7 +5,9 @@
 --               /film.mp4 for /srv/videos/protected/film.mp4, optionally followed
 --               by the name of one of its HLS/DASH outputs:
 --               /film.mp4/master.m3u8, /film.mp4/manifest.mpd, and what those
---               name: index-1.m3u8, init-1.mp4, seg-1-1.m4s (index-f1-1.m3u8, ...).
+--               name: index-1.m3u8, init-1.mp4, seg-1-1.m4s (index-f1-1.m3u8, ...),
+--               subs-3.m3u8, subs-1-3.vtt, subs-3.vtt, iframes-1.m3u8, key-1-1.m4s,
+--               encryption.key.
 --               Hashed as lighttpd decodes it: a space is %20 in the link, a
 --               space in the token.
 --   <hex-time>  the link's CREATION time: Unix time in seconds, 8 lower-case hex
@@ -32,6 +34,12 @@ local outputs = {
   "^/index%-%d+%.m3u8$", "^/index%-f%d+%-%d+%.m3u8$",
   "^/init%-%d+%.mp4$", "^/init%-f%d+%-%d+%.mp4$",
   "^/seg%-%d+%-%d+%.m4s$", "^/seg%-%d+%-f%d+%-%d+%.m4s$",
+  "^/subs%-%d+%.m3u8$", "^/subs%-f%d+%-%d+%.m3u8$",
+  "^/subs%-%d+%.vtt$", "^/subs%-f%d+%-%d+%.vtt$",
+  "^/subs%-%d+%-%d+%.vtt$", "^/subs%-%d+%-f%d+%-%d+%.vtt$",
+  "^/iframes%-%d+%.m3u8$", "^/iframes%-f%d+%-%d+%.m3u8$",
+  "^/key%-%d+%-%d+%.m4s$", "^/key%-%d+%-f%d+%-%d+%.m4s$",
+  "^/encryption%.key$",
 }
 local films = { "%.mp4$", "%.m4v$", "%.m4a$", "%.mov$" }
 

@@ -240,6 +240,42 @@ fn apache_link_generators_make_links_apache_accepts() {
     shell_link_refuses("apache-link.sh", "/film.mp4/master.m3u8");
 }
 
+/// Every kind of output name reaches the pool, from the served folder and
+/// under a protected film through the generators' links; names outside the
+/// grammar are refused at the link (Apache's 403; the generators exit 2).
+#[test]
+#[cfg_attr(
+    not(all(has_apache2, has_python3, has_md5sum)),
+    ignore = "needs apache2, python3, md5sum: apt-get install -y apache2 python3 coreutils"
+)]
+fn apache_routes_every_output_name() {
+    require_tool("python3");
+    require_tool("md5sum");
+    let x = start_apache_example();
+    let (port, pool) = (x.port, &x.pool);
+    // Everything under a film goes to the pool: it tells the names apart.
+    check_outputs_reach_pool(port, pool, OUTPUTS, |n| format!("/a.mp4/{n}"));
+    for script in ["apache-link.sh", "apache_link.py"] {
+        // The film's token, whatever the output.
+        let link = |n: &str| {
+            let link = generate(script, SECRET, &[&format!("/protected/a.mp4/{n}")]);
+            let expires: u64 = link.split('/').nth(3).unwrap().parse().unwrap();
+            let film = signed(expires, SECRET);
+            assert_eq!(link, format!("{film}/{n}"), "{script}");
+            link
+        };
+        check_outputs_reach_pool(port, pool, OUTPUTS, link);
+        // Other names are not a film under /protected/ (those ending in .mp4
+        // are: a link to that path, which the pool answers 404).
+        for n in NOT_OUTPUTS.iter().filter(|n| !n.ends_with(".mp4")) {
+            generator_refuses(script, &format!("/protected/a.mp4/{n}"));
+        }
+    }
+    // A good link bent to another name: 403.
+    let base = signed(now() + 600, SECRET);
+    check_names_kept_from_pool(port, pool, NOT_OUTPUTS, |n| format!("{base}/{n}"));
+}
+
 #[test]
 #[cfg_attr(
     not(all(has_apache2, has_ffmpeg, has_ffprobe, is_root)),

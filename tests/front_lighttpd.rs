@@ -254,6 +254,43 @@ fn lighttpd_link_generators_make_links_secdownload_accepts() {
     shell_link_refuses("lighttpd-link.sh", name);
 }
 
+/// Every kind of output name reaches the pool, from the served folder and
+/// under a protected film through the generators' links; names outside the
+/// grammar are refused by secdownload.lua (the token covers them whole).
+#[test]
+#[cfg_attr(
+    not(all(has_lighttpd, has_python3, has_md5sum)),
+    ignore = "needs lighttpd, python3, md5sum: apt-get install -y lighttpd lighttpd-modules-lua python3 coreutils"
+)]
+fn lighttpd_routes_every_output_name() {
+    require_tool("python3");
+    require_tool("md5sum");
+    let x = start_lighttpd_example_with("");
+    let (port, pool) = (x.port, &x.pool);
+    // Everything under a film goes to the pool: it tells the names apart.
+    check_outputs_reach_pool(port, pool, OUTPUTS, |n| format!("/a.mp4/{n}"));
+    let hex = format!("{:08x}", now());
+    let base = format!("/dl/{}/{hex}/a.mp4", lighttpd_token("/a.mp4", &hex));
+    let t = now().to_string();
+    for script in ["lighttpd-link.sh", "lighttpd_link.py"] {
+        // The film's token, whatever the output.
+        let film = generate(script, "change-this-secret", &["/a.mp4", &t]);
+        let link = |n: &str| {
+            let link = generate(script, "change-this-secret", &[&format!("/a.mp4/{n}"), &t]);
+            assert_eq!(link, format!("{film}/{n}"), "{script}");
+            link
+        };
+        check_outputs_reach_pool(port, pool, OUTPUTS, link);
+        // Other names: the token covers the whole path, as secdownload.lua's.
+        for n in NOT_OUTPUTS {
+            let l = generate(script, "change-this-secret", &[&format!("/a.mp4/{n}"), &t]);
+            assert_ne!(l, format!("{film}/{n}"), "{script}");
+        }
+    }
+    // A good link bent to another name: 403.
+    check_names_kept_from_pool(port, pool, NOT_OUTPUTS, |n| format!("{base}/{n}"));
+}
+
 #[test]
 #[cfg_attr(
     not(all(has_lighttpd, has_ffmpeg, has_ffprobe, is_root)),

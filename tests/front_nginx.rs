@@ -197,6 +197,79 @@ fn nginx_link_generators_make_links_nginx_accepts() {
     shell_link_refuses("nginx-link.sh", name);
 }
 
+/// Every kind of output name reaches the pool, from the served folder, in a
+/// URL set, and under a protected film through the generators' presentation
+/// links; names outside the grammar stop at nginx.
+#[test]
+#[cfg_attr(
+    not(all(has_nginx, has_python3, has_md5sum, has_basenc)),
+    ignore = "needs nginx, python3, md5sum, basenc: apt-get install -y nginx python3 coreutils"
+)]
+fn nginx_routes_every_output_name() {
+    require_tool("python3");
+    require_tool("md5sum");
+    require_tool("basenc");
+    let x = start_nginx_example_with("");
+    let (port, pool) = (x.port, &x.pool);
+    check_outputs_reach_pool(port, pool, OUTPUTS, |n| format!("/a.mp4/{n}"));
+    let set = |n: &str| format!("/a,.mp4,.m4v,.urlset/{n}");
+    check_outputs_reach_pool(port, pool, SET_OUTPUTS, set);
+    // Not a file: nginx's 404. A name ending in .mp4 is a clip's path to
+    // nginx (the next location), and the pool's 404.
+    let not_clips: Vec<&str> = NOT_OUTPUTS
+        .iter()
+        .copied()
+        .filter(|n| !n.ends_with(".mp4"))
+        .collect();
+    check_names_kept_from_pool(port, pool, &not_clips, |n| format!("/a.mp4/{n}"));
+
+    for script in ["nginx-link.sh", "nginx_link.py"] {
+        // A presentation link: the token over the film's path, whatever the name.
+        let link = |film: &str, n: &str| {
+            let link = generate(script, SECRET, &[&format!("{film}/{n}")]);
+            let rest = link.strip_prefix("/s/").unwrap_or_else(|| panic!("{link}"));
+            let (tok, rest) = rest.split_once('/').unwrap();
+            let (expires, path) = rest.split_once('/').unwrap();
+            let expires: u64 = expires.parse().unwrap();
+            assert_eq!(tok, token(expires, film, SECRET), "{script}: {link}");
+            // nginx_link.py percent-encodes the commas of a URL set.
+            let path = path.replace("%2C", ",");
+            assert_eq!(
+                format!("/{path}"),
+                format!("{film}/{n}"),
+                "{script}: {link}"
+            );
+            link
+        };
+        check_outputs_reach_pool(port, pool, OUTPUTS, |n| link("/protected/a.mp4", n));
+        let set = |n: &str| link("/protected/a,.mp4,.urlset", n);
+        check_outputs_reach_pool(port, pool, SET_OUTPUTS, set);
+        // Other names: the film's token in the query covers the whole path.
+        for n in NOT_OUTPUTS {
+            let l = generate(script, SECRET, &[&format!("/protected/a.mp4/{n}")]);
+            assert!(l.starts_with(&format!("/protected/a.mp4/{n}?md5=")), "{l}");
+        }
+    }
+    // A good presentation link bent to another name: nginx's 403.
+    let base = signed(now() + 600, SECRET);
+    check_names_kept_from_pool(port, pool, NOT_OUTPUTS, |n| format!("{base}/{n}"));
+}
+
+/// The caching edge routes the same output names as nginx.conf (tested above).
+#[test]
+fn nginx_cache_routes_the_same_names() {
+    let hls = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with(r"location ~ \.(mp4|m4v|m4a|mov|urlset)/"))
+            .map(String::from)
+            .collect()
+    };
+    let shipped = hls(&example("nginx.conf"));
+    assert_eq!(shipped.len(), 1, "{shipped:?}");
+    assert_eq!(hls(&example("nginx-cache.conf")), shipped);
+}
+
 #[test]
 #[cfg_attr(
     not(all(has_nginx, has_python3, has_chromium, has_chromedriver)),

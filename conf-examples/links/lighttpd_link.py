@@ -25,7 +25,10 @@ import time
 import urllib.parse
 
 OUTPUT = re.compile(r"master\.m3u8|manifest\.mpd|index-(f[0-9]+-)?[0-9]+\.m3u8"
-                    r"|init-(f[0-9]+-)?[0-9]+\.mp4|seg-[0-9]+-(f[0-9]+-)?[0-9]+\.m4s")
+                    r"|init-(f[0-9]+-)?[0-9]+\.mp4|seg-[0-9]+-(f[0-9]+-)?[0-9]+\.m4s"
+                    r"|subs-(f[0-9]+-)?[0-9]+\.m3u8|subs-([0-9]+-)?(f[0-9]+-)?[0-9]+\.vtt"
+                    r"|iframes-(f[0-9]+-)?[0-9]+\.m3u8|key-[0-9]+-(f[0-9]+-)?[0-9]+\.m4s"
+                    r"|encryption\.key")
 FILM = re.compile(r"/.+\.(mp4|m4v|m4a|mov)")
 
 

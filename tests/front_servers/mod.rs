@@ -12,7 +12,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub mod examples;
 mod links;
+mod names;
 pub use links::*;
+pub use names::*;
 
 pub const STATUS: &str = "/mp4-fcgi-status";
 
