@@ -100,17 +100,28 @@ pub fn hls_key(d: &Drm<'_>, query: &str) -> String {
             // A key URI is the key itself (`identity`) unless told what it
             // is; without one, the URI is the common system's pssh (the key
             // id a player asks its license server for), and says so.
+            let systems = cenc::pssh_boxes(p);
+            let data = |b: &[u8]| format!("data:text/plain;base64,{}", base64(b));
             let common = format!("urn:uuid:{}", cenc::uuid(&cenc::COMMON_SYSTEM));
-            let (u, format) = match d.key_uri {
-                Some(k) => (uri(k), d.key_format.unwrap_or("identity").to_string()),
-                None => (
-                    format!("data:text/plain;base64,{}", base64(&cenc::pssh(p))),
-                    d.key_format.map_or(common, str::to_string),
-                ),
+            let (u, format) = match (d.key_uri, systems.first()) {
+                (Some(k), _) => (uri(k), d.key_format.unwrap_or("identity").to_string()),
+                (None, Some((_, b))) => (data(b), d.key_format.map_or(common, str::to_string)),
+                (None, None) => (String::new(), common),
             };
-            let mut s = format!("#EXT-X-KEY:METHOD={method},URI=\"{u}\"");
-            let _ = write!(s, ",KEYFORMAT=\"{format}\",KEYFORMATVERSIONS=\"1\"");
-            s.push('\n');
+            let mut s = String::new();
+            let mut line = |u: &str, format: &str| {
+                let _ = writeln!(
+                    s,
+                    "#EXT-X-KEY:METHOD={method},URI=\"{u}\",KEYFORMAT=\"{format}\",\
+                     KEYFORMATVERSIONS=\"1\""
+                );
+            };
+            line(&u, &format);
+            // Each configured DRM system: its pssh, as Widevine's and
+            // PlayReady's HLS players read it.
+            for (id, b) in systems.iter().skip(1) {
+                line(&data(b), &format!("urn:uuid:{}", cenc::uuid(id)));
+            }
             s
         }
     }
@@ -129,18 +140,7 @@ pub fn dash_protection(d: &Drm<'_>) -> String {
         p.scheme.name(),
         cenc::uuid(&p.kid)
     );
-    let boxes = cenc::pssh(p);
-    let mut rest = &boxes[..];
-    let mut systems = std::iter::once(cenc::COMMON_SYSTEM).chain(
-        p.systems
-            .iter()
-            .map(|x| x.id)
-            .filter(|id| *id != cenc::COMMON_SYSTEM),
-    );
-    while rest.len() >= 8 {
-        let size = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let Some(one) = rest.get(..size) else { break };
-        let Some(system) = systems.next() else { break };
+    for (system, one) in cenc::pssh_boxes(p) {
         // DASH-IF IOP 6.2.6: where the player asks for a license.
         let laurl = d
             .license_url
@@ -151,9 +151,8 @@ pub fn dash_protection(d: &Drm<'_>) -> String {
             "<ContentProtection schemeIdUri=\"urn:uuid:{}\">\
              <cenc:pssh>{}</cenc:pssh>{laurl}</ContentProtection>",
             cenc::uuid(&system),
-            base64(one)
+            base64(&one)
         );
-        rest = &rest[size.max(8)..];
     }
     s
 }
@@ -195,11 +194,25 @@ mod tests {
             key_format: Some("com.apple.streamingkeydelivery"),
             license_url: None,
         };
+        let lines = hls_key(&d, "?a=1");
+        let lines: Vec<&str> = lines.lines().collect();
         assert_eq!(
-            hls_key(&d, "?a=1"),
+            lines[0],
             "#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"skd://k1\",\
-             KEYFORMAT=\"com.apple.streamingkeydelivery\",KEYFORMATVERSIONS=\"1\"\n"
+             KEYFORMAT=\"com.apple.streamingkeydelivery\",KEYFORMATVERSIONS=\"1\""
         );
+        // The configured system's own line: its pssh as a data URI.
+        let pssh = &cenc::pssh_boxes(&p)[1].1;
+        assert_eq!(
+            lines[1],
+            format!(
+                "#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"data:text/plain;base64,{}\",\
+                 KEYFORMAT=\"urn:uuid:edededed-eded-eded-eded-edededededed\",\
+                 KEYFORMATVERSIONS=\"1\"",
+                base64(pssh)
+            )
+        );
+        assert_eq!(lines.len(), 2);
         let p = protection(Scheme::Cenc);
         let d = Drm {
             protection: &p,

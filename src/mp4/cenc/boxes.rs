@@ -82,6 +82,12 @@ fn sinf(v: &mut Vec<u8>, original: [u8; 4], p: &Protection, video: bool) {
 /// what Clear Key and EME's "cenc" init data read), then each configured
 /// system's with its own data.
 pub fn pssh(p: &Protection) -> Vec<u8> {
+    pssh_boxes(p).into_iter().flat_map(|(_, b)| b).collect()
+}
+
+/// Each system's `pssh` box, with its system id, in [`pssh`]'s order.
+pub fn pssh_boxes(p: &Protection) -> Vec<([u8; 16], Vec<u8>)> {
+    let mut out = Vec::new();
     let mut v = Vec::new();
     let at = boxes::begin_box(&mut v, b"pssh");
     put_full(&mut v, 1, 0);
@@ -90,17 +96,21 @@ pub fn pssh(p: &Protection) -> Vec<u8> {
     v.extend_from_slice(&p.kid);
     put_u32(&mut v, 0);
     boxes::end_box(&mut v, at);
+    out.push((COMMON_SYSTEM, v));
     for s in p.systems.iter().filter(|s| s.id != COMMON_SYSTEM) {
+        let Ok(len) = u32::try_from(s.data.len()) else {
+            continue;
+        };
+        let mut v = Vec::new();
         let at = boxes::begin_box(&mut v, b"pssh");
         put_full(&mut v, 0, 0);
         v.extend_from_slice(&s.id);
-        put_u32(&mut v, u32::try_from(s.data.len()).unwrap_or(0));
-        if u32::try_from(s.data.len()).is_ok() {
-            v.extend_from_slice(&s.data);
-        }
+        put_u32(&mut v, len);
+        v.extend_from_slice(&s.data);
         boxes::end_box(&mut v, at);
+        out.push((s.id, v));
     }
-    v
+    out
 }
 
 /// What one sample carries in `senc`.

@@ -11,7 +11,7 @@ mod cipher;
 mod subsamples;
 
 pub(crate) use boxes::{Aux, write_aux};
-pub use boxes::{pssh, stsd};
+pub use boxes::{pssh, pssh_boxes, stsd};
 pub(crate) use cipher::{encrypt_sample, sample_iv};
 pub use cipher::{sequence_iv, whole_segment};
 pub(crate) use subsamples::{Subsample, Subsamples};
