@@ -530,3 +530,23 @@ fn sighup_reads_the_key_file_again() {
         "{log}"
     );
 }
+
+/// A URL set naming an encrypted film: its manifests are refused (415),
+/// never sent without the protection; the film's own manifest serves.
+#[test]
+fn url_sets_of_encrypted_films_are_refused() {
+    let films = Films::new("");
+    let (_pool, port) = films.start(&[]);
+    for manifest in ["master.m3u8", "manifest.mpd"] {
+        let r = request(
+            port,
+            "GET",
+            &format!("/,clear,cenc,.mp4.urlset/{manifest}"),
+            &[],
+        );
+        assert_eq!(r.status, 415, "{manifest}: {}", r.text());
+        assert!(r.text().contains("encrypted"), "{}", r.text());
+    }
+    assert_eq!(status(port, "/,clear,hevc,.mp4.urlset/master.m3u8"), 200);
+    assert_eq!(status(port, "/cenc.mp4/master.m3u8"), 200);
+}

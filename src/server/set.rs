@@ -92,6 +92,17 @@ fn index_bound(name: &[u8], ctx: &mut Ctx<'_>) -> Result<u64, Box<Prepared>> {
 /// film's index, or, once all are read, to the plans: as jobs if together
 /// they are large, so a set of small films does not hold the event loop.
 pub(super) fn indexed(w: &mut Walk, index: Arc<Index>, ctx: &mut Ctx<'_>) -> Step {
+    // A set's manifest would announce its films' protection, each its own
+    // key: not built yet. Each film's own manifest is, and no clear one
+    // goes out for an encrypted film.
+    if w.lock.is_some() {
+        let mut p = refuse(
+            415,
+            "URL sets of encrypted films are not supported yet: ask each film's own manifest",
+        );
+        p.note.detail = format!("URL set film {} {}", w.file, w.path.display());
+        return Step::done(p);
+    }
     let settings = &ctx.config.cmaf_settings();
     let bytes = w.index_bytes().saturating_add(index.heap_bytes()) as u64;
     let budget = ctx.config.set_index_budget();
