@@ -39,7 +39,23 @@ pub fn cost(index: &Index, want: &Want, settings: &Settings) -> usize {
         Resource::Progressive => 0,
         _ => cmaf::plan_cost(index, &want.window, settings),
     };
-    index.heap_bytes().saturating_add(plan)
+    index
+        .heap_bytes()
+        .saturating_add(plan)
+        .saturating_add(keys_cost(index, want))
+}
+
+/// About how many bytes of work listing the film's key frames takes for
+/// `want` (the outputs that list them: the master's I-frame streams, the
+/// I-frame playlists); 0 for the others. Counted even when the segment
+/// plan is kept.
+pub fn keys_cost(index: &Index, want: &Want) -> usize {
+    match want.resource {
+        Resource::Master | Resource::Mpd | Resource::IFrames(_) | Resource::KeyFrame(..) => {
+            cmaf::keys::cost(index)
+        }
+        _ => 0,
+    }
 }
 
 /// Lays out `want`; `known` is the window's segment plan if it is cached.

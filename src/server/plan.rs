@@ -74,7 +74,9 @@ pub(super) fn plan(w: &mut Walk, index: Arc<Index>, ctx: &mut Ctx<'_>) -> Step {
     // work a plan will do decides, not the index's bytes alone (for a URL
     // set, the work of all its films' plans).
     let large = w.plan_jobs || package::cost(&index, &w.want(), &settings) > INLINE_PLAN;
-    if large && known.is_none() {
+    // Listing a film's key frames is work even over a kept plan.
+    let listing = package::keys_cost(&index, &w.want()) > INLINE_PLAN;
+    if large && (known.is_none() || listing) {
         let job = Job::Plan {
             index,
             want: w.want(),

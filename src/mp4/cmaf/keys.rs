@@ -32,6 +32,25 @@ pub struct Keys {
     pub max_playout_rate: u64,
 }
 
+/// About how many bytes of work listing the film's key frames takes (the
+/// whole film's: its `stss` entries, or every sample without one), so that
+/// a large listing runs as a job, off the event loop.
+pub fn cost(index: &Index) -> usize {
+    (index.tracks.iter())
+        .filter(|t| t.info.is_video())
+        .map(|t| {
+            let n = t
+                .stss
+                .as_ref()
+                .map_or(t.sample_count, |s| s.len() as u64)
+                .min(MAX_KEYS.saturating_mul(2));
+            usize::try_from(n)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(std::mem::size_of::<Segment>())
+        })
+        .fold(0, usize::saturating_add)
+}
+
 /// The key frames of every video rendition of `p` that has some; a
 /// rendition whose listing is refused (too many) is left out, and a
 /// fragmented film has none.
