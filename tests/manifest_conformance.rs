@@ -7,10 +7,9 @@
 
 mod common;
 
-use common::dev_http::get;
-use common::{Pool, hls_check, media, mpd_check};
+use common::dev_http::{get, serve_root};
+use common::{hls_check, media, mpd_check};
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::Command;
 
 /// Every violation in the manifests of `film` (its URL path) asked with
@@ -98,21 +97,6 @@ fn assert_conforms(port: u16, cases: &[(&str, &str)]) {
     );
 }
 
-fn serve(root: &Path) -> (Pool, u16) {
-    serve_with(root, &[])
-}
-
-fn serve_with(root: &Path, extra: &[&str]) -> (Pool, u16) {
-    let port = common::free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let root = root.to_str().unwrap();
-    let mut args = vec!["--http", &addr, "--root", root, "--workers", "1"];
-    args.extend_from_slice(extra);
-    let pool = Pool::start(&args);
-    common::wait_port(port);
-    (pool, port)
-}
-
 /// Encrypted films (cenc, cbcs, AES-128): their manifests conform, and
 /// their BANDWIDTH covers the segments as sent, auxiliary boxes and
 /// padding included.
@@ -130,7 +114,7 @@ fn the_encrypted_films_manifests_conform() {
     }
     let key_file = dir.path().join("keys");
     std::fs::write(&key_file, keys).unwrap();
-    let (_pool, port) = serve_with(dir.path(), &["--keys", key_file.to_str().unwrap()]);
+    let (_pool, port) = serve_root(dir.path(), &["--keys", key_file.to_str().unwrap()]);
     let names: Vec<String> = ["cenc", "cbcs", "aes-128"]
         .iter()
         .flat_map(|s| ["a.mp4", "two_audio.mp4", "hevc.mp4"].map(|f| format!("/{s}-{f}")))
@@ -144,7 +128,7 @@ fn the_encrypted_films_manifests_conform() {
 /// clip window and choices of tracks.
 #[test]
 fn the_media_films_manifests_conform() {
-    let (_pool, port) = serve(&media(""));
+    let (_pool, port) = serve_root(&media(""), &[]);
     assert_conforms(
         port,
         &[
@@ -191,7 +175,7 @@ fn the_encoded_films_manifests_conform() {
     common::encode_av1_and_vp9(dir.path(), "320x180", 8);
     common::encode(dir.path(), "lecture_360.mp4", "320x180", "150k", 50);
     common::encode(dir.path(), "lecture_720.mp4", "640x360", "600k", 50);
-    let (_pool, port) = serve(dir.path());
+    let (_pool, port) = serve_root(dir.path(), &[]);
     assert_conforms(
         port,
         &[

@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::dev_http::get;
-use common::{Pool, media};
+use common::dev_http::{get, serve_root};
+use common::media;
 use std::path::Path;
 use std::process::Command;
 
@@ -49,16 +49,6 @@ fn film_with(dir: &Path, name: &str, srt: &str, codec: &str, extra: &[&str]) {
     );
 }
 
-/// A pool serving `root` over HTTP; its port.
-fn serve(root: &Path) -> (Pool, u16) {
-    let port = common::free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let root = root.to_str().unwrap();
-    let pool = Pool::start(&["--http", &addr, "--root", root, "--workers", "1"]);
-    common::wait_port(port);
-    (pool, port)
-}
-
 /// The English subtitle group is in the master playlist; the track's id,
 /// from the MPD.
 fn english_subtitles(port: u16, film: &str) -> String {
@@ -81,7 +71,7 @@ fn subtitles_are_webvtt_in_hls_and_dash() {
     common::require_tool("ffmpeg");
     let dir = tempfile::tempdir().unwrap();
     film_with(dir.path(), "subs.mp4", SRT, "mov_text", &[]);
-    let (_pool, port) = serve(dir.path());
+    let (_pool, port) = serve_root(dir.path(), &[]);
 
     let master = get(port, "/subs.mp4/master.m3u8").text();
     assert!(
@@ -194,7 +184,7 @@ fn sidecar_files_are_subtitles_too() {
     std::fs::write(outside.path().join("x.srt"), SRT).unwrap();
     std::os::unix::fs::symlink(outside.path().join("x.srt"), root.join("film.es.srt")).unwrap();
 
-    let (_pool, port) = serve(&root);
+    let (_pool, port) = serve_root(&root, &[]);
 
     let master = get(port, "/film.mp4/master.m3u8").text();
     let subs: Vec<&str> = master
@@ -327,7 +317,7 @@ fn wvtt_tracks_are_subtitles() {
         "the film has a wvtt track"
     );
 
-    let (_pool, port) = serve(dir.path());
+    let (_pool, port) = serve_root(dir.path(), &[]);
     let id = english_subtitles(port, "w.mp4");
     assert_eq!(
         cues(&get(port, &format!("/w.mp4/subs-{id}.vtt")).text()),
@@ -356,7 +346,7 @@ fn a_fragmented_films_subtitles_are_read_from_its_fragments() {
     let dir = tempfile::tempdir().unwrap();
     let frag = ["-movflags", "frag_keyframe+empty_moov+default_base_moof"];
     film_with(dir.path(), "frag.mp4", SRT, "mov_text", &frag);
-    let (_pool, port) = serve(dir.path());
+    let (_pool, port) = serve_root(dir.path(), &[]);
     let id = english_subtitles(port, "frag.mp4");
     let whole = cues(&get(port, &format!("/frag.mp4/subs-{id}.vtt")).text());
     let texts: Vec<&str> = whole.iter().map(|c| c.2.as_str()).collect();
@@ -420,7 +410,7 @@ fn ttml_tracks_are_subtitles() {
     common::require_tool("ffmpeg");
     let dir = tempfile::tempdir().unwrap();
     film_with(dir.path(), "tt.mp4", SRT, "ttml", &[]);
-    let (_pool, port) = serve(dir.path());
+    let (_pool, port) = serve_root(dir.path(), &[]);
     let id = english_subtitles(port, "tt.mp4");
     assert_eq!(
         cues(&get(port, &format!("/tt.mp4/subs-{id}.vtt")).text()),

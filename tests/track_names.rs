@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::dev_http::get;
-use common::{Pool, media};
+use common::dev_http::{get, serve_root};
+use common::media;
 use std::path::Path;
 use std::process::Command;
 
@@ -201,31 +201,13 @@ fn make_films(dir: &Path) {
     std::fs::write(dir.join("elng.mp4"), film).unwrap();
 }
 
-/// A pool serving `root` over HTTP with `args`, and its port.
-fn serve(root: &Path, args: &[&str]) -> (Pool, u16) {
-    let port = common::free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut all = vec![
-        "--http",
-        &addr,
-        "--root",
-        root.to_str().unwrap(),
-        "--workers",
-        "1",
-    ];
-    all.extend_from_slice(args);
-    let pool = Pool::start(&all);
-    common::wait_port(port);
-    (pool, port)
-}
-
 #[test]
 #[cfg_attr(not(has_ffmpeg), ignore = "needs ffmpeg: apt-get install -y ffmpeg")]
 fn tracks_are_named_and_one_per_group_is_the_default() {
     common::require_tool("ffmpeg");
     let dir = tempfile::tempdir().unwrap();
     make_films(dir.path());
-    let (_pool, port) = serve(dir.path(), &[]);
+    let (_pool, port) = serve_root(dir.path(), &[]);
     let master = |film: &str| media_lines(&get(port, &format!("/{film}/master.m3u8")).text());
     let mpd = |film: &str| adaptation_sets(&get(port, &format!("/{film}/manifest.mpd")).text());
 
@@ -327,7 +309,7 @@ fn default_language_chooses_the_default_rendition() {
 
     // French audio over the enabled English, by language (fr-CA's region
     // is not compared); no subtitle is shown with audio in the language.
-    let (pool, port) = serve(dir.path(), &["--default-language", "fr-CA"]);
+    let (pool, port) = serve_root(dir.path(), &["--default-language", "fr-CA"]);
     let text = get(port, "/named.mp4/master.m3u8").text();
     assert_eq!(
         media_lines(&text),
@@ -352,7 +334,7 @@ fn default_language_chooses_the_default_rendition() {
     drop(pool);
 
     // German has no audio: the enabled English plays, German subtitles show.
-    let (_pool, port) = serve(dir.path(), &["--default-language", "de"]);
+    let (_pool, port) = serve_root(dir.path(), &["--default-language", "de"]);
     assert_eq!(
         media_lines(&get(port, "/named.mp4/master.m3u8").text()),
         [

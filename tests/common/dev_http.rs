@@ -50,3 +50,16 @@ pub fn get(port: u16, target: &str) -> Got {
     assert_eq!(g.status, 200, "{target}: {}\n{}", g.head, g.text());
     g
 }
+
+/// A one-worker pool serving `root` over its development HTTP listener,
+/// with `extra` arguments; its port once it accepts.
+pub fn serve_root(root: &std::path::Path, extra: &[&str]) -> (super::Pool, u16) {
+    let port = super::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let root = root.to_str().expect("a UTF-8 path");
+    let mut args = vec!["--http", &addr, "--root", root, "--workers", "1"];
+    args.extend_from_slice(extra);
+    let pool = super::Pool::start(&args);
+    super::wait_port(port);
+    (pool, port)
+}
