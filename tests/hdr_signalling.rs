@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::dev_http::get;
+use common::dev_http::{get, serve_root};
 use common::{Pool, boxes::bx};
 use std::path::Path;
 use std::process::Command;
@@ -163,17 +163,7 @@ struct Server {
 
 impl Server {
     fn start(root: &Path) -> Server {
-        let port = common::free_port();
-        let addr = format!("127.0.0.1:{port}");
-        let pool = Pool::start(&[
-            "--http",
-            &addr,
-            "--root",
-            root.to_str().unwrap(),
-            "--workers",
-            "1",
-        ]);
-        common::wait_port(port);
+        let (pool, port) = serve_root(root, &[]);
         Server { port, _pool: pool }
     }
 

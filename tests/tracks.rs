@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::dev_http::{get, request};
-use common::{Pool, cut, media};
+use common::dev_http::{get, request, serve_root};
+use common::{cut, media};
 use std::process::Command;
 
 /// The streams of a file: (type, language).
@@ -34,18 +34,7 @@ fn streams(path: &std::path::Path) -> Vec<(String, String)> {
 #[cfg_attr(not(has_ffmpeg), ignore = "needs ffmpeg: apt-get install -y ffmpeg")]
 fn tracks_and_lang_choose_the_tracks_of_every_output() {
     common::require_tool("ffprobe");
-    let port = common::free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let root = media("");
-    let _pool = Pool::start(&[
-        "--http",
-        &addr,
-        "--root",
-        root.to_str().unwrap(),
-        "--workers",
-        "1",
-    ]);
-    common::wait_port(port);
+    let (_pool, port) = serve_root(&media(""), &[]);
     let dir = tempfile::tempdir().unwrap();
 
     // Progressive: the second audio track (French) with the video, as cut writes it.

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::dev_http::{get, request};
+use common::dev_http::{get, request, serve_root};
 use common::{Pool, hls_check, media, mpd_check};
 use std::process::Command;
 
@@ -432,18 +432,7 @@ fn a_protected_film_announces_no_i_frames_and_refuses_them() {
 /// lists its I-frame playlists all the same.
 #[test]
 fn dash_trick_mode_is_opt_in() {
-    let port = common::free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let root = media("");
-    let _pool = Pool::start(&[
-        "--http",
-        &addr,
-        "--root",
-        root.to_str().unwrap(),
-        "--workers",
-        "1",
-    ]);
-    common::wait_port(port);
+    let (_pool, port) = serve_root(&media(""), &[]);
     let mpd = get(port, "/a.mp4/manifest.mpd").text();
     assert!(!mpd.contains("trickmode") && !mpd.contains("key-"), "{mpd}");
     let master = get(port, "/a.mp4/master.m3u8").text();
