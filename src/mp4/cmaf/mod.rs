@@ -16,6 +16,7 @@ mod sap;
 pub mod sealed;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod thumbs;
 mod vui;
 mod write;
 
@@ -71,6 +72,9 @@ pub struct Settings {
     /// against the rule of `EssentialProperty`, and then reads fewer
     /// frames of the others.
     pub dash_trick_mode: bool,
+    /// `--thumbnail-interval` and the tiles' layout: the seek-bar previews
+    /// the manifests announce (`None`: none).
+    pub tiles: Option<thumbs::Tiles>,
 }
 
 impl Settings {
@@ -82,6 +86,7 @@ impl Settings {
             max_segment_samples: MAX_SEGMENT_SAMPLES,
             default_language: None,
             dash_trick_mode: false,
+            tiles: None,
         }
     }
 }
