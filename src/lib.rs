@@ -20,5 +20,6 @@ pub mod mp4;
 pub mod origin;
 pub mod output;
 pub mod package;
+pub mod picture;
 pub mod protect;
 pub mod server;
