@@ -6,7 +6,7 @@
 #![forbid(unsafe_code)]
 
 use crate::manifest::{self, Part, Resource};
-use crate::mp4::cmaf::{self, Kind, Presentation, Settings};
+use crate::mp4::cmaf::{self, Kind, Presentation, Settings, thumbs};
 use crate::mp4::{self, Index, Layout, Slice, Window};
 use crate::protect::Lock;
 use bytes::Bytes;
@@ -114,12 +114,14 @@ pub fn build(
         }
         _ => Vec::new(),
     };
+    let images = images(index, &p, settings, lock);
     let one = [Part {
         file: 0,
         presentation: &p,
         drm,
         cues: index.cues(),
         keys: &keys,
+        images,
     }];
     let missing = |t: manifest::TrackId| {
         mp4::Error::Missing(format!("the film has no video or audio track {}", t.id))
@@ -157,6 +159,16 @@ pub fn build(
             text(vtt)
         }
         Resource::Vtt(t) => text(manifest::webvtt::whole(&p, subtitles(index, &p, t)?)),
+        Resource::Images => text(manifest::images::playlist(
+            &images.ok_or_else(no_images)?,
+            &query,
+        )),
+        Resource::Thumbnails => text(manifest::images::vtt(
+            &images.ok_or_else(no_images)?,
+            &query,
+        )),
+        // Decoded by [`crate::picture::render`] from what [`pictures`] plans.
+        Resource::Thumb(..) | Resource::Sprite(_) => Layout::with_index(index.clone()),
         // Laid out above.
         Resource::Progressive | Resource::Key => Layout::new(),
     };
@@ -164,6 +176,57 @@ pub fn build(
         layout: Arc::new(layout),
         presentation: Some(p),
     })
+}
+
+/// The seek-bar previews of `p`, if they are set, can be made and the
+/// film is clear (its pictures would show what its keys protect).
+fn images(
+    index: &Index,
+    p: &Presentation,
+    settings: &Settings,
+    lock: Option<&Lock>,
+) -> Option<manifest::images::Images> {
+    let tiles = settings.tiles?;
+    if lock.is_some() || !crate::picture::BUILT {
+        return None;
+    }
+    let r = thumbs::video(p).ok()?;
+    if !thumbs::decodable(index, r) || tiles.count(p.duration) > thumbs::MAX_TILE_COUNT {
+        return None;
+    }
+    Some(manifest::images::Images {
+        tiles,
+        tile: thumbs::tile_size(r, &tiles).ok()?,
+        sprites: tiles.sprites(p.duration),
+        duration: p.duration,
+    })
+}
+
+fn no_images() -> mp4::Error {
+    mp4::Error::Missing("the film has no seek-bar previews".into())
+}
+
+/// What to decode for a thumbnail or a sprite of `want`, over its
+/// presentation `p`.
+pub fn pictures(
+    index: &Index,
+    p: &Presentation,
+    want: &Want,
+    settings: &Settings,
+) -> Result<thumbs::Shots, mp4::Error> {
+    if !crate::picture::BUILT {
+        return Err(mp4::Error::Missing(
+            "this build makes no thumbnails (cargo feature `thumbnails`)".into(),
+        ));
+    }
+    match want.resource {
+        Resource::Thumb(ms, fit) => thumbs::thumbnail(index, p, f64::from(ms) / 1000.0, fit),
+        Resource::Sprite(n) => {
+            let images = images(index, p, settings, None).ok_or_else(no_images)?;
+            thumbs::sprite(index, p, n, &images.tiles)
+        }
+        _ => Err(mp4::Error::Missing("not a picture".into())),
+    }
 }
 
 fn no_subtitles(t: manifest::TrackId) -> mp4::Error {
@@ -237,8 +300,9 @@ pub fn set_manifest(films: &[Arc<Presentation>], want: &Want) -> Result<Layout, 
             presentation: p,
             drm: None,
             cues: &[],
-            // A URL set's films announce no I-frame outputs.
+            // A URL set's films announce no I-frame outputs or previews.
             keys: &[],
+            images: None,
         })
         .collect();
     let query = manifest::query(&want.window);

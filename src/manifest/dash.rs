@@ -176,6 +176,9 @@ pub fn mpd(parts: &[Part<'_>], query: &str) -> String {
         );
         s.push_str("</AdaptationSet>\n");
     }
+    if let Some(i) = &first.images {
+        super::images::dash_set(&mut s, i, &q);
+    }
     s.push_str("</Period>\n</MPD>\n");
     s
 }

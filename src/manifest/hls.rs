@@ -146,6 +146,9 @@ pub fn master(parts: &[Part<'_>], query: &str) -> String {
             i_frame_stream(&mut s, r, k, named(*file, r), query);
         }
     }
+    if let Some(i) = &first.images {
+        super::images::hls_stream(&mut s, i, query);
+    }
     s
 }
 

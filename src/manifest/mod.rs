@@ -6,6 +6,7 @@
 mod dash;
 pub mod drm;
 mod hls;
+pub mod images;
 pub mod sidecar;
 pub mod webvtt;
 
@@ -29,6 +30,8 @@ pub struct Part<'a> {
     /// The key frames of its video renditions that have I-frame and
     /// trick-mode outputs (none: not announced).
     pub keys: &'a [crate::mp4::cmaf::Keys],
+    /// Its seek-bar previews, if announced.
+    pub images: Option<images::Images>,
 }
 
 impl<'a> Part<'a> {
@@ -40,6 +43,7 @@ impl<'a> Part<'a> {
             drm: None,
             cues: &[],
             keys: &[],
+            images: None,
         }
     }
 }
@@ -94,6 +98,35 @@ pub enum Resource {
     IFrames(TrackId),
     /// `key-<n>-<track>.m4s`: its key frame `n` (from 1) as a segment.
     KeyFrame(u32, TrackId),
+    /// `thumb-<ms>[-w<width>][-h<height>].jpg`: the picture shown at that
+    /// time of the presentation.
+    Thumb(u32, Fit),
+    /// `tiles-<n>.jpg`: seek-bar sprite `n` (from 1).
+    Sprite(u32),
+    /// `images.m3u8`: the sprites' HLS image playlist.
+    Images,
+    /// `thumbnails.vtt`: the tiles as WebVTT cues of sprite regions.
+    Thumbnails,
+}
+
+pub use crate::mp4::cmaf::thumbs::Fit;
+
+/// `<ms>[-w<width>][-h<height>]`, each side at most
+/// [`crate::mp4::cmaf::thumbs::MAX_SIDE`].
+fn thumb(s: &str) -> Option<Resource> {
+    let mut parts = s.split('-');
+    let ms = number(parts.next()?)?;
+    let mut fit = Fit::default();
+    let side =
+        |v: &str| number(v).filter(|&n| (1..=crate::mp4::cmaf::thumbs::MAX_SIDE).contains(&n));
+    for part in parts {
+        match part.split_at_checked(1)? {
+            ("w", v) if fit.width == 0 && fit.height == 0 => fit.width = side(v)?,
+            ("h", v) if fit.height == 0 => fit.height = side(v)?,
+            _ => return None,
+        }
+    }
+    Some(Resource::Thumb(ms, fit))
 }
 
 /// A decimal number of at most 10 digits, no sign.
@@ -131,8 +164,14 @@ impl Resource {
             "master.m3u8" => Some(Resource::Master),
             "manifest.mpd" => Some(Resource::Mpd),
             "encryption.key" => Some(Resource::Key),
+            "images.m3u8" => Some(Resource::Images),
+            "thumbnails.vtt" => Some(Resource::Thumbnails),
             _ => {
-                if let Some(t) = between("iframes-", ".m3u8") {
+                if let Some(t) = between("thumb-", ".jpg") {
+                    thumb(t)
+                } else if let Some(n) = between("tiles-", ".jpg") {
+                    number(n).filter(|&n| n > 0).map(Resource::Sprite)
+                } else if let Some(t) = between("iframes-", ".m3u8") {
                     track(t).map(Resource::IFrames)
                 } else if let Some(t) = between("index-", ".m3u8") {
                     track(t).map(Resource::Playlist)
@@ -188,14 +227,23 @@ impl Resource {
         }
     }
 
+    /// A thumbnail or sprite: decoded from the film, not laid out.
+    pub fn is_picture(&self) -> bool {
+        matches!(self, Resource::Thumb(..) | Resource::Sprite(_))
+    }
+
     pub fn content_type(&self) -> Option<&'static str> {
         match self {
             Resource::Progressive => None,
             Resource::Master
             | Resource::Playlist(_)
             | Resource::Subtitles(_)
-            | Resource::IFrames(_) => Some("application/vnd.apple.mpegurl"),
-            Resource::Cues(..) | Resource::Vtt(_) => Some("text/vtt; charset=utf-8"),
+            | Resource::IFrames(_)
+            | Resource::Images => Some("application/vnd.apple.mpegurl"),
+            Resource::Cues(..) | Resource::Vtt(_) | Resource::Thumbnails => {
+                Some("text/vtt; charset=utf-8")
+            }
+            Resource::Thumb(..) | Resource::Sprite(_) => Some("image/jpeg"),
             Resource::Mpd => Some("application/dash+xml"),
             Resource::Init(_) => Some("video/mp4"),
             Resource::Segment(..) | Resource::KeyFrame(..) => Some("video/iso.segment"),
@@ -218,6 +266,18 @@ impl Resource {
             Resource::Key => (9, 0, TrackId::default()),
             Resource::IFrames(t) => (10, 0, t),
             Resource::KeyFrame(n, t) => (11, n, t),
+            // Sides of at most 4096 (12 bits each).
+            Resource::Thumb(ms, fit) => (
+                12,
+                ms,
+                TrackId {
+                    file: 0,
+                    id: (fit.width << 12) | fit.height,
+                },
+            ),
+            Resource::Sprite(n) => (13, n, TrackId::default()),
+            Resource::Images => (14, 0, TrackId::default()),
+            Resource::Thumbnails => (15, 0, TrackId::default()),
         };
         (kind << 60) ^ (u64::from(t.file) << 52) ^ (u64::from(t.id) << 20) ^ u64::from(n)
     }
