@@ -40,6 +40,12 @@ pub fn engine(data: &[u8]) {
                 max_segment_samples: cmaf::MAX_SEGMENT_SAMPLES,
                 default_language: None,
                 dash_trick_mode: w.get(2).is_some_and(|b| b & 8 != 0),
+                tiles: Some(cmaf::thumbs::Tiles {
+                    interval: 1.0 + f64::from(w.get(1).copied().unwrap_or(0) & 7),
+                    columns: 3,
+                    rows: 2,
+                    width: 64,
+                }),
             };
             let Ok(p) = cmaf::presentation(
                 &index,
@@ -51,6 +57,7 @@ pub fn engine(data: &[u8]) {
             ) else {
                 continue;
             };
+            pictures(&index, &p, &settings, file);
             let parts = [manifest::Part::of(&p)];
             let _ = (
                 manifest::master(&parts, ""),
@@ -78,6 +85,58 @@ pub fn engine(data: &[u8]) {
                 }
             }
         }
+    }
+}
+
+/// What a thumbnail and the first sprite would decode: every sample inside
+/// the input, none empty, within the bounds, ending on the wanted one; the
+/// manifests' previews; and the picture itself, decoded from the crafted
+/// samples (an error or a JPEG, never a panic).
+fn pictures(index: &Arc<Index>, p: &cmaf::Presentation, settings: &Settings, file: &[u8]) {
+    use cmaf::thumbs::{self, Fit, MAX_DECODED, MAX_READ};
+    let want = |resource| mp4_fcgi::package::Want {
+        window: Window::default(),
+        resource,
+    };
+    let at = (p.duration / 2.0 * 1000.0) as u32;
+    for resource in [
+        manifest::Resource::Thumb(
+            at,
+            Fit {
+                width: 32,
+                height: 0,
+            },
+        ),
+        manifest::Resource::Sprite(1),
+    ] {
+        let Ok(shots) = mp4_fcgi::package::pictures(index, p, &want(resource), settings) else {
+            continue;
+        };
+        assert!(shots.bytes() <= MAX_READ);
+        assert!(shots.shots.len() <= thumbs::MAX_TILES as usize);
+        for shot in &shots.shots {
+            assert!(!shot.samples.is_empty() && shot.samples.len() as u64 <= MAX_DECODED);
+            assert_eq!(shot.samples.last().map(|s| s.number), Some(shot.wanted));
+            for s in &shot.samples {
+                assert!(s.size > 0 && s.offset + u64::from(s.size) <= file.len() as u64);
+            }
+        }
+        if shots.bytes() <= 1 << 16 {
+            let src = file.to_vec();
+            if let Ok(jpeg) = mp4_fcgi::picture::render(&shots, &src, &|| false) {
+                assert!(jpeg.starts_with(b"\xff\xd8\xff"));
+            }
+        }
+    }
+    for resource in [manifest::Resource::Images, manifest::Resource::Thumbnails] {
+        let _ = mp4_fcgi::package::build(
+            index,
+            &want(resource),
+            &Default::default(),
+            settings,
+            None,
+            None,
+        );
     }
 }
 

@@ -312,6 +312,19 @@ pub struct ServeArgs {
     /// always lists its I-frame playlists.
     #[arg(long)]
     dash_trick_mode: bool,
+    /// HLS/DASH seek-bar previews: a picture every SECONDS, tiled into
+    /// sprites (tiles-<n>.jpg) that the master playlist, the MPD and
+    /// thumbnails.vtt announce; 0: none announced (thumb-<ms>.jpg still
+    /// serves). At least 1.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    thumbnail_interval: f64,
+    /// How the previews' sprites are tiled: COLUMNSxROWS, at most 100 tiles.
+    #[arg(long, default_value = "10x1", value_name = "CxR")]
+    thumbnail_tiles: String,
+    /// Width of each preview tile in pixels (its height keeps the video's
+    /// aspect ratio).
+    #[arg(long, default_value_t = 160, value_name = "PIXELS")]
+    thumbnail_width: u32,
     /// Where URL sets (/films/a_,360,720,.mp4.urlset/master.m3u8) are served:
     /// on (wherever the front server routes them, unless it passes the
     /// FastCGI param MP4_FCGI_URL_SETS=0), param (only where it passes
@@ -455,6 +468,7 @@ pub fn config_from(a: ServeArgs) -> Result<Config, String> {
     c.max_segment_samples = a.max_segment_samples;
     c.default_language = a.default_language;
     c.dash_trick_mode = a.dash_trick_mode;
+    c.tiles = tiles(a.thumbnail_interval, &a.thumbnail_tiles, a.thumbnail_width)?;
     c.url_sets = a.url_sets.parse()?;
     c.demo = a.demo == "on";
     c.set_cors(&a.cors)?;
@@ -497,4 +511,41 @@ pub fn config_from(a: ServeArgs) -> Result<Config, String> {
         c.root = Some(real);
     }
     Ok(c)
+}
+
+/// The seek-bar previews' tiles from their three options (`None`: off, or
+/// a build without thumbnails).
+fn tiles(
+    interval: f64,
+    layout: &str,
+    width: u32,
+) -> Result<Option<mp4_fcgi::mp4::cmaf::thumbs::Tiles>, String> {
+    use mp4_fcgi::mp4::cmaf::thumbs::{MAX_SIDE, MAX_TILES, Tiles};
+    if interval == 0.0 || !mp4_fcgi::picture::BUILT {
+        return Ok(None);
+    }
+    if !(1.0..=3600.0).contains(&interval) {
+        return Err("--thumbnail-interval must be 0 or between 1 and 3600 seconds".into());
+    }
+    let grid = layout
+        .split_once('x')
+        .and_then(|(c, r)| Some((c.parse::<u32>().ok()?, r.parse::<u32>().ok()?)))
+        .filter(|&(c, r)| c > 0 && r > 0 && c.saturating_mul(r) <= MAX_TILES);
+    let Some((columns, rows)) = grid else {
+        return Err(format!(
+            "--thumbnail-tiles must be COLUMNSxROWS (10x1, 5x5), at most {MAX_TILES} tiles"
+        ));
+    };
+    if !(16..=MAX_SIDE / columns.max(1)).contains(&width) {
+        return Err(format!(
+            "--thumbnail-width must be at least 16, and the sprite (width × columns) at \
+             most {MAX_SIDE} pixels wide"
+        ));
+    }
+    Ok(Some(Tiles {
+        interval,
+        columns,
+        rows,
+        width,
+    }))
 }

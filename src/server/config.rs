@@ -203,6 +203,9 @@ pub struct Config {
     pub default_language: Option<[u8; 3]>,
     /// `--dash-trick-mode`.
     pub dash_trick_mode: bool,
+    /// `--thumbnail-interval`, `--thumbnail-tiles`, `--thumbnail-width`:
+    /// the seek-bar previews announced (`None`: none).
+    pub tiles: Option<crate::mp4::cmaf::thumbs::Tiles>,
     /// Where URL sets are served.
     pub url_sets: UrlSets,
     /// `--demo`: the development listener serves the demo page at `/` and
@@ -281,6 +284,7 @@ impl Config {
             max_segment_samples: self.max_segment_samples,
             default_language: self.default_language,
             dash_trick_mode: self.dash_trick_mode,
+            tiles: self.tiles,
         }
     }
 }
@@ -332,6 +336,12 @@ impl Default for Config {
             max_segment_samples: crate::mp4::cmaf::MAX_SEGMENT_SAMPLES,
             default_language: None,
             dash_trick_mode: false,
+            tiles: crate::picture::BUILT.then_some(crate::mp4::cmaf::thumbs::Tiles {
+                interval: 10.0,
+                columns: 10,
+                rows: 1,
+                width: 160,
+            }),
             url_sets: UrlSets::On,
             demo: true,
             cors: Cors::Off,

@@ -12,7 +12,7 @@ use super::config::Config;
 use super::jobs::{Done, Job, JobKey};
 use super::respond::respond;
 use super::walk::{Stage, Step, Walk};
-use super::{find, plan, remote, seal, set};
+use super::{find, pictures, plan, remote, seal, set};
 use crate::http;
 use crate::manifest::Resource;
 use crate::mp4::{self, Index, Window};
@@ -77,6 +77,9 @@ fn run(mut w: Box<Walk>, mut stage: Stage, ctx: &mut Ctx<'_>) -> Outcome {
                 Step::Next(Stage::Seal(layout, presentation))
             }
             Stage::Seal(layout, presentation) => seal::seal(&w, &layout, presentation),
+            Stage::Planned(layout, presentation) if w.resource.is_picture() => {
+                pictures::picture(&w, &layout, presentation, ctx)
+            }
             Stage::Planned(layout, _) | Stage::Answer(layout) => {
                 Step::done(respond(&w, layout, ctx))
             }
@@ -118,8 +121,10 @@ fn after(w: &mut Walk, done: &Done) -> Step {
             p.note.detail = format!("object {}: {}", w.path.display(), f.detail());
             Step::done(p)
         }
-        Done::Seal(Ok(layout)) => Step::Next(Stage::Answer(layout.clone())),
-        Done::Index(Err(e)) | Done::Plan(Err(e)) | Done::Seal(Err(e)) => {
+        Done::Seal(Ok(layout)) | Done::Picture(Ok(layout)) => {
+            Step::Next(Stage::Answer(layout.clone()))
+        }
+        Done::Index(Err(e)) | Done::Plan(Err(e)) | Done::Seal(Err(e)) | Done::Picture(Err(e)) => {
             let mut p = refuse(http::status_for(e), &e.to_string());
             p.note.detail = format!("file {}", w.path.display());
             Step::done(p)
@@ -192,24 +197,29 @@ pub fn remember(key: JobKey, done: &Done, config: &Config, caches: &mut Caches) 
             if let Some(p) = &built.presentation {
                 caches.put_presentation(w.0, &want.window, p.clone());
             }
-            // A segment may be one to encrypt: kept only once sealed.
+            // A segment may be one to encrypt: kept only once sealed; a
+            // picture's plan is kept once decoded.
             let sealed =
                 matches!(want.resource, Resource::Segment(..)) && !config.keys.get().is_empty();
-            if !sealed {
+            if !sealed && !want.resource.is_picture() {
                 caches.put_layout(w.0, &want, built.layout.clone());
             }
         }
-        (JobKey::Seal(w), Done::Seal(Ok(layout))) => {
+        (JobKey::Seal(w), Done::Seal(Ok(layout)))
+        | (JobKey::Picture(w), Done::Picture(Ok(layout))) => {
             caches.put_layout(w.0, &want_from(*w), layout.clone());
         }
-        (JobKey::Seal(w), Done::Seal(Err(e))) if !matches!(e, mp4::Error::Io(_)) => caches
-            .put_plan_failure(
+        (JobKey::Seal(w), Done::Seal(Err(e))) | (JobKey::Picture(w), Done::Picture(Err(e)))
+            if !matches!(e, mp4::Error::Io(_)) =>
+        {
+            caches.put_plan_failure(
                 *w,
                 Failure {
                     status: http::status_for(e),
                     reason: e.to_string(),
                 },
-            ),
+            );
+        }
         _ => {}
     }
     Vec::new()

@@ -6,6 +6,7 @@
 use super::cache::{FileKey, WindowKey};
 use super::remote::{Link, Opened};
 use crate::mp4::Layout;
+use crate::mp4::cmaf::thumbs::Shots;
 use crate::mp4::cmaf::{Presentation, Settings};
 use crate::mp4::{self, Index};
 use crate::origin::{Fault, Object};
@@ -28,6 +29,8 @@ pub enum JobKey {
     Object(Arc<str>),
     /// A protected media segment, encrypted.
     Seal(Box<WindowKey>),
+    /// A thumbnail or sprite, decoded.
+    Picture(Box<WindowKey>),
 }
 
 pub enum Job {
@@ -55,6 +58,9 @@ pub enum Job {
         id: u32,
         lock: Arc<Lock>,
     },
+    /// Decode and encode a thumbnail or a sprite (on the picture thread,
+    /// or for an object on the origin's runtime, one at a time either way).
+    Picture { film: Film, shots: Box<Shots> },
     /// Open an object (or check `known`, whose index is cached) and build
     /// its index; runs on the origin's runtime, not the helper thread.
     Object {
@@ -75,6 +81,7 @@ pub enum Done {
     Index(Result<Arc<Index>, mp4::Error>),
     Plan(Result<Built, mp4::Error>),
     Seal(Result<Arc<Layout>, mp4::Error>),
+    Picture(Result<Arc<Layout>, mp4::Error>),
     Object(Result<Opened, Fault>),
     /// The job panicked (caught): its waiters get a 500, the key is
     /// remembered as failed.
@@ -133,9 +140,23 @@ pub(super) fn run(job: Job) -> Option<Done> {
             id,
             lock,
         } => Some(seal(&index, &presentation, n, id, &lock, &file)),
-        Job::Seal { .. } => None,
-        Job::Object { .. } => None,
+        Job::Seal { .. } | Job::Picture { .. } | Job::Object { .. } => None,
     })
+}
+
+/// Longest a picture may take to decode; past it, it is refused.
+const PICTURE_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The JPEG of `shots` read from `src`, given up when nobody waits any
+/// more or it takes longer than [`PICTURE_TIME`].
+fn picture(shots: &Shots, src: &dyn mp4::ReadAt, cancel: &Cancel) -> Done {
+    let began = std::time::Instant::now();
+    let stop = || cancel.load(Relaxed) || began.elapsed() > PICTURE_TIME;
+    Done::Picture(crate::picture::render(shots, src, &stop).map(|jpeg| {
+        let mut l = Layout::from_slices([mp4::Slice::Bytes(jpeg)]);
+        l.set_own(l.len() as usize);
+        Arc::new(l)
+    }))
 }
 
 /// Encrypts media segment `n` of track `id`, reading `src`.
@@ -169,6 +190,46 @@ fn helper_gone() -> ! {
     std::process::exit(70)
 }
 
+/// Starts the picture thread: it decodes one picture at a time from a
+/// local film, at the helper thread's lower priority.
+fn pictures(
+    done: Sender<(JobKey, Done)>,
+    wake: Arc<dyn Fn() + Send + Sync>,
+) -> io::Result<Sender<(JobKey, Job, Cancel)>> {
+    let (tx, queue) = mpsc::channel::<(JobKey, Job, Cancel)>();
+    std::thread::Builder::new()
+        .name("mp4-fcgi-pictures".into())
+        .spawn(move || {
+            nice();
+            for (key, job, cancel) in queue {
+                if cancel.load(Relaxed) {
+                    continue;
+                }
+                let Job::Picture {
+                    film: Film::File(file),
+                    shots,
+                } = job
+                else {
+                    continue;
+                };
+                let result = guarded(|| Some(picture(&shots, &file, &cancel)))
+                    .unwrap_or_else(|| Done::Failed("the job gave nothing".into()));
+                if done.send((key, result)).is_err() {
+                    return;
+                }
+                wake();
+            }
+        })?;
+    Ok(tx)
+}
+
+/// Lowers the calling thread's priority: streams come first.
+fn nice() {
+    // SAFETY: setpriority on this thread's own id, no pointers.
+    let tid = unsafe { libc::gettid() };
+    let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, u32::try_from(tid).unwrap_or(0), 10) };
+}
+
 /// Runs file-system work nobody waits for on the helper thread.
 #[derive(Clone)]
 pub struct Chores(Sender<Task>);
@@ -183,7 +244,7 @@ impl Chores {
 
 /// What the helper thread is asked.
 enum Task {
-    Run(JobKey, Job, Cancel),
+    Run(JobKey, Box<Job>, Cancel),
     /// Freeing a large index takes milliseconds of munmap: not on the loop.
     Drop(Box<dyn Send>),
     /// File-system work nobody waits for (writing an offload header file).
@@ -195,6 +256,9 @@ enum Task {
 /// worker that exits does not wait on a long build).
 pub struct Jobs {
     tx: Sender<Task>,
+    /// The picture thread's queue: decoding is kept off the helper thread,
+    /// so index builds do not wait behind it.
+    pictures: Sender<(JobKey, Job, Cancel)>,
     rx: Receiver<(JobKey, Done)>,
     /// Where origin jobs post their results, and how they wake the loop.
     done: Sender<(JobKey, Done)>,
@@ -209,20 +273,17 @@ impl Jobs {
         let (tx, jobs) = mpsc::channel::<Task>();
         let (done, rx) = mpsc::channel();
         let (done_remote, wake_remote) = (done.clone(), wake.clone());
+        let pictures = pictures(done.clone(), wake.clone())?;
         std::thread::Builder::new()
             .name("mp4-fcgi-jobs".into())
             .spawn(move || {
                 // Streams come first: on a busy machine a long build yields
                 // to the event loop rather than the other way round.
-                // SAFETY: setpriority on this thread's own id, no pointers.
-                let tid = unsafe { libc::gettid() };
-                let _ = unsafe {
-                    libc::setpriority(libc::PRIO_PROCESS, u32::try_from(tid).unwrap_or(0), 10)
-                };
+                nice();
                 for task in jobs {
                     let (key, job) = match task {
                         Task::Run(_, _, cancel) if cancel.load(Relaxed) => continue,
-                        Task::Run(key, job, _) => (key, job),
+                        Task::Run(key, job, _) => (key, *job),
                         Task::Drop(x) => {
                             // A panicking destructor must not end the thread.
                             let _ =
@@ -245,6 +306,7 @@ impl Jobs {
             })?;
         Ok(Jobs {
             tx,
+            pictures,
             rx,
             done: done_remote,
             wake: wake_remote,
@@ -301,8 +363,34 @@ impl Jobs {
                     }
                 });
             }
+            Job::Picture {
+                film: Film::Object(object),
+                shots,
+            } => {
+                let (done, wake) = (self.done.clone(), self.wake.clone());
+                let Some(link) = &self.link else {
+                    let _ = done.send((key, Done::Failed("no origin".into())));
+                    wake();
+                    return;
+                };
+                let stop = cancel.clone();
+                let work = move |src: &dyn mp4::ReadAt| {
+                    guarded(|| Some(picture(&shots, src, &stop)))
+                        .unwrap_or_else(|| Done::Failed("the job gave nothing".into()))
+                };
+                link.read_with(object, cancel, work, move |r| {
+                    if done.send((key, r)).is_ok() {
+                        wake();
+                    }
+                });
+            }
+            job @ Job::Picture { .. } => {
+                if self.pictures.send((key, job, cancel)).is_err() {
+                    helper_gone();
+                }
+            }
             job => {
-                if self.tx.send(Task::Run(key, job, cancel)).is_err() {
+                if self.tx.send(Task::Run(key, Box::new(job), cancel)).is_err() {
                     helper_gone();
                 }
             }

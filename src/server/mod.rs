@@ -23,6 +23,7 @@ pub mod logging;
 mod master;
 mod note;
 mod offload;
+mod pictures;
 mod plan;
 mod privileges;
 mod remote;

@@ -28,6 +28,12 @@ pub(super) fn plan(w: &mut Walk, index: Arc<Index>, ctx: &mut Ctx<'_>) -> Step {
         p.note.detail = format!("file {}", w.path.display());
         return Step::done(p);
     }
+    let previews = matches!(w.resource, Resource::Images | Resource::Thumbnails);
+    if w.lock.is_some() && (w.resource.is_picture() || previews) {
+        let mut p = refuse(403, "the film is encrypted: it has no thumbnails");
+        p.note.detail = format!("file {}", w.path.display());
+        return Step::done(p);
+    }
     let style = mp4::Style {
         compress_moov: ctx.config.compress_moov && !w.window.flash,
     };
@@ -102,8 +108,9 @@ pub(super) fn plan(w: &mut Walk, index: Arc<Index>, ctx: &mut Ctx<'_>) -> Step {
             if let Some(p) = &presentation {
                 ctx.caches.put_presentation(w.key, &w.window, p.clone());
             }
-            // A segment to encrypt is kept once sealed, never clear.
-            if !w.gathering() && !w.seals() {
+            // A segment to encrypt is kept once sealed, never clear; a
+            // picture once decoded.
+            if !w.gathering() && !w.seals() && !w.resource.is_picture() {
                 ctx.caches.put_layout(w.key, &w.want(), layout.clone());
             }
             Step::Next(Stage::Planned(layout, presentation))

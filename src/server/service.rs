@@ -24,6 +24,8 @@ const LARGE_INDEX: usize = 4 << 20;
 /// would start one more is answered 503, so a flood of requests for new
 /// films cannot queue work without end.
 const MAX_JOBS: usize = 64;
+/// Most thumbnails and sprites started and waited for at once.
+const MAX_PICTURE_JOBS: usize = 56;
 
 /// Per-peer refusals (`--max-per-peer`) are logged at most this often.
 const PEER_LOG: Duration = Duration::from_secs(1);
@@ -197,8 +199,21 @@ impl<'a> Service<'a> {
     /// Files a request under its job, starting the job if it is new; with
     /// [`MAX_JOBS`] already started, gives the request back.
     fn wait(&mut self, key: JobKey, job: Job, w: Waiter) -> Result<(), Waiter> {
-        if !self.waiters.contains_key(&key) && self.waiters.len() >= MAX_JOBS {
-            return Err(w);
+        if !self.waiters.contains_key(&key) {
+            // Pictures have their own, smaller share: a page of thumbnails
+            // leaves room for index builds.
+            let full = match key {
+                JobKey::Picture(_) => {
+                    let pictures = (self.waiters.keys())
+                        .filter(|k| matches!(k, JobKey::Picture(_)))
+                        .count();
+                    pictures >= MAX_PICTURE_JOBS
+                }
+                _ => false,
+            };
+            if full || self.waiters.len() >= MAX_JOBS {
+                return Err(w);
+            }
         }
         self.waiting.insert(w.serial, key.clone());
         let pending = self.waiters.entry(key.clone()).or_insert_with(|| {
