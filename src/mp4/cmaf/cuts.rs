@@ -53,6 +53,20 @@ impl<'a> Clock<'a> {
         }
     }
 
+    /// Moves the walks to where a segment's [`super::Segment::marks`] say
+    /// they stand at its first sample: a look-up deep in a long track then
+    /// starts there, not at the track's start.
+    pub(super) fn jump(
+        &mut self,
+        marks: (
+            super::super::tables::runs::Mark,
+            super::super::tables::runs::Mark,
+        ),
+    ) {
+        self.stts = self.t.stts.cursor_at(marks.0);
+        self.ctts = self.t.ctts.as_ref().map(|c| c.cursor_at(marks.1));
+    }
+
     pub(super) fn timescale(&self) -> f64 {
         f64::from(self.t.info.timescale.max(1))
     }

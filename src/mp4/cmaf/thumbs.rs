@@ -296,10 +296,13 @@ struct Seek<'a> {
     clock: Clock<'a>,
     span: Span,
     file_size: u64,
+    /// The rendition's segments: each starts on a key frame, and says
+    /// where the table walks stand there.
+    segments: &'a [super::Segment],
 }
 
 impl<'a> Seek<'a> {
-    fn new(index: &'a Index, r: &Rendition) -> Result<Seek<'a>, Error> {
+    fn new(index: &'a Index, r: &'a Rendition) -> Result<Seek<'a>, Error> {
         if index.fragments.is_some() {
             return Err(Error::Unsupported(
                 "thumbnails are not made from a fragmented film yet; give it a moov with \
@@ -325,13 +328,23 @@ impl<'a> Seek<'a> {
             clock: Clock::new(t, &span, index.movie.timescale),
             span,
             file_size: index.file_size,
+            segments: &r.segments,
         })
     }
 
     /// The key frame at or before `at` and, up to `most` samples in all,
     /// the frames after it to the one shown at `at`.
     fn shot(&mut self, at: f64, most: u64) -> Result<Shot, Error> {
-        let (a, b) = (self.span.a, self.span.b);
+        // The segment shown at `at`: the key frame is in it, at or after
+        // its first sample, and the walks start from its marks.
+        let k = self.segments.partition_point(|g| g.shown_at <= at).max(1) - 1;
+        let (a, b) = match self.segments.get(k) {
+            Some(g) => {
+                self.clock.jump(g.marks);
+                (g.first, self.span.b)
+            }
+            None => (self.span.a, self.span.b),
+        };
         let s = self.clock.first_shown_at_or_after(at, a, b).min(b - 1);
         // Decode order and presentation order differ by a few frames:
         // step back to the last sample decoded before `at` is shown.
@@ -340,7 +353,7 @@ impl<'a> Seek<'a> {
         } else {
             s
         };
-        let key = self.key_at_or_before(s, at);
+        let key = self.key_at_or_before(s, at, a);
         let mut wanted = key;
         let mut best = self.clock.shown(key);
         let mut after = 0;
@@ -362,10 +375,9 @@ impl<'a> Seek<'a> {
         Ok(Shot { samples, wanted })
     }
 
-    /// The last key frame at or before sample `s` within the rendition
-    /// whose picture is shown no later than `at` (else the first).
-    fn key_at_or_before(&mut self, s: u64, at: f64) -> u64 {
-        let a = self.span.a;
+    /// The last key frame at or before sample `s`, from `a` on, whose
+    /// picture is shown no later than `at` (else `a`).
+    fn key_at_or_before(&mut self, s: u64, at: f64, a: u64) -> u64 {
         let Some(sync) = &self.t.stss else { return s };
         // stss numbers samples from 1.
         let mut i = sync.partition_point(|&n| u64::from(n) <= s + 1);
