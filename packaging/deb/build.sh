@@ -134,7 +134,7 @@ versions=$(
 # Each NEEDED library's package, and the least version that has every symbol
 # version asked of it: libc6's and libgcc-s1's symbols files give each
 # GLIBC_x.y node version x.y, and GCC_x.y.0 version x.y.
-libc_min='' gcc_min='' deps=()
+libc_min='' gcc_min='' deps=() other=()
 for off in "${needed[@]}"; do
   so=$(str $((strtab + off)))
   nodes=$(awk -v so="$so" '$1 == so { print $2 }' <<<"$versions")
@@ -157,13 +157,19 @@ for off in "${needed[@]}"; do
       done
       deps+=(libgcc-s1)
       ;;
+    # FFmpeg's libraries (thumbnails): package = soname without ".so.", and
+    # Debian 12's symbols files give their LIBAV*_<major> nodes FFmpeg 5.0.
+    libavcodec.so.59 | libavformat.so.59 | libavutil.so.57 | libswscale.so.6)
+      other+=("${so/.so./} (>= 7:5.0)")
+      ;;
     *) die "$bin needs $so, which build.sh does not know the Debian package of: add it beside libc.so.6" ;;
   esac
 done
 # adduser for the postinst; the libraries in dpkg-shlibdeps's order.
+[[ " ${deps[*]} " != *" libc6 "* ]] || other+=("libc6${libc_min:+ (>= $libc_min)}")
+[[ " ${deps[*]} " != *" libgcc-s1 "* ]] || other+=("libgcc-s1${gcc_min:+ (>= $gcc_min)}")
 depends=adduser
-[[ " ${deps[*]} " != *" libc6 "* ]] || depends+=", libc6${libc_min:+ (>= $libc_min)}"
-[[ " ${deps[*]} " != *" libgcc-s1 "* ]] || depends+=", libgcc-s1${gcc_min:+ (>= $gcc_min)}"
+while IFS= read -r d; do depends+=", $d"; done < <(printf '%s\n' "${other[@]}" | LC_ALL=C sort -u)
 
 # --- The tree.
 "$bin" --version >/dev/null 2>&1 || die "$bin does not run here (it prints the man pages and completions)"
