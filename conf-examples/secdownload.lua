@@ -7,7 +7,8 @@
 --               /film.mp4/master.m3u8, /film.mp4/manifest.mpd, and what those
 --               name: index-1.m3u8, init-1.mp4, seg-1-1.m4s (index-f1-1.m3u8, ...),
 --               subs-3.m3u8, subs-1-3.vtt, subs-3.vtt, iframes-1.m3u8, key-1-1.m4s,
---               encryption.key.
+--               encryption.key, thumb-5500.jpg (-w160, -h90, -w160-h90 before
+--               .jpg), tiles-1.jpg, images.m3u8, thumbnails.vtt.
 --               Hashed as lighttpd decodes it: a space is %20 in the link, a
 --               space in the token.
 --   <hex-time>  the link's CREATION time: Unix time in seconds, 8 lower-case hex
@@ -40,6 +41,9 @@ local outputs = {
   "^/iframes%-%d+%.m3u8$", "^/iframes%-f%d+%-%d+%.m3u8$",
   "^/key%-%d+%-%d+%.m4s$", "^/key%-%d+%-f%d+%-%d+%.m4s$",
   "^/encryption%.key$",
+  "^/thumb%-%d+%.jpg$", "^/thumb%-%d+%-w%d+%.jpg$",
+  "^/thumb%-%d+%-h%d+%.jpg$", "^/thumb%-%d+%-w%d+%-h%d+%.jpg$",
+  "^/tiles%-%d+%.jpg$", "^/images%.m3u8$", "^/thumbnails%.vtt$",
 }
 local films = { "%.mp4$", "%.m4v$", "%.m4a$", "%.mov$" }
 

@@ -26,7 +26,8 @@ OUTPUT = re.compile(r"master\.m3u8|manifest\.mpd|index-(f[0-9]+-)?[0-9]+\.m3u8"
                     r"|init-(f[0-9]+-)?[0-9]+\.mp4|seg-[0-9]+-(f[0-9]+-)?[0-9]+\.m4s"
                     r"|subs-(f[0-9]+-)?[0-9]+\.m3u8|subs-([0-9]+-)?(f[0-9]+-)?[0-9]+\.vtt"
                     r"|iframes-(f[0-9]+-)?[0-9]+\.m3u8|key-[0-9]+-(f[0-9]+-)?[0-9]+\.m4s"
-                    r"|encryption\.key")
+                    r"|encryption\.key|thumb-[0-9]+(-w[0-9]+)?(-h[0-9]+)?\.jpg|tiles-[0-9]+\.jpg"
+                    r"|images\.m3u8|thumbnails\.vtt")
 FILM = re.compile(r"/protected/[^?]+\.(mp4|m4v|m4a|mov)")
 
 

@@ -36,7 +36,7 @@ esac
 # The film: the path without its last segment if that names an output of it.
 film=$path
 if printf '%s\n' "${path##*/}" | grep -Eqx \
-    'master\.m3u8|manifest\.mpd|(index-(f[0-9]+-)?[0-9]+\.m3u8)|(init-(f[0-9]+-)?[0-9]+\.mp4)|(seg-[0-9]+-(f[0-9]+-)?[0-9]+\.m4s)|(subs-(f[0-9]+-)?[0-9]+\.m3u8)|(subs-([0-9]+-)?(f[0-9]+-)?[0-9]+\.vtt)|(iframes-(f[0-9]+-)?[0-9]+\.m3u8)|(key-[0-9]+-(f[0-9]+-)?[0-9]+\.m4s)|encryption\.key'; then
+    'master\.m3u8|manifest\.mpd|(index-(f[0-9]+-)?[0-9]+\.m3u8)|(init-(f[0-9]+-)?[0-9]+\.mp4)|(seg-[0-9]+-(f[0-9]+-)?[0-9]+\.m4s)|(subs-(f[0-9]+-)?[0-9]+\.m3u8)|(subs-([0-9]+-)?(f[0-9]+-)?[0-9]+\.vtt)|(iframes-(f[0-9]+-)?[0-9]+\.m3u8)|(key-[0-9]+-(f[0-9]+-)?[0-9]+\.m4s)|encryption\.key|(thumb-[0-9]+(-w[0-9]+)?(-h[0-9]+)?\.jpg)|(tiles-[0-9]+\.jpg)|images\.m3u8|thumbnails\.vtt'; then
     case ${path%/*} in
     /?*.mp4 | /?*.m4v | /?*.m4a | /?*.mov) film=${path%/*} ;;
     esac

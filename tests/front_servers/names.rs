@@ -6,7 +6,9 @@
 use super::*;
 
 /// One output name of each kind. a.mp4's tracks are 1 (video) and 2 (audio):
-/// track 3 (subtitles) and the key of a clear film are the pool's 404.
+/// track 3 (subtitles) and the key of a clear film are the pool's 404. The
+/// pictures (a thumbnail with each choice of size, a sprite of the seek-bar
+/// previews) and their playlists are the pool's 200: a.mp4 lasts 20 s.
 pub const OUTPUTS: &[&str] = &[
     "master.m3u8",
     "manifest.mpd",
@@ -19,6 +21,13 @@ pub const OUTPUTS: &[&str] = &[
     "iframes-1.m3u8",
     "key-1-1.m4s",
     "encryption.key",
+    "thumb-1000.jpg",
+    "thumb-1000-w160.jpg",
+    "thumb-1000-h90.jpg",
+    "thumb-1000-w160-h90.jpg",
+    "tiles-1.jpg",
+    "images.m3u8",
+    "thumbnails.vtt",
 ];
 
 /// The same kinds with a URL set's tracks (`f<film>-<id>`).
@@ -46,11 +55,32 @@ pub const NOT_OUTPUTS: &[&str] = &[
     "key-1-1.mp4",
     "encryption.keys",
     "Encryption.key",
+    "thumb-1.png",
+    "thumb--1.jpg",
+    "thumb-1-x5.jpg",
+    "thumb-1-h5-w5.jpg",
+    "thumb-1-w.jpg",
+    "tiles-.jpg",
+    "tiles-1-w5.jpg",
+    "images.m3u",
+    "thumbnail.vtt",
 ];
+
+/// The content type of a thumbnail output (a JPEG or a playlist of them),
+/// which a.mp4 has: the pool answers these 200, nothing else.
+fn picture_type(name: &str) -> Option<&'static str> {
+    match name {
+        "images.m3u8" => Some("application/vnd.apple.mpegurl"),
+        "thumbnails.vtt" => Some("text/vtt"),
+        n if n.ends_with(".jpg") => Some("image/jpeg"),
+        _ => None,
+    }
+}
 
 /// Each `url(name)` reaches the pool: its request counter grows by one per
 /// request, and the answer is the pool's (200, or 404/415 for what the film
-/// lacks), not a refusal of the front server's.
+/// lacks), not a refusal of the front server's. The thumbnails' outputs are
+/// the pool's 200 with their content type (a JPEG's body starts FF D8 FF).
 pub fn check_outputs_reach_pool(
     port: u16,
     pool: &Pool,
@@ -62,6 +92,18 @@ pub fn check_outputs_reach_pool(
         let seen = requests_seen(pool);
         let r = request(port, "GET", &url, "");
         assert!(matches!(r.status, 200 | 404 | 415), "{url}: {}", r.headers);
+        if let Some(kind) = picture_type(name) {
+            assert_eq!(r.status, 200, "{url}: {}", r.headers);
+            assert!(
+                r.headers.contains(&format!("content-type: {kind}")),
+                "{url}: {}",
+                r.headers
+            );
+            assert!(
+                kind != "image/jpeg" || r.body.starts_with(&[0xff, 0xd8, 0xff]),
+                "{url}: not a JPEG"
+            );
+        }
         // This request and the counter's own read.
         assert_eq!(
             requests_seen(pool),
