@@ -59,7 +59,13 @@ pub fn hls_stream(s: &mut String, i: &Images, query: &str) {
 
 /// `images.m3u8`: each sprite a segment, its tiles described before it.
 pub fn playlist(i: &Images, query: &str) -> String {
-    let target = i.tiles.span().ceil().max(1.0);
+    // Every EXTINF, rounded, at most the target (RFC 8216 4.3.3.1): the
+    // first sprite is the longest.
+    let target = printed_seconds(i.covers(1))
+        .parse::<f64>()
+        .unwrap_or(0.0)
+        .round()
+        .max(1.0);
     let mut s = String::with_capacity(160 + i.sprites as usize * 90);
     let _ = writeln!(
         s,
@@ -178,6 +184,7 @@ mod tests {
         let i = images(125.0);
         let p = playlist(&i, "");
         assert!(p.contains("#EXT-X-TARGETDURATION:100\n"));
+        assert!(playlist(&images(20.0), "").contains("#EXT-X-TARGETDURATION:20\n"));
         assert!(p.contains(
             "#EXTINF:100.000000,\n#EXT-X-TILES:RESOLUTION=160x90,LAYOUT=5x2,DURATION=10.000000\ntiles-1.jpg\n"
         ));

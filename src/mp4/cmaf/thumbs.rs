@@ -18,8 +18,9 @@ use bytes::Bytes;
 pub const MAX_DECODED: u64 = 300;
 /// Most bytes of samples one picture or sprite reads.
 pub const MAX_READ: u64 = 32 << 20;
-/// Most pixels a decoded picture may have (8K UHD and a little more).
-pub const MAX_PIXELS: u64 = 8192 * 4352;
+/// Most pixels a decoded picture may have (4096x2304): a decoder holds
+/// up to 16 reference pictures of this size.
+pub const MAX_PIXELS: u64 = 4096 * 2304;
 /// Largest side of an image asked for.
 pub const MAX_SIDE: u32 = 4096;
 /// Most tiles one sprite holds.
