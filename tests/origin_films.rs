@@ -189,6 +189,11 @@ fn s3_films_are_packaged_as_local_ones() {
                 "/init-2.mp4",
                 "/seg-2-1.m4s",
                 "/seg-2-2.m4s",
+                // Pictures decoded from the store's bytes, as from the file's.
+                "/thumb-3300-w160.jpg",
+                "/tiles-1.jpg",
+                "/images.m3u8",
+                "/thumbnails.vtt",
             ] {
                 let info = [("PATH_INFO", output)];
                 let r = get(&remote, &format!("/{film}"), q, &info);
