@@ -9,6 +9,9 @@
 //!   read by ranges through the `object_store` crate; the server drives it.
 //! - [`server`]: the only room that touches sockets, files and processes.
 //!
+//! [`picture`] decodes thumbnails and seek-bar sprites with the system's
+//! libavcodec (the `thumbnails` feature), from what `mp4::cmaf::thumbs`
+//! plans; the server runs it on a thread of its own.
 //! [`protect`] reads the key file: which films are encrypted, and how.
 //! [`output`] is the one output queue both codecs (FastCGI, and the
 //! development listener's HTTP) fill and the server drains.
