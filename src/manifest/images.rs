@@ -47,9 +47,10 @@ impl Images {
     }
 }
 
-/// The master playlist's line for the image playlist.
+/// The master playlist's line for the image playlist. Its RESOLUTION is
+/// one tile's, as in `EXT-X-TILES` (players multiply it by the layout).
 pub fn hls_stream(s: &mut String, i: &Images, query: &str) {
-    let (w, h) = i.size();
+    let (w, h) = i.tile;
     let _ = writeln!(
         s,
         "#EXT-X-IMAGE-STREAM-INF:BANDWIDTH={},RESOLUTION={w}x{h},CODECS=\"jpeg\",URI=\"images.m3u8{query}\"",
@@ -192,7 +193,7 @@ mod tests {
         assert!(p.ends_with("tiles-2.jpg\n#EXT-X-ENDLIST\n"));
         let mut m = String::new();
         hls_stream(&mut m, &i, "?end=9");
-        assert!(m.contains("RESOLUTION=800x180,CODECS=\"jpeg\",URI=\"images.m3u8?end=9\""));
+        assert!(m.contains("RESOLUTION=160x90,CODECS=\"jpeg\",URI=\"images.m3u8?end=9\""));
         let mut d = String::new();
         dash_set(&mut d, &i, "");
         assert!(d.contains("duration=\"100000\""));
