@@ -196,7 +196,7 @@ fn images(
     }
     Some(manifest::images::Images {
         tiles,
-        tile: thumbs::tile_size(r, &tiles).ok()?,
+        tile: thumbs::tile_size(r, thumbs::turn(index, r), &tiles).ok()?,
         sprites: tiles.sprites(p.duration),
         duration: p.duration,
     })

@@ -3,7 +3,7 @@
 //! the tiles written as one JPEG.
 
 use crate::mp4::Error;
-use crate::mp4::cmaf::thumbs::{Codec, MAX_PIXELS, Shot, Shots};
+use crate::mp4::cmaf::thumbs::{Codec, MAX_PIXELS, Shot, Shots, Turn};
 use ff::codec::Id;
 use ff::format::Pixel;
 use ff::software::scaling;
@@ -40,28 +40,67 @@ pub(super) fn image(
             break;
         }
         let frame = picture(&mut decoder, shot, data, stop)?;
-        let rgb = scale(&frame, (w, h))?;
-        let tile_row = usize::try_from(w).unwrap_or(0) * 3;
-        let stride = rgb.stride(0);
-        let plane = rgb.data(0);
-        for y in 0..usize::try_from(h).unwrap_or(0) {
-            let from = y * stride;
-            let to = (usize::try_from(line * h).unwrap_or(0) + y) * row
-                + usize::try_from(col * w).unwrap_or(0) * 3;
-            let (Some(src), Some(dst)) = (
-                plane.get(from..from + tile_row),
-                canvas.get_mut(to..to + tile_row),
-            ) else {
-                return Err(Error::Unsupported("a scaled picture is short".into()));
-            };
-            dst.copy_from_slice(src);
-        }
+        // Scaled as stored, then turned into its place.
+        let scaled = if shots.turn.quarter() { (h, w) } else { (w, h) };
+        let rgb = scale(&frame, scaled)?;
+        let at = (
+            usize::try_from(col * w).unwrap_or(0),
+            usize::try_from(line * h).unwrap_or(0),
+        );
+        place(&rgb, scaled, shots.turn, &mut canvas, row, at)?;
     }
     let mut out = Vec::with_capacity(canvas.len() / 8);
-    jpeg_encoder::Encoder::new(&mut out, quality)
-        .encode(&canvas, width16, height16, jpeg_encoder::ColorType::Rgb)
+    let mut jpeg = jpeg_encoder::Encoder::new(&mut out, quality);
+    // Averaged chroma: small pictures lose visibly with one pixel's.
+    jpeg.set_chroma_subsampling_method(jpeg_encoder::ChromaSubsamplingMethod::Average);
+    jpeg.encode(&canvas, width16, height16, jpeg_encoder::ColorType::Rgb)
         .map_err(|e| failed("JPEG", e))?;
     Ok(out)
+}
+
+/// Copies the RGB picture `rgb` (`w`x`h` as scaled) into `canvas` (rows
+/// of `row` bytes) with its top-left at `at`, turned.
+fn place(
+    rgb: &ff::frame::Video,
+    (w, h): (u32, u32),
+    turn: Turn,
+    canvas: &mut [u8],
+    row: usize,
+    (x0, y0): (usize, usize),
+) -> Result<(), Error> {
+    let (w, h) = (
+        usize::try_from(w).unwrap_or(0),
+        usize::try_from(h).unwrap_or(0),
+    );
+    let (stride, plane) = (rgb.stride(0), rgb.data(0));
+    let short = || Error::Unsupported("a scaled picture is short".into());
+    for y in 0..h {
+        let line = plane
+            .get(y * stride..y * stride + w * 3)
+            .ok_or_else(short)?;
+        if turn == Turn::None {
+            let to = (y0 + y) * row + x0 * 3;
+            canvas
+                .get_mut(to..to + w * 3)
+                .ok_or_else(short)?
+                .copy_from_slice(line);
+            continue;
+        }
+        for (x, px) in line.chunks_exact(3).enumerate() {
+            // Where source pixel (x, y) lands in the turned picture.
+            let (tx, ty) = match turn {
+                Turn::Right => (h - 1 - y, x),
+                Turn::Left => (y, w - 1 - x),
+                _ => (w - 1 - x, h - 1 - y),
+            };
+            let to = (y0 + ty) * row + (x0 + tx) * 3;
+            canvas
+                .get_mut(to..to + 3)
+                .ok_or_else(short)?
+                .copy_from_slice(px);
+        }
+    }
+    Ok(())
 }
 
 /// A decoder for the track, its configuration record given.
@@ -191,6 +230,30 @@ fn scale(frame: &ff::frame::Video, (w, h): (u32, u32)) -> Result<ff::frame::Vide
         scaling::Flags::BICUBIC,
     )
     .map_err(|e| failed("scaling", e))?;
+    // The frame's own matrix and range, as ffmpeg converts it (BT.601
+    // when it says none).
+    let matrix = match frame.color_space() {
+        ff::color::Space::BT709 => ff::ffi::SWS_CS_ITU709,
+        ff::color::Space::FCC => ff::ffi::SWS_CS_FCC,
+        ff::color::Space::SMPTE240M => ff::ffi::SWS_CS_SMPTE240M,
+        ff::color::Space::BT2020NCL | ff::color::Space::BT2020CL => ff::ffi::SWS_CS_BT2020,
+        _ => ff::ffi::SWS_CS_DEFAULT,
+    };
+    let full = i32::from(frame.color_range() == ff::color::Range::JPEG);
+    // SAFETY: the context is ours and valid; the coefficient tables are
+    // libswscale's own statics.
+    unsafe {
+        ff::ffi::sws_setColorspaceDetails(
+            scaler.as_mut_ptr(),
+            ff::ffi::sws_getCoefficients(matrix),
+            full,
+            ff::ffi::sws_getCoefficients(ff::ffi::SWS_CS_DEFAULT),
+            1,
+            0,
+            1 << 16,
+            1 << 16,
+        );
+    }
     let mut rgb = ff::frame::Video::empty();
     scaler
         .run(frame, &mut rgb)

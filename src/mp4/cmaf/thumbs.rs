@@ -29,6 +29,48 @@ pub const MAX_TILES: u32 = 100;
 /// each); a longer film at a shorter interval announces none.
 pub const MAX_TILE_COUNT: u64 = 1 << 16;
 
+/// How a track's pictures are turned for display (its `tkhd` matrix, in
+/// quarter turns; any other matrix is shown as decoded, as most players do).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Turn {
+    #[default]
+    None,
+    /// A quarter turn clockwise.
+    Right,
+    Half,
+    /// A quarter turn counter-clockwise.
+    Left,
+}
+
+impl Turn {
+    /// Whether width and height swap.
+    pub fn quarter(self) -> bool {
+        matches!(self, Turn::Right | Turn::Left)
+    }
+}
+
+/// The turn of track `r` from its `tkhd` matrix (a, b, c, d in 16.16):
+/// (0, 1, -1, 0) turns right, (-1, 0, 0, -1) half, (0, -1, 1, 0) left.
+pub fn turn(index: &Index, r: &Rendition) -> Turn {
+    let tkhd = write::trak(index, &r.info).and_then(|t| write::child(&t, b"tkhd"));
+    let Ok(tkhd) = tkhd else { return Turn::None };
+    let at = if tkhd.body.first() == Some(&1) {
+        52
+    } else {
+        40
+    };
+    let field = |k: usize| {
+        (tkhd.body.get(at + 4 * k..at + 4 * k + 4))
+            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]).signum())
+    };
+    match (field(0), field(1), field(3), field(4)) {
+        (Some(0), Some(1), Some(-1), Some(0)) => Turn::Right,
+        (Some(-1), Some(0), Some(0), Some(-1)) => Turn::Half,
+        (Some(0), Some(-1), Some(1), Some(0)) => Turn::Left,
+        _ => Turn::None,
+    }
+}
+
 /// The video codecs a thumbnail is decoded from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Codec {
@@ -65,8 +107,10 @@ pub struct Shots {
     pub config: Bytes,
     /// The sample entry's size, checked against [`MAX_PIXELS`].
     pub coded: (u32, u32),
-    /// Each picture's size in the image.
+    /// Each picture's size in the image (turned).
     pub size: (u32, u32),
+    /// How each picture is turned after scaling.
+    pub turn: Turn,
     pub columns: u32,
     pub rows: u32,
     pub shots: Vec<Shot>,
@@ -136,13 +180,15 @@ pub fn video(p: &Presentation) -> Result<&Rendition, Error> {
         .ok_or_else(|| Error::Missing("the film has no video track to take a picture of".into()))
 }
 
-/// The picture's display size (its pixel aspect ratio applied), scaled to
-/// `fit`: one side given keeps the aspect ratio, both fit inside them.
-pub fn picture_size(r: &Rendition, fit: Fit) -> Result<(u32, u32), Error> {
+/// The picture's display size (its pixel aspect ratio applied, turned as
+/// `turn` says), scaled to `fit`: one side given keeps the aspect ratio,
+/// both fit inside them.
+pub fn picture_size(r: &Rendition, turn: Turn, fit: Fit) -> Result<(u32, u32), Error> {
     let d = &r.description;
     let (sw, sh) = d.sar.unwrap_or((1, 1));
     let w = f64::from(d.width) * f64::from(sw.max(1)) / f64::from(sh.max(1));
     let h = f64::from(d.height);
+    let (w, h) = if turn.quarter() { (h, w) } else { (w, h) };
     if !(w >= 1.0 && h >= 1.0) {
         return Err(Error::Unsupported(format!(
             "track {} states no picture size",
@@ -169,8 +215,8 @@ pub fn picture_size(r: &Rendition, fit: Fit) -> Result<(u32, u32), Error> {
 
 /// The size of one tile: `tiles.width` wide, height by the aspect ratio
 /// (even, as players like it).
-pub fn tile_size(r: &Rendition, tiles: &Tiles) -> Result<(u32, u32), Error> {
-    let (w, h) = picture_size(r, Fit::default())?;
+pub fn tile_size(r: &Rendition, turn: Turn, tiles: &Tiles) -> Result<(u32, u32), Error> {
+    let (w, h) = picture_size(r, turn, Fit::default())?;
     let width = tiles.width.clamp(2, MAX_SIDE);
     let height = (f64::from(width) * f64::from(h) / f64::from(w) / 2.0).round() as u32 * 2;
     Ok((width, height.clamp(2, MAX_SIDE)))
@@ -186,10 +232,11 @@ pub fn thumbnail(index: &Index, p: &Presentation, at: f64, fit: Fit) -> Result<S
             p.duration
         )));
     }
-    let size = picture_size(r, fit)?;
+    let turn = turn(index, r);
+    let size = picture_size(r, turn, fit)?;
     let mut seek = Seek::new(index, r)?;
     let shot = seek.shot(at, MAX_DECODED)?;
-    shots(index, r, size, (1, 1), vec![shot])
+    shots(index, r, (size, turn), (1, 1), vec![shot])
 }
 
 /// What to decode for sprite `n` (from 1): a key frame at or before each
@@ -205,7 +252,8 @@ pub fn sprite(index: &Index, p: &Presentation, n: u32, tiles: &Tiles) -> Result<
             "the film has no thumbnail sprite {n}"
         )));
     }
-    let size = tile_size(r, tiles)?;
+    let turn = turn(index, r);
+    let size = tile_size(r, turn, tiles)?;
     let mut seek = Seek::new(index, r)?;
     let first = u64::from(n - 1) * u64::from(per);
     let list = (first..first + u64::from(per))
@@ -213,13 +261,13 @@ pub fn sprite(index: &Index, p: &Presentation, n: u32, tiles: &Tiles) -> Result<
         .take_while(|&at| at < p.duration)
         .map(|at| seek.shot(at, 1))
         .collect::<Result<Vec<_>, _>>()?;
-    shots(index, r, size, (tiles.columns, tiles.rows), list)
+    shots(index, r, (size, turn), (tiles.columns, tiles.rows), list)
 }
 
 fn shots(
     index: &Index,
     r: &Rendition,
-    size: (u32, u32),
+    (size, turn): ((u32, u32), Turn),
     (columns, rows): (u32, u32),
     list: Vec<Shot>,
 ) -> Result<Shots, Error> {
@@ -236,6 +284,7 @@ fn shots(
         config,
         coded,
         size,
+        turn,
         columns,
         rows,
         shots: list,

@@ -44,12 +44,12 @@ fn missing(fourcc: [u8; 4]) -> Error {
 }
 
 /// The `trak` box of a track, within the index's `moov`.
-fn trak<'a>(index: &'a Index, info: &TrakInfo) -> Result<RawBox<'a>, Error> {
+pub(super) fn trak<'a>(index: &'a Index, info: &TrakInfo) -> Result<RawBox<'a>, Error> {
     let from = index.moov.get(info.start..).unwrap_or(&[]);
     children(from, info.start).next().ok_or(missing(*b"trak"))?
 }
 
-fn child<'a>(parent: &RawBox<'a>, fourcc: &[u8; 4]) -> Result<RawBox<'a>, Error> {
+pub(super) fn child<'a>(parent: &RawBox<'a>, fourcc: &[u8; 4]) -> Result<RawBox<'a>, Error> {
     for c in parent.children() {
         let c = c?;
         if &c.fourcc == fourcc {
