@@ -152,7 +152,16 @@ const PICTURE_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 fn picture(shots: &Shots, src: &dyn mp4::ReadAt, cancel: &Cancel) -> Done {
     let began = std::time::Instant::now();
     let stop = || cancel.load(Relaxed) || began.elapsed() > PICTURE_TIME;
-    Done::Picture(crate::picture::render(shots, src, &stop).map(|jpeg| {
+    let made = crate::picture::render(shots, src, &stop);
+    // A decoder's frames (tens of MB at 1080p) are freed to glibc, which
+    // keeps them in its heap past the mmap threshold they raised: given
+    // back here, a worker returns to its size after each picture.
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim takes no pointers and only releases free memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    Done::Picture(made.map(|jpeg| {
         let mut l = Layout::from_slices([mp4::Slice::Bytes(jpeg)]);
         l.set_own(l.len() as usize);
         Arc::new(l)
