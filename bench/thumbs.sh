@@ -3,6 +3,7 @@
 #   T1  a cached thumbnail through nginx -> pool (one warm-up request, then
 #       wrk asks the same URL again and again), against nginx serving the
 #       very same JPEG bytes (saved from the pool) as a static file.
+#   T1c T1 through nginx's cache in front of the pool, once filled.
 #   T2  uncached thumbnails of a 1080p H.264 film (60 s, a key frame every
 #       10 s, 3 B-frames): THUMBS distinct times, each some seconds after a
 #       key frame, asked one after the other with curl through nginx -> pool,
@@ -50,7 +51,7 @@ fi
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # --- servers ----------------------------------------------------------------
-mkdir -p "$WORK/films" "$WORK/static" "$WORK/tmp" "$WORK/logs" "$WORK/ours" "$WORK/ffmpeg"
+mkdir -p "$WORK/films" "$WORK/static" "$WORK/tmp" "$WORK/logs" "$WORK/ours" "$WORK/ffmpeg" "$WORK/cache"
 ln -s "$CACHE/a.mp4" "$WORK/films/a.mp4"
 ln -s "$HD" "$WORK/films/film1080.mp4"
 chmod -R a+rX "$WORK"
@@ -59,6 +60,7 @@ chmod -R a+rX "$WORK"
 POOL=$!
 for _ in $(seq 100); do [ -S "$WORK/pool.sock" ] && break; sleep 0.05; done
 NGINX_PORT=$(port)
+EDGE_PORT=$(port)
 NGINX_USER=
 [ "$(id -u)" = 0 ] && NGINX_USER="user root root;"
 cat > "$WORK/nginx.conf" <<CONF
@@ -74,6 +76,24 @@ http {
   client_body_temp_path $WORK/tmp/body; fastcgi_temp_path $WORK/tmp/fastcgi;
   proxy_temp_path $WORK/tmp/proxy; uwsgi_temp_path $WORK/tmp/uwsgi; scgi_temp_path $WORK/tmp/scgi;
   upstream pool { server unix:$WORK/pool.sock; keepalive 64; }
+  fastcgi_cache_path $WORK/cache levels=1:2 keys_zone=thumbs:10m max_size=1g inactive=1h use_temp_path=off;
+  # T1c: conf-examples/nginx-cache.conf's location for packaged outputs.
+  server {
+    listen 127.0.0.1:$EDGE_PORT;
+    location ~ \.mp4/ {
+      fastcgi_cache thumbs;
+      fastcgi_cache_key "\$request_method|\$uri|\$args";
+      fastcgi_cache_valid 200 1h;
+      fastcgi_cache_lock on;
+      include /etc/nginx/fastcgi_params;
+      fastcgi_split_path_info ^(.+\.mp4)(/.+)\$;
+      fastcgi_param SCRIPT_FILENAME $WORK/films\$fastcgi_script_name;
+      fastcgi_param PATH_INFO \$fastcgi_path_info;
+      fastcgi_pass_request_headers off;
+      fastcgi_buffering on; fastcgi_buffer_size 64k; fastcgi_buffers 32 64k;
+      fastcgi_keep_conn on; fastcgi_pass pool;
+    }
+  }
   server {
     listen 127.0.0.1:$NGINX_PORT;
     location /static/ { root $WORK; }
@@ -140,6 +160,15 @@ ratio=$(awk -v a="$c_rps" -v b="$b_rps" 'BEGIN { printf "%.2f", a / b }')
 met=$(awk -v r="$ratio" 'BEGIN { print (r >= 0.8) ? "yes" : "NO" }')
 printf '| T1 | a cached thumbnail (60 s 640x360 film, thumb-12500.jpg) through nginx -> pool vs the same JPEG as a static file | 0.8 | %s | %.0f | %.1f | %.0f | %.1f | %s |\n' \
   "$met" "$b_rps" "$b_mbs" "$c_rps" "$c_mbs" "$ratio"
+# T1c: the same thumbnail through nginx's cache in front of the pool, filled.
+E="http://127.0.0.1:$EDGE_PORT"
+get_jpeg "$E$T1_PATH" "$WORK/edge.jpg"
+cmp -s "$WORK/edge.jpg" "$WORK/static/thumb.jpg" || { echo "bench: the edge's copy differs" >&2; exit 1; }
+read -r e_rps e_mbs < <(wrk_rate "$E$T1_PATH")
+ratio=$(awk -v a="$e_rps" -v b="$b_rps" 'BEGIN { printf "%.2f", a / b }')
+met=$(awk -v r="$ratio" 'BEGIN { print (r >= 0.8) ? "yes" : "NO" }')
+printf '| T1c | T1 through nginx'"'"'s cache in front of the pool (conf-examples/nginx-cache.conf), filled | 0.8 | %s | %.0f | %.1f | %.0f | %.1f | %s |\n' \
+  "$met" "$b_rps" "$b_mbs" "$e_rps" "$e_mbs" "$ratio"
 
 # --- T2: uncached thumbnails of the 1080p film, against ffmpeg ----------------
 # Key frame times, then THUMBS times spread over the film, each 30-90 % of the
