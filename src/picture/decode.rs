@@ -169,6 +169,13 @@ fn picture(
                 "decoding the picture took too long".into(),
             ));
         }
+        // Frames nothing refers to are decoded only if they are the one
+        // wanted: with B-frames, about half the work.
+        decoder.skip_frame(if sample.number == shot.wanted {
+            ff::Discard::Default
+        } else {
+            ff::Discard::NonReference
+        });
         let mut packet = ff::Packet::copy(bytes);
         packet.set_pts(i64::try_from(sample.number).ok());
         packet.set_dts(i64::try_from(sample.number).ok());
