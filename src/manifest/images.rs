@@ -29,11 +29,13 @@ impl Images {
     }
 
     /// Bits per second a sprite takes, estimated before any is made: a
-    /// detailed JPEG at quality 85 holds about 3 bits per pixel.
+    /// detailed JPEG at quality 85 holds about 3 bits per pixel, over the
+    /// seconds the first (longest) sprite covers: a whole span, or the
+    /// whole of a shorter presentation.
     pub fn bandwidth(&self) -> u64 {
         let (w, h) = self.size();
         let bits = u64::from(w) * u64::from(h) * 3;
-        ((bits as f64 / self.tiles.span().max(0.001)).ceil() as u64).max(1)
+        ((bits as f64 / self.covers(1).max(0.001)).ceil() as u64).max(1)
     }
 
     fn layout(&self) -> String {
