@@ -1,6 +1,7 @@
 //! The manifest checkers (`common::hls_check`, `common::mpd_check`) report
-//! each hand-written fault of RFC 8216 and of the MPD's required
-//! attributes: without this, a checker that accepts everything would let
+//! each hand-written fault of RFC 8216, of the MPD's required attributes,
+//! and of the seek-bar previews' image playlist and DASH-IF thumbnail set:
+//! without this, a checker that accepts everything would let
 //! tests/manifest_conformance.rs pass whatever the server writes.
 
 mod common;
@@ -16,6 +17,7 @@ const MASTER: &str = "#EXTM3U
 #EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",LANGUAGE=\"en\",NAME=\"English\",DEFAULT=NO,AUTOSELECT=YES,URI=\"subs-4.m3u8\"
 #EXT-X-STREAM-INF:BANDWIDTH=181777,AVERAGE-BANDWIDTH=179522,CODECS=\"avc1.64000C,mp4a.40.2\",RESOLUTION=320x180,FRAME-RATE=25.000,AUDIO=\"audio\",SUBTITLES=\"subs\"
 index-1.m3u8
+#EXT-X-IMAGE-STREAM-INF:BANDWIDTH=4320,RESOLUTION=160x90,CODECS=\"jpeg\",URI=\"images.m3u8\"
 ";
 
 const PLAYLIST: &str = "#EXTM3U
@@ -29,6 +31,22 @@ const PLAYLIST: &str = "#EXTM3U
 seg-1-1.m4s
 #EXTINF:2.000000,
 seg-2-1.m4s
+#EXT-X-ENDLIST
+";
+
+/// `images.m3u8` of a 25 s film: 5x2 tiles of 160x90, one every 2 s.
+const IMAGES: &str = "#EXTM3U
+#EXT-X-VERSION:7
+#EXT-X-TARGETDURATION:20
+#EXT-X-MEDIA-SEQUENCE:1
+#EXT-X-PLAYLIST-TYPE:VOD
+#EXT-X-IMAGES-ONLY
+#EXTINF:20.000000,
+#EXT-X-TILES:RESOLUTION=160x90,LAYOUT=5x2,DURATION=2.000000
+tiles-1.jpg
+#EXTINF:5.000000,
+#EXT-X-TILES:RESOLUTION=160x90,LAYOUT=5x2,DURATION=2.000000
+tiles-2.jpg
 #EXT-X-ENDLIST
 ";
 
@@ -62,6 +80,12 @@ const MPD: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <Role schemeIdUri="urn:mpeg:dash:role:2011" value="subtitle"/>
 <Representation id="3" bandwidth="256">
 <BaseURL>subs-3.vtt</BaseURL>
+</Representation>
+</AdaptationSet>
+<AdaptationSet id="2000" contentType="image" mimeType="image/jpeg">
+<SegmentTemplate timescale="1000" duration="20000" media="tiles-$Number$.jpg" startNumber="1"/>
+<Representation id="thumbnails" bandwidth="4320" width="800" height="180">
+<EssentialProperty schemeIdUri="http://dashif.org/thumbnail_tile" value="5x2"/>
 </Representation>
 </AdaptationSet>
 </Period>
@@ -175,6 +199,27 @@ fn hls_check_catches_master_playlist_faults() {
             ),
         ],
     );
+    assert_caught(MASTER, hls_check::master, IMAGE_STREAM_FAULTS);
+    let streams = hls_check::image_streams(MASTER);
+    assert_eq!(streams, [("images.m3u8".into(), Some("160x90".into()))]);
+}
+
+/// The image playlist of a presentation of 25 s whose master says its
+/// tiles are 160x90.
+fn images(text: &str) -> Vec<String> {
+    hls_check::images(text, Some("160x90"), Some(25.0))
+}
+
+#[test]
+fn hls_check_catches_image_playlist_faults() {
+    assert_caught(IMAGES, images, IMAGES_FAULTS);
+    // A playlist that is not an image one takes no EXT-X-TILES.
+    let tiles = "#EXT-X-TILES:RESOLUTION=1x1,LAYOUT=1x1,DURATION=6\nseg-1-1.m4s";
+    let v = hls_check::media(&PLAYLIST.replacen("seg-1-1.m4s", tiles, 1));
+    assert!(v.iter().any(|e| e.contains("EXT-X-TILES without")), "{v:?}");
+    // What the caller does not know is not checked.
+    let other = IMAGES.replace("160x90", "320x180");
+    assert_eq!(hls_check::images(&other, None, None), Vec::<String>::new());
 }
 
 #[test]
@@ -462,6 +507,28 @@ fn mpd_check_catches_mpd_faults() {
             ),
         ],
     );
+    assert_caught(MPD, mpd_check::check, THUMBNAIL_SET_FAULTS);
+    // An image set needs neither @codecs nor an initialization: a video one does.
+    let video = MPD.replacen(
+        "contentType=\"image\" mimeType=\"image/jpeg\"",
+        "contentType=\"video\" mimeType=\"video/jpeg\"",
+        1,
+    );
+    let v = mpd_check::check(&video);
+    let has = |want: &str| v.iter().any(|e| e.contains(want));
+    assert!(has("no @codecs") && has("no @initialization"), "{v:?}");
+}
+
+#[test]
+fn mpd_image_sprites_are_the_numbers_the_period_needs() {
+    assert_eq!(mpd_check::image_sprites(MPD), ["tiles-1.jpg"]);
+    let short = MPD.replacen("\"20000\"", "\"6000\" startNumber=\"0\"", 1);
+    let short = short.replacen(" startNumber=\"1\"/>", "/>", 1);
+    let names: Vec<String> = (0..4).map(|n| format!("tiles-{n:02}.jpg")).collect();
+    let padded = short.replacen("$Number$.jpg", "$Number%02d$.jpg", 1);
+    assert_eq!(mpd_check::image_sprites(&padded), names);
+    let id = MPD.replacen("tiles-$Number$", "$RepresentationID$-$Number$", 1);
+    assert_eq!(mpd_check::image_sprites(&id), ["thumbnails-1.jpg"]);
 }
 
 #[test]
@@ -481,3 +548,70 @@ fn mpd_durations_parse_as_xs_duration() {
         assert_eq!(mpd_check::duration(bad), None, "{bad}");
     }
 }
+
+// The seek-bar previews' faults, one a line: (from, to, wanted).
+
+/// The master's EXT-X-IMAGE-STREAM-INF (Roku and Apple's convention).
+#[rustfmt::skip]
+const IMAGE_STREAM_FAULTS: &[(&str, &str, &str)] = &[
+    ("BANDWIDTH=4320,", "", "#EXT-X-IMAGE-STREAM-INF has no BANDWIDTH"),
+    ("=4320", "=4.3e3", "BANDWIDTH=4.3e3 is not a decimal-integer"),
+    ("=160x90", "=160:90", "RESOLUTION=160:90 is not a decimal-resolution"),
+    ("CODECS=\"jpeg\",", "", "EXT-X-IMAGE-STREAM-INF has no CODECS"),
+    ("\"jpeg\"", "jpeg", "CODECS=jpeg is not a quoted-string"),
+    ("\"jpeg\"", "\"avc1.64000C\"", "CODECS \"avc1.64000C\" is not \"jpeg\""),
+    (",URI=\"images.m3u8\"", "", "#EXT-X-IMAGE-STREAM-INF has no URI"),
+    ("\"images.m3u8\"", "\"\"", "URI is an empty URI"),
+    ("\"images.m3u8\"", "images.m3u8", "URI=images.m3u8 is not a quoted-string"),
+    ("\"jpeg\"", "\"jpeg\",LAYOUT=5x2", "unknown attribute LAYOUT"),
+    ("images.m3u8\"\n", "x\"\nimages.m3u8\n", "URI \"images.m3u8\" follows no EXT-X-STREAM-INF"),
+    ("#EXT-X-INDEPENDENT-SEGMENTS\n", "#EXT-X-IMAGES-ONLY\n", "IMAGES-ONLY has no place in a master"),
+];
+
+/// `images.m3u8`, its EXT-X-IMAGES-ONLY and EXT-X-TILES.
+#[rustfmt::skip]
+const IMAGES_FAULTS: &[(&str, &str, &str)] = &[
+    ("#EXT-X-IMAGES-ONLY\n", "", "stream's playlist without EXT-X-IMAGES-ONLY"),
+    ("#EXT-X-IMAGES-ONLY\n", "", "EXT-X-TILES without EXT-X-IMAGES-ONLY"),
+    ("#EXT-X-IMAGES-ONLY\n", "#EXT-X-IMAGES-ONLY\n#EXT-X-IMAGES-ONLY\n", "more than once"),
+    ("#EXT-X-IMAGES-ONLY\n", "#EXT-X-IMAGES-ONLY\n#EXT-X-I-FRAMES-ONLY\n", "both EXT-X-IMAGES"),
+    ("ONLY\n", "ONLY\n#EXT-X-MAP:URI=\"init.mp4\"\n", "an EXT-X-MAP in an image playlist"),
+    ("#EXT-X-ENDLIST\n", "", "an image playlist without EXT-X-ENDLIST"),
+    ("#EXT-X-PLAYLIST-TYPE:VOD\n", "", "not EXT-X-PLAYLIST-TYPE:VOD"),
+    (":VOD", ":EVENT", "not EXT-X-PLAYLIST-TYPE:VOD"),
+    ("20.000000,", "20.600000,", "EXTINF 20.6 rounds above EXT-X-TARGETDURATION 20"),
+    ("#EXTINF:5.000000,", "#EXTINF:4.000000,", "EXTINFs sum to 24.000000 s, the presentation"),
+    ("#EXT-X-TILES:", "#EXT-X-TILE:", "unknown tag #EXT-X-TILE"),
+    ("\ntiles-1", "\n#EXT-X-TILES:RESOLUTION=160x90,LAYOUT=5x2,DURATION=2\ntiles-1", "a second EXT-X-TILES"),
+    ("#EXT-X-TILES:RESOLUTION=160x90,LAYOUT=5x2,DURATION=2.000000\n", "", "has no EXT-X-TILES"),
+    ("tiles-2.jpg\n", "tiles-2.jpg\n#EXT-X-TILES:RESOLUTION=160x90,LAYOUT=5x2,DURATION=2\n", "no segment after"),
+    ("=160x90,LAYOUT", "=320x180,LAYOUT", "320x180 is not the EXT-X-IMAGE-STREAM-INF's 160x90"),
+    ("=160x90,LAYOUT", "=160x0,LAYOUT", "EXT-X-TILES RESOLUTION is not positive"),
+    (",LAYOUT=5x2", "", "#EXT-X-TILES has no LAYOUT"),
+    ("LAYOUT=5x2", "LAYOUT=5", "LAYOUT=5 is not a decimal-resolution"),
+    ("LAYOUT=5x2", "LAYOUT=0x2", "EXT-X-TILES LAYOUT is not positive"),
+    ("LAYOUT=5x2", "LAYOUT=5x1", "5 tiles of 2 s last less than \"tiles-1.jpg\"'s EXTINF 20"),
+    (",DURATION=2.000000", "", "#EXT-X-TILES has no DURATION"),
+    ("=2.000000", "=2s", "DURATION=2s is not a decimal-floating-point"),
+    ("=2.000000", "=0.0", "EXT-X-TILES DURATION is not positive"),
+    ("=2.000000", "=1.990000", "10 tiles of 1.99 s last less than"),
+];
+
+/// The DASH-IF thumbnail set (IOP 6.2.6).
+#[rustfmt::skip]
+const THUMBNAIL_SET_FAULTS: &[(&str, &str, &str)] = &[
+    ("image/jpeg", "image/webp", "no @codecs on it or its AdaptationSet"),
+    (" width=\"800\"", "", "an image Representation without @width"),
+    (" height=\"180\">\n<Ess", ">\n<Ess", "an image Representation without @height"),
+    ("<EssentialProperty schemeIdUri", "<SupplementalProperty schemeIdUri", "without an Essential"),
+    ("dashif.org/thumbnail_tile", "dashif.org/thumbnails", "without an EssentialProperty"),
+    ("\"5x2\"", "\"5\"", "thumbnail_tile value \"5\" is not CxR"),
+    ("\"5x2\"", "\"0x2\"", "thumbnail_tile value \"0x2\" is not CxR"),
+    ("\"5x2\"", "\"3x2\"", "@width 800 is not 3 whole tiles"),
+    ("\"5x2\"", "\"5x7\"", "@height 180 is not 7 whole tiles"),
+    ("tiles-$Number$.jpg", "tiles.jpg", "image @media \"tiles.jpg\" has no $Number$"),
+    (" media=\"tiles-$Number$.jpg\"", "", "without SegmentTemplate@media"),
+    (" duration=\"20000\"", "", "its SegmentTemplate has no @duration"),
+    ("\"20000\"", "\"10000\" endNumber=\"1\"", "segments of 10000/1000 s end before the Period's 20 s"),
+    (" mediaPresentationDuration=\"PT20.000S\"", "", "the Period's duration is not known"),
+];

@@ -1,9 +1,12 @@
 //! The manifests the server writes against RFC 8216's MUSTs
 //! (`common::hls_check`) and the MPD's required attributes
 //! (`common::mpd_check`): for every kind of film and URL the server
-//! packages, master.m3u8, each playlist it names, each variant's
-//! BANDWIDTH against the bytes of its segments, and manifest.mpd. That
-//! the checkers catch what they must: tests/manifest_checkers.rs.
+//! packages, master.m3u8, each playlist it names (the image playlist of
+//! seek-bar previews as one, its tiles the master's RESOLUTION, its
+//! seconds the MPD's), each variant's BANDWIDTH against the bytes of its
+//! segments, and manifest.mpd, whose thumbnail set names the same sprites
+//! and tiles of the same size; every sprite is a JPEG. That the checkers
+//! catch what they must: tests/manifest_checkers.rs.
 
 mod common;
 
@@ -13,18 +16,32 @@ use std::collections::HashMap;
 use std::process::Command;
 
 /// Every violation in the manifests of `film` (its URL path) asked with
-/// `query`; each URI they name is fetched (a non-200 fails the test).
-fn violations(port: u16, film: &str, query: &str) -> Vec<String> {
+/// `query`, and how many sprites the image playlist lists; each URI they
+/// name is fetched (a non-200 fails the test).
+fn violations(port: u16, film: &str, query: &str) -> (Vec<String>, usize) {
     let mut v = Vec::new();
     let mut note = |at: &str, found: Vec<String>| {
         v.extend(found.into_iter().map(|e| format!("{film}/{at}: {e}")));
     };
     let master = get(port, &format!("{film}/master.m3u8{query}")).text();
     note("master.m3u8", hls_check::master(&master));
+    let mpd = get(port, &format!("{film}/manifest.mpd{query}")).text();
+    // The presentation's seconds, which an image playlist's EXTINFs sum to.
+    let seconds = roxmltree::Document::parse(&mpd).ok().and_then(|d| {
+        let total = d.root_element().attribute("mediaPresentationDuration");
+        total.and_then(mpd_check::duration)
+    });
+    // URI → the RESOLUTION its EXT-X-IMAGE-STREAM-INF gives.
+    let images: HashMap<String, Option<String>> =
+        hls_check::image_streams(&master).into_iter().collect();
     let mut rates = HashMap::new();
+    let mut sprites = Vec::new();
     for uri in hls_check::uris(&master) {
         let text = get(port, &format!("{film}/{uri}")).text();
-        note(&uri, hls_check::media(&text));
+        match images.get(&uri) {
+            Some(tile) => note(&uri, hls_check::images(&text, tile.as_deref(), seconds)),
+            None => note(&uri, hls_check::media(&text)),
+        }
         let target = (text.lines())
             .find_map(|l| l.strip_prefix("#EXT-X-TARGETDURATION:"))
             .and_then(|t| t.parse().ok())
@@ -35,19 +52,81 @@ fn violations(port: u16, film: &str, query: &str) -> Vec<String> {
                 get(port, &format!("{film}/{other}"));
             }
         }
-        let (durations, sizes): (Vec<f64>, Vec<u64>) = (segments.iter())
-            .map(|(d, u)| (*d, get(port, &format!("{film}/{u}")).body.len() as u64))
-            .unzip();
+        let mut sizes = Vec::new();
+        for (_, u) in &segments {
+            let body = get(port, &format!("{film}/{u}")).body;
+            if images.contains_key(&uri) {
+                sprites.push(u.clone());
+                if !body.starts_with(b"\xff\xd8\xff") {
+                    note(&uri, vec![format!("sprite {u} is not a JPEG")]);
+                }
+            }
+            sizes.push(body.len() as u64);
+        }
+        let durations: Vec<f64> = segments.iter().map(|s| s.0).collect();
         rates.insert(uri, hls_check::bit_rates(&durations, &sizes, target));
     }
     // Every rendition counts, subtitles too (RFC 8216 4.3.4.2).
     note("master.m3u8", hls_check::bandwidth(&master, &rates));
-    let mpd = get(port, &format!("{film}/manifest.mpd{query}")).text();
     note("manifest.mpd", mpd_check::check(&mpd));
     for url in dash_urls(&mpd) {
         get(port, &format!("{film}/{url}"));
     }
-    v
+    // DASH's thumbnail set: the sprites the HLS image playlist lists.
+    let dash_sprites = mpd_check::image_sprites(&mpd);
+    if dash_sprites != sprites {
+        note(
+            "manifest.mpd",
+            vec![format!(
+                "the image set's sprites {dash_sprites:?}, the HLS image playlist's {sprites:?}"
+            )],
+        );
+    }
+    let tiles: Vec<String> = (dash_tiles(&mpd).into_iter())
+        .map(|(w, h)| format!("{w}x{h}"))
+        .collect();
+    let hls_tiles: Vec<String> = images.values().flatten().cloned().collect();
+    if tiles != hls_tiles {
+        note(
+            "manifest.mpd",
+            vec![format!(
+                "the image set's tiles are {tiles:?}, the master's {hls_tiles:?}"
+            )],
+        );
+    }
+    for url in &dash_sprites {
+        if !get(port, &format!("{film}/{url}"))
+            .body
+            .starts_with(b"\xff\xd8\xff")
+        {
+            note("manifest.mpd", vec![format!("sprite {url} is not a JPEG")]);
+        }
+    }
+    (v, sprites.len())
+}
+
+/// One tile's size in each DASH thumbnail Representation: its @width and
+/// @height divided by its thumbnail_tile layout.
+fn dash_tiles(mpd: &str) -> Vec<(u64, u64)> {
+    let Ok(doc) = roxmltree::Document::parse(mpd) else {
+        return Vec::new();
+    };
+    let number = |n: roxmltree::Node, a| n.attribute(a).and_then(|x: &str| x.parse::<u64>().ok());
+    (doc.descendants())
+        .filter(|n| n.has_tag_name("Representation"))
+        .filter_map(|rep| {
+            let tile = rep.descendants().find(|p| {
+                p.has_tag_name("EssentialProperty")
+                    && p.attribute("schemeIdUri") == Some(mpd_check::TILE_SCHEME)
+            })?;
+            let (c, r) = tile.attribute("value")?.split_once('x')?;
+            let (c, r): (u64, u64) = (c.parse().ok()?, r.parse().ok()?);
+            Some((
+                number(rep, "width")? / c.max(1),
+                number(rep, "height")? / r.max(1),
+            ))
+        })
+        .collect()
 }
 
 /// Each Representation's initialization and first segment (or its single
@@ -83,11 +162,16 @@ fn dash_urls(mpd: &str) -> Vec<String> {
     urls
 }
 
-/// The checks of each case, all violations printed on failure.
-fn assert_conforms(port: u16, cases: &[(&str, &str)]) {
+/// The checks of each case, all violations printed on failure; each
+/// announces seek-bar previews, or (`previews` false) none does.
+fn assert_conforms(port: u16, cases: &[(&str, &str)], previews: bool) {
     let mut all = Vec::new();
     for (film, query) in cases {
-        all.extend(violations(port, film, query));
+        let (found, sprites) = violations(port, film, query);
+        all.extend(found);
+        if (sprites > 0) != previews {
+            all.push(format!("{film}{query}: {sprites} sprites announced"));
+        }
     }
     assert!(
         all.is_empty(),
@@ -99,7 +183,7 @@ fn assert_conforms(port: u16, cases: &[(&str, &str)]) {
 
 /// Encrypted films (cenc, cbcs, AES-128): their manifests conform, and
 /// their BANDWIDTH covers the segments as sent, auxiliary boxes and
-/// padding included.
+/// padding included; none announces seek-bar previews.
 #[test]
 fn the_encrypted_films_manifests_conform() {
     let dir = tempfile::tempdir().unwrap();
@@ -121,11 +205,12 @@ fn the_encrypted_films_manifests_conform() {
         .collect();
     let mut cases: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "")).collect();
     cases.push(("/cenc-a.mp4", "?start=3.3&end=13"));
-    assert_conforms(port, &cases);
+    // Their pictures are refused (403): no previews announced.
+    assert_conforms(port, &cases, false);
 }
 
 /// The films in tests/media: H.264 + AAC, two audio languages, HEVC; a
-/// clip window and choices of tracks.
+/// clip window and choices of tracks; each with its seek-bar previews.
 #[test]
 fn the_media_films_manifests_conform() {
     let (_pool, port) = serve_root(&media(""), &[]);
@@ -140,11 +225,12 @@ fn the_media_films_manifests_conform() {
             ("/two_audio.mp4", "?start=2&end=8&tracks=v1,a1"),
             ("/hevc.mp4", ""),
         ],
+        true,
     );
 }
 
 /// Films ffmpeg makes: a mov_text subtitle track, AV1 + Opus, VP9 + Opus,
-/// and a URL set of two encodes.
+/// each with its seek-bar previews, and a URL set of two encodes.
 #[test]
 #[cfg_attr(not(has_ffmpeg), ignore = "needs ffmpeg: apt-get install -y ffmpeg")]
 fn the_encoded_films_manifests_conform() {
@@ -184,9 +270,17 @@ fn the_encoded_films_manifests_conform() {
             ("/subs.mp4", "?tracks=v1,a1"),
             ("/av1.mp4", ""),
             ("/vp9.mp4", ""),
+        ],
+        true,
+    );
+    // A URL set announces no previews (README: none for URL sets).
+    assert_conforms(
+        port,
+        &[
             ("/lecture_,360,720,.mp4.urlset", ""),
             ("/lecture_,360,720,.mp4.urlset", "?start=4&end=16"),
         ],
+        false,
     );
 }
 

@@ -1,6 +1,9 @@
 //! A checker of RFC 8216's MUSTs for master and media playlists, with the
-//! two SHOULDs players rely on (CODECS, a well-formed LANGUAGE): every
-//! violation as one line, "line N: what", so a test prints them all.
+//! two SHOULDs players rely on (CODECS, a well-formed LANGUAGE), and of
+//! the image media playlists Roku and Apple add for seek-bar previews
+//! (`EXT-X-IMAGE-STREAM-INF`, `EXT-X-IMAGES-ONLY`, `EXT-X-TILES`:
+//! hls_images.rs): every violation as one line, "line N: what", so a test
+//! prints them all.
 
 use super::mpd_check::bcp47;
 use std::collections::{HashMap, HashSet};
@@ -36,6 +39,15 @@ const TAGS: &[(&str, Scope, bool, &str)] = &[
     ("EXT-X-ENDLIST", Media, true, "-"),
     ("EXT-X-PLAYLIST-TYPE", Media, true, "EVENT|VOD"),
     ("EXT-X-I-FRAMES-ONLY", Media, true, "-"),
+    // Image media playlists (not RFC 8216's): one tile's size, the
+    // sprite's columns x rows, each tile's seconds.
+    ("EXT-X-IMAGES-ONLY", Media, true, "-"),
+    (
+        "EXT-X-TILES",
+        Media,
+        false,
+        "RESOLUTION!:res LAYOUT!:res DURATION!:float",
+    ),
     ("EXT-X-MEDIA", Master, false, MEDIA),
     ("EXT-X-STREAM-INF", Master, false, STREAM_INF),
     (
@@ -43,6 +55,13 @@ const TAGS: &[(&str, Scope, bool, &str)] = &[
         Master,
         false,
         I_FRAME_STREAM_INF,
+    ),
+    // Its RESOLUTION is one tile's, as EXT-X-TILES says it.
+    (
+        "EXT-X-IMAGE-STREAM-INF",
+        Master,
+        false,
+        "BANDWIDTH!:int RESOLUTION:res CODECS:q URI!:q",
     ),
     (
         "EXT-X-SESSION-DATA",
@@ -152,6 +171,11 @@ pub fn segments(text: &str) -> Vec<(f64, String)> {
     }
     v
 }
+
+#[path = "hls_images.rs"]
+mod images;
+#[allow(unused_imports)]
+pub use images::{image_streams, images};
 
 #[path = "hls_rates.rs"]
 mod rates;
@@ -390,12 +414,14 @@ fn check_master(all: &[(usize, Line)], v: &mut Vec<String>) {
                 v.push(format!("line {no}: URI {u:?} follows no EXT-X-STREAM-INF"));
                 continue;
             }
-            Line::Tag("EXT-X-I-FRAME-STREAM-INF", _, a) => {
+            Line::Tag(t @ ("EXT-X-I-FRAME-STREAM-INF" | "EXT-X-IMAGE-STREAM-INF"), _, a) => {
                 // Its URI is an attribute: a URI line after it has no tag.
-                if get(a, "CODECS").is_none() {
-                    v.push(format!(
-                        "line {no}: EXT-X-I-FRAME-STREAM-INF has no CODECS (SHOULD)"
-                    ));
+                match get(a, "CODECS") {
+                    None => v.push(format!("line {no}: {t} has no CODECS (SHOULD)")),
+                    Some(c) if *t == "EXT-X-IMAGE-STREAM-INF" && c != "jpeg" => {
+                        v.push(format!("line {no}: {t}'s CODECS {c:?} is not \"jpeg\""));
+                    }
+                    Some(_) => {}
                 }
                 continue;
             }
@@ -535,6 +561,7 @@ fn check_media(all: &[(usize, Line)], v: &mut Vec<String>) {
     if tag("EXT-X-I-FRAMES-ONLY").is_some() && fmp4 && tag("EXT-X-MAP").is_none() {
         v.push("fMP4 I-frame segments without an EXT-X-MAP (4.3.3.6)".into());
     }
+    images::media_rules(all, v);
     let vod = matches!(
         tag("EXT-X-PLAYLIST-TYPE"),
         Some(Line::Tag(_, Some("VOD"), _))

@@ -38,7 +38,9 @@ pub struct Rates {
 /// segment bit rates of any playable combination of renditions, its
 /// AVERAGE-BANDWIDTH that of average ones: neither may be less (a
 /// bit/s of rounding allowed to the average). `rates`: each media
-/// playlist's, by the URI the master names.
+/// playlist's, by the URI the master names. An EXT-X-IMAGE-STREAM-INF's
+/// BANDWIDTH is not weighed: the server estimates it before any sprite
+/// is made (RFC 8216's MUST is for segments already made).
 pub fn bandwidth(master: &str, rates: &HashMap<String, Rates>) -> Vec<String> {
     let mut v = Vec::new();
     // The tags' own faults are master()'s to report.

@@ -1,12 +1,19 @@
 //! A checker of static MPDs (ISO/IEC 23009-1, the isoff-live profile the
 //! packager writes): well-formed XML, the attributes the profile requires,
-//! their types, SegmentTemplate identifiers and SegmentTimeline sanity;
-//! every violation as one line, "line N <Element>: what".
+//! their types, SegmentTemplate identifiers and SegmentTimeline sanity,
+//! and DASH-IF thumbnail sets (mpd_images.rs); every violation as one
+//! line, "line N <Element>: what".
 
 use roxmltree::{Document, Node};
 use std::collections::HashSet;
 
 const NS: &str = "urn:mpeg:dash:schema:mpd:2011";
+
+#[path = "mpd_images.rs"]
+mod images;
+// Not every test binary that includes `common` uses them.
+#[allow(unused_imports)]
+pub use images::{TILE_SCHEME, image_sprites};
 
 #[derive(Clone, Copy)]
 enum Ty {
@@ -34,6 +41,7 @@ const TYPES: &[(&str, &str, Ty)] = &[
     ("AdaptationSet", "id", Ty::Uint),
     ("SegmentTemplate", "timescale", Ty::Positive),
     ("SegmentTemplate", "startNumber", Ty::Uint),
+    ("SegmentTemplate", "endNumber", Ty::Uint),
     ("SegmentTemplate", "duration", Ty::Positive),
     ("SegmentTemplate", "presentationTimeOffset", Ty::Uint),
     ("S", "t", Ty::Uint),
@@ -280,7 +288,8 @@ pub fn check(text: &str) -> Vec<String> {
         v.push(format!("{}: no Period", at(root)));
     }
     let mut rep_ids = HashSet::new();
-    for period in periods {
+    let seconds = images::period_seconds(root);
+    for (period, secs) in periods.into_iter().zip(seconds) {
         let sets: Vec<Node> = children(period, "AdaptationSet").collect();
         if sets.is_empty() {
             v.push(format!("{}: no AdaptationSet", at(period)));
@@ -292,7 +301,7 @@ pub fn check(text: &str) -> Vec<String> {
             {
                 v.push(format!("{}: @id {id} twice in the Period", at(set)));
             }
-            adaptation_set(period, set, &mut rep_ids, &at, &mut v);
+            adaptation_set(period, secs, set, &mut rep_ids, &at, &mut v);
         }
     }
     v
@@ -300,6 +309,7 @@ pub fn check(text: &str) -> Vec<String> {
 
 fn adaptation_set<'a>(
     period: Node<'a, 'a>,
+    secs: Option<f64>,
     set: Node<'a, 'a>,
     rep_ids: &mut HashSet<&'a str>,
     at: &dyn Fn(Node) -> String,
@@ -351,8 +361,10 @@ fn adaptation_set<'a>(
         if mime.is_none() {
             v.push(format!("{here}: no @mimeType on it or its AdaptationSet"));
         }
-        // A side-loaded WebVTT file is wholly named by its MIME type.
-        if inherited("codecs").is_none() && mime != Some("text/vtt") {
+        // A side-loaded WebVTT file, a JPEG or PNG sprite, is wholly named
+        // by its MIME type.
+        let named = mime == Some("text/vtt") || (kind == "image" && images::picture(mime));
+        if inherited("codecs").is_none() && !named {
             v.push(format!("{here}: no @codecs on it or its AdaptationSet"));
         }
         if let (Some(m), false) = (mime, kind.is_empty() || kind == "application") {
@@ -390,6 +402,7 @@ fn adaptation_set<'a>(
                     "{here}: text as {mime:?}, not text/vtt or application/mp4"
                 ));
             }
+            "image" => images::representation(set, rep, secs, at, v),
             _ => {}
         }
         segments(period, set, rep, at, v);
@@ -420,6 +433,8 @@ fn segments(period: Node, set: Node, rep: Node, at: &dyn Fn(Node) -> String, v: 
     if attr("timescale").is_none() {
         v.push(format!("{here}: its SegmentTemplate has no @timescale"));
     }
+    // A sprite stands alone: no initialization (DASH-IF IOP 6.2.6).
+    let sprites = images::picture(rep.attribute("mimeType").or(set.attribute("mimeType")));
     match (attr("initialization"), child("Initialization")) {
         (Some(init), _) => v.extend(
             template_errors(init, true)
@@ -427,6 +442,7 @@ fn segments(period: Node, set: Node, rep: Node, at: &dyn Fn(Node) -> String, v: 
                 .map(|e| format!("{here}: {e}")),
         ),
         (None, Some(_)) => {}
+        (None, None) if sprites => {}
         (None, None) => v.push(format!(
             "{here}: its SegmentTemplate has no @initialization"
         )),
