@@ -120,10 +120,12 @@ fn segments_hold_exactly_the_source_samples_and_extinf_is_their_duration() {
     let dir = tempfile::tempdir().unwrap();
     for film in ["a.mp4", "hevc.mp4", "two_audio.mp4", "frag.mp4"] {
         let master = get(port, &format!("/{film}/master.m3u8")).text();
-        // The media playlists (I-frame playlists are tests/trick_play.rs's).
+        // The media playlists (I-frame playlists are tests/trick_play.rs's,
+        // the image playlist tests/thumbnails.rs's).
         let playlists: Vec<&str> = master
             .lines()
             .filter(|l| !l.starts_with("#EXT-X-I-FRAME-STREAM-INF"))
+            .filter(|l| !l.starts_with("#EXT-X-IMAGE-STREAM-INF"))
             .filter_map(|l| {
                 l.split("URI=\"")
                     .nth(1)
