@@ -124,7 +124,8 @@ fn adaptation_sets(mpd: &str) -> Vec<Set> {
         let set = set.split("</AdaptationSet>").next().unwrap();
         let head = &set[..set.find('>').unwrap()];
         let kind = xml_attribute(head, "contentType");
-        if kind == "video" {
+        // Named sets only: video has none, nor do the seek-bar previews.
+        if kind == "video" || kind == "image" {
             continue;
         }
         let label = (set.split("<Label>").nth(1))
