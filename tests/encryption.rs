@@ -181,8 +181,16 @@ fn ffmpeg_decrypts_every_segment() {
         assert_eq!(ids, tracks(port, clear), "{film}: the clear film's tracks");
         // Pictures would show what the key protects: none announced.
         let tile = "http://dashif.org/thumbnail_tile";
-        assert!(get(port, &format!("/{clear}/manifest.mpd")).text().contains(tile));
-        assert!(!get(port, &format!("/{film}/manifest.mpd")).text().contains(tile));
+        assert!(
+            get(port, &format!("/{clear}/manifest.mpd"))
+                .text()
+                .contains(tile)
+        );
+        assert!(
+            !get(port, &format!("/{film}/manifest.mpd"))
+                .text()
+                .contains(tile)
+        );
         for track in &ids {
             let init = get(port, &format!("/{film}/init-{track}.mp4")).body;
             let clear_init = get(port, &format!("/{clear}/init-{track}.mp4")).body;
