@@ -404,6 +404,42 @@ fn lighttpd_example_offloading_with_x_sendfile2() {
         2,
         "one header file per window (5.5-12 and 10.5-20): {headers:?}"
     );
+    // Media segments too: their moof and mdat header from a header file,
+    // their samples from the film, byte for byte what the pool streams.
+    let film = root.path().join("a.mp4");
+    for (output, query) in [
+        ("/seg-2-1.m4s", ""),
+        ("/seg-1-2.m4s", ""),
+        ("/seg-1-1.m4s", "start=5&end=12"),
+        ("/key-3-1.m4s", ""),
+    ] {
+        let info = [("PATH_INFO", output)];
+        let streamed = pool.client().get(&film, query, &info);
+        assert_eq!(streamed.status, 200, "{output}: {}", streamed.text());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let r = pool.client().get(&film, query, &info);
+            if r.header("X-Sendfile2").is_some() {
+                assert!(r.body.is_empty(), "{output}: the front server sends it");
+                break;
+            }
+            assert!(r.body == streamed.body, "{output}: streamed meanwhile");
+            assert!(Instant::now() < deadline, "{output}: never offloaded");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let r = request(port, "GET", &format!("/a.mp4{output}?{query}"), "");
+        assert_eq!(r.status, 200, "{output}");
+        assert!(r.body == streamed.body, "{output}: lighttpd's bytes differ");
+        assert!(!r.headers.contains("x-sendfile2"), "lighttpd consumed it");
+        let r = request(
+            port,
+            "GET",
+            &format!("/a.mp4{output}?{query}"),
+            "Range: bytes=100-999\r\n",
+        );
+        assert_eq!(r.status, 206, "{output}");
+        assert!(r.body == streamed.body[100..1000], "{output}: range");
+    }
     check_extensions(port);
     check_status_page(port, Some(&pool));
 }

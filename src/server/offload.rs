@@ -61,6 +61,11 @@ struct Store {
     last_sweep: Mutex<Option<Instant>>,
 }
 
+/// The longest `X-Sendfile2` value handed out: lighttpd takes at most
+/// 65 535 bytes of a backend's response header (its
+/// `MAX_HTTP_RESPONSE_FIELD_SIZE`), the other fields included.
+const MAX_HEADER: usize = 60_000;
+
 /// A header file asked for this long ago and still missing is asked again.
 const PENDING: Duration = Duration::from_secs(10);
 
@@ -84,19 +89,27 @@ impl Offload {
     /// its header file is not there yet: the caller streams this answer
     /// itself, and a chore writes the file for the next ones (or cannot:
     /// folder full or unwritable, said in the log).
+    #[allow(clippy::too_many_arguments)]
     pub fn header_value(
         &mut self,
         media: &Path,
         file: &std::fs::File,
         key: FileKey,
         window: &Window,
+        output: u64,
         layout: &Arc<Layout>,
         range: Range<u64>,
     ) -> Option<String> {
-        let name = file_name(key, window);
+        let name = file_name(key, window, output);
         let path = self.store.dir.join(&name);
         let now = Instant::now();
         let want = mem_len(layout);
+        // A media segment of an interleaved film is a hundred spans or
+        // more: past what lighttpd takes in one header, it streams.
+        let value = x_sendfile2(&path, media, layout, range);
+        if value.len() > MAX_HEADER {
+            return None;
+        }
         // Checked on disk every time: a name replaced by a link since is
         // never handed out.
         match std::fs::symlink_metadata(&path) {
@@ -113,7 +126,7 @@ impl Offload {
                             .retain(|_, t| now.duration_since(*t) < IN_USE / 2);
                     }
                 }
-                Some(x_sendfile2(&path, media, layout, range))
+                Some(value)
             }
             _ => {
                 let asked =
@@ -299,10 +312,17 @@ fn mem_len(layout: &Layout) -> u64 {
         .sum()
 }
 
-fn file_name(key: FileKey, window: &Window) -> String {
+/// A header file's name: the film's identity, the window (its choice of
+/// tracks too) and `output` (0 for the progressive window; a packaged
+/// output's tag and settings), so one name always holds the same bytes.
+fn file_name(key: FileKey, window: &Window, output: u64) -> String {
+    use std::hash::{Hash, Hasher};
     let bits = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{:x}", v.to_bits()));
+    let mut h = siphasher::sip::SipHasher13::new();
+    window.tracks.hash(&mut h);
+    output.hash(&mut h);
     format!(
-        "{PREFIX}{:x}-{:x}-{:x}-{:x}.{:x}-{}-{}-{}.mp4h",
+        "{PREFIX}{:x}-{:x}-{:x}-{:x}.{:x}-{}-{}-{}-{:x}.mp4h",
         key.dev,
         key.ino,
         key.size,
@@ -310,7 +330,8 @@ fn file_name(key: FileKey, window: &Window) -> String {
         key.mtime_nsec,
         bits(window.start),
         bits(window.end),
-        u8::from(window.flash)
+        u8::from(window.flash),
+        h.finish()
     )
 }
 
@@ -426,7 +447,12 @@ mod tests {
             last_sweep: Mutex::new(None),
         };
         let media = tempfile::tempfile().unwrap();
-        let name = |s| file_name(key(), &w(s));
+        // Another output, or another choice of tracks, is another file.
+        assert_ne!(file_name(key(), &w(1.0), 0), file_name(key(), &w(1.0), 7));
+        let mut audio = w(1.0);
+        audio.tracks.audio = 1;
+        assert_ne!(file_name(key(), &w(1.0), 0), file_name(key(), &audio, 0));
+        let name = |s| file_name(key(), &w(s), 0);
         store.ensure(&name(1.0), &layout(), &media).unwrap();
         let header = d.path().join(name(1.0));
         assert_eq!(std::fs::read(&header).unwrap(), b"ftypmoovmdat");
@@ -478,6 +504,7 @@ mod tests {
                 &media,
                 key(),
                 &w(1.0),
+                0,
                 &layout,
                 0..42,
             )

@@ -83,10 +83,18 @@ pub(super) fn respond(w: &Walk, layout: Arc<Layout>, ctx: &mut Ctx<'_>) -> Prepa
     response
         .headers
         .extend(cors_headers(&ctx.config.cors, w.origin.as_deref()));
+    // Progressive windows, and media segments sent as they are stored
+    // (a sealed segment is all in memory).
+    let spans = match w.resource {
+        Resource::Progressive => true,
+        Resource::Segment(..) | Resource::KeyFrame(..) => w.lock.is_none(),
+        _ => false,
+    };
     if let Some(o) = ctx.offload.as_deref_mut()
-        && w.resource == Resource::Progressive
+        && spans
     {
-        offload(o, &mut response, w, &layout);
+        let output = packaged(w.resource, &ctx.config.cmaf_settings());
+        offload(o, &mut response, w, output, &layout);
     }
     let mut p = Prepared::from_response(response);
     if p.status >= 400 {
@@ -115,6 +123,7 @@ fn offload(
     o: &mut super::offload::Offload,
     response: &mut Response,
     w: &Walk,
+    output: u64,
     layout: &Arc<Layout>,
 ) {
     let Body::Entity(pieces) = &response.body else {
@@ -129,7 +138,15 @@ fn offload(
     let Some(file) = w.source.local_file() else {
         return;
     };
-    if let Some(v) = o.header_value(&w.opened, file, w.key, &w.window, layout, range.clone()) {
+    if let Some(v) = o.header_value(
+        &w.opened,
+        file,
+        w.key,
+        &w.window,
+        output,
+        layout,
+        range.clone(),
+    ) {
         response.headers.push(("X-Sendfile2", v));
         response.body = Body::Empty;
     }
