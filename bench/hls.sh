@@ -6,6 +6,8 @@
 #       wrk cycles through every segment of each packaging.
 #   H1c the same through nginx's cache in front of the pool (conf-examples/
 #       nginx-cache.conf's location for packaged outputs), once filled.
+#   H1L lighttpd sending the pool's segments itself from X-Sendfile2 ranges
+#       (--offload x-sendfile2), against lighttpd sending ffmpeg's segments.
 #   H3  the worker's peak RSS under 64 connections of segment load, next to the
 #       same load of progressive clips.
 #   E1  the same film encrypted (cenc, --keys) through nginx -> pool, against its
@@ -17,17 +19,17 @@
 #   bench/hls.sh               # about a minute after the media exist
 #   DURATION=5 bench/hls.sh
 #
-# Needs: nginx, wrk, curl, ffmpeg, python3.
+# Needs: nginx, lighttpd, wrk, curl, ffmpeg, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-16}
 WORK=$(mktemp -d /tmp/mp4-fcgi-hls.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null; sleep 0.5; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null; for p in nginx lighttpd; do [ -f "$WORK/$p.pid" ] && kill "$(cat "$WORK/$p.pid")" 2>/dev/null; done; sleep 0.5; rm -rf "$WORK"' EXIT
 
-for tool in nginx wrk curl ffmpeg python3; do
-  command -v "$tool" >/dev/null || { echo "bench: '$tool' is missing (apt-get install -y nginx wrk curl ffmpeg python3)" >&2; exit 2; }
+for tool in nginx lighttpd wrk curl ffmpeg python3; do
+  command -v "$tool" >/dev/null || { echo "bench: '$tool' is missing (apt-get install -y nginx lighttpd wrk curl ffmpeg python3)" >&2; exit 2; }
 done
 source "$ROOT/bench/media.sh"
 # MP4_FCGI_BIN: a binary already built (CI's smoke uses the test build).
@@ -180,6 +182,52 @@ met=$(awk -v r="$ratio" 'BEGIN { print (r >= 0.8) ? "yes" : "NO" }')
 printf '| H1c | H1 through nginx'"'"'s cache in front of the pool, filled | 0.8 | %s | %.0f | %.1f | %.0f | %.1f | %s |\n' \
   "$met" "$b_rps" "$b_mbs" "$c_rps" "$c_mbs" "$ratio"
 
+# H1L: lighttpd sending the segments itself from X-Sendfile2 ranges (a
+# second pool, --offload x-sendfile2), against lighttpd sending ffmpeg's
+# segments as static files.
+LIGHTTPD_PORT=$(port)
+mkdir -p "$WORK/offload"
+cat > "$WORK/lighttpd.conf" <<CONF
+server.modules = ( "mod_alias", "mod_fastcgi" )
+server.document-root = "$WORK/films"
+server.bind = "127.0.0.1"
+server.port = $LIGHTTPD_PORT
+server.pid-file = "$WORK/lighttpd.pid"
+server.errorlog = "$WORK/logs/lighttpd.log"
+server.max-connections = 4096
+server.stream-response-body = 2
+alias.url = ( "/static/" => "$WORK/static/" )
+\$HTTP["url"] !~ "^/static/" {
+  fastcgi.server = ( ".mp4" => (( "socket" => "$WORK/offload.sock", "check-local" => "disable",
+    "x-sendfile" => "enable", "x-sendfile-docroot" => ( "$WORK/films", "$CACHE", "$WORK/offload" ) )) )
+}
+CONF
+"$BIN" --listen "unix:$WORK/offload.sock" --socket-mode 666 --workers 1 --log-level warn \
+  --offload x-sendfile2 --offload-dir "$WORK/offload" &
+for _ in $(seq 100); do [ -S "$WORK/offload.sock" ] && break; sleep 0.05; done
+lighttpd -f "$WORK/lighttpd.conf"
+sleep 0.5
+L="http://127.0.0.1:$LIGHTTPD_PORT"
+# Each segment once (its header file is written meanwhile), then checked
+# against the nginx pool's bytes once offloaded.
+while read -r p; do curl -s -o /dev/null "$L$p"; done < "$WORK/pool.paths"
+sleep 0.5
+while read -r p; do
+  cmp -s <(curl -s "$L$p") <(curl -s "$N$p") || { echo "bench: lighttpd's $p differs" >&2; exit 1; }
+done < "$WORK/pool.paths"
+OFFLOADED=$(find "$WORK/offload" -name 'mp4fcgi-*' | wc -l)
+read -r b_rps b_mbs < <(wrk_rate "$WORK/static.paths" "$CONNS" "$L")
+read -r c_rps c_mbs < <(wrk_rate "$WORK/pool.paths" "$CONNS" "$L")
+ratio=$(awk -v a="$c_rps" -v b="$b_rps" 'BEGIN { printf "%.2f", a / b }')
+met=$(awk -v r="$ratio" 'BEGIN { print (r >= 0.9) ? "yes" : "NO" }')
+printf '| H1L | lighttpd: H1 offloaded (X-Sendfile2, %d header files) vs ffmpeg'"'"'s segments as static files | 0.9 | %s | %.0f | %.1f | %.0f | %.1f | %s |\n' \
+  "$OFFLOADED" "$met" "$b_rps" "$b_mbs" "$c_rps" "$c_mbs" "$ratio"
+# What lighttpd -> FastCGI allows at all: the same pool's smallest kept
+# answer (the master playlist, ~1 KB), one request after another.
+echo /a.mp4/master.m3u8 > "$WORK/tiny.paths"
+read -r t_rps _ < <(wrk_rate "$WORK/tiny.paths" "$CONNS" "$L")
+H1L_CEILING=$t_rps
+
 # H3: worker memory under 64 connections, segments vs progressive clips.
 grep -c . "$WORK/pool.paths" >/dev/null
 for s in 0 10 20 30 40; do echo "/a.mp4?start=$s.5&end=$((s + 10))"; done > "$WORK/clips.paths"
@@ -187,6 +235,7 @@ IDLE=$(rss_kib "$(worker)")
 SEG_PEAK=$(peak_under "$WORK/pool.paths")
 CLIP_PEAK=$(peak_under "$WORK/clips.paths")
 echo
+printf 'H1L ceiling: lighttpd -> FastCGI -> pool for a ~1 KB kept answer (master.m3u8): %.0f req/s\n' "$H1L_CEILING"
 echo "worker RSS: idle $((IDLE / 1024)).$(( (IDLE % 1024) * 10 / 1024 )) MiB; peak under 64 connections:" \
   "segments $((SEG_PEAK / 1024)).$(( (SEG_PEAK % 1024) * 10 / 1024 )) MiB," \
   "progressive clips $((CLIP_PEAK / 1024)).$(( (CLIP_PEAK % 1024) * 10 / 1024 )) MiB" \

@@ -66,6 +66,9 @@ struct Store {
 /// `MAX_HTTP_RESPONSE_FIELD_SIZE`), the other fields included.
 const MAX_HEADER: usize = 60_000;
 
+/// Outputs of this many pieces or more are written whole to their file.
+const MAX_PIECES: usize = 16;
+
 /// A header file asked for this long ago and still missing is asked again.
 const PENDING: Duration = Duration::from_secs(10);
 
@@ -100,13 +103,23 @@ impl Offload {
         layout: &Arc<Layout>,
         range: Range<u64>,
     ) -> Option<String> {
-        let name = file_name(key, window, output);
-        let path = self.store.dir.join(&name);
+        let mut name = file_name(key, window, output);
         let now = Instant::now();
-        let want = mem_len(layout);
         // A media segment of an interleaved film is a hundred spans or
-        // more: past what lighttpd takes in one header, it streams.
-        let value = x_sendfile2(&path, media, layout, range);
+        // more, each one more `sendfile` for lighttpd: slower than the
+        // pool's own records. Such an output is written whole to its file
+        // (once, shared by every request for it) and sent as one range.
+        let whole = pieces(layout, range.clone()).len() >= MAX_PIECES;
+        if whole {
+            name.push_str(".whole");
+        }
+        let path = self.store.dir.join(&name);
+        let (want, value) = if whole {
+            let v = format!("{} {}-{}", url_encode(&path), range.start, range.end - 1);
+            (layout.len(), v)
+        } else {
+            (mem_len(layout), x_sendfile2(&path, media, layout, range))
+        };
         if value.len() > MAX_HEADER {
             return None;
         }
@@ -138,7 +151,7 @@ impl Offload {
                         self.pending.retain(|_, t| now.duration_since(*t) < PENDING);
                     }
                     self.chores.run(move || {
-                        if let Err(e) = store.ensure(&name, &layout, &media) {
+                        if let Err(e) = store.ensure(&name, &layout, &media, whole) {
                             log::warn!(
                                 "offload: no header file in {}: {e}; answers stream meanwhile",
                                 store.dir.display()
@@ -178,9 +191,19 @@ impl Store {
 
     /// Writes the header file `name` unless it is there (as a regular file
     /// of the pool's, of the right size) by now.
-    fn ensure(&self, name: &str, layout: &Layout, file: &std::fs::File) -> io::Result<()> {
+    fn ensure(
+        &self,
+        name: &str,
+        layout: &Layout,
+        file: &std::fs::File,
+        whole: bool,
+    ) -> io::Result<()> {
         let path = self.dir.join(name);
-        let want = mem_len(layout);
+        let want = if whole {
+            layout.len()
+        } else {
+            mem_len(layout)
+        };
         match std::fs::symlink_metadata(&path) {
             Ok(m) if ours(&m) && m.len() == want => return Ok(()),
             // Not ours (a planted link, a stale size): replaced below by
@@ -192,11 +215,17 @@ impl Store {
         if !self.reserve(want) {
             return Err(full(self.budget));
         }
-        self.write(&path, layout, file)
+        self.write(&path, layout, file, whole)
             .inspect_err(|_| self.release(want))
     }
 
-    fn write(&self, path: &Path, layout: &Layout, media: &std::fs::File) -> io::Result<()> {
+    fn write(
+        &self,
+        path: &Path,
+        layout: &Layout,
+        media: &std::fs::File,
+        whole: bool,
+    ) -> io::Result<()> {
         let n = self.writes.fetch_add(1, Relaxed) + 1;
         let tmp = self
             .dir
@@ -210,7 +239,11 @@ impl Store {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)?;
         let mut f = std::io::BufWriter::new(file);
-        layout.copy_generated_to(media, &mut f)?;
+        if whole {
+            layout.copy_to(0..layout.len(), media, &mut f)?;
+        } else {
+            layout.copy_generated_to(media, &mut f)?;
+        }
         let done = f.into_inner().map_err(|e| e.into_error()).map(drop);
         match done.and_then(|()| std::fs::rename(&tmp, path)) {
             Ok(()) => Ok(()),
@@ -339,6 +372,19 @@ fn file_name(key: FileKey, window: &Window, output: u64) -> String {
 /// `range` of the output: generated parts from `header`, spans from `media`.
 fn x_sendfile2(header: &Path, media: &Path, layout: &Layout, range: Range<u64>) -> String {
     let (h, m) = (url_encode(header), url_encode(media));
+    let mut v = String::new();
+    for (is_mem, a, b) in pieces(layout, range) {
+        if !v.is_empty() {
+            v.push_str(", ");
+        }
+        let _ = write!(v, "{} {a}-{}", if is_mem { &h } else { &m }, b - 1);
+    }
+    v
+}
+
+/// The pieces of `range` of the output, adjacent ones merged: (from the
+/// header file, first byte, end) in that file or the film.
+fn pieces(layout: &Layout, range: Range<u64>) -> Vec<(bool, u64, u64)> {
     let mut pieces: Vec<(bool, u64, u64)> = Vec::new();
     let (mut out_at, mut mem_at) = (0u64, 0u64);
     for piece in layout.slices(0..layout.len()) {
@@ -360,14 +406,7 @@ fn x_sendfile2(header: &Path, media: &Path, layout: &Layout, range: Range<u64>) 
         }
         out_at += len;
     }
-    let mut v = String::new();
-    for (is_mem, a, b) in pieces {
-        if !v.is_empty() {
-            v.push_str(", ");
-        }
-        let _ = write!(v, "{} {a}-{}", if is_mem { &h } else { &m }, b - 1);
-    }
-    v
+    pieces
 }
 
 /// Percent-encodes all but unreserved bytes and '/' (lighttpd decodes).
@@ -453,13 +492,13 @@ mod tests {
         audio.tracks.audio = 1;
         assert_ne!(file_name(key(), &w(1.0), 0), file_name(key(), &audio, 0));
         let name = |s| file_name(key(), &w(s), 0);
-        store.ensure(&name(1.0), &layout(), &media).unwrap();
+        store.ensure(&name(1.0), &layout(), &media, false).unwrap();
         let header = d.path().join(name(1.0));
         assert_eq!(std::fs::read(&header).unwrap(), b"ftypmoovmdat");
         // A second 12-byte header fits the 30-byte budget; a third does not
         // while both are in use.
-        store.ensure(&name(2.0), &layout(), &media).unwrap();
-        assert!(store.ensure(&name(3.0), &layout(), &media).is_err());
+        store.ensure(&name(2.0), &layout(), &media, false).unwrap();
+        assert!(store.ensure(&name(3.0), &layout(), &media, false).is_err());
         // Once the old ones age past IN_USE, the sweep makes room.
         let old = SystemTime::now() - IN_USE - Duration::from_secs(1);
         for e in std::fs::read_dir(d.path()).unwrap() {
@@ -478,7 +517,7 @@ mod tests {
             .set_modified(SystemTime::now() - TTL)
             .unwrap();
         *store.last_sweep.lock().unwrap() = None;
-        store.ensure(&name(3.0), &layout(), &media).unwrap();
+        store.ensure(&name(3.0), &layout(), &media, false).unwrap();
         assert_eq!(
             std::fs::read_dir(d.path()).unwrap().count(),
             2,
