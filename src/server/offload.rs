@@ -199,11 +199,7 @@ impl Store {
         whole: bool,
     ) -> io::Result<()> {
         let path = self.dir.join(name);
-        let want = if whole {
-            layout.len()
-        } else {
-            mem_len(layout)
-        };
+        let want = if whole { layout.len() } else { mem_len(layout) };
         match std::fs::symlink_metadata(&path) {
             Ok(m) if ours(&m) && m.len() == want => return Ok(()),
             // Not ours (a planted link, a stale size): replaced below by

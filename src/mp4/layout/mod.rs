@@ -369,7 +369,6 @@ impl Layout {
         self.write_slices(0..self.len, src, out, false)
     }
 
-
     fn write_slices(
         &self,
         range: Range<u64>,
