@@ -84,16 +84,7 @@ fn play(
     steps: Value,
 ) -> (Value, Vec<[f64; 2]>) {
     let b = Browser::start("900,600");
-    b.cmd(
-        "POST",
-        "/timeouts",
-        Some(json!({"script": SCRIPT_TIMEOUT_S * 1000, "pageLoad": 30000})),
-    );
-    b.cmd(
-        "POST",
-        "/url",
-        Some(json!({"url": format!("{base}/players/player.html")})),
-    );
+    b.open(&format!("{base}/players/player.html"));
     b.cmd(
         "POST",
         "/execute/sync",

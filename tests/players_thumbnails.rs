@@ -154,16 +154,7 @@ fn browser() -> Browser {
 /// One Shaka session on `url`: SETUP, runPlayer (plays past 1 s), QUERY.
 fn session(base: &str, url: &str, times: &[f64], trick: bool) -> (Value, Value) {
     let b = browser();
-    b.cmd(
-        "POST",
-        "/timeouts",
-        Some(json!({"script": SCRIPT_TIMEOUT_S * 1000, "pageLoad": 30000})),
-    );
-    b.cmd(
-        "POST",
-        "/url",
-        Some(json!({"url": format!("{base}/players/player.html")})),
-    );
+    b.open(&format!("{base}/players/player.html"));
     b.cmd(
         "POST",
         "/execute/sync",

@@ -100,6 +100,17 @@ impl Browser {
         let path = format!("/session/{}{what}", self.id);
         wd_ok(what, wd(self.driver_port, method, &path, body))
     }
+
+    /// Loads `page` (player.html's URL) with the suite's script and page
+    /// load timeouts.
+    pub fn open(&self, page: &str) {
+        self.cmd(
+            "POST",
+            "/timeouts",
+            Some(json!({"script": SCRIPT_TIMEOUT_S * 1000, "pageLoad": 30000})),
+        );
+        self.cmd("POST", "/url", Some(json!({ "url": page })));
+    }
 }
 
 /// Plays `url` with `kind` ("hls": hls.js, "dash": dash.js) in headless
@@ -113,19 +124,7 @@ impl Browser {
 pub fn run_player(page_base: &str, kind: &str, url: &str, script: Value) -> Value {
     let browser = Browser::start("900,600");
     let (driver_port, id) = (browser.driver_port, browser.id.clone());
-    let cmd = |method: &str, what: &str, body: Option<Value>| {
-        wd_ok(
-            what,
-            wd(driver_port, method, &format!("/session/{id}{what}"), body),
-        )
-    };
-    cmd(
-        "POST",
-        "/timeouts",
-        Some(json!({"script": SCRIPT_TIMEOUT_S * 1000, "pageLoad": 30000})),
-    );
-    let page = format!("{}/player.html", page_base.trim_end_matches('/'));
-    cmd("POST", "/url", Some(json!({ "url": page })));
+    browser.open(&format!("{}/player.html", page_base.trim_end_matches('/')));
     let started = Instant::now();
     let out = wd(
         driver_port,
