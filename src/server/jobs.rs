@@ -355,44 +355,15 @@ impl Jobs {
                 n,
                 id,
                 lock,
-            } => {
-                let (done, wake) = (self.done.clone(), self.wake.clone());
-                let Some(link) = &self.link else {
-                    let _ = done.send((key, Done::Failed("no origin".into())));
-                    wake();
-                    return;
-                };
-                let work = move |src: &dyn mp4::ReadAt| {
-                    guarded(|| Some(seal(&index, &presentation, n, id, &lock, src)))
-                        .unwrap_or_else(|| Done::Failed("the job gave nothing".into()))
-                };
-                link.read_with(object, cancel, work, move |r| {
-                    if done.send((key, r)).is_ok() {
-                        wake();
-                    }
-                });
-            }
+            } => self.read_object(key, object, cancel, move |src, _| {
+                seal(&index, &presentation, n, id, &lock, src)
+            }),
             Job::Picture {
                 film: Film::Object(object),
                 shots,
-            } => {
-                let (done, wake) = (self.done.clone(), self.wake.clone());
-                let Some(link) = &self.link else {
-                    let _ = done.send((key, Done::Failed("no origin".into())));
-                    wake();
-                    return;
-                };
-                let stop = cancel.clone();
-                let work = move |src: &dyn mp4::ReadAt| {
-                    guarded(|| Some(picture(&shots, src, &stop)))
-                        .unwrap_or_else(|| Done::Failed("the job gave nothing".into()))
-                };
-                link.read_with(object, cancel, work, move |r| {
-                    if done.send((key, r)).is_ok() {
-                        wake();
-                    }
-                });
-            }
+            } => self.read_object(key, object, cancel, move |src, stop| {
+                picture(&shots, src, stop)
+            }),
             job @ Job::Picture { .. } => {
                 if self.pictures.send((key, job, cancel)).is_err() {
                     helper_gone();
@@ -404,6 +375,33 @@ impl Jobs {
                 }
             }
         }
+    }
+
+    /// Runs `work` over a stored film on the origin's runtime (guarded as
+    /// helper jobs are); its result comes back as any job's.
+    fn read_object(
+        &self,
+        key: JobKey,
+        object: Arc<Object>,
+        cancel: Cancel,
+        work: impl FnOnce(&dyn mp4::ReadAt, &Cancel) -> Done + Send + 'static,
+    ) {
+        let (done, wake) = (self.done.clone(), self.wake.clone());
+        let Some(link) = &self.link else {
+            let _ = done.send((key, Done::Failed("no origin".into())));
+            wake();
+            return;
+        };
+        let stop = cancel.clone();
+        let work = move |src: &dyn mp4::ReadAt| {
+            guarded(|| Some(work(src, &stop)))
+                .unwrap_or_else(|| Done::Failed("the job gave nothing".into()))
+        };
+        link.read_with(object, cancel, work, move |r| {
+            if done.send((key, r)).is_ok() {
+                wake();
+            }
+        });
     }
 
     /// Lets the helper thread drop `x` (a large index or what holds one).
