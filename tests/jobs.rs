@@ -12,6 +12,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// The tests here load the one worker they start (long index builds, 100
+/// films at once) and one of them times a cached answer: run beside each
+/// other, one test's load was the other's 67 ms wait. One at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A long synthetic film (its index takes a while to build), as a sparse file.
 fn long_film(dir: &Path, name: &str) -> PathBuf {
     let film = synth::film(10 * 3600);
@@ -24,6 +33,7 @@ fn long_film(dir: &Path, name: &str) -> PathBuf {
 
 #[test]
 fn requests_that_leave_cancel_the_index_builds_they_queued() {
+    let _serial = serial();
     let pool = Pool::start(&["--workers", "1"]);
     let dir = tempfile::tempdir().unwrap();
     let films: Vec<PathBuf> = (0..7)
@@ -55,6 +65,7 @@ fn requests_that_leave_cancel_the_index_builds_they_queued() {
 
 #[test]
 fn past_its_queue_a_worker_answers_503_and_serves_the_rest() {
+    let _serial = serial();
     // 100 new films at once on one worker: the jobs it queues are bounded
     // (64); the others are told to come back, none waits without end.
     let pool = Pool::start(&["--workers", "1"]);
@@ -89,6 +100,7 @@ fn past_its_queue_a_worker_answers_503_and_serves_the_rest() {
 
 #[test]
 fn a_window_that_cannot_be_planned_is_refused_again_from_memory() {
+    let _serial = serial();
     // A header that claims 2^32 samples of 1 ms: its index builds, its
     // segment plan is refused (415), and the refusal is remembered.
     let pool = Pool::start(&["--workers", "1"]);
@@ -118,6 +130,7 @@ fn a_window_that_cannot_be_planned_is_refused_again_from_memory() {
 
 #[test]
 fn hostile_plans_do_not_hold_up_a_cached_request_on_the_same_worker() {
+    let _serial = serial();
     // Films whose headers claim 50 M samples in one segment and 2^32 key
     // frames: each new window is a new plan, each refused. Meanwhile a
     // cached clip on the same worker is answered at once.
@@ -184,6 +197,7 @@ fn hostile_plans_do_not_hold_up_a_cached_request_on_the_same_worker() {
 
 #[test]
 fn a_plan_too_large_to_keep_is_refused_before_it_is_built() {
+    let _serial = serial();
     // Its plan would be built again for each of its segments: refused with
     // the flags to raise, and remembered. A plan that fits is served.
     let small = |duration: &str| {
