@@ -8,7 +8,7 @@
 use super::fragmented::Fragments;
 use super::index::Track;
 use super::source::ReadAt;
-use super::tables::{frag, stsc};
+use super::tables::frag;
 use super::trak::TrakInfo;
 
 /// Most cues one track may have (a cue every second for a day).
@@ -253,7 +253,7 @@ fn track(src: &dyn ReadAt, t: &Track, mts: u32) -> std::io::Result<Vec<Cue>> {
     let mut dts = 0u64;
     let mut cues = Vec::new();
     let mut buf = Vec::new();
-    let chunks = stsc::Chunks::at(&t.stsc, t.chunk_offsets.len() as u64, 0);
+    let chunks = t.stsc.chunks_at(0);
     for c in chunks {
         let Some(&base) = usize::try_from(c.index)
             .ok()

@@ -52,7 +52,7 @@ pub(crate) struct Track {
     /// Most negative composition offset (0 when none is negative).
     pub min_ctts: i64,
     pub stss: Option<Vec<u32>>,
-    pub stsc: Vec<stsc::Entry>,
+    pub stsc: stsc::Table,
     pub sizes: stsz::Sizes,
     pub chunk_offsets: Vec<u64>,
     /// The `sbgp` boxes of the `stbl`, in order (`None`: unreadable, dropped).
@@ -68,7 +68,7 @@ impl Track {
         self.stts.runs.capacity() * 8
             + self.ctts.as_ref().map_or(0, |c| c.runs.capacity() * 8)
             + self.stss.as_ref().map_or(0, |s| s.capacity() * 4)
-            + self.stsc.capacity() * 12
+            + self.stsc.heap_bytes()
             + self.sizes.heap_bytes()
             + self.chunk_offsets.capacity() * 8
             + self
@@ -510,7 +510,8 @@ fn read_trak(trak: &RawBox<'_>, budget: &mut Budget) -> Result<(TrakInfo, Option
     let stts = stts.ok_or(missing(*b"stts"))?;
     let stsc = stsc_t.ok_or(missing(*b"stsc"))?;
     let chunk_offsets = offsets.ok_or(missing(*b"stco"))?;
-    if stsc::samples_covered(&stsc, chunk_offsets.len() as u64) < sample_count {
+    let stsc = stsc::Table::new(stsc, chunk_offsets.len() as u64);
+    if stsc.samples_covered() < sample_count {
         return Err(Error::Invalid {
             fourcc: *b"stsc",
             reason: "chunks hold fewer samples than stsz lists",
@@ -556,7 +557,7 @@ fn check_chunks(t: &Track, file_size: u64, forbidden: &[Range<u64>]) -> Result<b
     let mut sample = 0u64;
     let mut last_end = 0u64;
     let mut in_order = true;
-    for c in stsc::Chunks::at(&t.stsc, t.chunk_offsets.len() as u64, 0) {
+    for c in t.stsc.chunks_at(0) {
         if sample >= t.sample_count {
             break;
         }

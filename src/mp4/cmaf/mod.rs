@@ -295,7 +295,11 @@ pub fn presentation(
         if span.a >= span.b && i != reference {
             continue;
         }
-        if t.stsc.iter().any(|e| e.sample_description_index != 1) {
+        if t.stsc
+            .entries()
+            .iter()
+            .any(|e| e.sample_description_index != 1)
+        {
             return Err(Error::Unsupported(format!(
                 "track {}: several sample descriptions are not packaged for HLS/DASH",
                 t.info.id

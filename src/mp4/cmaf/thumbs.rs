@@ -10,7 +10,6 @@ use super::{Kind, Presentation, Rendition};
 use crate::mp4::Error;
 use crate::mp4::boxes::children;
 use crate::mp4::index::{Index, Track};
-use crate::mp4::tables::stsc;
 use bytes::Bytes;
 
 /// Most samples decoded for one picture: a key frame and the frames after
@@ -449,7 +448,7 @@ impl<'a> Seek<'a> {
         let t = self.t;
         let mut out = Vec::with_capacity(usize::try_from(b - a).unwrap_or(0));
         let mut s = a;
-        for c in stsc::Chunks::at(&t.stsc, t.chunk_offsets.len() as u64, a) {
+        for c in t.stsc.chunks_at(a) {
             if s >= b {
                 break;
             }

@@ -12,7 +12,7 @@ use crate::mp4::builder::Builder;
 use crate::mp4::cenc::{self, Protection};
 use crate::mp4::index::{Index, Track};
 use crate::mp4::layout::{Layout, Stored};
-use crate::mp4::tables::{elst, mdhd, put_full, put_u32, put_u64, stco, stsc, tkhd};
+use crate::mp4::tables::{elst, mdhd, put_full, put_u32, put_u64, stco, tkhd};
 use crate::mp4::trak::TrakInfo;
 use crate::mp4::{Error, boxes};
 use std::sync::Arc;
@@ -279,7 +279,7 @@ pub(super) fn segment_with(
     let head = bytes::Bytes::from(v);
     let head_len = head.len() as u64;
     layout.push(Stored::Bytes(head), head_len);
-    let chunks = stsc::Chunks::at(&t.stsc, t.chunk_offsets.len() as u64, seg.first);
+    let chunks = t.stsc.chunks_at(seg.first);
     let mut s = seg.first;
     for c in chunks {
         if s >= seg.end {

@@ -21,7 +21,7 @@ pub(super) fn fill_table(t: &Track, table: &Table, map: &stco::Map, from: u64, o
         Table::Sync { kept, a } => {
             stss::fill(t.stss.as_deref().unwrap_or(&[]), kept, *a, from, out);
         }
-        Table::Chunks(crop) => crop.fill(&t.stsc, from, out),
+        Table::Chunks(crop) => crop.fill(t.stsc.entries(), from, out),
         Table::Offsets(crop) => crop.fill(&t.chunk_offsets, map, from, out),
     }
 }

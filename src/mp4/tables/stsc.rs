@@ -69,31 +69,39 @@ pub struct Chunks<'a> {
 }
 
 impl<'a> Chunks<'a> {
-    /// Positions the walk at the chunk holding `sample`.
+    /// Positions the walk at the chunk holding `sample`, stepping through
+    /// the entries from the first: the reference [`Table::chunks_at`]'s
+    /// jump is tested against.
+    #[cfg(test)]
     pub fn at(entries: &'a [Entry], chunk_count: u64, sample: u64) -> Chunks<'a> {
-        let mut w = Chunks {
+        Chunks {
             entries,
             chunk_count,
             entry: 0,
             chunk: 0,
             first_sample: 0,
-        };
-        while let Some(e) = entries.get(w.entry) {
-            let end_chunk = w.run_end();
-            let spc = u64::from(e.samples_per_chunk);
-            let run_samples = (end_chunk - w.chunk).saturating_mul(spc);
-            if sample < w.first_sample.saturating_add(run_samples) {
-                // spc > 0 here, since run_samples > 0.
-                let k = (sample - w.first_sample) / spc;
-                w.chunk += k;
-                w.first_sample += k * spc;
-                return w;
-            }
-            w.first_sample = w.first_sample.saturating_add(run_samples);
-            w.chunk = end_chunk;
-            w.entry += 1;
         }
-        w
+        .seek(sample)
+    }
+
+    /// Steps from the current entry to the chunk holding `sample`.
+    fn seek(mut self, sample: u64) -> Chunks<'a> {
+        while let Some(e) = self.entries.get(self.entry) {
+            let end_chunk = self.run_end();
+            let spc = u64::from(e.samples_per_chunk);
+            let run_samples = (end_chunk - self.chunk).saturating_mul(spc);
+            if sample < self.first_sample.saturating_add(run_samples) {
+                // spc > 0 here, since run_samples > 0.
+                let k = (sample - self.first_sample) / spc;
+                self.chunk += k;
+                self.first_sample += k * spc;
+                return self;
+            }
+            self.first_sample = self.first_sample.saturating_add(run_samples);
+            self.chunk = end_chunk;
+            self.entry += 1;
+        }
+        self
     }
 
     /// One past the last 0-based chunk of the current entry's run.
@@ -130,8 +138,91 @@ impl Iterator for Chunks<'_> {
 }
 
 /// Number of samples that `entries` place in `chunk_count` chunks.
+#[cfg(test)]
 pub fn samples_covered(entries: &[Entry], chunk_count: u64) -> u64 {
     Chunks::at(entries, chunk_count, u64::MAX).first_sample
+}
+
+/// A track's `stsc` with where each entry's run starts, so a walk begins at
+/// any sample after a binary search: stepping from the first entry cost a
+/// segment of a 2-hour film thousands of entries (a crafted file, millions).
+#[derive(Clone, Debug, Default)]
+pub struct Table {
+    entries: Vec<Entry>,
+    /// Per entry: its run's first chunk (0-based) and first sample.
+    starts: Vec<(u64, u64)>,
+    chunk_count: u64,
+    samples: u64,
+}
+
+impl Table {
+    pub fn new(entries: Vec<Entry>, chunk_count: u64) -> Table {
+        let mut starts = Vec::with_capacity(entries.len());
+        // The walk of `Chunks::seek` through every entry, recording each
+        // entry's start as it passes.
+        let mut w = Chunks {
+            entries: &entries,
+            chunk_count,
+            entry: 0,
+            chunk: 0,
+            first_sample: 0,
+        };
+        while w.entry < entries.len() {
+            starts.push((w.chunk, w.first_sample));
+            let end = w.run_end();
+            let spc = u64::from(entries[w.entry].samples_per_chunk);
+            w.first_sample = w
+                .first_sample
+                .saturating_add((end - w.chunk).saturating_mul(spc));
+            w.chunk = end;
+            w.entry += 1;
+        }
+        let samples = w.first_sample;
+        Table {
+            entries,
+            starts,
+            chunk_count,
+            samples,
+        }
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Number of samples the entries place in the track's chunks.
+    pub fn samples_covered(&self) -> u64 {
+        self.samples
+    }
+
+    /// The walk from the chunk holding `sample`.
+    pub fn chunks_at(&self, sample: u64) -> Chunks<'_> {
+        let e = self
+            .starts
+            .partition_point(|s| s.1 <= sample)
+            .saturating_sub(1);
+        let (chunk, first_sample) = self.starts.get(e).copied().unwrap_or_default();
+        Chunks {
+            entries: &self.entries,
+            chunk_count: self.chunk_count,
+            entry: e,
+            chunk,
+            first_sample,
+        }
+        .seek(sample)
+    }
+
+    /// Plans the `stsc` of samples `[a, b)`, `a < b`; `None` when no chunk
+    /// holds them.
+    pub fn crop(&self, a: u64, b: u64) -> Option<Crop> {
+        let first = self.chunks_at(a).next()?;
+        let last = self.chunks_at(b.checked_sub(1)?).next()?;
+        crop(&self.entries, self.chunk_count, first, last, a, b)
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * 12 + self.starts.capacity() * 16
+    }
 }
 
 /// The `stsc` of samples `[a, b)`: a first entry for the output's first
@@ -196,11 +287,16 @@ impl Crop {
     }
 }
 
-/// Plans the `stsc` of samples `[a, b)`, `a < b`; `None` when no chunk
-/// holds them.
-pub fn crop(entries: &[Entry], chunk_count: u64, a: u64, b: u64) -> Option<Crop> {
-    let first = Chunks::at(entries, chunk_count, a).next()?;
-    let last = Chunks::at(entries, chunk_count, b - 1).next()?;
+/// The `stsc` of samples `[a, b)` whose first and last samples are in
+/// chunks `first` and `last`.
+fn crop(
+    entries: &[Entry],
+    chunk_count: u64,
+    first: Chunk,
+    last: Chunk,
+    a: u64,
+    b: u64,
+) -> Option<Crop> {
     let same = |x: &Entry, spc: u32, sdi: u32| {
         x.samples_per_chunk == spc && x.sample_description_index == sdi
     };
@@ -345,9 +441,10 @@ mod tests {
         // Chunks 0-1 hold 3 samples, chunk 2 holds 1, chunks 3-5 hold 2.
         let t = [e(1, 3), e(3, 1), e(4, 2)];
         let total = samples_covered(&t, 6);
+        let table = Table::new(t.to_vec(), 6);
         for a in 0..total {
             for b in a + 1..=total {
-                let c = crop(&t, 6, a, b).unwrap();
+                let c = table.crop(a, b).unwrap();
                 let want: Vec<u32> = Chunks::at(&t, 6, a)
                     .take_while(|c| c.first_sample < b)
                     .map(|c| {
@@ -361,7 +458,30 @@ mod tests {
             }
         }
         // An unchanged run is one entry.
-        let c = crop(&t, 6, 7, 13).unwrap();
+        let c = table.crop(7, 13).unwrap();
         assert_eq!(c.entries(), 1);
+    }
+
+    #[test]
+    fn a_table_walks_from_any_sample_as_the_first_entry_does() {
+        // Empty runs (first_chunk past the chunks, equal first chunks
+        // clamped), runs of one chunk, and a long last run.
+        let tables: [(&[Entry], u64); 5] = [
+            (&[e(1, 3), e(3, 1), e(4, 2)], 6),
+            (&[e(1, 2), e(2, 5), e(3, 1), e(9, 4)], 5),
+            (&[e(1, 1)], 1),
+            (&[e(1, 7), e(2, 7), e(3, 2)], 4),
+            (&[e(1, 2), e(4, 3), e(5, 1)], 3),
+        ];
+        for (t, chunks) in tables {
+            let table = Table::new(t.to_vec(), chunks);
+            let total = samples_covered(t, chunks);
+            assert_eq!(table.samples_covered(), total);
+            for s in 0..total + 3 {
+                let want: Vec<Chunk> = Chunks::at(t, chunks, s).collect();
+                let got: Vec<Chunk> = table.chunks_at(s).collect();
+                assert_eq!(got, want, "{t:?} from sample {s}");
+            }
+        }
     }
 }

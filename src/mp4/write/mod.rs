@@ -15,7 +15,7 @@ use super::builder::Builder;
 use super::index::{Index, Track};
 use super::layout::{Clip, Layout, Stored};
 use super::plan::{FragmentPlan, Plan, TrackPlan};
-use super::tables::{cmov, elst, frag, stco, stsc};
+use super::tables::{cmov, elst, frag, stco};
 use super::{Error, Style};
 use bytes::Bytes;
 use moov::{Spec, TrackOut, moov};
@@ -32,17 +32,14 @@ const SPAN_GAP: u64 = 4 << 10;
 fn track_out(index: &Index, i: usize, plan: TrackPlan, wide: bool) -> Result<TrackOut, Error> {
     let t = &index.tracks[i];
     let (a, b) = (plan.a, plan.b);
-    let count = t.chunk_offsets.len() as u64;
-    let crop = stsc::crop(&t.stsc, count, a, b).ok_or(Error::Invalid {
+    let crop = t.stsc.crop(a, b).ok_or(Error::Invalid {
         fourcc: *b"stsc",
         reason: "no chunk holds the window's samples",
     })?;
-    let first = stsc::Chunks::at(&t.stsc, count, a)
-        .next()
-        .ok_or(Error::Invalid {
-            fourcc: *b"stsc",
-            reason: "no chunk holds the window's samples",
-        })?;
+    let first = t.stsc.chunks_at(a).next().ok_or(Error::Invalid {
+        fourcc: *b"stsc",
+        reason: "no chunk holds the window's samples",
+    })?;
     let offsets = stco::Crop {
         c0: crop.c0,
         n: crop.chunks,
@@ -54,7 +51,7 @@ fn track_out(index: &Index, i: usize, plan: TrackPlan, wide: bool) -> Result<Tra
     // between them; neighbours merge here or in `mdat_ranges`.
     let mut media: Vec<Range<u64>> = Vec::new();
     let mut sample = a;
-    for (k, c) in stsc::Chunks::at(&t.stsc, count, a).enumerate() {
+    for (k, c) in t.stsc.chunks_at(a).enumerate() {
         if sample >= b {
             break;
         }

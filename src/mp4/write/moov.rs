@@ -7,7 +7,7 @@ use super::super::builder::Builder;
 use super::super::index::Track;
 use super::super::layout::{Stored, Table, Which};
 use super::super::plan::TrackPlan;
-use super::super::tables::{elst, mdhd, runs, stco, stsc, stss, stsz, tkhd};
+use super::super::tables::{elst, mdhd, runs, stco, stss, stsz, tkhd};
 use std::ops::Range;
 
 /// Per-sample tables the engine cannot trim: dropped from windowed output.
@@ -154,12 +154,10 @@ fn stbl(b: &mut Builder<'_>, stbl: &RawBox<'_>, t: &Track, out: &TrackOut) -> Re
                 b.table(i, Table::Sync { kept, a }, len);
             }
             b"stsc" => {
-                let crop = stsc::crop(&t.stsc, t.chunk_offsets.len() as u64, a, end).ok_or(
-                    Error::Invalid {
-                        fourcc: *b"stsc",
-                        reason: "no chunk holds the window's samples",
-                    },
-                )?;
+                let crop = t.stsc.crop(a, end).ok_or(Error::Invalid {
+                    fourcc: *b"stsc",
+                    reason: "no chunk holds the window's samples",
+                })?;
                 b.write(|v| crop.write_head(v));
                 let len = 12 * crop.entries();
                 b.table(i, Table::Chunks(crop), len);
