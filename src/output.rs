@@ -80,6 +80,11 @@ impl Output {
         &mut self.buf
     }
 
+    /// The buffer's length: where bytes appended now will start.
+    pub fn buf_len(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Appends `len` bytes of the file at `offset` (nothing for 0).
     pub fn push_file(&mut self, offset: u64, len: usize) {
         if len == 0 {

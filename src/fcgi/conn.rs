@@ -261,6 +261,39 @@ impl Conn {
         }
     }
 
+    /// Opens a STDOUT record whose payload the caller appends in place to
+    /// the output's buffer, at most [`STDOUT_MAX`] bytes, so a body is not
+    /// staged and copied. Returns where the payload starts, for
+    /// [`Conn::stdout_close`]; `None` when no request is being answered.
+    pub fn stdout_open(&mut self) -> Option<usize> {
+        let id = self.answering()?;
+        let buf = self.out.buf_mut();
+        buf.extend_from_slice(&stdout_header(id, 0).0);
+        Some(buf.len())
+    }
+
+    /// Ends the record [`Conn::stdout_open`] began at `start`: its length
+    /// written into its header, its padding appended (an empty one is
+    /// removed). Returns the payload's length.
+    pub fn stdout_close(&mut self, start: usize) -> usize {
+        let id = self.answering().unwrap_or(0);
+        let buf = self.out.buf_mut();
+        let n = buf.len().saturating_sub(start);
+        let Some(at) = start.checked_sub(8) else {
+            return 0;
+        };
+        if n == 0 || n > STDOUT_MAX {
+            // Empty, or not this record (the caller broke the contract).
+            buf.truncate(at);
+            return 0;
+        }
+        // n <= STDOUT_MAX < 65536.
+        let (header, padding) = stdout_header(id, n as u16);
+        buf[at..start].copy_from_slice(&header);
+        buf.extend_from_slice(&[0u8; 8][..padding]);
+        n
+    }
+
     /// Appends up to one record's worth of the file at `offset` as a STDOUT
     /// record whose payload the caller sends from the file. Returns the bytes
     /// taken (at most `len`).

@@ -313,3 +313,30 @@ fn a_peer_that_never_reads_stops_being_read() {
     while c.next_event().unwrap().is_some() {}
     assert!(c.wants_read() || c.output_ref().buffered() >= crate::output::BOUND);
 }
+
+#[test]
+fn records_built_in_place_are_the_records_stdout_writes() {
+    let mut c = conn();
+    feed(&mut c, &request(3, true, &[]), false).unwrap();
+    let mut want = conn();
+    feed(&mut want, &request(3, true, &[]), false).unwrap();
+    for payload in [&b"x"[..], &[7u8; 13], &[1u8; STDOUT_MAX]] {
+        let start = c.stdout_open().unwrap();
+        c.output().buf_mut().extend_from_slice(payload);
+        assert_eq!(c.stdout_close(start), payload.len());
+        want.stdout(payload);
+    }
+    // An empty one leaves nothing, not an empty record (which would end
+    // the stream).
+    let start = c.stdout_open().unwrap();
+    assert_eq!(c.stdout_close(start), 0);
+    assert_eq!(output(&mut c), output(&mut want));
+    // More than a record's payload is not a record: dropped, not sent.
+    let start = c.stdout_open().unwrap();
+    c.output().buf_mut().resize(start + STDOUT_MAX + 1, 0);
+    assert_eq!(c.stdout_close(start), 0);
+    assert!(c.output_ref().is_empty());
+    // Nothing is answered once the request ended.
+    c.end_request(0, FCGI_REQUEST_COMPLETE);
+    assert_eq!(c.stdout_open(), None);
+}

@@ -27,36 +27,78 @@ const SMALL_SPAN: u64 = 8 << 10;
 /// How much of the film one read for small spans takes.
 const NEAR: usize = 32 << 10;
 
-/// Appends the file's `len` bytes at `offset` to `out`, from `near` when
-/// it holds them, else reading [`NEAR`] bytes from `offset` into it first.
-fn small_span(
-    near: &mut (u64, Vec<u8>),
-    file: &File,
+/// The film's bytes around the last small span read: the next spans of an
+/// interleaved film are usually in it.
+#[derive(Default)]
+struct Near {
     offset: u64,
+    /// Bytes of `buf` read from `offset` (the rest is stale: `buf` keeps its
+    /// length so a read never zeroes it again).
     len: usize,
-    out: &mut Vec<u8>,
-) -> io::Result<()> {
-    let held = |near: &(u64, Vec<u8>)| {
-        offset >= near.0 && offset + len as u64 <= near.0 + near.1.len() as u64
-    };
-    if !held(near) {
-        near.1.resize(NEAR.max(len), 0);
-        let mut n = 0;
-        while n < near.1.len() {
-            match file.read_at(&mut near.1[n..], offset + n as u64)? {
-                0 => break,
-                k => n += k,
+    buf: Vec<u8>,
+}
+
+impl Near {
+    /// Appends the file's `len` bytes at `offset` to `out`, reading
+    /// [`NEAR`] bytes from `offset` first unless they are held.
+    fn append(
+        &mut self,
+        file: &File,
+        offset: u64,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> io::Result<()> {
+        let held = |n: &Near| {
+            offset >= n.offset && offset.saturating_add(len as u64) <= n.offset + n.len as u64
+        };
+        if !held(self) {
+            if self.buf.len() < NEAR.max(len) {
+                self.buf.resize(NEAR.max(len), 0);
+            }
+            self.offset = offset;
+            self.len = 0;
+            while self.len < self.buf.len() {
+                match file.read_at(&mut self.buf[self.len..], offset + self.len as u64)? {
+                    0 => break,
+                    k => self.len += k,
+                }
+            }
+            if !held(self) {
+                return Err(io::ErrorKind::UnexpectedEof.into());
             }
         }
-        near.1.truncate(n);
-        near.0 = offset;
-        if !held(near) {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
+        let from = (offset - self.offset) as usize;
+        out.extend_from_slice(&self.buf[from..from + len]);
+        Ok(())
     }
-    let from = (offset - near.0) as usize;
-    out.extend_from_slice(&near.1[from..from + len]);
-    Ok(())
+}
+
+/// The piece of body being built in place at the end of the transport's
+/// output (one FastCGI record): bytes from memory and small file spans go
+/// straight into it, with no staging buffer between.
+#[derive(Default)]
+struct Open(Option<usize>);
+
+impl Open {
+    /// Body bytes in the piece so far.
+    fn len(&self, t: &Transport) -> usize {
+        self.0
+            .map_or(0, |start| t.output_ref().buf_len().saturating_sub(start))
+    }
+
+    /// The buffer to append the piece's bytes to, opening the piece first;
+    /// `None` when no response is being answered.
+    fn buf<'t>(&mut self, t: &'t mut Transport) -> Option<&'t mut Vec<u8>> {
+        if self.0.is_none() {
+            self.0 = Some(t.open_piece()?);
+        }
+        Some(t.output().buf_mut())
+    }
+
+    /// Ends the piece; returns its body bytes.
+    fn close(&mut self, t: &mut Transport) -> u64 {
+        self.0.take().map_or(0, |start| t.close_piece(start) as u64)
+    }
 }
 
 /// A connection's socket, as the body writer needs it.
@@ -96,9 +138,7 @@ pub struct Body {
     queued: u64,
     /// Where file bytes come from when the film is remote.
     fetcher: Option<Fetcher>,
-    /// The film's bytes around the last small span read: the next spans
-    /// of an interleaved film are usually in it.
-    near: (u64, Vec<u8>),
+    near: Near,
 }
 
 impl Body {
@@ -109,7 +149,7 @@ impl Body {
             cursor: None,
             queued: 0,
             fetcher: None,
-            near: (0, Vec::new()),
+            near: Near::default(),
         }
     }
 
@@ -156,9 +196,9 @@ impl Body {
     /// reading `file` for pieces that are patched in memory. True once the
     /// whole body is queued.
     ///
-    /// Bytes from memory (a head is many small tables) are gathered into
-    /// pieces of [`MEM_PIECE`], so a front server reads a few full records,
-    /// not one per table.
+    /// Bytes from memory (a head is many small tables) and small file spans
+    /// are gathered into records of [`MEM_PIECE`] built in place, so a front
+    /// server reads a few full records, not one per table or sample.
     pub fn fill(&mut self, t: &mut Transport, file: Option<&File>) -> io::Result<bool> {
         // A span of STDOUT_MAX goes out as one record without padding; a
         // longer one would be cut into a full record and a 7-byte one.
@@ -167,22 +207,25 @@ impl Body {
         } else {
             HTTP_PIECE
         };
-        let mut stage = Vec::new();
+        let mut open = Open::default();
         let done = loop {
-            if t.output_ref().pending() + stage.len() >= BOUND {
+            if t.output_ref().pending() >= BOUND {
                 break false;
             }
-            if stage.len() == MEM_PIECE {
-                self.put(t, &mut stage);
+            let held = open.len(t);
+            if held >= MEM_PIECE {
+                self.queued += open.close(t);
+                continue;
             }
-            let room = MEM_PIECE - stage.len();
+            let room = MEM_PIECE - held;
             let Some(piece) = self.pieces.front_mut() else {
                 break true;
             };
             match piece {
                 http::Piece::Bytes(b) => {
                     let some = b.split_to(b.len().min(room));
-                    stage.extend_from_slice(&some);
+                    let Some(buf) = open.buf(t) else { break true };
+                    buf.extend_from_slice(&some);
                     if b.is_empty() {
                         self.pieces.pop_front();
                     }
@@ -211,17 +254,12 @@ impl Body {
                                     if len as usize > room {
                                         // Not in this record: the next one.
                                         *c = before;
-                                        self.put(t, &mut stage);
+                                        self.queued += open.close(t);
                                         continue;
                                     }
                                     let file = file.ok_or_else(|| io::Error::other("no file"))?;
-                                    small_span(
-                                        &mut self.near,
-                                        file,
-                                        offset,
-                                        len as usize,
-                                        &mut stage,
-                                    )?;
+                                    let Some(buf) = open.buf(t) else { break true };
+                                    self.near.append(file, offset, len as usize, buf)?;
                                     continue;
                                 }
                                 other => other,
@@ -233,26 +271,26 @@ impl Body {
                             self.pieces.pop_front();
                             self.cursor = None;
                         }
-                        // A whole record's worth held in memory: no copy.
-                        Some(mp4::Slice::Bytes(b)) if stage.is_empty() && b.len() == room => {
-                            t.body(&b);
-                            self.queued += b.len() as u64;
+                        Some(mp4::Slice::Bytes(b)) => {
+                            let Some(buf) = open.buf(t) else { break true };
+                            buf.extend_from_slice(&b);
                         }
-                        Some(mp4::Slice::Bytes(b)) => stage.extend_from_slice(&b),
                         Some(mp4::Slice::Generated { at, len }) => {
-                            let from = stage.len();
-                            stage.resize(from + len, 0);
-                            layout.generate(at, &mut stage[from..]);
+                            let Some(buf) = open.buf(t) else { break true };
+                            let from = buf.len();
+                            buf.resize(from + len, 0);
+                            layout.generate(at, &mut buf[from..]);
                         }
                         Some(mp4::Slice::Patched { offset, len, at }) => {
                             let file = file.ok_or_else(|| io::Error::other("no file to read"))?;
-                            let from = stage.len();
-                            stage.resize(from + len, 0);
-                            file.read_exact_at(&mut stage[from..], offset)?;
-                            layout.patch(at, &mut stage[from..]);
+                            let Some(buf) = open.buf(t) else { break true };
+                            let from = buf.len();
+                            buf.resize(from + len, 0);
+                            file.read_exact_at(&mut buf[from..], offset)?;
+                            layout.patch(at, &mut buf[from..]);
                         }
                         Some(mp4::Slice::File { offset, len }) => {
-                            self.put(t, &mut stage);
+                            self.queued += open.close(t);
                             let mut done = 0;
                             while done < len {
                                 let n = t.body_file(offset + done, len - done) as u64;
@@ -267,17 +305,8 @@ impl Body {
                 }
             }
         };
-        self.put(t, &mut stage);
+        self.queued += open.close(t);
         Ok(done)
-    }
-
-    /// Queues the gathered bytes as one piece of body.
-    fn put(&mut self, t: &mut Transport, stage: &mut Vec<u8>) {
-        if !stage.is_empty() {
-            t.body(stage);
-            self.queued += stage.len() as u64;
-            stage.clear();
-        }
     }
 }
 

@@ -319,10 +319,6 @@ impl Conn {
         }
     }
 
-    pub fn body(&mut self, bytes: &[u8]) {
-        self.out.push(bytes);
-    }
-
     pub fn body_file(&mut self, offset: u64, len: u64) -> usize {
         let n = usize::try_from(len).map_or(usize::MAX, |l| l).min(1 << 30);
         self.out.push_file(offset, n);

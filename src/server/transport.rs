@@ -102,10 +102,21 @@ impl Transport {
         }
     }
 
-    pub fn body(&mut self, bytes: &[u8]) {
+    /// Opens a piece of body built in place at the end of the output (for
+    /// FastCGI one STDOUT record, at most `STDOUT_MAX` bytes): returns where
+    /// its bytes start, `None` when no response is being answered.
+    pub fn open_piece(&mut self) -> Option<usize> {
         match self {
-            Transport::Fcgi(c) => c.stdout(bytes),
-            Transport::Http(c) => c.body(bytes),
+            Transport::Fcgi(c) => c.stdout_open(),
+            Transport::Http(c) => c.answering().then(|| c.output_ref().buf_len()),
+        }
+    }
+
+    /// Ends the piece begun at `start`; returns its body bytes.
+    pub fn close_piece(&mut self, start: usize) -> usize {
+        match self {
+            Transport::Fcgi(c) => c.stdout_close(start),
+            Transport::Http(c) => c.output_ref().buf_len().saturating_sub(start),
         }
     }
 
