@@ -40,25 +40,30 @@ struct Near {
 
 impl Near {
     /// Appends the file's `len` bytes at `offset` to `out`, reading
-    /// [`NEAR`] bytes from `offset` first unless they are held.
+    /// [`NEAR`] bytes from `offset` first unless they are held, never past
+    /// `extent` (the body's last file byte: a small segment reads itself,
+    /// not 32 KiB).
     fn append(
         &mut self,
         file: &File,
-        offset: u64,
-        len: usize,
+        (offset, len): (u64, usize),
+        extent: u64,
         out: &mut Vec<u8>,
     ) -> io::Result<()> {
         let held = |n: &Near| {
             offset >= n.offset && offset.saturating_add(len as u64) <= n.offset + n.len as u64
         };
         if !held(self) {
-            if self.buf.len() < NEAR.max(len) {
-                self.buf.resize(NEAR.max(len), 0);
+            let want = usize::try_from(extent.saturating_sub(offset))
+                .unwrap_or(usize::MAX)
+                .clamp(len, NEAR.max(len));
+            if self.buf.len() < want {
+                self.buf.resize(want, 0);
             }
             self.offset = offset;
             self.len = 0;
-            while self.len < self.buf.len() {
-                match file.read_at(&mut self.buf[self.len..], offset + self.len as u64)? {
+            while self.len < want {
+                match file.read_at(&mut self.buf[self.len..want], offset + self.len as u64)? {
                     0 => break,
                     k => self.len += k,
                 }
@@ -139,6 +144,8 @@ pub struct Body {
     /// Where file bytes come from when the film is remote.
     fetcher: Option<Fetcher>,
     near: Near,
+    /// The end of the last file byte the body reads, once asked.
+    extent: Option<u64>,
 }
 
 impl Body {
@@ -150,27 +157,15 @@ impl Body {
             queued: 0,
             fetcher: None,
             near: Near::default(),
+            extent: None,
         }
     }
 
     /// The end of the last source byte this body reads (for read-ahead).
     pub fn file_extent(&self) -> u64 {
-        let Some(layout) = &self.layout else { return 0 };
-        let mut end = 0;
-        for p in &self.pieces {
-            if let http::Piece::Range(r) = p {
-                for piece in layout.slices(r.clone()) {
-                    match piece {
-                        mp4::Slice::File { offset, len } => end = end.max(offset + len),
-                        mp4::Slice::Patched { offset, len, .. } => {
-                            end = end.max(offset + len as u64)
-                        }
-                        _ => {}
-                    }
-                }
-            }
-        }
-        end
+        self.layout
+            .as_ref()
+            .map_or(0, |layout| extent(&self.pieces, layout))
     }
 
     /// File bytes are read from the origin through `f`.
@@ -258,8 +253,13 @@ impl Body {
                                         continue;
                                     }
                                     let file = file.ok_or_else(|| io::Error::other("no file"))?;
+                                    let extent = match self.extent {
+                                        Some(e) => e,
+                                        None => *self.extent.insert(extent(&self.pieces, layout)),
+                                    };
                                     let Some(buf) = open.buf(t) else { break true };
-                                    self.near.append(file, offset, len as usize, buf)?;
+                                    self.near
+                                        .append(file, (offset, len as usize), extent, buf)?;
                                     continue;
                                 }
                                 other => other,
@@ -308,6 +308,23 @@ impl Body {
         self.queued += open.close(t);
         Ok(done)
     }
+}
+
+/// The end of the last file byte `pieces` read from `layout`.
+fn extent(pieces: &VecDeque<http::Piece>, layout: &Layout) -> u64 {
+    let mut end = 0;
+    for p in pieces {
+        if let http::Piece::Range(r) = p {
+            for piece in layout.slices(r.clone()) {
+                match piece {
+                    mp4::Slice::File { offset, len } => end = end.max(offset + len),
+                    mp4::Slice::Patched { offset, len, .. } => end = end.max(offset + len as u64),
+                    _ => {}
+                }
+            }
+        }
+    }
+    end
 }
 
 /// The next piece at `c`, at most `room` bytes, with file bytes read
