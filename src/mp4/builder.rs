@@ -88,7 +88,13 @@ impl<'i> Builder<'i> {
     }
 
     pub(crate) fn table(&mut self, track: usize, table: Table, len: u64) {
-        self.stored(Stored::Table { track, table }, len);
+        self.stored(
+            Stored::Table {
+                track,
+                table: Box::new(table),
+            },
+            len,
+        );
     }
 
     pub(crate) fn open(&mut self, fourcc: &FourCC) -> Open {

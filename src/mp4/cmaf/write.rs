@@ -307,6 +307,7 @@ pub(super) fn segment_with(
             reason: "chunks hold fewer samples than stsz lists",
         });
     }
+    layout.shrink();
     Ok(layout)
 }
 

@@ -92,9 +92,11 @@ pub(crate) enum Stored {
         offset: u64,
         len: u64,
     },
+    /// Boxed: a segment is a hundred `File` pieces, and the largest
+    /// variant sets every piece's size (tables are a few per clip).
     Table {
         track: usize,
-        table: Table,
+        table: Box<Table>,
     },
     /// Fragments `first..=last`: each `moof` generated with its fields
     /// moved, the media that follows it from the file.
@@ -202,6 +204,13 @@ impl Layout {
             + self.head.get().map_or(0, Bytes::len)
             + self.stored.capacity() * (std::mem::size_of::<Stored>() + 8)
             + self.map.0.capacity() * std::mem::size_of::<stco::Move>()
+    }
+
+    /// Gives back what the pieces' vectors reserved beyond their length,
+    /// for a layout that is complete and may be kept.
+    pub(crate) fn shrink(&mut self) {
+        self.stored.shrink_to_fit();
+        self.starts.shrink_to_fit();
     }
 
     /// Produces the generated head once and keeps it, for a layout many
