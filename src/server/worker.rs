@@ -62,6 +62,8 @@ pub struct Worker<'a> {
     overload_note: (u64, Option<Instant>),
     /// Requests ran since the heap was last given back (see [`heap_kept`]).
     trim_due: bool,
+    /// The pool's request count at the last tick.
+    requests_seen: u64,
 }
 
 /// Answers allocate and free their buffers (records, read-ahead, plans) by
@@ -147,6 +149,7 @@ impl<'a> Worker<'a> {
             scratch: Vec::new(),
             overload_note: (0, None),
             trim_due: false,
+            requests_seen: 0,
         })
     }
 
@@ -323,7 +326,11 @@ impl<'a> Worker<'a> {
     /// The clock: timeouts, lingering closes, drains that are done waiting,
     /// and this worker's figures on the status page.
     fn tick(&mut self, now: Instant) {
-        if self.conns.iter().flatten().any(|c| !c.is_idle()) {
+        // Requests finish within a tick: the pool's count says whether any
+        // ran since the last one, where a glance at the connections would not.
+        let requests = self.service.stats.get().requests.load(Relaxed);
+        let ran = std::mem::replace(&mut self.requests_seen, requests) != requests;
+        if ran || self.conns.iter().flatten().any(|c| !c.is_idle()) {
             self.trim_due = true;
         } else if std::mem::take(&mut self.trim_due) {
             // Idle: what the last burst freed goes back to the system.
