@@ -103,7 +103,7 @@ http {
       fastcgi_split_path_info ^(.+\.mp4)(/.+)\$;
       fastcgi_param SCRIPT_FILENAME $WORK/films\$fastcgi_script_name;
       fastcgi_param PATH_INFO \$fastcgi_path_info;
-      fastcgi_buffering off; fastcgi_buffer_size 64k; fastcgi_buffers 4 64k;
+      fastcgi_buffering on; fastcgi_buffer_size 64k; fastcgi_buffers 8 64k; fastcgi_max_temp_file_size 0;
       fastcgi_keep_conn on; fastcgi_pass pool;
     }
     location ~ \.mp4\$ {
