@@ -484,4 +484,35 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn a_table_agrees_with_the_walk_on_random_tables() {
+        // xorshift: the same tables on every run.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for _ in 0..500 {
+            let entries = 1 + next(8) as usize;
+            let mut t = Vec::new();
+            let mut first = 1;
+            for _ in 0..entries {
+                t.push(e(first, 1 + next(4) as u32));
+                first += 1 + next(3) as u32;
+            }
+            // Sometimes fewer chunks than the entries name, sometimes more.
+            let chunks = next(u64::from(first) + 3);
+            let table = Table::new(t.clone(), chunks);
+            let total = samples_covered(&t, chunks);
+            assert_eq!(table.samples_covered(), total, "{t:?} in {chunks} chunks");
+            for s in 0..total + 2 {
+                let want: Vec<Chunk> = Chunks::at(&t, chunks, s).collect();
+                let got: Vec<Chunk> = table.chunks_at(s).collect();
+                assert_eq!(got, want, "{t:?} in {chunks} chunks, from sample {s}");
+            }
+        }
+    }
 }
