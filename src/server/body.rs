@@ -26,6 +26,10 @@ const HTTP_PIECE: u64 = 1 << 30;
 const SMALL_SPAN: u64 = 8 << 10;
 /// How much of the film one read for small spans takes.
 const NEAR: usize = 32 << 10;
+/// Pieces of a body looked at to bound its reads of small spans: a media
+/// segment is a few hundred; a longer body reads [`NEAR`] at a time, and
+/// is not walked whole on the event loop for it.
+const SCAN: usize = 4096;
 
 /// The film's bytes around the last small span read: the next spans of an
 /// interleaved film are usually in it.
@@ -165,7 +169,7 @@ impl Body {
     pub fn file_extent(&self) -> u64 {
         self.layout
             .as_ref()
-            .map_or(0, |layout| extent(&self.pieces, layout))
+            .map_or(0, |layout| extent(&self.pieces, layout, usize::MAX))
     }
 
     /// File bytes are read from the origin through `f`.
@@ -255,7 +259,9 @@ impl Body {
                                     let file = file.ok_or_else(|| io::Error::other("no file"))?;
                                     let extent = match self.extent {
                                         Some(e) => e,
-                                        None => *self.extent.insert(extent(&self.pieces, layout)),
+                                        None => {
+                                            *self.extent.insert(extent(&self.pieces, layout, SCAN))
+                                        }
                                     };
                                     let Some(buf) = open.buf(t) else { break true };
                                     self.near
@@ -310,12 +316,17 @@ impl Body {
     }
 }
 
-/// The end of the last file byte `pieces` read from `layout`.
-fn extent(pieces: &VecDeque<http::Piece>, layout: &Layout) -> u64 {
+/// The end of the last file byte `pieces` read from `layout`, looking at
+/// no more than `scan` pieces of it (`u64::MAX` past that).
+fn extent(pieces: &VecDeque<http::Piece>, layout: &Layout, mut scan: usize) -> u64 {
     let mut end = 0;
     for p in pieces {
         if let http::Piece::Range(r) = p {
             for piece in layout.slices(r.clone()) {
+                scan = match scan.checked_sub(1) {
+                    Some(n) => n,
+                    None => return u64::MAX,
+                };
                 match piece {
                     mp4::Slice::File { offset, len } => end = end.max(offset + len),
                     mp4::Slice::Patched { offset, len, .. } => end = end.max(offset + len as u64),
