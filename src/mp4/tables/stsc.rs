@@ -87,9 +87,8 @@ impl<'a> Chunks<'a> {
     /// Steps from the current entry to the chunk holding `sample`.
     fn seek(mut self, sample: u64) -> Chunks<'a> {
         while let Some(e) = self.entries.get(self.entry) {
-            let end_chunk = self.run_end();
             let spc = u64::from(e.samples_per_chunk);
-            let run_samples = (end_chunk - self.chunk).saturating_mul(spc);
+            let run_samples = (self.run_end() - self.chunk).saturating_mul(spc);
             if sample < self.first_sample.saturating_add(run_samples) {
                 // spc > 0 here, since run_samples > 0.
                 let k = (sample - self.first_sample) / spc;
@@ -97,11 +96,17 @@ impl<'a> Chunks<'a> {
                 self.first_sample += k * spc;
                 return self;
             }
-            self.first_sample = self.first_sample.saturating_add(run_samples);
-            self.chunk = end_chunk;
-            self.entry += 1;
+            self.skip_run(run_samples);
         }
         self
+    }
+
+    /// Moves to the next entry's first chunk, past the current entry's run
+    /// of `run_samples` samples.
+    fn skip_run(&mut self, run_samples: u64) {
+        self.first_sample = self.first_sample.saturating_add(run_samples);
+        self.chunk = self.run_end();
+        self.entry += 1;
     }
 
     /// One past the last 0-based chunk of the current entry's run.
@@ -167,15 +172,10 @@ impl Table {
             chunk: 0,
             first_sample: 0,
         };
-        while w.entry < entries.len() {
+        while let Some(e) = entries.get(w.entry) {
             starts.push((w.chunk, w.first_sample));
-            let end = w.run_end();
-            let spc = u64::from(entries[w.entry].samples_per_chunk);
-            w.first_sample = w
-                .first_sample
-                .saturating_add((end - w.chunk).saturating_mul(spc));
-            w.chunk = end;
-            w.entry += 1;
+            let spc = u64::from(e.samples_per_chunk);
+            w.skip_run((w.run_end() - w.chunk).saturating_mul(spc));
         }
         let samples = w.first_sample;
         Table {
