@@ -154,13 +154,9 @@ fn picture(shots: &Shots, src: &dyn mp4::ReadAt, cancel: &Cancel) -> Done {
     let stop = || cancel.load(Relaxed) || began.elapsed() > PICTURE_TIME;
     let made = crate::picture::render(shots, src, &stop);
     // A decoder's frames (tens of MB at 1080p) are freed to glibc, which
-    // keeps them in its heap past the mmap threshold they raised: given
-    // back here, a worker returns to its size after each picture.
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim takes no pointers and only releases free memory.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    // keeps what is under its thresholds (worker::heap_kept): given back
+    // here, a worker returns to its size after each picture.
+    super::worker::give_back_heap();
     Done::Picture(made.map(|jpeg| {
         let mut l = Layout::from_slices([mp4::Slice::Bytes(jpeg)]);
         l.set_own(l.len() as usize);

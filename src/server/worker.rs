@@ -82,6 +82,15 @@ fn heap_kept() {
     }
 }
 
+/// Returns the heap's free memory to the system.
+pub(super) fn give_back_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim takes no pointers and only releases free memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 fn fcgi_limits(config: &Config) -> fcgi::Limits {
     fcgi::Limits {
         max_params: config.max_params,
@@ -334,11 +343,7 @@ impl<'a> Worker<'a> {
             self.trim_due = true;
         } else if std::mem::take(&mut self.trim_due) {
             // Idle: what the last burst freed goes back to the system.
-            #[cfg(target_env = "gnu")]
-            // SAFETY: malloc_trim takes no pointers and only releases free memory.
-            unsafe {
-                libc::malloc_trim(0);
-            }
+            give_back_heap();
         }
         if let Some(s) = self.service.stats.mine() {
             let idle = self.conns.iter().flatten().filter(|c| c.is_idle()).count();
