@@ -52,6 +52,9 @@ fn worker_state(pool: &Pool) -> (usize, u64) {
     )
 }
 
+/// Longer than the two worker ticks after which a worker trims its heap.
+const QUIET: Duration = Duration::from_millis(1000);
+
 #[test]
 #[cfg_attr(not(has_nginx), ignore = "needs nginx: apt-get install -y nginx")]
 fn soak_through_nginx() {
@@ -135,18 +138,21 @@ fn soak_through_nginx() {
     // high-water mark), then note where the workers stand.
     let (_, errors) = run(2);
     assert!(errors.is_empty(), "errors: {errors:?}");
-    std::thread::sleep(Duration::from_millis(500));
+    // A worker gives its freed heap back on its second quiet tick (within
+    // 500 ms of its last request): RSS is read after that, else one sample
+    // may hold a burst's free memory and the next not.
+    std::thread::sleep(QUIET);
     let (fds0, rss0) = worker_state(&pool);
     // Two equal halves: the first may still raise the allocator's
     // high-water mark (a burst of multipart answers at once did, by 0.8 MiB
     // once in ten runs); a leak grows in the second as well.
     let (n1, errors) = run(seconds.div_ceil(2));
     assert!(errors.is_empty(), "errors: {errors:?}");
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(QUIET);
     let (fds_mid, rss_mid) = worker_state(&pool);
     let (n2, errors) = run(seconds.div_ceil(2));
     assert!(errors.is_empty(), "errors: {errors:?}");
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(QUIET);
     let (fds1, rss1) = worker_state(&pool);
     let n = n1 + n2;
     eprintln!(
