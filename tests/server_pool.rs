@@ -284,11 +284,19 @@ fn max_requests_recycles_a_worker_and_the_pid_file_names_the_master() {
         "--pid-file",
         pid_file.to_str().unwrap(),
     ]);
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    // The master writes its pid file just after it binds the socket that
+    // Pool::start waits for.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let pid: i32 = loop {
+        if let Ok(text) = std::fs::read_to_string(&pid_file) {
+            break text
+                .trim()
+                .parse()
+                .expect("the pid file holds a whole number");
+        }
+        assert!(Instant::now() < deadline, "no pid file");
+        std::thread::sleep(Duration::from_millis(10));
+    };
     assert_eq!(pid, pool.pid());
     let first = pool.wait_workers(1)[0];
     for _ in 0..3 {

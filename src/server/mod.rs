@@ -87,8 +87,16 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         })?;
     }
     if let Some(p) = &config.pid_file {
-        std::fs::write(p, format!("{}\n", std::process::id()))
-            .map_err(|e| format!("--pid-file {}: {e}", p.display()))?;
+        // Written aside and renamed: a reader sees the whole number or no
+        // file, never an empty one.
+        let mut aside = p.clone().into_os_string();
+        aside.push(format!(".{}.tmp", std::process::id()));
+        std::fs::write(&aside, format!("{}\n", std::process::id()))
+            .and_then(|()| std::fs::rename(&aside, p))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&aside);
+                format!("--pid-file {}: {e}", p.display())
+            })?;
     }
     let stats = stats::Stats::new()?;
     let mut names: Vec<String> = listeners.iter().map(listen::Listener::describe).collect();
